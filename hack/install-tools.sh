@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs what the integration tests need into $1 (default .tools/bin):
+# Debian packages, then containerd, runc and crictl built from the Go module
+# proxy. Built binaries are cached: a second run only checks they are there.
+set -euo pipefail
+bin=${1:-$(pwd)/.tools/bin}
+mkdir -p "$bin"
+
+need_pkgs=()
+for p in libseccomp-dev pkg-config busybox-static iproute2; do
+  dpkg -s "$p" >/dev/null 2>&1 || need_pkgs+=("$p")
+done
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+  echo "install-tools: apt-get install ${need_pkgs[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
+fi
+
+CONTAINERD_VERSION=v2.4.2
+RUNC_VERSION=v1.5.2
+CRICTL_VERSION=v1.37.0
+
+build() { # build NAME VERSION-STAMP CMD...
+  local name=$1 stamp=$2; shift 2
+  if [ -x "$bin/$name" ] && [ "$(cat "$bin/.$name.version" 2>/dev/null)" = "$stamp" ]; then return; fi
+  echo "install-tools: building $name $stamp"
+  GOBIN=$bin "$@"
+  echo "$stamp" > "$bin/.$name.version"
+}
+build containerd $CONTAINERD_VERSION go install github.com/containerd/containerd/v2/cmd/containerd@$CONTAINERD_VERSION
+build containerd-shim-runc-v2 $CONTAINERD_VERSION go install github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2@$CONTAINERD_VERSION
+build ctr $CONTAINERD_VERSION go install github.com/containerd/containerd/v2/cmd/ctr@$CONTAINERD_VERSION
+build runc $RUNC_VERSION env CGO_ENABLED=1 go install -tags seccomp github.com/opencontainers/runc@$RUNC_VERSION
+build crictl $CRICTL_VERSION go install sigs.k8s.io/cri-tools/cmd/crictl@$CRICTL_VERSION
+echo "install-tools: ok ($bin)"

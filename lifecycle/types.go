@@ -1,0 +1,225 @@
+// Package lifecycle is podlife's pure domain model: it joins what the kubelet
+// says about a node's pods with what the CRI runtime says about its
+// containers, classifies every pod into a lifecycle stage, finds where the two
+// views disagree, and diffs successive snapshots into transitions.
+//
+// The package does no I/O and reads no clock: every time it needs is passed in.
+// The model is described in shared/seed/lifecycle-reference.md.
+package lifecycle
+
+import "time"
+
+// Phase is a pod's status.phase as the kubelet reports it.
+type Phase string
+
+// Pod phases.
+const (
+	PhasePending   Phase = "Pending"
+	PhaseRunning   Phase = "Running"
+	PhaseSucceeded Phase = "Succeeded"
+	PhaseFailed    Phase = "Failed"
+	PhaseUnknown   Phase = "Unknown"
+)
+
+// Pod condition types the kubelet and scheduler set.
+const (
+	CondPodScheduled              = "PodScheduled"
+	CondInitialized               = "Initialized"
+	CondContainersReady           = "ContainersReady"
+	CondReady                     = "Ready"
+	CondPodReadyToStartContainers = "PodReadyToStartContainers"
+	CondDisruptionTarget          = "DisruptionTarget"
+)
+
+// Condition is one entry of a pod's status.conditions.
+type Condition struct {
+	Type               string    `json:"type"`
+	Status             string    `json:"status"` // True, False or Unknown
+	Reason             string    `json:"reason,omitempty"`
+	Message            string    `json:"message,omitempty"`
+	LastTransitionTime time.Time `json:"lastTransitionTime,omitzero"`
+	LastProbeTime      time.Time `json:"lastProbeTime,omitzero"`
+}
+
+// ContainerKind tells which list of the pod spec a container comes from.
+type ContainerKind string
+
+// Container kinds. A sidecar is an init container with restartPolicy Always.
+const (
+	KindInit      ContainerKind = "init"
+	KindSidecar   ContainerKind = "sidecar"
+	KindRegular   ContainerKind = "regular"
+	KindEphemeral ContainerKind = "ephemeral"
+)
+
+// StateKind is which of a container state's variants is set.
+type StateKind string
+
+// Container state variants, as in the Kubernetes API. StateNone means the
+// kubelet reported no state at all (for example an empty lastState).
+const (
+	StateNone       StateKind = ""
+	StateWaiting    StateKind = "Waiting"
+	StateRunning    StateKind = "Running"
+	StateTerminated StateKind = "Terminated"
+	StateUnknown    StateKind = "Unknown"
+)
+
+// ContainerState is a flattened Kubernetes ContainerState: one of Waiting,
+// Running or Terminated with the fields that variant carries.
+type ContainerState struct {
+	Kind        StateKind `json:"state,omitempty"`
+	Reason      string    `json:"reason,omitempty"`
+	Message     string    `json:"message,omitempty"`
+	ExitCode    int32     `json:"exitCode"`
+	Signal      int32     `json:"signal,omitempty"`
+	StartedAt   time.Time `json:"startedAt,omitzero"`
+	FinishedAt  time.Time `json:"finishedAt,omitzero"`
+	ContainerID string    `json:"containerID,omitempty"`
+}
+
+// ContainerStatus is what the kubelet says about one container of a pod.
+type ContainerStatus struct {
+	Name         string         `json:"name"`
+	Kind         ContainerKind  `json:"kind"`
+	State        ContainerState `json:"state"`
+	LastState    ContainerState `json:"lastState"`
+	Ready        bool           `json:"ready"`
+	Started      *bool          `json:"started,omitempty"`
+	RestartCount int32          `json:"restartCount"`
+	Image        string         `json:"image,omitempty"`
+	ImageID      string         `json:"imageID,omitempty"`
+	ContainerID  string         `json:"containerID,omitempty"` // "<runtime>://<id>"
+}
+
+// Pod is what the kubelet's /pods endpoint says about one pod, reduced to
+// what the lifecycle model needs.
+type Pod struct {
+	UID       string `json:"uid"`
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	// Phase is status.phase.
+	Phase Phase `json:"phase"`
+	// Reason and Message are the pod-level status reason (e.g. Evicted).
+	Reason  string `json:"reason,omitempty"`
+	Message string `json:"message,omitempty"`
+	// RestartPolicy is spec.restartPolicy: Always, OnFailure or Never.
+	RestartPolicy string `json:"restartPolicy,omitempty"`
+	// Created is metadata.creationTimestamp; Started is status.startTime.
+	Created time.Time `json:"created,omitzero"`
+	Started time.Time `json:"started,omitzero"`
+	// Deleting is metadata.deletionTimestamp (zero when not being deleted).
+	Deleting   time.Time   `json:"deleting,omitzero"`
+	Conditions []Condition `json:"conditions,omitempty"`
+	// Containers holds init (incl. sidecar), regular and ephemeral container
+	// statuses, init containers first in spec order, each with its Kind set.
+	Containers []ContainerStatus `json:"containers,omitempty"`
+}
+
+// RuntimeState is a CRI container state.
+type RuntimeState string
+
+// CRI container states (the CRI enum names without the CONTAINER_ prefix).
+const (
+	RuntimeCreated RuntimeState = "CREATED"
+	RuntimeRunning RuntimeState = "RUNNING"
+	RuntimeExited  RuntimeState = "EXITED"
+	RuntimeUnknown RuntimeState = "UNKNOWN"
+)
+
+// SandboxState is a CRI pod sandbox state.
+type SandboxState string
+
+// CRI sandbox states (the CRI enum names without the SANDBOX_ prefix).
+const (
+	SandboxReady    SandboxState = "READY"
+	SandboxNotReady SandboxState = "NOTREADY"
+)
+
+// Well-known CRI labels the kubelet puts on sandboxes and containers.
+const (
+	LabelPodName       = "io.kubernetes.pod.name"
+	LabelPodNamespace  = "io.kubernetes.pod.namespace"
+	LabelPodUID        = "io.kubernetes.pod.uid"
+	LabelContainerName = "io.kubernetes.container.name"
+)
+
+// Sandbox is what the CRI runtime says about one pod sandbox.
+type Sandbox struct {
+	ID           string            `json:"id"`
+	PodUID       string            `json:"podUID"`
+	PodName      string            `json:"podName"`
+	PodNamespace string            `json:"podNamespace"`
+	Attempt      uint32            `json:"attempt"`
+	State        SandboxState      `json:"state"`
+	CreatedAt    time.Time         `json:"createdAt,omitzero"`
+	Labels       map[string]string `json:"labels,omitempty"`
+}
+
+// Container is what the CRI runtime says about one container.
+type Container struct {
+	ID           string            `json:"id"`
+	SandboxID    string            `json:"sandboxID,omitempty"`
+	PodUID       string            `json:"podUID"`
+	PodName      string            `json:"podName"`
+	PodNamespace string            `json:"podNamespace"`
+	Name         string            `json:"name"`
+	Attempt      uint32            `json:"attempt"`
+	State        RuntimeState      `json:"state"`
+	CreatedAt    time.Time         `json:"createdAt,omitzero"`
+	StartedAt    time.Time         `json:"startedAt,omitzero"`
+	FinishedAt   time.Time         `json:"finishedAt,omitzero"`
+	ExitCode     int32             `json:"exitCode"`
+	Reason       string            `json:"reason,omitempty"`
+	Message      string            `json:"message,omitempty"`
+	Image        string            `json:"image,omitempty"`
+	ImageRef     string            `json:"imageRef,omitempty"`
+	Labels       map[string]string `json:"labels,omitempty"`
+}
+
+// Source names.
+const (
+	SourceRuntime   = "runtime"
+	SourceKubelet   = "kubelet"
+	SourceAPIServer = "apiserver"
+)
+
+// SourceHealth is a source's health record, kept by the source and handed to
+// Correlate as input.
+type SourceHealth struct {
+	// Configured is false for a source podlife was not asked to use (e.g. no
+	// API server access); an unconfigured source is never a cause of Unknown.
+	Configured bool `json:"configured"`
+	// Up is true when the last call to the source succeeded.
+	Up bool `json:"up"`
+	// LastSuccess is when the source last answered; zero means never.
+	LastSuccess time.Time `json:"lastSuccess,omitzero"`
+	// LastError is the last failure as one line ("" when Up).
+	LastError string `json:"lastError,omitempty"`
+	// Latency is the duration of the last call.
+	Latency time.Duration `json:"latencyNanos"`
+}
+
+// Synced reports whether the source has answered at least once.
+func (h SourceHealth) Synced() bool { return !h.LastSuccess.IsZero() }
+
+// Input is everything Correlate needs: both local views of the node, their
+// health, and the time of observation.
+type Input struct {
+	Node string
+	// Now is when this input was observed.
+	Now time.Time
+	// Pods is the kubelet's last good /pods answer (may be stale when the
+	// kubelet is down: see Kubelet).
+	Pods    []Pod
+	Kubelet SourceHealth
+	// Sandboxes and Containers are the runtime's last good listing.
+	Sandboxes  []Sandbox
+	Containers []Container
+	Runtime    SourceHealth
+	// APIServer is the health of the API server connection, when configured.
+	APIServer SourceHealth
+	// StaleAfter is how old a source's last success may be before its data is
+	// no longer trusted even if it has not failed yet. Zero means 10s.
+	StaleAfter time.Duration
+}

@@ -1,0 +1,169 @@
+package lifecycle
+
+import "time"
+
+// Stage is podlife's lifecycle stage of a pod (the reference model's table).
+type Stage string
+
+// The lifecycle stages. Every pod is in exactly one.
+const (
+	StageInitializing Stage = "Initializing"
+	StageStarting     Stage = "Starting"
+	StageServing      Stage = "Serving"
+	StageTerminated   Stage = "Terminated"
+	StageFailing      Stage = "Failing"
+	StageUnknown      Stage = "Unknown"
+)
+
+// Stages lists every stage, in lifecycle order; metrics export one 0/1 series
+// per value.
+var Stages = []Stage{StageInitializing, StageStarting, StageServing, StageTerminated, StageFailing, StageUnknown}
+
+// Cause says why a pod's truth cannot be fully established.
+type Cause string
+
+// Unknown causes. CauseNone means the local truth is complete.
+const (
+	CauseNone                 Cause = ""
+	CauseRuntimeUnreachable   Cause = "runtime-unreachable"
+	CauseKubeletUnreachable   Cause = "kubelet-unreachable"
+	CauseSourcesUnreachable   Cause = "sources-unreachable"
+	CauseAPIServerUnreachable Cause = "apiserver-unreachable"
+	CauseNodeStatusStale      Cause = "node-status-stale"
+	CausePhaseUnknown         Cause = "phase-unknown"
+	CauseContainerUnknown     Cause = "container-state-unknown"
+)
+
+// Causes lists every non-empty cause; metrics export a series per value.
+var Causes = []Cause{CauseRuntimeUnreachable, CauseKubeletUnreachable, CauseSourcesUnreachable,
+	CauseAPIServerUnreachable, CauseNodeStatusStale, CausePhaseUnknown, CauseContainerUnknown}
+
+// MismatchKind names a way the kubelet's and the runtime's views disagree.
+type MismatchKind string
+
+// Mismatch kinds.
+const (
+	// MismatchRunningButExited: the kubelet says running, the runtime says exited.
+	MismatchRunningButExited MismatchKind = "kubelet-running-runtime-exited"
+	// MismatchMissingInRuntime: the kubelet names a container ID the runtime does not have.
+	MismatchMissingInRuntime MismatchKind = "container-missing-in-runtime"
+	// MismatchOrphan: the runtime runs a container of a pod the kubelet does not know.
+	MismatchOrphan MismatchKind = "orphan-container"
+	// MismatchRestartCount: the kubelet's restart count and the runtime's attempt disagree.
+	MismatchRestartCount MismatchKind = "restart-count-mismatch"
+	// MismatchSandboxNotReady: the kubelet says Running but the pod sandbox is not ready.
+	MismatchSandboxNotReady MismatchKind = "sandbox-not-ready"
+)
+
+// MismatchKinds lists every mismatch kind.
+var MismatchKinds = []MismatchKind{MismatchRunningButExited, MismatchMissingInRuntime, MismatchOrphan,
+	MismatchRestartCount, MismatchSandboxNotReady}
+
+// Mismatch is one typed finding of disagreement between the two views.
+type Mismatch struct {
+	Kind      MismatchKind `json:"kind"`
+	Container string       `json:"container,omitempty"`
+	Detail    string       `json:"detail"`
+}
+
+// ContainerView is one container with both views side by side: the kubelet's
+// status flattened at the top level and the runtime's record under Runtime.
+// When the kubelet does not know the container, the top level is filled from
+// the runtime and Source says so.
+type ContainerView struct {
+	Name string        `json:"name"`
+	Kind ContainerKind `json:"kind"`
+	// Source is "kubelet" or "runtime": where the top-level state comes from.
+	Source       string          `json:"source"`
+	State        StateKind       `json:"state"`
+	Reason       string          `json:"reason,omitempty"`
+	Message      string          `json:"message,omitempty"`
+	ExitCode     *int32          `json:"exitCode,omitempty"`
+	StartedAt    time.Time       `json:"startedAt,omitzero"`
+	FinishedAt   time.Time       `json:"finishedAt,omitzero"`
+	RestartCount int32           `json:"restartCount"`
+	Ready        bool            `json:"ready"`
+	ContainerID  string          `json:"containerID,omitempty"`
+	Image        string          `json:"image,omitempty"`
+	LastState    *ContainerState `json:"lastState,omitempty"`
+	// Runtime is the CRI view of the container (nil when the runtime has none).
+	Runtime *Container `json:"runtime,omitempty"`
+}
+
+// PodView is one pod as podlife sees it: phase, conditions and stage from the
+// joined views, every container with both views, and the mismatches found.
+type PodView struct {
+	Namespace    string      `json:"namespace"`
+	Name         string      `json:"name"`
+	UID          string      `json:"uid"`
+	Phase        Phase       `json:"phase,omitempty"`
+	Stage        Stage       `json:"stage"`
+	StageReason  string      `json:"stageReason"`
+	UnknownCause Cause       `json:"unknownCause,omitempty"`
+	Reason       string      `json:"reason,omitempty"`
+	Terminating  bool        `json:"terminating,omitempty"`
+	Created      time.Time   `json:"created,omitzero"`
+	Started      time.Time   `json:"started,omitzero"`
+	Conditions   []Condition `json:"conditions"`
+	// InKubelet and InRuntime tell which views know the pod.
+	InKubelet  bool            `json:"inKubelet"`
+	InRuntime  bool            `json:"inRuntime"`
+	Sandbox    *Sandbox        `json:"sandbox,omitempty"`
+	Containers []ContainerView `json:"containers"`
+	Mismatches []Mismatch      `json:"mismatches"`
+}
+
+// Key is the pod's "namespace/name".
+func (p *PodView) Key() string { return p.Namespace + "/" + p.Name }
+
+// Snapshot is the joined truth of a node at one moment.
+type Snapshot struct {
+	Node string    `json:"node"`
+	At   time.Time `json:"generatedAt"`
+	// Sources is the health of each source, keyed by SourceRuntime etc.
+	Sources map[string]SourceHealth `json:"sources"`
+	// Pods are sorted by namespace, then name, then UID.
+	Pods []PodView `json:"pods"`
+}
+
+// TransitionKind names what changed between two snapshots.
+type TransitionKind string
+
+// Transition kinds.
+const (
+	TransitionPodAdded           TransitionKind = "PodAdded"
+	TransitionPodRemoved         TransitionKind = "PodRemoved"
+	TransitionStageChanged       TransitionKind = "StageChanged"
+	TransitionContainerState     TransitionKind = "ContainerStateChanged"
+	TransitionContainerRestarted TransitionKind = "ContainerRestarted"
+	TransitionMismatchAppeared   TransitionKind = "MismatchAppeared"
+	TransitionMismatchCleared    TransitionKind = "MismatchCleared"
+	TransitionSourceDown         TransitionKind = "SourceDown"
+	TransitionSourceUp           TransitionKind = "SourceUp"
+)
+
+// TransitionKinds lists every transition kind.
+var TransitionKinds = []TransitionKind{TransitionPodAdded, TransitionPodRemoved, TransitionStageChanged,
+	TransitionContainerState, TransitionContainerRestarted, TransitionMismatchAppeared,
+	TransitionMismatchCleared, TransitionSourceDown, TransitionSourceUp}
+
+// Transition is one change between two successive snapshots.
+type Transition struct {
+	Kind      TransitionKind `json:"kind"`
+	Namespace string         `json:"namespace,omitempty"`
+	Pod       string         `json:"pod,omitempty"`
+	UID       string         `json:"uid,omitempty"`
+	Container string         `json:"container,omitempty"`
+	// Source is the view the change was seen in: kubelet, runtime or apiserver.
+	Source string `json:"source,omitempty"`
+	From   string `json:"from,omitempty"`
+	To     string `json:"to,omitempty"`
+	Reason string `json:"reason,omitempty"`
+	// ExitCode is set for restarts and terminations.
+	ExitCode *int32 `json:"exitCode,omitempty"`
+	Detail   string `json:"detail,omitempty"`
+	// ObservedAt is when podlife saw the change (the newer snapshot's time).
+	ObservedAt time.Time `json:"observedAt"`
+	// HappenedAt is when the sources say it happened (zero when they do not say).
+	HappenedAt time.Time `json:"happenedAt,omitzero"`
+}

@@ -1,8 +1,324 @@
 package lifecycle
 
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// DefaultStaleAfter is how old a source's last success may be before its
+// data is no longer trusted, when Input.StaleAfter is zero.
+const DefaultStaleAfter = 10 * time.Second
+
+// health is a source's usefulness for one correlation.
+type health int
+
+const (
+	absent health = iota // not configured: never a cause of Unknown
+	fresh                // answered recently
+	down                 // configured, but failing or stale
+)
+
+func sourceHealth(h SourceHealth, now time.Time, staleAfter time.Duration) health {
+	switch {
+	case !h.Configured:
+		return absent
+	case !h.Up || h.LastSuccess.IsZero() || now.Sub(h.LastSuccess) > staleAfter:
+		return down
+	default:
+		return fresh
+	}
+}
+
+// runtimeIndex indexes the runtime's listing for the join.
+type runtimeIndex struct {
+	byID      map[string]*Container
+	byPod     map[string][]*Container // pod UID -> containers, sorted by name then attempt
+	sandboxes map[string]*Sandbox     // pod UID -> latest sandbox
+}
+
+func indexRuntime(sandboxes []Sandbox, containers []Container) runtimeIndex {
+	ix := runtimeIndex{
+		byID:      make(map[string]*Container, len(containers)),
+		byPod:     make(map[string][]*Container),
+		sandboxes: make(map[string]*Sandbox, len(sandboxes)),
+	}
+	for i := range containers {
+		c := &containers[i]
+		ix.byID[c.ID] = c
+		ix.byPod[c.PodUID] = append(ix.byPod[c.PodUID], c)
+	}
+	for _, cs := range ix.byPod {
+		slices.SortFunc(cs, func(a, b *Container) int {
+			return cmp.Or(cmp.Compare(a.Name, b.Name), cmp.Compare(a.Attempt, b.Attempt), a.CreatedAt.Compare(b.CreatedAt))
+		})
+	}
+	for i := range sandboxes {
+		s := &sandboxes[i]
+		if old, ok := ix.sandboxes[s.PodUID]; !ok || s.Attempt > old.Attempt ||
+			(s.Attempt == old.Attempt && s.CreatedAt.After(old.CreatedAt)) {
+			ix.sandboxes[s.PodUID] = s
+		}
+	}
+	return ix
+}
+
+// latest returns the runtime container of the pod with the given name and
+// the highest attempt, or nil.
+func (ix runtimeIndex) latest(uid, name string) *Container {
+	var best *Container
+	for _, c := range ix.byPod[uid] {
+		if c.Name == name {
+			best = c // sorted by attempt ascending
+		}
+	}
+	return best
+}
+
+// find joins a kubelet container status to a runtime container: by container
+// ID first, then by pod UID + name + attempth (= restart count).
+func (ix runtimeIndex) find(uid string, st *ContainerStatus) *Container {
+	if id := StripRuntimeScheme(st.ContainerID); id != "" {
+		if c, ok := ix.byID[id]; ok {
+			return c
+		}
+		return nil
+	}
+	for _, c := range ix.byPod[uid] {
+		if c.Name == st.Name && c.Attempt == uint32(st.RestartCount) {
+			return c
+		}
+	}
+	return nil
+}
+
+// StripRuntimeScheme turns the kubelet's "containerd://abc" into the CRI ID "abc".
+func StripRuntimeScheme(containerID string) string {
+	if i := strings.Index(containerID, "://"); i >= 0 {
+		return containerID[i+3:]
+	}
+	return containerID
+}
+
 // Correlate joins the kubelet's and the runtime's views of a node into one
 // Snapshot: a PodView per pod with every container's two views side by side,
 // its stage, unknown cause and mismatches.
 func Correlate(in Input) Snapshot {
-	return Snapshot{Node: in.Node, At: in.Now}
+	stale := cmp.Or(in.StaleAfter, DefaultStaleAfter)
+	env := env{
+		kubelet:   sourceHealth(in.Kubelet, in.Now, stale),
+		runtime:   sourceHealth(in.Runtime, in.Now, stale),
+		apiserver: sourceHealth(in.APIServer, in.Now, stale),
+		in:        &in,
+	}
+	ix := indexRuntime(in.Sandboxes, in.Containers)
+	snap := Snapshot{
+		Node: in.Node,
+		At:   in.Now,
+		Sources: map[string]SourceHealth{
+			SourceRuntime: in.Runtime, SourceKubelet: in.Kubelet, SourceAPIServer: in.APIServer,
+		},
+		Pods: make([]PodView, 0, len(in.Pods)),
+	}
+	known := make(map[string]bool, len(in.Pods))
+	for i := range in.Pods {
+		pod := &in.Pods[i]
+		known[pod.UID] = true
+		snap.Pods = append(snap.Pods, env.kubeletPod(pod, ix))
+	}
+	for uid, cs := range ix.byPod {
+		if known[uid] {
+			continue
+		}
+		if v, ok := env.runtimeOnlyPod(uid, cs, ix.sandboxes[uid]); ok {
+			snap.Pods = append(snap.Pods, v)
+		}
+	}
+	slices.SortFunc(snap.Pods, func(a, b PodView) int {
+		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name), cmp.Compare(a.UID, b.UID))
+	})
+	return snap
+}
+
+// env is the per-call context of Correlate.
+type env struct {
+	kubelet, runtime, apiserver health
+	in                          *Input
+}
+
+// kubeletPod builds the view of a pod the kubelet knows.
+func (e env) kubeletPod(pod *Pod, ix runtimeIndex) PodView {
+	v := PodView{
+		Namespace: pod.Namespace, Name: pod.Name, UID: pod.UID,
+		Phase: pod.Phase, Reason: pod.Reason, Terminating: !pod.Deleting.IsZero(),
+		Created: pod.Created, Started: pod.Started,
+		Conditions: pod.Conditions, InKubelet: true,
+		Sandbox:    ix.sandboxes[pod.UID],
+		Containers: make([]ContainerView, 0, len(pod.Containers)),
+		Mismatches: []Mismatch{},
+	}
+	if v.Conditions == nil {
+		v.Conditions = []Condition{}
+	}
+	names := make(map[string]bool, len(pod.Containers))
+	for i := range pod.Containers {
+		st := &pod.Containers[i]
+		names[st.Name] = true
+		v.Containers = append(v.Containers, kubeletContainer(st, ix.find(pod.UID, st)))
+	}
+	// Containers the runtime has for this pod but the kubelet does not list.
+	for _, c := range ix.byPod[pod.UID] {
+		if !names[c.Name] {
+			names[c.Name] = true
+			v.Containers = append(v.Containers, runtimeContainer(ix.latest(pod.UID, c.Name)))
+		}
+	}
+	v.InRuntime = v.Sandbox != nil || len(ix.byPod[pod.UID]) > 0
+	if e.kubelet != down && e.runtime == fresh {
+		v.Mismatches = mismatches(pod, &v, ix)
+	}
+	v.Stage, v.StageReason, v.UnknownCause = e.classify(pod, &v)
+	return v
+}
+
+// runtimeOnlyPod builds the view of a pod only the runtime knows. With the
+// kubelet answering, only pods with running containers are shown (orphans);
+// exited containers of deleted pods are normal garbage awaiting collection.
+func (e env) runtimeOnlyPod(uid string, cs []*Container, sb *Sandbox) (PodView, bool) {
+	first := cs[0]
+	v := PodView{
+		Namespace: first.PodNamespace, Name: first.PodName, UID: uid,
+		InRuntime: true, Sandbox: sb, Conditions: []Condition{}, Mismatches: []Mismatch{},
+	}
+	running := 0
+	for i, c := range cs {
+		if i+1 < len(cs) && cs[i+1].Name == c.Name {
+			continue // keep only the latest attempt of each name
+		}
+		v.Containers = append(v.Containers, runtimeContainer(c))
+		if c.State == RuntimeRunning {
+			running++
+			v.Mismatches = append(v.Mismatches, Mismatch{Kind: MismatchOrphan, Container: c.Name,
+				Detail: fmt.Sprintf("runtime runs container %s (attempt %d) of a pod the kubelet does not know", shortID(c.ID), c.Attempt)})
+		}
+	}
+	if e.kubelet == down || e.kubelet == absent {
+		v.Mismatches = []Mismatch{} // without a kubelet view there is nothing to disagree with
+		v.Stage, v.StageReason, v.UnknownCause = e.classify(nil, &v)
+		return v, true
+	}
+	if running == 0 {
+		return v, false
+	}
+	v.Stage = StageUnknown
+	v.UnknownCause = CauseOrphaned
+	v.StageReason = fmt.Sprintf("Unknown: the kubelet does not know this pod; the runtime runs %d of its containers", running)
+	return v, true
+}
+
+// kubeletContainer is the view of a container the kubelet lists.
+func kubeletContainer(st *ContainerStatus, rc *Container) ContainerView {
+	v := ContainerView{
+		Name: st.Name, Kind: st.Kind, Source: SourceKubelet,
+		State: st.State.Kind, Reason: st.State.Reason, Message: st.State.Message,
+		StartedAt: st.State.StartedAt, FinishedAt: st.State.FinishedAt,
+		RestartCount: st.RestartCount, Ready: st.Ready,
+		ContainerID: st.ContainerID, Image: st.Image, Runtime: rc,
+	}
+	if v.State == StateTerminated {
+		ec := st.State.ExitCode
+		v.ExitCode = &ec
+	}
+	if st.LastState.Kind != StateNone {
+		ls := st.LastState
+		v.LastState = &ls
+	}
+	return v
+}
+
+// runtimeContainer is the view of a container only the runtime knows.
+func runtimeContainer(c *Container) ContainerView {
+	v := ContainerView{
+		Name: c.Name, Kind: KindRegular, Source: SourceRuntime,
+		State: runtimeStateKind(c), Reason: c.Reason, Message: c.Message,
+		StartedAt: c.StartedAt, FinishedAt: c.FinishedAt,
+		RestartCount: int32(c.Attempt), ContainerID: c.ID, Image: c.Image, Runtime: c,
+	}
+	if c.State == RuntimeExited {
+		ec := c.ExitCode
+		v.ExitCode = &ec
+	}
+	return v
+}
+
+// runtimeStateKind maps a CRI state to the Kubernetes state variant the
+// kubelet would report for it.
+func runtimeStateKind(c *Container) StateKind {
+	switch c.State {
+	case RuntimeCreated:
+		return StateWaiting
+	case RuntimeRunning:
+		return StateRunning
+	case RuntimeExited:
+		return StateTerminated
+	default:
+		return StateUnknown
+	}
+}
+
+// mismatches compares a kubelet-known pod with the runtime.
+func mismatches(pod *Pod, v *PodView, ix runtimeIndex) []Mismatch {
+	out := []Mismatch{}
+	finished := pod.Phase == PhaseSucceeded || pod.Phase == PhaseFailed || !pod.Deleting.IsZero()
+	for i := range v.Containers {
+		cv := &v.Containers[i]
+		if cv.Source != SourceKubelet {
+			continue
+		}
+		rc := cv.Runtime
+		switch {
+		case cv.ContainerID != "" && rc == nil && !finished:
+			out = append(out, Mismatch{Kind: MismatchMissingInRuntime, Container: cv.Name,
+				Detail: fmt.Sprintf("kubelet references %s, which the runtime does not have", cv.ContainerID)})
+		case cv.State == StateRunning && rc != nil && rc.State == RuntimeExited:
+			out = append(out, Mismatch{Kind: MismatchRunningButExited, Container: cv.Name,
+				Detail: fmt.Sprintf("kubelet says running; runtime says exited %d%s at %s",
+					rc.ExitCode, parens(rc.Reason), rc.FinishedAt.UTC().Format(time.RFC3339Nano))})
+		}
+		if cv.Kind == KindEphemeral {
+			continue // ephemeral containers are never restarted
+		}
+		if last := ix.latest(pod.UID, cv.Name); last != nil && last.Attempt != uint32(cv.RestartCount) {
+			out = append(out, Mismatch{Kind: MismatchRestartCount, Container: cv.Name,
+				Detail: fmt.Sprintf("kubelet restartCount %d; runtime's latest attempt is %d (%s)",
+					cv.RestartCount, last.Attempt, last.State)})
+		}
+	}
+	if pod.Phase == PhaseRunning && pod.Deleting.IsZero() {
+		switch {
+		case v.Sandbox == nil:
+			out = append(out, Mismatch{Kind: MismatchSandboxNotReady,
+				Detail: "kubelet says Running; the runtime has no sandbox for the pod"})
+		case v.Sandbox.State != SandboxReady:
+			out = append(out, Mismatch{Kind: MismatchSandboxNotReady,
+				Detail: fmt.Sprintf("kubelet says Running; sandbox %s is %s", shortID(v.Sandbox.ID), v.Sandbox.State)})
+		}
+	}
+	return out
+}
+
+func parens(s string) string {
+	if s == "" {
+		return ""
+	}
+	return " (" + s + ")"
+}
+
+func shortID(id string) string {
+	if len(id) > 13 {
+		return id[:13]
+	}
+	return id
 }

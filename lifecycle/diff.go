@@ -1,7 +1,215 @@
 package lifecycle
 
-// Diff returns the transitions from prev to cur, ordered by pod key, then
-// container, then kind. A nil prev is an empty node.
+import (
+	"fmt"
+	"time"
+)
+
+// Diff returns the transitions from prev to cur. Source health changes come
+// first, then pods in cur's order (namespace, name, UID) — for each pod: added,
+// container changes in container order, restarts, stage, mismatches — then
+// pods that disappeared. A nil prev is an empty node. Identical snapshots
+// (whatever their times) give no transitions.
 func Diff(prev, cur *Snapshot) []Transition {
-	return nil
+	if cur == nil {
+		return nil
+	}
+	if prev == nil {
+		prev = &Snapshot{}
+	}
+	d := differ{at: cur.At}
+	for _, name := range []string{SourceRuntime, SourceKubelet, SourceAPIServer} {
+		d.source(name, prev.Sources[name], cur.Sources[name])
+	}
+	old := make(map[string]*PodView, len(prev.Pods))
+	for i := range prev.Pods {
+		old[prev.Pods[i].UID] = &prev.Pods[i]
+	}
+	for i := range cur.Pods {
+		p := &cur.Pods[i]
+		d.pod(old[p.UID], p)
+		delete(old, p.UID)
+	}
+	for i := range prev.Pods { // keep prev's order for removals
+		if p, ok := old[prev.Pods[i].UID]; ok {
+			d.add(Transition{Kind: TransitionPodRemoved, Namespace: p.Namespace, Pod: p.Name, UID: p.UID,
+				From: string(p.Stage), Detail: "no longer reported by the kubelet or the runtime"})
+		}
+	}
+	return d.out
+}
+
+type differ struct {
+	at  time.Time
+	out []Transition
+}
+
+func (d *differ) add(t Transition) {
+	t.ObservedAt = d.at
+	d.out = append(d.out, t)
+}
+
+func (d *differ) source(name string, a, b SourceHealth) {
+	switch {
+	case !b.Configured:
+		return
+	case !a.Configured && b.Up:
+		return // a source answering for the first time is not news
+	case a.Configured && a.Up == b.Up:
+		return
+	}
+	t := Transition{Kind: TransitionSourceUp, Source: name, From: "down", To: "up"}
+	if !b.Up {
+		t = Transition{Kind: TransitionSourceDown, Source: name, From: "up", To: "down", Detail: b.LastError}
+	}
+	if b.Up {
+		t.HappenedAt = b.LastSuccess
+	}
+	d.add(t)
+}
+
+func (d *differ) pod(a, b *PodView) {
+	base := Transition{Namespace: b.Namespace, Pod: b.Name, UID: b.UID}
+	with := func(t Transition) Transition {
+		t.Namespace, t.Pod, t.UID = base.Namespace, base.Pod, base.UID
+		return t
+	}
+	if a == nil {
+		d.add(with(Transition{Kind: TransitionPodAdded, To: string(b.Stage), Reason: b.StageReason, HappenedAt: b.Created}))
+		a = &PodView{}
+	}
+	old := make(map[string]*ContainerView, len(a.Containers))
+	for i := range a.Containers {
+		old[a.Containers[i].Name] = &a.Containers[i]
+	}
+	for i := range b.Containers {
+		c := &b.Containers[i]
+		for _, t := range containerChanges(old[c.Name], c) {
+			t.Container = c.Name
+			d.add(with(t))
+		}
+	}
+	if a.UID != "" && a.Stage != b.Stage {
+		d.add(with(Transition{Kind: TransitionStageChanged, From: string(a.Stage), To: string(b.Stage),
+			Reason: b.StageReason, HappenedAt: stageTime(b)}))
+	}
+	had := make(map[Mismatch]bool, len(a.Mismatches))
+	for _, m := range a.Mismatches {
+		had[Mismatch{Kind: m.Kind, Container: m.Container}] = true
+	}
+	has := make(map[Mismatch]bool, len(b.Mismatches))
+	for _, m := range b.Mismatches {
+		k := Mismatch{Kind: m.Kind, Container: m.Container}
+		has[k] = true
+		if !had[k] {
+			d.add(with(Transition{Kind: TransitionMismatchAppeared, Container: m.Container, To: string(m.Kind), Detail: m.Detail}))
+		}
+	}
+	for _, m := range a.Mismatches {
+		if !has[Mismatch{Kind: m.Kind, Container: m.Container}] {
+			d.add(with(Transition{Kind: TransitionMismatchCleared, Container: m.Container, From: string(m.Kind), Detail: m.Detail}))
+		}
+	}
+}
+
+// containerChanges compares two views of one container. Each view (kubelet,
+// runtime) changes independently: the runtime usually moves first.
+func containerChanges(a, b *ContainerView) []Transition {
+	var out []Transition
+	if a == nil {
+		a = &ContainerView{}
+	}
+	if b.Source == SourceKubelet && a.Source == SourceKubelet && b.RestartCount > a.RestartCount {
+		t := Transition{Kind: TransitionContainerRestarted, Source: SourceKubelet,
+			From: fmt.Sprint(a.RestartCount), To: fmt.Sprint(b.RestartCount)}
+		if ls := b.LastState; ls != nil && ls.Kind == StateTerminated {
+			ec := ls.ExitCode
+			t.ExitCode, t.Reason, t.HappenedAt = &ec, ls.Reason, ls.FinishedAt
+			t.Detail = fmt.Sprintf("restart %d, last exit %d %s", b.RestartCount, ls.ExitCode, orUnknown(ls.Reason))
+		}
+		out = append(out, t)
+	}
+	if stateLabel(a) != stateLabel(b) && b.Source == SourceKubelet {
+		t := Transition{Kind: TransitionContainerState, Source: SourceKubelet,
+			From: stateLabel(a), To: stateLabel(b), Reason: b.Reason, ExitCode: b.ExitCode}
+		switch b.State {
+		case StateRunning:
+			t.HappenedAt = b.StartedAt
+		case StateTerminated:
+			t.HappenedAt = b.FinishedAt
+		}
+		out = append(out, t)
+	}
+	if b.Runtime != nil && runtimeKey(a.Runtime) != runtimeKey(b.Runtime) {
+		r := b.Runtime
+		t := Transition{Kind: TransitionContainerState, Source: SourceRuntime, To: string(r.State), Reason: r.Reason}
+		if a.Runtime != nil {
+			t.From = string(a.Runtime.State)
+		}
+		switch r.State {
+		case RuntimeRunning:
+			t.HappenedAt = r.StartedAt
+		case RuntimeExited:
+			ec := r.ExitCode
+			t.ExitCode, t.HappenedAt = &ec, r.FinishedAt
+		case RuntimeCreated:
+			t.HappenedAt = r.CreatedAt
+		}
+		t.Detail = fmt.Sprintf("container %s attempt %d", shortID(r.ID), r.Attempt)
+		out = append(out, t)
+	}
+	return out
+}
+
+// stateLabel is "Waiting/CrashLoopBackOff", "Running", "Terminated/OOMKilled".
+func stateLabel(c *ContainerView) string {
+	if c.Source != SourceKubelet {
+		return ""
+	}
+	if c.Reason == "" || c.State == StateRunning {
+		return string(c.State)
+	}
+	return string(c.State) + "/" + c.Reason
+}
+
+// runtimeKey identifies a runtime record's state: another container (a new
+// attempt) in the same state is a change too.
+type rtKey struct {
+	id    string
+	state RuntimeState
+}
+
+func runtimeKey(c *Container) rtKey {
+	if c == nil {
+		return rtKey{}
+	}
+	return rtKey{c.ID, c.State}
+}
+
+// stageTime is when the sources say the pod entered its stage, where they say.
+func stageTime(p *PodView) time.Time {
+	cond := func(t string) time.Time {
+		for _, c := range p.Conditions {
+			if c.Type == t {
+				return c.LastTransitionTime
+			}
+		}
+		return time.Time{}
+	}
+	switch p.Stage {
+	case StageServing, StageStarting:
+		return cond(CondReady)
+	case StageTerminated, StageFailing:
+		var last time.Time
+		for _, c := range p.Containers {
+			if c.FinishedAt.After(last) {
+				last = c.FinishedAt
+			}
+			if c.LastState != nil && c.LastState.FinishedAt.After(last) {
+				last = c.LastState.FinishedAt
+			}
+		}
+		return last
+	}
+	return time.Time{}
 }

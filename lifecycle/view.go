@@ -32,11 +32,13 @@ const (
 	CauseNodeStatusStale      Cause = "node-status-stale"
 	CausePhaseUnknown         Cause = "phase-unknown"
 	CauseContainerUnknown     Cause = "container-state-unknown"
+	// CauseOrphaned: the runtime runs containers of a pod the kubelet does not know.
+	CauseOrphaned Cause = "orphaned"
 )
 
 // Causes lists every non-empty cause; metrics export a series per value.
 var Causes = []Cause{CauseRuntimeUnreachable, CauseKubeletUnreachable, CauseSourcesUnreachable,
-	CauseAPIServerUnreachable, CauseNodeStatusStale, CausePhaseUnknown, CauseContainerUnknown}
+	CauseAPIServerUnreachable, CauseNodeStatusStale, CausePhaseUnknown, CauseContainerUnknown, CauseOrphaned}
 
 // MismatchKind names a way the kubelet's and the runtime's views disagree.
 type MismatchKind string

@@ -1,0 +1,381 @@
+package lifecycle
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Waiting reasons the kubelet uses. The failing ones put a pod in StageFailing.
+const (
+	ReasonContainerCreating          = "ContainerCreating"
+	ReasonPodInitializing            = "PodInitializing"
+	ReasonCrashLoopBackOff           = "CrashLoopBackOff"
+	ReasonErrImagePull               = "ErrImagePull"
+	ReasonImagePullBackOff           = "ImagePullBackOff"
+	ReasonInvalidImageName           = "InvalidImageName"
+	ReasonErrImageNeverPull          = "ErrImageNeverPull"
+	ReasonCreateContainerConfigError = "CreateContainerConfigError"
+	ReasonCreateContainerError       = "CreateContainerError"
+	ReasonRunContainerError          = "RunContainerError"
+	ReasonPreStartHookError          = "PreStartHookError"
+	ReasonPostStartHookError         = "PostStartHookError"
+)
+
+// Terminated reasons the runtime and kubelet use.
+const (
+	ReasonCompleted          = "Completed"
+	ReasonError              = "Error"
+	ReasonOOMKilled          = "OOMKilled"
+	ReasonContainerCannotRun = "ContainerCannotRun"
+	ReasonDeadlineExceeded   = "DeadlineExceeded"
+	ReasonStartError         = "StartError"
+	// ReasonEvicted is the pod-level reason of an evicted pod.
+	ReasonEvicted = "Evicted"
+)
+
+// FailingWaitingReason reports whether a Waiting reason means the container
+// cannot make progress by itself: the listed kubelet reasons, and any other
+// reason shaped like one (Err*, *Error, *BackOff) so that new kubelet reasons
+// are not silently taken for normal start-up.
+func FailingWaitingReason(reason string) bool {
+	switch reason {
+	case ReasonCrashLoopBackOff, ReasonErrImagePull, ReasonImagePullBackOff, ReasonInvalidImageName,
+		ReasonErrImageNeverPull, ReasonCreateContainerConfigError, ReasonCreateContainerError,
+		ReasonRunContainerError, ReasonPreStartHookError, ReasonPostStartHookError:
+		return true
+	case "", ReasonContainerCreating, ReasonPodInitializing:
+		return false
+	}
+	return strings.HasPrefix(reason, "Err") || strings.HasSuffix(reason, "Error") || strings.HasSuffix(reason, "BackOff")
+}
+
+// classify gives a pod its stage, one-line reason and unknown cause. pod is
+// nil for a pod only the runtime knows.
+func (e env) classify(pod *Pod, v *PodView) (Stage, string, Cause) {
+	switch {
+	case e.kubelet == down && e.runtime == down:
+		return StageUnknown, fmt.Sprintf("Unknown: kubelet and runtime unreachable (kubelet: %s; runtime: %s)",
+			orUnknown(e.in.Kubelet.LastError), orUnknown(e.in.Runtime.LastError)), CauseSourcesUnreachable
+	case e.kubelet == down:
+		return StageUnknown, fmt.Sprintf("Unknown: kubelet unreachable (%s); runtime: %s",
+			orUnknown(e.in.Kubelet.LastError), runtimeSummary(v)), CauseKubeletUnreachable
+	case e.runtime == down:
+		last := "no kubelet view"
+		if pod != nil {
+			last = fmt.Sprintf("kubelet last said %s, %s", orUnknown(string(pod.Phase)), readySummary(v))
+		}
+		return StageUnknown, fmt.Sprintf("Unknown: runtime unreachable (%s); %s",
+			orUnknown(e.in.Runtime.LastError), last), CauseRuntimeUnreachable
+	}
+	var stage Stage
+	var reason string
+	var cause Cause
+	if pod == nil {
+		stage, reason = runtimeOnlyStage(v)
+	} else {
+		stage, reason, cause = kubeletStage(pod, v)
+	}
+	if cause == CauseNone && e.apiserver == down {
+		// The local truth stands; the cluster sees this pod as stale or Unknown.
+		cause = CauseAPIServerUnreachable
+	}
+	return stage, reason, cause
+}
+
+// kubeletStage classifies a pod the kubelet knows, with both sources fresh.
+func kubeletStage(pod *Pod, v *PodView) (Stage, string, Cause) {
+	switch pod.Phase {
+	case PhaseUnknown:
+		return StageUnknown, "Unknown: the kubelet reports phase Unknown" + parens(pod.Reason), CausePhaseUnknown
+	case PhaseSucceeded:
+		return StageTerminated, fmt.Sprintf("Terminated: Succeeded, %d containers completed", countKind(v, StateTerminated)), CauseNone
+	case PhaseFailed:
+		return StageTerminated, "Terminated: Failed, " + failedWhy(pod, v), CauseNone
+	}
+	if v.Terminating {
+		return StageTerminated, fmt.Sprintf("Terminating: deletion requested at %s, %d containers still running",
+			pod.Deleting.UTC().Format("2006-01-02T15:04:05Z"), countKind(v, StateRunning)), CauseNone
+	}
+	if why, ok := failingWhy(v); ok {
+		return StageFailing, "Failing: " + why, CauseNone
+	}
+	for _, c := range v.Containers {
+		if c.State == StateUnknown || (c.Runtime != nil && c.Runtime.State == RuntimeUnknown) {
+			return StageUnknown, fmt.Sprintf("Unknown: container %q state unknown", c.Name), CauseContainerUnknown
+		}
+	}
+	switch pod.Phase {
+	case PhasePending, "":
+		return StageInitializing, "Initializing: " + initializingWhy(v), CauseNone
+	case PhaseRunning:
+		if condTrue(pod, CondReady) && condTrue(pod, CondContainersReady) {
+			return StageServing, "Serving: " + readySummary(v) + restartNote(v), CauseNone
+		}
+		return StageStarting, "Starting: " + readySummary(v) + notReadyNote(pod, v), CauseNone
+	}
+	return StageUnknown, fmt.Sprintf("Unknown: unrecognised phase %q", pod.Phase), CausePhaseUnknown
+}
+
+// runtimeOnlyStage classifies a pod from the runtime alone (no kubelet
+// configured): readiness is unknown, so a running pod is at most Starting.
+func runtimeOnlyStage(v *PodView) (Stage, string) {
+	if why, ok := failingWhy(v); ok {
+		return StageFailing, "Failing: " + why + " (runtime view only)"
+	}
+	switch {
+	case countKind(v, StateRunning) > 0:
+		return StageStarting, "Starting: runtime: " + runtimeSummary(v) + " (readiness unknown without the kubelet)"
+	case len(v.Containers) > 0 && countKind(v, StateTerminated) == len(v.Containers):
+		return StageTerminated, "Terminated: runtime: " + runtimeSummary(v)
+	default:
+		return StageInitializing, "Initializing: runtime: " + runtimeSummary(v)
+	}
+}
+
+// failingWhy finds the first container that keeps the pod from progressing.
+func failingWhy(v *PodView) (string, bool) {
+	for _, c := range v.Containers {
+		if c.Kind == KindEphemeral {
+			continue // a debug container's fate does not change the pod's
+		}
+		who := containerWho(c)
+		initTag := func(r string) string {
+			if c.Kind == KindInit {
+				return " (Init:" + r + ")"
+			}
+			return ""
+		}
+		switch {
+		case c.State == StateWaiting && FailingWaitingReason(c.Reason):
+			s := fmt.Sprintf("%s %s%s", who, c.Reason, initTag(c.Reason))
+			if c.LastState != nil && c.LastState.Kind == StateTerminated {
+				s += fmt.Sprintf(", last exit %d %s", c.LastState.ExitCode, orUnknown(c.LastState.Reason))
+			} else if isImageReason(c.Reason) && c.Image != "" {
+				s += fmt.Sprintf(" (image %q)", c.Image)
+			}
+			return s, true
+		case c.State == StateTerminated && c.ExitCode != nil && *c.ExitCode != 0:
+			return fmt.Sprintf("%s exited %d %s%s", who, *c.ExitCode, orUnknown(c.Reason), initTag("Error")), true
+		case c.State == StateRunning && c.Runtime != nil && c.Runtime.State == RuntimeExited && c.Runtime.ExitCode != 0:
+			return fmt.Sprintf("%s exited %d %s (runtime; the kubelet still says running)",
+				who, c.Runtime.ExitCode, orUnknown(c.Runtime.Reason)), true
+		}
+	}
+	return "", false
+}
+
+func isImageReason(r string) bool {
+	return r == ReasonErrImagePull || r == ReasonImagePullBackOff || r == ReasonInvalidImageName || r == ReasonErrImageNeverPull
+}
+
+// initializingWhy says what a Pending pod waits for.
+func initializingWhy(v *PodView) string {
+	total, done := initProgress(v)
+	for _, c := range v.Containers {
+		if c.Kind != KindInit && c.Kind != KindSidecar {
+			continue
+		}
+		if initDone(c) {
+			continue
+		}
+		state := string(c.State)
+		if c.Reason != "" {
+			state += " " + c.Reason
+		}
+		if c.State == StateNone {
+			state = "not started"
+		}
+		return fmt.Sprintf("%s %s (Init:%d/%d)", containerWho(c), strings.ToLower(state), done, total)
+	}
+	for _, c := range v.Containers {
+		if c.Kind != KindRegular || c.State == StateRunning {
+			continue
+		}
+		if c.Reason != "" {
+			return fmt.Sprintf("%s %s", containerWho(c), c.Reason)
+		}
+		return fmt.Sprintf("%s %s", containerWho(c), strings.ToLower(orUnknown(string(c.State))))
+	}
+	if len(v.Containers) == 0 {
+		return "no container statuses yet"
+	}
+	return "containers created, waiting for the kubelet to report Running"
+}
+
+// initProgress counts init containers (incl. sidecars) and how many are done.
+func initProgress(v *PodView) (total, done int) {
+	for _, c := range v.Containers {
+		if c.Kind == KindInit || c.Kind == KindSidecar {
+			total++
+			if initDone(c) {
+				done++
+			}
+		}
+	}
+	return total, done
+}
+
+// initDone: an init container completed successfully, or a sidecar is running
+// and ready (started).
+func initDone(c ContainerView) bool {
+	if c.Kind == KindSidecar {
+		return c.State == StateRunning && c.Ready
+	}
+	return c.State == StateTerminated && c.ExitCode != nil && *c.ExitCode == 0
+}
+
+// failedWhy says why a Failed pod failed.
+func failedWhy(pod *Pod, v *PodView) string {
+	if pod.Reason != "" {
+		s := pod.Reason
+		if pod.Message != "" {
+			s += ": " + oneLine(pod.Message, 120)
+		}
+		return s
+	}
+	for _, c := range v.Containers {
+		if c.State == StateTerminated && c.ExitCode != nil && *c.ExitCode != 0 {
+			return fmt.Sprintf("%s exit %d %s", containerWho(c), *c.ExitCode, orUnknown(c.Reason))
+		}
+	}
+	return "no container reports a failure"
+}
+
+// readySummary is "2/3 containers ready" over regular containers and sidecars.
+func readySummary(v *PodView) string {
+	r, t := v.ReadyCount()
+	return fmt.Sprintf("%d/%d containers ready", r, t)
+}
+
+// ReadyCount counts ready containers among regular containers and sidecars,
+// as kubectl's READY column does.
+func (p *PodView) ReadyCount() (ready, total int) {
+	for _, c := range p.Containers {
+		if c.Kind == KindRegular || c.Kind == KindSidecar {
+			total++
+			if c.Ready {
+				ready++
+			}
+		}
+	}
+	return ready, total
+}
+
+// Restarts sums the restart counts of the pod's containers.
+func (p *PodView) Restarts() int32 {
+	var n int32
+	for _, c := range p.Containers {
+		n += c.RestartCount
+	}
+	return n
+}
+
+// restartNote mentions the most restarted container of a serving pod.
+func restartNote(v *PodView) string {
+	var top *ContainerView
+	for i := range v.Containers {
+		c := &v.Containers[i]
+		if c.RestartCount > 0 && (top == nil || c.RestartCount > top.RestartCount) {
+			top = c
+		}
+	}
+	if top == nil {
+		return ""
+	}
+	s := fmt.Sprintf("; %s restarted %d times", containerWho(*top), top.RestartCount)
+	if top.LastState != nil && top.LastState.Kind == StateTerminated {
+		s += fmt.Sprintf(", last exit %d %s", top.LastState.ExitCode, orUnknown(top.LastState.Reason))
+	}
+	return s
+}
+
+// notReadyNote names the first container that is not ready and the Ready
+// condition's reason.
+func notReadyNote(pod *Pod, v *PodView) string {
+	s := ""
+	for _, c := range v.Containers {
+		if (c.Kind == KindRegular || c.Kind == KindSidecar) && !c.Ready {
+			s = fmt.Sprintf("; %s not ready (%s)", containerWho(c), strings.ToLower(orUnknown(string(c.State))))
+			break
+		}
+	}
+	for _, c := range pod.Conditions {
+		if c.Type == CondContainersReady && c.Status != "True" && c.Reason != "" {
+			s += "; ContainersReady " + c.Status + ": " + c.Reason
+		}
+	}
+	return s
+}
+
+// runtimeSummary counts the runtime's view of the pod's containers.
+func runtimeSummary(v *PodView) string {
+	var running, exited, other int
+	var lastExit *Container
+	for _, c := range v.Containers {
+		switch {
+		case c.Runtime == nil:
+			other++
+		case c.Runtime.State == RuntimeRunning:
+			running++
+		case c.Runtime.State == RuntimeExited:
+			exited++
+			if lastExit == nil || c.Runtime.FinishedAt.After(lastExit.FinishedAt) {
+				lastExit = c.Runtime
+			}
+		default:
+			other++
+		}
+	}
+	s := fmt.Sprintf("%d/%d containers running", running, len(v.Containers))
+	if exited > 0 {
+		s += fmt.Sprintf(", %d exited (last exit %d %s)", exited, lastExit.ExitCode, orUnknown(lastExit.Reason))
+	}
+	return s
+}
+
+func countKind(v *PodView, k StateKind) int {
+	n := 0
+	for _, c := range v.Containers {
+		if c.State == k {
+			n++
+		}
+	}
+	return n
+}
+
+func condTrue(pod *Pod, t string) bool {
+	for _, c := range pod.Conditions {
+		if c.Type == t {
+			return c.Status == "True"
+		}
+	}
+	return false
+}
+
+func containerWho(c ContainerView) string {
+	switch c.Kind {
+	case KindInit:
+		return fmt.Sprintf("init container %q", c.Name)
+	case KindSidecar:
+		return fmt.Sprintf("sidecar %q", c.Name)
+	case KindEphemeral:
+		return fmt.Sprintf("ephemeral container %q", c.Name)
+	}
+	return fmt.Sprintf("container %q", c.Name)
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return s
+}
+
+// oneLine flattens s to one line of at most n bytes.
+func oneLine(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > n {
+		s = s[:n] + "…"
+	}
+	return s
+}

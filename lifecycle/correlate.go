@@ -125,6 +125,9 @@ func Correlate(in Input) Snapshot {
 	known := make(map[string]bool, len(in.Pods))
 	for i := range in.Pods {
 		pod := &in.Pods[i]
+		if known[pod.UID] {
+			continue // one view per pod, even if a source repeats one
+		}
 		known[pod.UID] = true
 		snap.Pods = append(snap.Pods, env.kubeletPod(pod, ix))
 	}
@@ -165,6 +168,9 @@ func (e env) kubeletPod(pod *Pod, ix runtimeIndex) PodView {
 	names := make(map[string]bool, len(pod.Containers))
 	for i := range pod.Containers {
 		st := &pod.Containers[i]
+		if names[st.Name] {
+			continue // container names are unique in a pod; keep the first
+		}
 		names[st.Name] = true
 		v.Containers = append(v.Containers, kubeletContainer(st, ix.find(pod.UID, st)))
 	}

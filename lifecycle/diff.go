@@ -75,8 +75,12 @@ func (d *differ) pod(a, b *PodView) {
 		return t
 	}
 	if a == nil {
+		// A new pod is one transition; its containers' states are in its view.
 		d.add(with(Transition{Kind: TransitionPodAdded, To: string(b.Stage), Reason: b.StageReason, HappenedAt: b.Created}))
-		a = &PodView{}
+		for _, m := range b.Mismatches {
+			d.add(with(Transition{Kind: TransitionMismatchAppeared, Container: m.Container, To: string(m.Kind), Detail: m.Detail}))
+		}
+		return
 	}
 	old := make(map[string]*ContainerView, len(a.Containers))
 	for i := range a.Containers {

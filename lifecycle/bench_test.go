@@ -1,0 +1,54 @@
+package lifecycle
+
+import (
+	"fmt"
+	"testing"
+	"time"
+)
+
+// benchNode is a node of n pods × 4 containers (1 init, 1 sidecar, 2 regular),
+// both views agreeing, a tenth of the pods crash-looping.
+func benchNode(n int) Input {
+	pods := make([]*podB, 0, n)
+	for i := 0; i < n; i++ {
+		p := pod(fmt.Sprintf("pod-%04d", i), PhaseRunning, conds("True", "True", "True", "True"),
+			kind(KindInit, cTerminated("init", 0, ReasonCompleted)),
+			kind(KindSidecar, cRunning("proxy", true)),
+			cRunning("app", true), cRunning("worker", true))
+		if i%10 == 0 {
+			p.Containers[3] = restarts(5, 137, ReasonOOMKilled, cWaiting("worker", ReasonCrashLoopBackOff))
+			p.Containers[3].ContainerID = fmt.Sprintf("containerd://%s-worker-5", p.Name)
+			p.Conditions = conds("True", "True", "False", "False")
+		}
+		pods = append(pods, p)
+	}
+	return input(pods...)
+}
+
+// BenchmarkCorrelate is one correlation of a 250-pod × 4-container node.
+func BenchmarkCorrelate(b *testing.B) {
+	in := benchNode(250)
+	b.ReportAllocs()
+	for b.Loop() {
+		Correlate(in)
+	}
+}
+
+// BenchmarkDiff diffs two 250-pod snapshots where 10 containers changed.
+func BenchmarkDiff(b *testing.B) {
+	in := benchNode(250)
+	prev := Correlate(in)
+	for i := 0; i < 10; i++ {
+		c := &in.Containers[i*40+5]
+		c.State, c.ExitCode, c.FinishedAt = RuntimeExited, 1, t0
+	}
+	in.Now = t0.Add(time.Second)
+	cur := Correlate(in)
+	if len(Diff(&prev, &cur)) == 0 {
+		b.Fatal("no transitions")
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		Diff(&prev, &cur)
+	}
+}

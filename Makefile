@@ -28,7 +28,10 @@ unit:
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
-	@if grep -rn --include='*.go' -E '\b(log\.Fatal|klog\.Fatal|os\.Exit)\(' $$(git ls-files '*.go' | grep -v '^cmd/') ; then echo "Fatal/os.Exit outside cmd/"; exit 1; fi
+	@if grep -n -E '\b(log\.Fatal|klog\.Fatal|os\.Exit)\(' $$(git ls-files '*.go' | grep -v -E '^(cmd|hack)/') ; then echo "Fatal/os.Exit outside main packages"; exit 1; fi
+	@# lifecycle/ is pure: no network, no files, no clock.
+	@if $(GO) list -f '{{join .Imports "\n"}}' ./lifecycle | grep -E '^(net|os|io/fs|syscall)(/|$$)'; then echo "lifecycle/ must not do I/O"; exit 1; fi
+	@if grep -n 'time\.Now\|time\.Since\|time\.Until' lifecycle/*.go; then echo "lifecycle/ must take time as input"; exit 1; fi
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./... | tee bench.out

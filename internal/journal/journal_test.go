@@ -1,0 +1,138 @@
+package journal
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/podlife/podlife/lifecycle"
+)
+
+var t0 = time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+
+func tr(i int) lifecycle.Transition {
+	return lifecycle.Transition{Kind: lifecycle.TransitionContainerRestarted, Namespace: "ns", Pod: fmt.Sprintf("p%d", i),
+		Container: "c", ObservedAt: t0.Add(time.Duration(i) * time.Second), HappenedAt: t0.Add(time.Duration(i)*time.Second - 300*time.Millisecond)}
+}
+
+func open(t *testing.T, path string, o Options) *Journal {
+	t.Helper()
+	j, err := Open(path, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { j.Close() })
+	return j
+}
+
+func pods(es []Entry) (out []string) {
+	for _, e := range es {
+		out = append(out, e.Transition.Pod)
+	}
+	return out
+}
+
+func TestAppendAckSurvivesRestart(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "journal.db")
+	j := open(t, path, Options{})
+	es, err := j.Append(t0, []lifecycle.Transition{tr(1), tr(2), tr(3)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if es[0].Seq != 1 || es[2].Seq != 3 || es[0].ID == es[1].ID {
+		t.Fatalf("entries %+v", es)
+	}
+	if err := j.Ack(2); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Ack(1); err != nil { // a retried, older ack is a no-op
+		t.Fatal(err)
+	}
+	id := es[2].ID
+	j.Close()
+
+	j2 := open(t, path, Options{})
+	p, err := j2.Pending(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p) != 1 || p[0].Seq != 3 || p[0].ID != id || !p[0].Transition.HappenedAt.Equal(tr(3).HappenedAt) {
+		t.Fatalf("after restart pending = %+v", p)
+	}
+	more, _ := j2.Append(t0, []lifecycle.Transition{tr(4)})
+	if more[0].Seq != 4 {
+		t.Fatalf("sequence restarted: %d", more[0].Seq)
+	}
+	s, _ := j2.Stats()
+	if s.Pending != 2 || s.Delivered != 2 || s.LastSeq != 4 || s.Dropped != 0 || !s.OldestPending.Equal(t0) {
+		t.Fatalf("stats %+v", s)
+	}
+	if err := j2.Ack(9); !errors.Is(err, ErrAckAhead) {
+		t.Fatalf("ack ahead: %v", err)
+	}
+}
+
+func TestBoundsDropOldestAndCount(t *testing.T) {
+	j := open(t, filepath.Join(t.TempDir(), "j.db"), Options{MaxEntries: 3, MaxAge: time.Hour})
+	for i := 1; i <= 5; i++ {
+		if _, err := j.Append(t0, []lifecycle.Transition{tr(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p, _ := j.Pending(0)
+	if got := fmt.Sprint(pods(p)); got != "[p3 p4 p5]" {
+		t.Fatalf("pending %s", got)
+	}
+	// An hour later the old entries age out when the next one is appended.
+	if _, err := j.Append(t0.Add(61*time.Minute), []lifecycle.Transition{tr(6)}); err != nil {
+		t.Fatal(err)
+	}
+	p, _ = j.Pending(0)
+	s, _ := j.Stats()
+	if got := fmt.Sprint(pods(p)); got != "[p6]" || s.Dropped != 5 || s.Pending != 1 {
+		t.Fatalf("pending %s stats %+v", got, s)
+	}
+	if p, _ := j.Pending(1); len(p) != 1 {
+		t.Fatalf("limit ignored: %d", len(p))
+	}
+}
+
+func TestOpenErrors(t *testing.T) {
+	if _, err := Open(filepath.Join(t.TempDir(), "missing", "dir", "j.db"), Options{}); err == nil {
+		t.Fatal("opening in a missing directory succeeded")
+	}
+	path := filepath.Join(t.TempDir(), "j.db")
+	open(t, path, Options{})
+	_, err := Open(path, Options{OpenTimeout: 50 * time.Millisecond})
+	if err == nil {
+		t.Fatal("a second open of a locked journal succeeded")
+	}
+	t.Logf("locked: %v", err)
+}
+
+// BenchmarkAppend is the durable (fsynced) cost of journaling transitions,
+// one transaction per batch, as the agent does once per correlation.
+func BenchmarkAppend(b *testing.B) {
+	for _, batch := range []int{1, 10} {
+		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
+			j, err := Open(filepath.Join(b.TempDir(), "j.db"), Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer j.Close()
+			ts := make([]lifecycle.Transition, batch)
+			for i := range ts {
+				ts[i] = tr(i)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := j.Append(t0, ts); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*batch), "ns/transition")
+		})
+	}
+}

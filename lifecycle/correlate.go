@@ -108,10 +108,15 @@ func StripRuntimeScheme(containerID string) string {
 func Correlate(in Input) Snapshot {
 	stale := cmp.Or(in.StaleAfter, DefaultStaleAfter)
 	env := env{
+		stale:     stale,
+		apiPods:   make(map[string]*APIPod, len(in.APIPods)),
 		kubelet:   sourceHealth(in.Kubelet, in.Now, stale),
 		runtime:   sourceHealth(in.Runtime, in.Now, stale),
 		apiserver: sourceHealth(in.APIServer, in.Now, stale),
 		in:        &in,
+	}
+	for i := range in.APIPods {
+		env.apiPods[in.APIPods[i].UID] = &in.APIPods[i]
 	}
 	ix := indexRuntime(in.Sandboxes, in.Containers)
 	snap := Snapshot{
@@ -149,6 +154,8 @@ func Correlate(in Input) Snapshot {
 type env struct {
 	kubelet, runtime, apiserver health
 	in                          *Input
+	stale                       time.Duration
+	apiPods                     map[string]*APIPod
 }
 
 // kubeletPod builds the view of a pod the kubelet knows.
@@ -185,7 +192,22 @@ func (e env) kubeletPod(pod *Pod, ix runtimeIndex) PodView {
 	if e.kubelet != down && e.runtime == fresh {
 		v.Mismatches = mismatches(pod, &v, ix)
 	}
+	v.APIServer = e.apiPods[pod.UID]
+	apiStale := false
+	if e.apiserver == fresh && e.runtime == fresh && v.APIServer != nil {
+		found := e.apiMismatches(pod, &v)
+		apiStale = len(found) > 0
+		v.Mismatches = append(v.Mismatches, found...)
+	}
 	v.Stage, v.StageReason, v.UnknownCause = e.classify(pod, &v)
+	if v.UnknownCause == CauseNone && v.Stage != StageUnknown && e.apiserver == fresh {
+		if n := e.in.APINode; n != nil && n.Ready != "True" && runningInRuntime(&v) > 0 {
+			v.UnknownCause = CauseNodeStatusStale
+			v.StageReason += fmt.Sprintf("; the API server shows the node Ready=%s (%s) while its containers run", n.Ready, orUnknown(n.Reason))
+		} else if apiStale {
+			v.UnknownCause = CauseNodeStatusStale
+		}
+	}
 	return v
 }
 
@@ -313,6 +335,61 @@ func mismatches(pod *Pod, v *PodView, ix runtimeIndex) []Mismatch {
 		}
 	}
 	return out
+}
+
+// apiMismatches compares the API server's copy of a pod with the local truth.
+// A difference counts only once it has outlived the staleness allowance, so
+// the normal lag of a status update is not reported.
+func (e env) apiMismatches(pod *Pod, v *PodView) []Mismatch {
+	api := v.APIServer
+	running := runningInRuntime(v)
+	var out []Mismatch
+	if api.Phase == PhaseRunning && running == 0 {
+		var last time.Time
+		exited := 0
+		for _, c := range v.Containers {
+			if c.Runtime != nil && c.Runtime.State == RuntimeExited && c.Kind != KindInit {
+				exited++
+				if c.Runtime.FinishedAt.After(last) {
+					last = c.Runtime.FinishedAt
+				}
+			}
+		}
+		if exited > 0 && e.in.Now.Sub(last) > e.stale {
+			out = append(out, Mismatch{Kind: MismatchAPIRunningButExited,
+				Detail: fmt.Sprintf("API server says Running; the runtime says all %d containers exited, the last at %s",
+					exited, last.UTC().Format(time.RFC3339))})
+		}
+	}
+	if running > 0 {
+		kubeletReady := condTrue(pod, CondReady)
+		var changed time.Time
+		for _, c := range pod.Conditions {
+			if c.Type == CondReady {
+				changed = c.LastTransitionTime
+			}
+		}
+		switch {
+		case api.Phase == PhaseFailed || api.Phase == PhaseUnknown:
+			out = append(out, Mismatch{Kind: MismatchAPIStale,
+				Detail: fmt.Sprintf("API server says %s; %d containers are running here", api.Phase, running)})
+		case kubeletReady && api.Ready != "True" && e.in.Now.Sub(changed) > e.stale:
+			out = append(out, Mismatch{Kind: MismatchAPIStale,
+				Detail: fmt.Sprintf("API server says Ready=%s; the kubelet has said Ready=True since %s",
+					orUnknown(api.Ready), changed.UTC().Format(time.RFC3339))})
+		}
+	}
+	return out
+}
+
+func runningInRuntime(v *PodView) int {
+	n := 0
+	for _, c := range v.Containers {
+		if c.Runtime != nil && c.Runtime.State == RuntimeRunning {
+			n++
+		}
+	}
+	return n
 }
 
 func parens(s string) string {

@@ -270,3 +270,63 @@ func TestUnknownCauses(t *testing.T) {
 		}
 	})
 }
+
+func TestAPIServerView(t *testing.T) {
+	withAPI := func(in Input, phase Phase, ready string, node *APINode) Input {
+		in.APIServer = upH()
+		in.APINode = node
+		for _, p := range in.Pods {
+			in.APIPods = append(in.APIPods, APIPod{UID: p.UID, Namespace: p.Namespace, Name: p.Name, Phase: phase, Ready: ready})
+		}
+		return in
+	}
+	nodeReady := &APINode{Ready: "True"}
+	tests := []struct {
+		name     string
+		in       Input
+		cause    Cause
+		mismatch MismatchKind
+		detail   string
+	}{
+		{"API agrees", withAPI(input(serving("p")), PhaseRunning, "True", nodeReady), CauseNone, "", ""},
+		{"node NotReady upstream while containers run", withAPI(input(serving("p")), PhaseRunning, "True",
+			&APINode{Ready: "Unknown", Reason: "NodeStatusUnknown"}), CauseNodeStatusStale, "", ""},
+		{"API says Failed, containers run", withAPI(input(serving("p")), PhaseFailed, "False", nodeReady),
+			CauseNodeStatusStale, MismatchAPIStale, "API server says Failed; 1 containers are running here"},
+		{"API says not ready long after the kubelet said ready", withAPI(input(serving("p")), PhaseRunning, "Unknown", nodeReady),
+			CauseNodeStatusStale, MismatchAPIStale, "API server says Ready=Unknown; the kubelet has said Ready=True since 2026-11-25T09:59:00Z"},
+		{"API lag within the allowance is not stale", func() Input {
+			in := withAPI(input(serving("p")), PhaseRunning, "False", nodeReady)
+			for i := range in.Pods[0].Conditions {
+				in.Pods[0].Conditions[i].LastTransitionTime = t0.Add(-2 * time.Second)
+			}
+			return in
+		}(), CauseNone, "", ""},
+		{"API says Running, runtime says all exited", func() Input {
+			in := withAPI(input(serving("p")), PhaseRunning, "True", nodeReady)
+			c := &in.Containers[0]
+			c.State, c.ExitCode, c.FinishedAt = RuntimeExited, 1, t0.Add(-30*time.Second)
+			return in
+		}(), CauseNodeStatusStale, MismatchAPIRunningButExited, "API server says Running; the runtime says all 1 containers exited, the last at 2026-11-25T09:59:30Z"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			v := onlyPod(Correlate(tc.in))
+			if v.APIServer == nil || v.UnknownCause != tc.cause {
+				t.Fatalf("apiserver %+v cause %q (%s), want %q", v.APIServer, v.UnknownCause, v.StageReason, tc.cause)
+			}
+			var got *Mismatch
+			for i := range v.Mismatches {
+				if v.Mismatches[i].Kind == MismatchAPIStale || v.Mismatches[i].Kind == MismatchAPIRunningButExited {
+					got = &v.Mismatches[i]
+				}
+			}
+			switch {
+			case tc.mismatch == "" && got != nil:
+				t.Fatalf("unexpected %+v", got)
+			case tc.mismatch != "" && (got == nil || got.Kind != tc.mismatch || got.Detail != tc.detail):
+				t.Fatalf("mismatch %+v, want %s %q", got, tc.mismatch, tc.detail)
+			}
+		})
+	}
+}

@@ -217,9 +217,34 @@ type Input struct {
 	Sandboxes  []Sandbox
 	Containers []Container
 	Runtime    SourceHealth
-	// APIServer is the health of the API server connection, when configured.
+	// APIServer is the health of the API server connection, when configured;
+	// APIPods and APINode are its last known copies of this node's pods and
+	// of the Node itself (nil when unknown).
 	APIServer SourceHealth
+	APIPods   []APIPod
+	APINode   *APINode
 	// StaleAfter is how old a source's last success may be before its data is
 	// no longer trusted even if it has not failed yet. Zero means 10s.
 	StaleAfter time.Duration
+}
+
+// APIPod is the API server's copy of a pod bound to this node: what central
+// monitoring sees.
+type APIPod struct {
+	UID       string `json:"uid"`
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	Phase     Phase  `json:"phase"`
+	// Ready is the Ready condition's status: True, False, Unknown or "".
+	Ready string `json:"ready,omitempty"`
+	// ReadyChanged is the Ready condition's lastTransitionTime.
+	ReadyChanged time.Time `json:"readyChanged,omitzero"`
+}
+
+// APINode is the API server's copy of this node's Ready condition.
+type APINode struct {
+	Ready         string    `json:"ready"` // True, False or Unknown
+	Reason        string    `json:"reason,omitempty"`
+	Message       string    `json:"message,omitempty"`
+	LastHeartbeat time.Time `json:"lastHeartbeat,omitzero"`
 }

@@ -55,11 +55,15 @@ const (
 	MismatchRestartCount MismatchKind = "restart-count-mismatch"
 	// MismatchSandboxNotReady: the kubelet says Running but the pod sandbox is not ready.
 	MismatchSandboxNotReady MismatchKind = "sandbox-not-ready"
+	// MismatchAPIRunningButExited: the API server says Running, the runtime says every container exited.
+	MismatchAPIRunningButExited MismatchKind = "apiserver-running-runtime-exited"
+	// MismatchAPIStale: the API server says Failed/Unknown/not ready, yet containers run and the kubelet says otherwise.
+	MismatchAPIStale MismatchKind = "apiserver-stale"
 )
 
 // MismatchKinds lists every mismatch kind.
 var MismatchKinds = []MismatchKind{MismatchRunningButExited, MismatchMissingInRuntime, MismatchOrphan,
-	MismatchRestartCount, MismatchSandboxNotReady}
+	MismatchRestartCount, MismatchSandboxNotReady, MismatchAPIRunningButExited, MismatchAPIStale}
 
 // Mismatch is one typed finding of disagreement between the two views.
 type Mismatch struct {
@@ -108,9 +112,11 @@ type PodView struct {
 	Started      time.Time   `json:"started,omitzero"`
 	Conditions   []Condition `json:"conditions"`
 	// InKubelet and InRuntime tell which views know the pod.
-	InKubelet  bool            `json:"inKubelet"`
-	InRuntime  bool            `json:"inRuntime"`
-	Sandbox    *Sandbox        `json:"sandbox,omitempty"`
+	InKubelet bool     `json:"inKubelet"`
+	InRuntime bool     `json:"inRuntime"`
+	Sandbox   *Sandbox `json:"sandbox,omitempty"`
+	// APIServer is the API server's copy of the pod (nil when unknown).
+	APIServer  *APIPod         `json:"apiserver,omitempty"`
 	Containers []ContainerView `json:"containers"`
 	Mismatches []Mismatch      `json:"mismatches"`
 }

@@ -58,6 +58,13 @@ func fuzzInput(data []byte) Input {
 				ContainerID: pick(p, "", "containerd://"+uid+name, "cri-o://x", "garbage")})
 		}
 		in.Pods = append(in.Pods, pod)
+		if p.n(2) == 0 {
+			in.APIPods = append(in.APIPods, APIPod{UID: uid, Phase: pick(p, PhaseRunning, PhaseFailed, PhaseUnknown),
+				Ready: pick(p, "True", "False", "Unknown", "")})
+		}
+	}
+	if p.n(2) == 0 {
+		in.APINode = &APINode{Ready: pick(p, "True", "False", "Unknown")}
 	}
 	for i, n := 0, p.n(8); i < n; i++ {
 		uid := fmt.Sprintf("u%d", p.n(6))

@@ -1,0 +1,434 @@
+package upstream
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/podlife/podlife/internal/journal"
+	"github.com/podlife/podlife/lifecycle"
+)
+
+// Controller is the reportingController of podlife's Events.
+const Controller = "podlife"
+
+// ReporterConfig tunes event delivery.
+type ReporterConfig struct {
+	// Node is this node's name: the reportingInstance, and the subject of
+	// node-level events.
+	Node string
+	// Burst events of one reason may be sent for one pod at once; after that
+	// one more per Every. Suppressed ones are counted into the next event.
+	Burst int
+	Every time.Duration
+	// Batch is how many journal entries one round reads (default 100).
+	Batch int
+	// RetryMin and RetryMax bound the backoff after a failed delivery.
+	RetryMin, RetryMax time.Duration
+}
+
+func (c *ReporterConfig) defaults() {
+	if c.Burst <= 0 {
+		c.Burst = 5
+	}
+	if c.Every <= 0 {
+		c.Every = time.Minute
+	}
+	if c.Batch <= 0 {
+		c.Batch = 100
+	}
+	if c.RetryMin <= 0 {
+		c.RetryMin = 500 * time.Millisecond
+	}
+	if c.RetryMax <= 0 {
+		c.RetryMax = 30 * time.Second
+	}
+}
+
+// ReporterStats count what the reporter did.
+type ReporterStats struct {
+	Delivered  uint64 // events created (or found already created)
+	Skipped    uint64 // journal entries that are not worth an event
+	Suppressed uint64 // events folded into a later one by the rate limit
+	Rejected   uint64 // events the API server refused for good (invalid, namespace gone)
+	Failures   uint64 // failed delivery attempts (retried)
+	// PartitionSince is when deliveries started failing (zero when healthy).
+	PartitionSince time.Time
+}
+
+// Reporter delivers journaled transitions to the API server as
+// events.k8s.io/v1 Events, in journal order, at least once. Each event is
+// named after its journal entry, so a retry after a lost answer or an agent
+// restart finds the event already there instead of creating a duplicate.
+type Reporter struct {
+	cs  kubernetes.Interface
+	j   *journal.Journal
+	cfg ReporterConfig
+	log *slog.Logger
+	// Now is the clock (tests replace it).
+	Now func() time.Time
+
+	mu      sync.Mutex
+	stats   ReporterStats
+	buckets map[limitKey]*bucket
+	// partition accounting, per pod UID, while deliveries fail and until the
+	// backlog has drained.
+	partition map[string]*podPartition
+	// Running, when set, tells how many of a pod's containers run now
+	// (for the partition summary).
+	Running func(uid string) (running, total int)
+}
+
+type limitKey struct{ uid, reason string }
+
+type bucket struct {
+	tokens     float64
+	last       time.Time
+	suppressed int32
+	since      time.Time
+}
+
+type podPartition struct {
+	ref      corev1.ObjectReference
+	restarts int
+	exits    int
+	lastExit string
+}
+
+// NewReporter builds a reporter over a journal.
+func NewReporter(cs kubernetes.Interface, j *journal.Journal, cfg ReporterConfig, log *slog.Logger) *Reporter {
+	cfg.defaults()
+	return &Reporter{cs: cs, j: j, cfg: cfg, log: log, Now: time.Now,
+		buckets: map[limitKey]*bucket{}, partition: map[string]*podPartition{}}
+}
+
+// Stats returns the reporter's counters.
+func (r *Reporter) Stats() ReporterStats {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.stats
+}
+
+// Run delivers until ctx is done: whenever wake is signalled, and with capped
+// exponential backoff while the API server fails.
+func (r *Reporter) Run(ctx context.Context, wake <-chan struct{}) {
+	backoff := time.Duration(0)
+	for {
+		n, err := r.DeliverOnce(ctx)
+		wait := 5 * time.Second // also retry periodically without a wake-up
+		switch {
+		case err != nil:
+			backoff = min(max(backoff*2, r.cfg.RetryMin), r.cfg.RetryMax)
+			wait = backoff
+			r.log.Warn("event delivery failed; will retry", "err", oneLine(err), "retryIn", backoff)
+		case n == r.cfg.Batch:
+			backoff, wait = 0, 0 // more pending
+		default:
+			backoff = 0
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-wake:
+			t.Stop()
+		case <-t.C:
+		}
+	}
+}
+
+// DeliverOnce delivers up to one batch of pending entries in order and
+// acknowledges each as soon as it is delivered. It stops at the first
+// entry that cannot be delivered now, so order is kept.
+func (r *Reporter) DeliverOnce(ctx context.Context) (int, error) {
+	pending, err := r.j.Pending(r.cfg.Batch)
+	if err != nil {
+		return 0, err
+	}
+	for i, e := range pending {
+		if err := r.deliver(ctx, e); err != nil {
+			r.mu.Lock()
+			r.stats.Failures++
+			if r.stats.PartitionSince.IsZero() {
+				r.stats.PartitionSince = e.Transition.ObservedAt
+			}
+			r.mu.Unlock()
+			return i, err
+		}
+		if err := r.j.Ack(e.Seq); err != nil {
+			return i, err
+		}
+	}
+	if len(pending) < r.cfg.Batch {
+		if err := r.finishPartition(ctx); err != nil {
+			return len(pending), err
+		}
+	}
+	return len(pending), nil
+}
+
+// deliver turns one entry into an event (or decides it is not worth one).
+func (r *Reporter) deliver(ctx context.Context, e journal.Entry) error {
+	ev, ok := r.eventFor(e)
+	r.account(e)
+	if !ok {
+		r.mu.Lock()
+		r.stats.Skipped++
+		r.mu.Unlock()
+		return nil
+	}
+	if !r.allow(e, ev) {
+		return nil
+	}
+	return r.create(ctx, ev)
+}
+
+// create creates an event; an event that already exists was delivered by an
+// earlier attempt.
+func (r *Reporter) create(ctx context.Context, ev *eventsv1.Event) error {
+	_, err := r.cs.EventsV1().Events(ev.Namespace).Create(ctx, ev, metav1.CreateOptions{})
+	switch {
+	case err == nil || apierrors.IsAlreadyExists(err):
+		r.mu.Lock()
+		r.stats.Delivered++
+		r.mu.Unlock()
+		return nil
+	case apierrors.IsInvalid(err) || apierrors.IsNotFound(err) || apierrors.IsBadRequest(err):
+		// Retrying cannot help: say so once and move on.
+		r.mu.Lock()
+		r.stats.Rejected++
+		r.mu.Unlock()
+		r.log.Error("API server rejected event; dropping it", "event", ev.Name, "err", oneLine(err))
+		return nil
+	default:
+		return fmt.Errorf("create event %s/%s: %w", ev.Namespace, ev.Name, err)
+	}
+}
+
+// allow applies the per-(pod, reason) token bucket on the transition's own
+// time, so a backlog replayed after a partition is limited as it happened.
+func (r *Reporter) allow(e journal.Entry, ev *eventsv1.Event) bool {
+	now := e.Transition.ObservedAt
+	k := limitKey{string(ev.Regarding.UID) + ev.Regarding.Name, ev.Reason}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	b := r.buckets[k]
+	if b == nil {
+		b = &bucket{tokens: float64(r.cfg.Burst), last: now}
+		r.buckets[k] = b
+	}
+	if el := now.Sub(b.last); el > 0 {
+		b.tokens = min(float64(r.cfg.Burst), b.tokens+el.Seconds()/r.cfg.Every.Seconds())
+		b.last = now
+	}
+	if b.tokens < 1 {
+		if b.suppressed == 0 {
+			b.since = now
+		}
+		b.suppressed++
+		r.stats.Suppressed++
+		return false
+	}
+	b.tokens--
+	if b.suppressed > 0 {
+		ev.Series = &eventsv1.EventSeries{Count: b.suppressed + 1, LastObservedTime: metav1.NewMicroTime(now)}
+		ev.Note = truncate(fmt.Sprintf("%s (and %d more since %s)", ev.Note, b.suppressed, b.since.UTC().Format(time.RFC3339)), 1024)
+		b.suppressed = 0
+	}
+	return true
+}
+
+// eventFor maps a journal entry to an event; false when the transition is
+// not one that matters upstream.
+func (r *Reporter) eventFor(e journal.Entry) (*eventsv1.Event, bool) {
+	t := e.Transition
+	reason, typ, note := classifyTransition(t)
+	if reason == "" {
+		return nil, false
+	}
+	when := t.HappenedAt
+	if when.IsZero() {
+		when = t.ObservedAt
+	}
+	ref := corev1.ObjectReference{Kind: "Pod", APIVersion: "v1", Namespace: t.Namespace, Name: t.Pod, UID: types.UID(t.UID)}
+	ns := t.Namespace
+	if t.Pod == "" { // node-level
+		ref = corev1.ObjectReference{Kind: "Node", APIVersion: "v1", Name: r.cfg.Node, UID: types.UID(r.cfg.Node)}
+		ns = metav1.NamespaceDefault
+	}
+	name := eventName(ref.Name, e.ID)
+	if !t.HappenedAt.IsZero() {
+		note += fmt.Sprintf(" [happened %s, observed %s]", t.HappenedAt.UTC().Format(time.RFC3339Nano), t.ObservedAt.UTC().Format(time.RFC3339Nano))
+	}
+	return &eventsv1.Event{
+		ObjectMeta:          metav1.ObjectMeta{Name: name, Namespace: ns, Labels: map[string]string{"podlife.dev/seq": fmt.Sprint(e.Seq)}},
+		EventTime:           metav1.NewMicroTime(when),
+		ReportingController: Controller,
+		ReportingInstance:   r.cfg.Node,
+		Action:              "Observed",
+		Reason:              reason,
+		Regarding:           ref,
+		Note:                truncate(note, 1024),
+		Type:                typ,
+	}, true
+}
+
+// eventName is "<object>.podlife.<entry ID>", a valid DNS subdomain unique per
+// journal entry.
+func eventName(object, id string) string {
+	suffix := ".podlife." + id
+	if len(object)+len(suffix) > 253 {
+		object = object[:253-len(suffix)]
+	}
+	return object + suffix
+}
+
+// classifyTransition picks the transitions that matter upstream and names
+// their event: reason, type and note.
+func classifyTransition(t lifecycle.Transition) (reason, typ, note string) {
+	const warn, normal = corev1.EventTypeWarning, corev1.EventTypeNormal
+	exit := ""
+	if t.ExitCode != nil {
+		exit = fmt.Sprintf(" exit %d", *t.ExitCode)
+	}
+	who := fmt.Sprintf("container %q", t.Container)
+	switch t.Kind {
+	case lifecycle.TransitionStageChanged:
+		typ = normal
+		if t.To == string(lifecycle.StageFailing) || t.To == string(lifecycle.StageUnknown) {
+			typ = warn
+		}
+		return "Stage" + t.To, typ, fmt.Sprintf("stage %s -> %s: %s", t.From, t.To, t.Reason)
+	case lifecycle.TransitionContainerRestarted:
+		if t.Reason == lifecycle.ReasonOOMKilled {
+			return "OOMKilled", warn, fmt.Sprintf("%s restarted (%s -> %s) after OOM kill%s", who, t.From, t.To, exit)
+		}
+		return "ContainerRestarted", warn, fmt.Sprintf("%s restarted (%s -> %s): %s", who, t.From, t.To, t.Detail)
+	case lifecycle.TransitionContainerState:
+		switch {
+		case t.To == "Waiting/"+lifecycle.ReasonCrashLoopBackOff:
+			return "CrashLoopBackOff", warn, fmt.Sprintf("%s entered CrashLoopBackOff", who)
+		case strings.HasPrefix(t.To, "Waiting/") && isImageFailure(t.Reason):
+			return "ImagePullFailed", warn, fmt.Sprintf("%s %s", who, t.Reason)
+		case t.Reason == lifecycle.ReasonOOMKilled:
+			return "OOMKilled", warn, fmt.Sprintf("%s was OOM-killed%s (seen by the %s)", who, exit, t.Source)
+		case t.Source == lifecycle.SourceRuntime && t.To == string(lifecycle.RuntimeExited) && t.ExitCode != nil && *t.ExitCode != 0:
+			return "ContainerExited", warn, fmt.Sprintf("%s exited%s %s (seen by the runtime)", who, exit, t.Reason)
+		case t.Source == lifecycle.SourceKubelet && strings.HasPrefix(t.To, "Terminated") && t.ExitCode != nil && *t.ExitCode != 0:
+			return "ContainerFailed", warn, fmt.Sprintf("%s terminated%s %s", who, exit, t.Reason)
+		}
+	case lifecycle.TransitionMismatchAppeared:
+		return "ViewsDisagree", warn, fmt.Sprintf("%s: %s", t.To, t.Detail)
+	case lifecycle.TransitionSourceDown:
+		return sourceReason(t.Source) + "Unreachable", warn, fmt.Sprintf("%s unreachable: %s", t.Source, t.Detail)
+	case lifecycle.TransitionSourceUp:
+		return sourceReason(t.Source) + "Recovered", normal, fmt.Sprintf("%s reachable again", t.Source)
+	}
+	return "", "", ""
+}
+
+func sourceReason(s string) string {
+	switch s {
+	case lifecycle.SourceRuntime:
+		return "ContainerRuntime"
+	case lifecycle.SourceKubelet:
+		return "Kubelet"
+	}
+	return "APIServer"
+}
+
+func isImageFailure(r string) bool {
+	return r == lifecycle.ReasonErrImagePull || r == lifecycle.ReasonImagePullBackOff ||
+		r == lifecycle.ReasonInvalidImageName || r == lifecycle.ReasonErrImageNeverPull
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n-3] + "..."
+	}
+	return s
+}
+
+// account keeps per-pod statistics of what happened during a partition, for
+// the summary event once it heals.
+func (r *Reporter) account(e journal.Entry) {
+	t := e.Transition
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	since := r.stats.PartitionSince
+	if since.IsZero() || t.ObservedAt.Before(since) || t.Pod == "" {
+		return
+	}
+	p := r.partition[t.UID]
+	if p == nil {
+		p = &podPartition{ref: corev1.ObjectReference{Kind: "Pod", APIVersion: "v1", Namespace: t.Namespace, Name: t.Pod, UID: types.UID(t.UID)}}
+		r.partition[t.UID] = p
+	}
+	switch {
+	case t.Kind == lifecycle.TransitionContainerRestarted:
+		p.restarts++
+		if t.ExitCode != nil {
+			p.lastExit = fmt.Sprintf("%d %s", *t.ExitCode, t.Reason)
+		}
+	case t.Kind == lifecycle.TransitionContainerState && t.Source == lifecycle.SourceRuntime && t.To == string(lifecycle.RuntimeExited):
+		p.exits++
+		if t.ExitCode != nil {
+			p.lastExit = fmt.Sprintf("%d %s", *t.ExitCode, t.Reason)
+		}
+	}
+}
+
+// finishPartition sends one summary event per pod affected by a partition
+// once the backlog has drained.
+func (r *Reporter) finishPartition(ctx context.Context) error {
+	r.mu.Lock()
+	since := r.stats.PartitionSince
+	pods := r.partition
+	r.mu.Unlock()
+	if since.IsZero() {
+		return nil
+	}
+	now := r.Now()
+	dur := now.Sub(since).Round(time.Second)
+	for uid, p := range pods {
+		note := fmt.Sprintf("while the node was unreachable for %s: %d restarts, %d exits", dur, p.restarts, p.exits)
+		if r.Running != nil {
+			if run, total := r.Running(uid); total > 0 {
+				note = fmt.Sprintf("%d/%d containers kept running for %s while the node was unreachable; %d restarts, %d exits",
+					run, total, dur, p.restarts, p.exits)
+			}
+		}
+		if p.lastExit != "" {
+			note += ", last exit " + strings.TrimSpace(p.lastExit)
+		}
+		ev := &eventsv1.Event{
+			ObjectMeta:          metav1.ObjectMeta{Name: eventName(p.ref.Name, fmt.Sprintf("partition-%d-%s", since.Unix(), uid[:min(8, len(uid))])), Namespace: p.ref.Namespace},
+			EventTime:           metav1.NewMicroTime(now),
+			ReportingController: Controller, ReportingInstance: r.cfg.Node,
+			Action: "Observed", Reason: "PartitionSummary", Regarding: p.ref, Type: corev1.EventTypeNormal,
+			Note: truncate(note, 1024),
+		}
+		if err := r.create(ctx, ev); err != nil {
+			return err
+		}
+		r.mu.Lock()
+		delete(r.partition, uid)
+		r.mu.Unlock()
+	}
+	r.mu.Lock()
+	r.stats.PartitionSince = time.Time{}
+	r.mu.Unlock()
+	r.log.Info("partition healed; backlog delivered", "duration", dur.String())
+	return nil
+}

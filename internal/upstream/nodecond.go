@@ -1,0 +1,85 @@
+package upstream
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/podlife/podlife/lifecycle"
+)
+
+// Node condition types podlife sets, like node-problem-detector does.
+const (
+	CondRuntimeUnreachable = "ContainerRuntimeUnreachable"
+	CondKubeletUnreachable = "KubeletUnreachable"
+)
+
+// NodeConditions keeps podlife's conditions on this node's Node object,
+// patching status.conditions only when a condition changes.
+type NodeConditions struct {
+	cs   kubernetes.Interface
+	node string
+	log  *slog.Logger
+
+	mu   sync.Mutex
+	last map[string]corev1.NodeCondition // applied
+}
+
+// NewNodeConditions builds the condition keeper for node.
+func NewNodeConditions(cs kubernetes.Interface, node string, log *slog.Logger) *NodeConditions {
+	return &NodeConditions{cs: cs, node: node, log: log, last: map[string]corev1.NodeCondition{}}
+}
+
+// Desired turns source health into podlife's node conditions.
+func Desired(sources map[string]lifecycle.SourceHealth, now time.Time) []corev1.NodeCondition {
+	mk := func(typ, source string, h lifecycle.SourceHealth) corev1.NodeCondition {
+		c := corev1.NodeCondition{Type: corev1.NodeConditionType(typ), Status: corev1.ConditionFalse,
+			Reason: typ[:len(typ)-len("Unreachable")] + "Reachable", Message: "podlife reaches the " + source,
+			LastHeartbeatTime: metav1.NewTime(now), LastTransitionTime: metav1.NewTime(now)}
+		if h.Configured && !h.Up {
+			c.Status, c.Reason = corev1.ConditionTrue, typ
+			c.Message = truncate(fmt.Sprintf("podlife cannot reach the %s: %s", source, h.LastError), 1024)
+		}
+		return c
+	}
+	return []corev1.NodeCondition{
+		mk(CondRuntimeUnreachable, "container runtime", sources[lifecycle.SourceRuntime]),
+		mk(CondKubeletUnreachable, "kubelet", sources[lifecycle.SourceKubelet]),
+	}
+}
+
+// Sync patches the conditions that changed (status or reason) since the last
+// successful patch. The first call always patches.
+func (n *NodeConditions) Sync(ctx context.Context, sources map[string]lifecycle.SourceHealth, now time.Time) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var changed []corev1.NodeCondition
+	for _, c := range Desired(sources, now) {
+		if old, ok := n.last[string(c.Type)]; ok && old.Status == c.Status && old.Reason == c.Reason {
+			continue
+		}
+		changed = append(changed, c)
+	}
+	if len(changed) == 0 {
+		return nil
+	}
+	patch, err := json.Marshal(map[string]any{"status": map[string]any{"conditions": changed}})
+	if err != nil {
+		return fmt.Errorf("encode node condition patch: %w", err)
+	}
+	if _, err := n.cs.CoreV1().Nodes().PatchStatus(ctx, n.node, patch); err != nil {
+		return fmt.Errorf("patch node %s conditions: %w", n.node, err)
+	}
+	for _, c := range changed {
+		n.last[string(c.Type)] = c
+		n.log.Info("node condition set", "type", c.Type, "status", c.Status, "reason", c.Reason)
+	}
+	return nil
+}

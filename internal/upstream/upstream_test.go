@@ -1,0 +1,262 @@
+package upstream
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
+
+	"github.com/podlife/podlife/internal/journal"
+	"github.com/podlife/podlife/lifecycle"
+)
+
+var t0 = time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+
+func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func openJournal(t *testing.T) *journal.Journal {
+	j, err := journal.Open(filepath.Join(t.TempDir(), "j.db"), journal.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { j.Close() })
+	return j
+}
+
+func exit(n int32) *int32 { return &n }
+
+func crash(pod string, i int) lifecycle.Transition {
+	return lifecycle.Transition{Kind: lifecycle.TransitionContainerState, Source: lifecycle.SourceKubelet,
+		Namespace: "ns", Pod: pod, UID: "uid-" + pod, Container: "app", From: "Running", To: "Waiting/CrashLoopBackOff",
+		Reason: "CrashLoopBackOff", ObservedAt: t0.Add(time.Duration(i) * time.Second)}
+}
+
+func events(t *testing.T, cs *fake.Clientset) []eventsv1.Event {
+	l, err := cs.EventsV1().Events("").List(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.SortFunc(l.Items, func(a, b eventsv1.Event) int { return a.EventTime.Compare(b.EventTime.Time) })
+	return l.Items
+}
+
+func TestClassifyTransition(t *testing.T) {
+	tests := []struct {
+		tr     lifecycle.Transition
+		reason string
+		typ    string
+	}{
+		{crash("p", 0), "CrashLoopBackOff", "Warning"},
+		{lifecycle.Transition{Kind: lifecycle.TransitionContainerRestarted, Reason: "OOMKilled", ExitCode: exit(137), From: "1", To: "2"}, "OOMKilled", "Warning"},
+		{lifecycle.Transition{Kind: lifecycle.TransitionContainerRestarted, Reason: "Error", ExitCode: exit(1)}, "ContainerRestarted", "Warning"},
+		{lifecycle.Transition{Kind: lifecycle.TransitionContainerState, Source: "kubelet", To: "Waiting/ErrImagePull", Reason: "ErrImagePull"}, "ImagePullFailed", "Warning"},
+		{lifecycle.Transition{Kind: lifecycle.TransitionContainerState, Source: "kubelet", To: "Waiting/InvalidImageName", Reason: "InvalidImageName"}, "ImagePullFailed", "Warning"},
+		{lifecycle.Transition{Kind: lifecycle.TransitionContainerState, Source: "runtime", To: "EXITED", Reason: "OOMKilled", ExitCode: exit(137)}, "OOMKilled", "Warning"},
+		{lifecycle.Transition{Kind: lifecycle.TransitionContainerState, Source: "runtime", To: "EXITED", Reason: "Error", ExitCode: exit(2)}, "ContainerExited", "Warning"},
+		{lifecycle.Transition{Kind: lifecycle.TransitionContainerState, Source: "runtime", To: "EXITED", ExitCode: exit(0)}, "", ""},
+		{lifecycle.Transition{Kind: lifecycle.TransitionContainerState, Source: "kubelet", To: "Running"}, "", ""},
+		{lifecycle.Transition{Kind: lifecycle.TransitionStageChanged, From: "Serving", To: "Failing"}, "StageFailing", "Warning"},
+		{lifecycle.Transition{Kind: lifecycle.TransitionStageChanged, From: "Starting", To: "Serving"}, "StageServing", "Normal"},
+		{lifecycle.Transition{Kind: lifecycle.TransitionMismatchAppeared, To: "sandbox-not-ready"}, "ViewsDisagree", "Warning"},
+		{lifecycle.Transition{Kind: lifecycle.TransitionSourceDown, Source: "kubelet", Detail: "refused"}, "KubeletUnreachable", "Warning"},
+		{lifecycle.Transition{Kind: lifecycle.TransitionSourceUp, Source: "runtime"}, "ContainerRuntimeRecovered", "Normal"},
+		{lifecycle.Transition{Kind: lifecycle.TransitionPodAdded}, "", ""},
+	}
+	for _, tc := range tests {
+		reason, typ, _ := classifyTransition(tc.tr)
+		if reason != tc.reason || typ != tc.typ {
+			t.Errorf("%s %s->%s: got %q/%q, want %q/%q", tc.tr.Kind, tc.tr.From, tc.tr.To, reason, typ, tc.reason, tc.typ)
+		}
+	}
+}
+
+func TestReporterDeliversInOrderOnceWithRealTimes(t *testing.T) {
+	cs := fake.NewClientset()
+	j := openJournal(t)
+	r := NewReporter(cs, j, ReporterConfig{Node: "node-a"}, quiet())
+	trs := []lifecycle.Transition{crash("a", 1), {Kind: lifecycle.TransitionPodAdded, Pod: "b"}, crash("b", 2)}
+	trs[0].HappenedAt = t0.Add(-time.Minute)
+	if _, err := j.Append(t0, trs); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := r.DeliverOnce(context.Background()); err != nil || n != 3 {
+		t.Fatalf("delivered %d, %v", n, err)
+	}
+	evs := events(t, cs)
+	if len(evs) != 2 || evs[0].Regarding.Name != "a" || !evs[0].EventTime.Time.Equal(t0.Add(-time.Minute)) ||
+		evs[0].ReportingController != "podlife" || evs[0].ReportingInstance != "node-a" || evs[0].Reason != "CrashLoopBackOff" {
+		t.Fatalf("events %+v", evs)
+	}
+	if !strings.HasPrefix(evs[1].Name, "b.podlife.") {
+		t.Fatalf("name %q", evs[1].Name)
+	}
+	if p, _ := j.Pending(0); len(p) != 0 {
+		t.Fatalf("still pending: %d", len(p))
+	}
+	s := r.Stats()
+	if s.Delivered != 2 || s.Skipped != 1 {
+		t.Fatalf("stats %+v", s)
+	}
+}
+
+func TestReporterRetryIsIdempotentAndOrdered(t *testing.T) {
+	cs := fake.NewClientset()
+	j := openJournal(t)
+	r := NewReporter(cs, j, ReporterConfig{Node: "node-a"}, quiet())
+	r.Now = func() time.Time { return t0.Add(7*time.Minute + 12*time.Second) }
+	r.Running = func(string) (int, int) { return 1, 1 }
+	// The first create reaches the server but its answer is lost; then the
+	// server fails for a while.
+	calls := 0
+	cs.PrependReactor("create", "events", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		calls++
+		switch {
+		case calls == 1:
+			obj := a.(k8stesting.CreateAction).GetObject()
+			if err := cs.Tracker().Create(a.GetResource(), obj, a.GetNamespace()); err != nil {
+				return true, nil, err
+			}
+			return true, nil, errors.New("connection reset by peer")
+		case calls <= 3:
+			return true, nil, apierrors.NewTooManyRequests("slow down", 1)
+		}
+		return false, nil, nil
+	})
+	trs := []lifecycle.Transition{crash("a", 0), crash("b", 1),
+		{Kind: lifecycle.TransitionContainerRestarted, Namespace: "ns", Pod: "b", UID: "uid-b", Container: "app",
+			From: "1", To: "2", Reason: "OOMKilled", ExitCode: exit(137), ObservedAt: t0.Add(2 * time.Second)}}
+	if _, err := j.Append(t0, trs); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		if _, err := r.DeliverOnce(context.Background()); err == nil {
+			t.Fatalf("attempt %d succeeded against a failing server", i)
+		}
+		if p, _ := j.Pending(0); len(p) != 3 {
+			t.Fatalf("entries acked while failing: %d pending", len(p))
+		}
+	}
+	if r.Stats().PartitionSince.IsZero() {
+		t.Fatal("partition not noticed")
+	}
+	if _, err := r.DeliverOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	evs := events(t, cs)
+	var got []string
+	for _, e := range evs {
+		got = append(got, e.Regarding.Name+":"+e.Reason)
+	}
+	slices.Sort(got[3:]) // the summaries share one time
+	want := "a:CrashLoopBackOff b:CrashLoopBackOff b:OOMKilled a:PartitionSummary b:PartitionSummary"
+	if strings.Join(got, " ") != want {
+		t.Fatalf("events %v, want %s", got, want)
+	}
+	for _, e := range evs[3:] {
+		if e.Regarding.Name == "b" && e.Note != "1/1 containers kept running for 7m12s while the node was unreachable; 1 restarts, 0 exits, last exit 137 OOMKilled" {
+			t.Fatalf("summary %q", e.Note)
+		}
+	}
+	if !r.Stats().PartitionSince.IsZero() {
+		t.Fatal("partition not cleared")
+	}
+}
+
+func TestReporterRateLimitsAndAggregates(t *testing.T) {
+	cs := fake.NewClientset()
+	j := openJournal(t)
+	r := NewReporter(cs, j, ReporterConfig{Node: "node-a", Burst: 2, Every: time.Minute}, quiet())
+	var trs []lifecycle.Transition
+	for i := 0; i < 10; i++ { // ten crash loops in ten seconds
+		trs = append(trs, crash("a", i))
+	}
+	trs = append(trs, crash("a", 70)) // a minute later: one token back
+	if _, err := j.Append(t0, trs); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.DeliverOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	evs := events(t, cs)
+	if len(evs) != 3 {
+		t.Fatalf("%d events, want 3", len(evs))
+	}
+	last := evs[2]
+	if last.Series == nil || last.Series.Count != 9 || !strings.Contains(last.Note, "(and 8 more since 2026-11-25T10:00:02Z)") {
+		t.Fatalf("aggregate %+v %q", last.Series, last.Note)
+	}
+	if s := r.Stats(); s.Suppressed != 8 || s.Delivered != 3 {
+		t.Fatalf("stats %+v", s)
+	}
+}
+
+func TestReporterRejectedEventsAreCountedNotRetried(t *testing.T) {
+	cs := fake.NewClientset()
+	cs.PrependReactor("create", "events", func(k8stesting.Action) (bool, runtime.Object, error) {
+		return true, nil, apierrors.NewNotFound(corev1.Resource("namespaces"), "ns")
+	})
+	j := openJournal(t)
+	r := NewReporter(cs, j, ReporterConfig{Node: "node-a"}, quiet())
+	j.Append(t0, []lifecycle.Transition{crash("a", 0)})
+	if _, err := r.DeliverOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if s := r.Stats(); s.Rejected != 1 {
+		t.Fatalf("stats %+v", s)
+	}
+}
+
+func TestNodeConditionsPatchOnlyOnChange(t *testing.T) {
+	cs := fake.NewClientset(&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-a"}})
+	patches := 0
+	cs.PrependReactor("patch", "nodes", func(k8stesting.Action) (bool, runtime.Object, error) {
+		patches++
+		return false, nil, nil
+	})
+	nc := NewNodeConditions(cs, "node-a", quiet())
+	up := lifecycle.SourceHealth{Configured: true, Up: true}
+	down := lifecycle.SourceHealth{Configured: true, Up: false, LastError: "dial unix /run/containerd/containerd.sock: connect: connection refused"}
+	steps := []struct {
+		runtime, kubelet lifecycle.SourceHealth
+		patches          int
+		runtimeStatus    corev1.ConditionStatus
+	}{
+		{up, up, 1, corev1.ConditionFalse},
+		{up, up, 1, corev1.ConditionFalse},
+		{down, up, 2, corev1.ConditionTrue},
+		{down, up, 2, corev1.ConditionTrue},
+		{up, up, 3, corev1.ConditionFalse},
+	}
+	for i, s := range steps {
+		if err := nc.Sync(context.Background(), map[string]lifecycle.SourceHealth{"runtime": s.runtime, "kubelet": s.kubelet}, t0); err != nil {
+			t.Fatal(err)
+		}
+		n, _ := cs.CoreV1().Nodes().Get(context.Background(), "node-a", metav1.GetOptions{})
+		var st corev1.ConditionStatus
+		for _, c := range n.Status.Conditions {
+			if c.Type == CondRuntimeUnreachable {
+				st = c.Status
+				if st == corev1.ConditionTrue && !strings.Contains(c.Message, "connection refused") {
+					t.Errorf("message %q", c.Message)
+				}
+			}
+		}
+		if patches != s.patches || st != s.runtimeStatus {
+			t.Fatalf("step %d: %d patches, runtime condition %q", i, patches, st)
+		}
+	}
+
+}

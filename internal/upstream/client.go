@@ -17,7 +17,7 @@ import (
 type ClientConfig struct {
 	// Kubeconfig is a kubeconfig file; empty means in-cluster configuration.
 	Kubeconfig string
-	// Timeout bounds every request (default 5s).
+	// Timeout bounds every request (default 5s; negative: none, for watches).
 	Timeout time.Duration
 	// QPS and Burst bound podlife's own request rate (default 5 / 10).
 	QPS   float32
@@ -36,9 +36,13 @@ func NewClient(cfg ClientConfig) (kubernetes.Interface, *rest.Config, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("API server config: %w", err)
 	}
-	rc.Timeout = cfg.Timeout
-	if rc.Timeout <= 0 {
+	switch {
+	case cfg.Timeout < 0:
+		rc.Timeout = 0
+	case cfg.Timeout == 0:
 		rc.Timeout = 5 * time.Second
+	default:
+		rc.Timeout = cfg.Timeout
 	}
 	rc.QPS, rc.Burst = cfg.QPS, cfg.Burst
 	if rc.QPS <= 0 {

@@ -148,12 +148,15 @@ const (
 	TransitionMismatchCleared    TransitionKind = "MismatchCleared"
 	TransitionSourceDown         TransitionKind = "SourceDown"
 	TransitionSourceUp           TransitionKind = "SourceUp"
+	// TransitionStageStuck: a pod has stayed in a transient stage
+	// (Initializing, Starting, Failing, Unknown) longer than a threshold.
+	TransitionStageStuck TransitionKind = "StageStuck"
 )
 
 // TransitionKinds lists every transition kind.
 var TransitionKinds = []TransitionKind{TransitionPodAdded, TransitionPodRemoved, TransitionStageChanged,
 	TransitionContainerState, TransitionContainerRestarted, TransitionMismatchAppeared,
-	TransitionMismatchCleared, TransitionSourceDown, TransitionSourceUp}
+	TransitionMismatchCleared, TransitionSourceDown, TransitionSourceUp, TransitionStageStuck}
 
 // Transition is one change between two successive snapshots.
 type Transition struct {

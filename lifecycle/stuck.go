@@ -1,0 +1,52 @@
+package lifecycle
+
+import (
+	"fmt"
+	"time"
+)
+
+// StageClock remembers since when each pod has been in its stage, to find
+// pods stuck in a transient stage. It is not safe for concurrent use.
+type StageClock struct {
+	pods map[string]*stageEntry // by pod UID
+}
+
+type stageEntry struct {
+	stage    Stage
+	since    time.Time
+	reported bool
+}
+
+// Stuck records the snapshot's stages and returns one StageStuck transition
+// for each pod that has now been Initializing, Starting, Failing or Unknown
+// for longer than threshold — once per stay in a stage.
+func (c *StageClock) Stuck(s *Snapshot, threshold time.Duration) []Transition {
+	if c.pods == nil {
+		c.pods = map[string]*stageEntry{}
+	}
+	seen := make(map[string]bool, len(s.Pods))
+	var out []Transition
+	for i := range s.Pods {
+		p := &s.Pods[i]
+		seen[p.UID] = true
+		e := c.pods[p.UID]
+		if e == nil || e.stage != p.Stage {
+			e = &stageEntry{stage: p.Stage, since: s.At}
+			c.pods[p.UID] = e
+		}
+		transient := p.Stage != StageServing && p.Stage != StageTerminated
+		if threshold <= 0 || e.reported || !transient || s.At.Sub(e.since) < threshold {
+			continue
+		}
+		e.reported = true
+		out = append(out, Transition{Kind: TransitionStageStuck, Namespace: p.Namespace, Pod: p.Name, UID: p.UID,
+			From: string(p.Stage), To: string(p.Stage), Reason: p.StageReason, ObservedAt: s.At, HappenedAt: e.since,
+			Detail: fmt.Sprintf("in stage %s for %s (threshold %s)", p.Stage, s.At.Sub(e.since).Round(time.Second), threshold)})
+	}
+	for uid := range c.pods {
+		if !seen[uid] {
+			delete(c.pods, uid)
+		}
+	}
+	return out
+}

@@ -1,0 +1,43 @@
+package lifecycle
+
+import (
+	"testing"
+	"time"
+)
+
+func TestStageClock(t *testing.T) {
+	var c StageClock
+	at := func(d time.Duration, pods ...*podB) *Snapshot {
+		in := input(pods...)
+		in.Now = t0.Add(d)
+		in.Kubelet.LastSuccess, in.Runtime.LastSuccess = in.Now, in.Now
+		s := Correlate(in)
+		return &s
+	}
+	starting := pod("p", PhaseRunning, conds("True", "True", "False", "False"), cRunning("app", false))
+	steps := []struct {
+		d     time.Duration
+		pod   *podB
+		stuck int
+	}{
+		{0, starting, 0},
+		{4 * time.Minute, starting, 0},
+		{5 * time.Minute, starting, 1},      // five minutes in Starting
+		{9 * time.Minute, starting, 0},      // reported once per stay
+		{10 * time.Minute, serving("p"), 0}, // Serving is not transient
+		{11 * time.Minute, starting, 0},     // a new stay starts the clock again
+		{16 * time.Minute, starting, 1},
+	}
+	for i, s := range steps {
+		got := c.Stuck(at(s.d, s.pod), 5*time.Minute)
+		if len(got) != s.stuck {
+			t.Fatalf("step %d: %d stuck transitions, want %d", i, len(got), s.stuck)
+		}
+		if len(got) == 1 && (got[0].Kind != TransitionStageStuck || got[0].Detail != "in stage Starting for 5m0s (threshold 5m0s)") {
+			t.Fatalf("step %d: %+v", i, got[0])
+		}
+	}
+	if got := c.Stuck(at(20*time.Minute), time.Minute); len(got) != 0 || len(c.pods) != 0 {
+		t.Fatal("a removed pod is still tracked")
+	}
+}

@@ -328,6 +328,8 @@ func classifyTransition(t lifecycle.Transition) (reason, typ, note string) {
 		case t.Source == lifecycle.SourceKubelet && strings.HasPrefix(t.To, "Terminated") && t.ExitCode != nil && *t.ExitCode != 0:
 			return "ContainerFailed", warn, fmt.Sprintf("%s terminated%s %s", who, exit, t.Reason)
 		}
+	case lifecycle.TransitionStageStuck:
+		return "StuckIn" + t.To, warn, fmt.Sprintf("%s: %s", t.Detail, t.Reason)
 	case lifecycle.TransitionMismatchAppeared:
 		return "ViewsDisagree", warn, fmt.Sprintf("%s: %s", t.To, t.Detail)
 	case lifecycle.TransitionSourceDown:

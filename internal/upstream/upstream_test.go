@@ -74,6 +74,7 @@ func TestClassifyTransition(t *testing.T) {
 		{lifecycle.Transition{Kind: lifecycle.TransitionSourceDown, Source: "kubelet", Detail: "refused"}, "KubeletUnreachable", "Warning"},
 		{lifecycle.Transition{Kind: lifecycle.TransitionSourceUp, Source: "runtime"}, "ContainerRuntimeRecovered", "Normal"},
 		{lifecycle.Transition{Kind: lifecycle.TransitionPodAdded}, "", ""},
+		{lifecycle.Transition{Kind: lifecycle.TransitionStageStuck, From: "Starting", To: "Starting"}, "StuckInStarting", "Warning"},
 	}
 	for _, tc := range tests {
 		reason, typ, _ := classifyTransition(tc.tr)

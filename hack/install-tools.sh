@@ -32,4 +32,5 @@ build containerd-shim-runc-v2 $CONTAINERD_VERSION go install github.com/containe
 build ctr $CONTAINERD_VERSION go install github.com/containerd/containerd/v2/cmd/ctr@$CONTAINERD_VERSION
 build runc $RUNC_VERSION env CGO_ENABLED=1 go install -tags seccomp github.com/opencontainers/runc@$RUNC_VERSION
 build crictl $CRICTL_VERSION go install sigs.k8s.io/cri-tools/cmd/crictl@$CRICTL_VERSION
+"$(dirname "$0")/build-kube.sh" "$bin"
 echo "install-tools: ok ($bin)"

@@ -1,0 +1,54 @@
+package testenv
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"sigs.k8s.io/yaml"
+)
+
+// ApplyRBAC creates the ClusterRoles of deploy/ on a test API server and
+// binds them to user, so tests exercise exactly the permissions podlife ships.
+func ApplyRBAC(ctx context.Context, cs kubernetes.Interface, user string) error {
+	files, err := filepath.Glob(filepath.Join(RepoRoot(), "deploy", "*.yaml"))
+	if err != nil {
+		return err
+	}
+	n := 0
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return err
+		}
+		for _, doc := range bytes.Split(b, []byte("\n---")) {
+			var meta struct{ Kind string }
+			if yaml.Unmarshal(doc, &meta) != nil || meta.Kind != "ClusterRole" {
+				continue
+			}
+			var role rbacv1.ClusterRole
+			if err := yaml.Unmarshal(doc, &role); err != nil {
+				return fmt.Errorf("%s: %w", f, err)
+			}
+			if _, err := cs.RbacV1().ClusterRoles().Create(ctx, &role, metav1.CreateOptions{}); err != nil {
+				return fmt.Errorf("create ClusterRole %s: %w", role.Name, err)
+			}
+			binding := &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "test-" + role.Name},
+				RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name},
+				Subjects: []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: user}}}
+			if _, err := cs.RbacV1().ClusterRoleBindings().Create(ctx, binding, metav1.CreateOptions{}); err != nil {
+				return fmt.Errorf("bind ClusterRole %s: %w", role.Name, err)
+			}
+			n++
+		}
+	}
+	if n == 0 {
+		return fmt.Errorf("no ClusterRole found in %s/deploy/*.yaml", RepoRoot())
+	}
+	return nil
+}

@@ -1,0 +1,277 @@
+package upstream
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/podlife/podlife/internal/journal"
+	"github.com/podlife/podlife/internal/testenv"
+	"github.com/podlife/podlife/lifecycle"
+)
+
+// realAPI starts a real API server, creates node-a with two pods bound to it,
+// grants the podlife service account the RBAC of deploy/, and returns an
+// admin client and the agent's clients (short-timeout and watch).
+func realAPI(t *testing.T) (*testenv.APIServer, kubernetes.Interface, kubernetes.Interface, kubernetes.Interface) {
+	t.Helper()
+	api := testenv.StartAPIServer(t)
+	admin, _, err := NewClient(ClientConfig{Kubeconfig: api.AdminKubeconfig})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := testenv.ApplyRBAC(ctx, admin, testenv.AgentUser); err != nil {
+		t.Fatal(err)
+	}
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-a"}}
+	if _, err := admin.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"web", "worker"} {
+		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
+			Spec: corev1.PodSpec{NodeName: "node-a", Containers: []corev1.Container{{Name: "app", Image: "localhost/podlife/busybox:test"}}}}
+		if _, err := admin.CoreV1().Pods("default").Create(ctx, p, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	other := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "elsewhere", Namespace: "default"},
+		Spec: corev1.PodSpec{NodeName: "node-b", Containers: []corev1.Container{{Name: "app", Image: "x"}}}}
+	if _, err := admin.CoreV1().Pods("default").Create(ctx, other, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	agent, _, err := NewClient(ClientConfig{Kubeconfig: api.AgentKubeconfig, Timeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	watch, _, err := NewClient(ClientConfig{Kubeconfig: api.AgentKubeconfig, Timeout: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return api, admin, agent, watch
+}
+
+func waitFor(t *testing.T, what string, limit time.Duration, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", limit, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestRealAPIServer(t *testing.T) {
+	api, admin, agent, watch := realAPI(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	t.Run("agent RBAC is least privilege", func(t *testing.T) {
+		// Allowed: what podlife needs.
+		if _, err := agent.CoreV1().Pods("").List(ctx, metav1.ListOptions{FieldSelector: "spec.nodeName=node-a"}); err != nil {
+			t.Fatalf("list own pods: %v", err)
+		}
+		if _, err := agent.CoreV1().Nodes().Get(ctx, "node-a", metav1.GetOptions{}); err != nil {
+			t.Fatalf("get own node: %v", err)
+		}
+		// Denied: everything else.
+		denied := map[string]error{}
+		_, denied["list secrets"] = agent.CoreV1().Secrets("default").List(ctx, metav1.ListOptions{})
+		denied["delete pod"] = agent.CoreV1().Pods("default").Delete(ctx, "web", metav1.DeleteOptions{})
+		_, denied["create pod"] = agent.CoreV1().Pods("default").Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "x"},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "x", Image: "x"}}}}, metav1.CreateOptions{})
+		_, denied["patch node spec"] = agent.CoreV1().Nodes().Patch(ctx, "node-a", types.MergePatchType, []byte(`{"spec":{"unschedulable":true}}`), metav1.PatchOptions{})
+		_, denied["list configmaps"] = agent.CoreV1().ConfigMaps("").List(ctx, metav1.ListOptions{})
+		for what, err := range denied {
+			if !apierrors.IsForbidden(err) {
+				t.Errorf("%s: %v, want Forbidden", what, err)
+			}
+		}
+	})
+
+	view := NewAPIView(watch, agent, "node-a", 200*time.Millisecond, quiet())
+	go view.Run(ctx)
+	t.Run("view sees only this node and its pods", func(t *testing.T) {
+		waitFor(t, "two pods and the node", 10*time.Second, func() bool { return len(view.Pods()) == 2 && view.Node() != nil })
+		for _, p := range view.Pods() {
+			if p.Name == "elsewhere" {
+				t.Fatal("pod of another node in the view")
+			}
+		}
+		if n := view.Node(); n.Ready != "Unknown" || n.Reason != "NoReadyCondition" {
+			t.Fatalf("node %+v", n)
+		}
+		if h := view.Health(); !h.Up || h.LastSuccess.IsZero() {
+			t.Fatalf("health %+v", h)
+		}
+	})
+
+	t.Run("node conditions on the real Node", func(t *testing.T) {
+		nc := NewNodeConditions(agent, "node-a", quiet())
+		down := map[string]lifecycle.SourceHealth{
+			lifecycle.SourceRuntime: {Configured: true, Up: true},
+			lifecycle.SourceKubelet: {Configured: true, LastError: "Get \"https://127.0.0.1:10250/pods\": connection refused"},
+		}
+		if err := nc.Sync(ctx, down, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		n, _ := admin.CoreV1().Nodes().Get(ctx, "node-a", metav1.GetOptions{})
+		rv := n.ResourceVersion
+		got := map[string]corev1.NodeCondition{}
+		for _, c := range n.Status.Conditions {
+			got[string(c.Type)] = c
+		}
+		if got[CondKubeletUnreachable].Status != corev1.ConditionTrue || got[CondRuntimeUnreachable].Status != corev1.ConditionFalse ||
+			!strings.Contains(got[CondKubeletUnreachable].Message, "connection refused") {
+			t.Fatalf("conditions %+v", n.Status.Conditions)
+		}
+		if err := nc.Sync(ctx, down, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		n, _ = admin.CoreV1().Nodes().Get(ctx, "node-a", metav1.GetOptions{})
+		if n.ResourceVersion != rv {
+			t.Fatal("an unchanged condition was patched again")
+		}
+	})
+
+	t.Run("partition: nothing lost, nothing twice, original times, agent restarted mid-partition", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "journal.db")
+		j, err := journal.Open(path, journal.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := NewReporter(agent, j, ReporterConfig{Node: "node-a"}, quiet())
+		before := []lifecycle.Transition{crash("web", 0)}
+		before[0].Namespace = "default"
+		j.Append(time.Now(), before)
+		if _, err := r.DeliverOnce(ctx); err != nil {
+			t.Fatal(err)
+		}
+
+		api.Freeze()
+		var during []lifecycle.Transition
+		base := time.Now().Truncate(time.Millisecond)
+		for i := 0; i < 6; i++ {
+			pod := []string{"web", "worker"}[i%2]
+			ec := int32(137)
+			during = append(during, lifecycle.Transition{Kind: lifecycle.TransitionContainerRestarted, Namespace: "default",
+				Pod: pod, Container: "app", From: fmt.Sprint(i), To: fmt.Sprint(i + 1), Reason: "OOMKilled", ExitCode: &ec,
+				ObservedAt: base.Add(time.Duration(i) * time.Second), HappenedAt: base.Add(time.Duration(i)*time.Second - 200*time.Millisecond)})
+		}
+		j.Append(time.Now(), during[:3])
+		if _, err := r.DeliverOnce(ctx); err == nil {
+			t.Fatal("delivery to a frozen API server succeeded")
+		}
+		waitFor(t, "apiserver reported down", 5*time.Second, func() bool { return !view.Health().Up })
+		t.Logf("frozen apiserver: %s", view.Health().LastError)
+
+		// The agent restarts in the middle of the partition.
+		j.Close()
+		j, err = journal.Open(path, journal.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer j.Close()
+		r = NewReporter(agent, j, ReporterConfig{Node: "node-a"}, quiet())
+		j.Append(time.Now(), during[3:])
+		if _, err := r.DeliverOnce(ctx); err == nil {
+			t.Fatal("delivery to a frozen API server succeeded")
+		}
+		if p, _ := j.Pending(0); len(p) != 6 {
+			t.Fatalf("%d pending during the partition, want 6", len(p))
+		}
+
+		api.Thaw()
+		waitFor(t, "apiserver back", 10*time.Second, func() bool { return view.Health().Up })
+		waitFor(t, "backlog delivered", 20*time.Second, func() bool {
+			r.DeliverOnce(ctx)
+			p, _ := j.Pending(0)
+			return len(p) == 0
+		})
+		evs, err := admin.EventsV1().Events("default").List(ctx, metav1.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var restarts []string
+		seen := map[string]int{}
+		for _, e := range evs.Items {
+			if e.Reason == "OOMKilled" {
+				seen[e.Regarding.Name+" "+e.EventTime.UTC().Format(time.RFC3339Nano)]++
+				restarts = append(restarts, e.Name)
+			}
+		}
+		lost, dup := 0, 0
+		for _, tr := range during {
+			switch n := seen[tr.Pod+" "+tr.HappenedAt.UTC().Format(time.RFC3339Nano)]; {
+			case n == 0:
+				lost++
+			case n > 1:
+				dup += n - 1
+			}
+		}
+		t.Logf("partition: %d transitions during the partition, %d delivered after, lost=%d duplicated=%d",
+			len(during), len(restarts), lost, dup)
+		if lost != 0 || dup != 0 || len(restarts) != len(during) {
+			t.Fatalf("lost %d, duplicated %d, delivered %d of %d", lost, dup, len(restarts), len(during))
+		}
+	})
+}
+
+// An API server answering 429, 500 or garbage: delivery fails with a clear
+// error and keeps every entry; health says down in one line.
+func TestFaultyAPIServer(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		status int
+		body   string
+		want   string
+	}{
+		{"429", http.StatusTooManyRequests, `{"kind":"Status","apiVersion":"v1","status":"Failure","message":"slow down","reason":"TooManyRequests","code":429}`, "slow down"},
+		{"500", http.StatusInternalServerError, "boom", "an error on the server"},
+		{"garbage", http.StatusOK, "\x00\x01not json at all", "create event ns/a.podlife."},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Retry-After", "0")
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(tc.status)
+				fmt.Fprint(w, tc.body)
+			}))
+			defer srv.Close()
+			cs, err := kubernetes.NewForConfig(&rest.Config{Host: srv.URL, Timeout: time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			j := openJournal(t)
+			j.Append(t0, []lifecycle.Transition{crash("a", 0)})
+			r := NewReporter(cs, j, ReporterConfig{Node: "node-a"}, quiet())
+			_, err = r.DeliverOnce(context.Background())
+			if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "\n") {
+				t.Fatalf("error %v, want one line containing %q", err, tc.want)
+			}
+			if p, _ := j.Pending(0); len(p) != 1 {
+				t.Fatal("entry lost")
+			}
+			if tc.status != http.StatusOK {
+				v := NewAPIView(cs, cs, "node-a", time.Second, quiet())
+				v.probeOnce(context.Background())
+				if h := v.Health(); h.Up || h.LastError == "" || strings.Contains(h.LastError, "\n") {
+					t.Fatalf("health %+v", h)
+				}
+			}
+		})
+	}
+}

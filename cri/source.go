@@ -1,0 +1,429 @@
+// Package cri is podlife's container-runtime source: a CRI v1 client over the
+// runtime's unix socket (containerd, CRI-O) that keeps the runtime's view of
+// the node's sandboxes and containers, from container events where the
+// runtime streams them and from a periodic full relist that heals anything
+// the stream missed.
+package cri
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/podlife/podlife/lifecycle"
+)
+
+// DefaultEndpoint is containerd's CRI socket.
+const DefaultEndpoint = "unix:///run/containerd/containerd.sock"
+
+// Config configures the runtime source.
+type Config struct {
+	// Endpoint is the runtime's CRI socket, unix:///path (CRI-O: unix:///var/run/crio/crio.sock).
+	Endpoint string
+	// CallTimeout bounds each CRI call (default 2s).
+	CallTimeout time.Duration
+	// RelistInterval is the period of full relists, also while streaming (default 1s).
+	RelistInterval time.Duration
+	// MaxRecvBytes is the largest CRI answer accepted (default 64 MiB).
+	MaxRecvBytes int
+	// Stream uses GetContainerEvents where the runtime implements it.
+	Stream bool
+}
+
+// Validate fills defaults and checks the configuration.
+func (c *Config) Validate() error {
+	if c.Endpoint == "" {
+		c.Endpoint = DefaultEndpoint
+	}
+	if strings.HasPrefix(c.Endpoint, "/") {
+		c.Endpoint = "unix://" + c.Endpoint
+	}
+	if !strings.HasPrefix(c.Endpoint, "unix://") || len(c.Endpoint) == len("unix://") {
+		return fmt.Errorf("cri-endpoint %q: want unix:///path/to/socket", c.Endpoint)
+	}
+	if c.CallTimeout == 0 {
+		c.CallTimeout = 2 * time.Second
+	}
+	if c.RelistInterval == 0 {
+		c.RelistInterval = time.Second
+	}
+	if c.MaxRecvBytes == 0 {
+		c.MaxRecvBytes = 64 << 20
+	}
+	switch {
+	case c.CallTimeout < 0:
+		return fmt.Errorf("cri call timeout %s: must be positive", c.CallTimeout)
+	case c.RelistInterval < 10*time.Millisecond:
+		return fmt.Errorf("poll-interval %s: must be at least 10ms", c.RelistInterval)
+	case c.MaxRecvBytes < 0:
+		return fmt.Errorf("cri max receive size %d: must be positive", c.MaxRecvBytes)
+	}
+	return nil
+}
+
+// State is a copy-safe snapshot of the runtime's last good listing.
+type State struct {
+	Sandboxes  []lifecycle.Sandbox
+	Containers []lifecycle.Container
+	Health     lifecycle.SourceHealth
+	// Generation grows whenever the listing or the health changes.
+	Generation uint64
+	// Streaming is true while container events arrive from the runtime.
+	Streaming bool
+}
+
+// Source keeps the runtime's view. Run it with Run; read it with State.
+type Source struct {
+	cfg     Config
+	log     *slog.Logger
+	updates chan struct{}
+
+	mu         sync.Mutex
+	sandboxes  map[string]*lifecycle.Sandbox
+	containers map[string]*lifecycle.Container
+	health     lifecycle.SourceHealth
+	gen        uint64
+	streaming  bool
+	version    string
+	snap       State // rebuilt lazily when dirty
+	dirty      bool
+}
+
+// New builds a source; it does not dial.
+func New(cfg Config, log *slog.Logger) (*Source, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Source{cfg: cfg, log: log.With("source", lifecycle.SourceRuntime), updates: make(chan struct{}, 1),
+		sandboxes: map[string]*lifecycle.Sandbox{}, containers: map[string]*lifecycle.Container{},
+		health: lifecycle.SourceHealth{Configured: true}, dirty: true}, nil
+}
+
+// Updates is signalled (coalesced) whenever State changes.
+func (s *Source) Updates() <-chan struct{} { return s.updates }
+
+// State returns the current view.
+func (s *Source) State() State {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.dirty {
+		s.snap = State{Sandboxes: make([]lifecycle.Sandbox, 0, len(s.sandboxes)),
+			Containers: make([]lifecycle.Container, 0, len(s.containers))}
+		for _, sb := range s.sandboxes {
+			s.snap.Sandboxes = append(s.snap.Sandboxes, *sb)
+		}
+		for _, c := range s.containers {
+			s.snap.Containers = append(s.snap.Containers, *c)
+		}
+		slices.SortFunc(s.snap.Sandboxes, func(a, b lifecycle.Sandbox) int { return strings.Compare(a.ID, b.ID) })
+		slices.SortFunc(s.snap.Containers, func(a, b lifecycle.Container) int { return strings.Compare(a.ID, b.ID) })
+		s.dirty = false
+	}
+	st := s.snap
+	st.Health, st.Generation, st.Streaming = s.health, s.gen, s.streaming
+	return st
+}
+
+// changed bumps the generation and signals; call with s.mu held.
+func (s *Source) changed(listing bool) {
+	s.gen++
+	if listing {
+		s.dirty = true
+	}
+	select {
+	case s.updates <- struct{}{}:
+	default:
+	}
+}
+
+// Run keeps the view until ctx is done. It never gives up: while the runtime
+// is unreachable the health says so, and the view recovers when it returns.
+func (s *Source) Run(ctx context.Context) error {
+	conn, err := grpc.NewClient(s.cfg.Endpoint,
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(s.cfg.MaxRecvBytes)),
+		grpc.WithConnectParams(grpc.ConnectParams{MinConnectTimeout: s.cfg.CallTimeout,
+			Backoff: backoff.Config{BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 2 * time.Second}}))
+	if err != nil {
+		return fmt.Errorf("cri client for %s: %w", s.cfg.Endpoint, err)
+	}
+	defer conn.Close()
+	rs := runtimeapi.NewRuntimeServiceClient(conn)
+	if s.cfg.Stream {
+		go s.streamLoop(ctx, rs)
+	}
+	t := time.NewTicker(s.cfg.RelistInterval)
+	defer t.Stop()
+	for {
+		s.relist(ctx, rs)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+func (s *Source) call(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, s.cfg.CallTimeout)
+}
+
+// relist does a full listing and records the outcome in the health record.
+func (s *Source) relist(ctx context.Context, rs runtimeapi.RuntimeServiceClient) {
+	start := time.Now()
+	err := s.relistOnce(ctx, rs)
+	if ctx.Err() != nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	was := s.health
+	s.health.Latency = time.Since(start)
+	if err != nil {
+		s.health.Up, s.health.LastError = false, oneLine(err)
+		s.version = "" // handshake again when it comes back
+		if was.Up || was.LastError != s.health.LastError {
+			s.log.Warn("container runtime unreachable", "err", s.health.LastError)
+			s.changed(false)
+		}
+		return
+	}
+	s.health.Up, s.health.LastError, s.health.LastSuccess = true, "", time.Now()
+	if !was.Up {
+		s.log.Info("container runtime reachable", "runtime", s.version, "endpoint", s.cfg.Endpoint)
+		s.changed(false)
+	}
+}
+
+func (s *Source) relistOnce(ctx context.Context, rs runtimeapi.RuntimeServiceClient) error {
+	s.mu.Lock()
+	handshaken := s.version != ""
+	s.mu.Unlock()
+	if !handshaken {
+		cctx, cancel := s.call(ctx)
+		v, err := rs.Version(cctx, &runtimeapi.VersionRequest{Version: "v1"})
+		cancel()
+		if err != nil {
+			return fmt.Errorf("cri %s: version: %w", s.cfg.Endpoint, err)
+		}
+		s.mu.Lock()
+		s.version = v.GetRuntimeName() + " " + v.GetRuntimeVersion() + " (CRI " + v.GetRuntimeApiVersion() + ")"
+		s.mu.Unlock()
+	}
+	cctx, cancel := s.call(ctx)
+	sbs, err := rs.ListPodSandbox(cctx, &runtimeapi.ListPodSandboxRequest{})
+	cancel()
+	if err != nil {
+		return fmt.Errorf("cri %s: list pod sandboxes: %w", s.cfg.Endpoint, err)
+	}
+	cctx, cancel = s.call(ctx)
+	cs, err := rs.ListContainers(cctx, &runtimeapi.ListContainersRequest{})
+	cancel()
+	if err != nil {
+		return fmt.Errorf("cri %s: list containers: %w", s.cfg.Endpoint, err)
+	}
+	sandboxes := make(map[string]*lifecycle.Sandbox, len(sbs.GetItems()))
+	for _, sb := range sbs.GetItems() {
+		v := ConvertSandbox(sb)
+		sandboxes[v.ID] = &v
+	}
+	// Exit codes, reasons and times are only in ContainerStatus: ask for it
+	// when a container is new or its state moved since we last asked.
+	s.mu.Lock()
+	known := s.containers
+	s.mu.Unlock()
+	containers := make(map[string]*lifecycle.Container, len(cs.GetContainers()))
+	for _, c := range cs.GetContainers() {
+		if old := known[c.GetId()]; old != nil && old.State == convertState(c.GetState()) && hasStatus(old) {
+			v := *old
+			containers[v.ID] = &v
+			continue
+		}
+		cctx, cancel := s.call(ctx)
+		st, err := rs.ContainerStatus(cctx, &runtimeapi.ContainerStatusRequest{ContainerId: c.GetId()})
+		cancel()
+		var cst *runtimeapi.ContainerStatus
+		switch {
+		case err == nil:
+			cst = st.GetStatus()
+		case status.Code(err) == codes.NotFound:
+			continue // removed since the listing
+		default:
+			return fmt.Errorf("cri %s: container status %s: %w", s.cfg.Endpoint, c.GetId(), err)
+		}
+		v := ConvertContainer(c, cst, sandboxes)
+		containers[v.ID] = &v
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !sameSandboxes(s.sandboxes, sandboxes) || !sameContainers(s.containers, containers) {
+		s.sandboxes, s.containers = sandboxes, containers
+		s.changed(true)
+	}
+	return nil
+}
+
+// streamLoop follows GetContainerEvents, falling back to relisting (which
+// never stops) whenever the stream is unimplemented, breaks or cannot start,
+// and trying the stream again after a pause.
+func (s *Source) streamLoop(ctx context.Context, rs runtimeapi.RuntimeServiceClient) {
+	retry := time.Second
+	for ctx.Err() == nil {
+		err := s.streamOnce(ctx, rs)
+		s.setStreaming(false)
+		if ctx.Err() != nil {
+			return
+		}
+		wait := retry
+		if status.Code(err) == codes.Unimplemented {
+			wait = 30 * time.Second
+			s.log.Info("runtime does not stream container events; relisting only", "relist", s.cfg.RelistInterval)
+		} else {
+			s.log.Debug("container event stream ended; relisting until it is back", "err", oneLine(err))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+	}
+}
+
+func (s *Source) setStreaming(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.streaming != on {
+		s.streaming = on
+		s.changed(false)
+	}
+}
+
+func (s *Source) streamOnce(ctx context.Context, rs runtimeapi.RuntimeServiceClient) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := rs.GetContainerEvents(ctx, &runtimeapi.GetEventsRequest{})
+	if err != nil {
+		return err
+	}
+	for {
+		ev, err := stream.Recv()
+		if err != nil {
+			return err
+		}
+		s.setStreaming(true)
+		s.apply(ctx, rs, ev)
+	}
+}
+
+// apply updates the view from one container event.
+func (s *Source) apply(ctx context.Context, rs runtimeapi.RuntimeServiceClient, ev *runtimeapi.ContainerEventResponse) {
+	id, psb := ev.GetContainerId(), ev.GetPodSandboxStatus()
+	deleted := ev.GetContainerEventType() == runtimeapi.ContainerEventType_CONTAINER_DELETED_EVENT
+	var fetched *runtimeapi.ContainerStatus
+	isSandbox := psb != nil && psb.GetId() == id
+	if !isSandbox && !deleted && !slices.ContainsFunc(ev.GetContainersStatuses(), func(c *runtimeapi.ContainerStatus) bool { return c.GetId() == id }) {
+		cctx, cancel := s.call(ctx)
+		if st, err := rs.ContainerStatus(cctx, &runtimeapi.ContainerStatusRequest{ContainerId: id}); err == nil {
+			fetched = st.GetStatus()
+		}
+		cancel()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if psb != nil {
+		if sb := s.sandboxes[psb.GetId()]; sb != nil {
+			sb.State = lifecycle.SandboxNotReady
+			if psb.GetState() == runtimeapi.PodSandboxState_SANDBOX_READY {
+				sb.State = lifecycle.SandboxReady
+			}
+		} else if !(isSandbox && deleted) {
+			v := ConvertSandbox(&runtimeapi.PodSandbox{Id: psb.GetId(), Metadata: psb.GetMetadata(), State: psb.GetState(),
+				CreatedAt: psb.GetCreatedAt(), Labels: psb.GetLabels()})
+			s.sandboxes[v.ID] = &v
+		}
+		if isSandbox && deleted {
+			delete(s.sandboxes, id)
+		}
+	}
+	sandboxID := ""
+	if psb != nil {
+		sandboxID = psb.GetId()
+	}
+	update := func(st *runtimeapi.ContainerStatus) {
+		sid := sandboxID
+		if old := s.containers[st.GetId()]; old != nil && old.SandboxID != "" {
+			sid = old.SandboxID
+		}
+		v := ContainerFromStatus(sid, st, s.sandboxes)
+		s.containers[v.ID] = &v
+	}
+	for _, st := range ev.GetContainersStatuses() {
+		update(st)
+	}
+	if fetched != nil {
+		update(fetched)
+	}
+	if deleted && !isSandbox {
+		delete(s.containers, id)
+	}
+	s.changed(true)
+}
+
+// hasStatus tells whether a container's record came with its status fields.
+func hasStatus(c *lifecycle.Container) bool {
+	switch c.State {
+	case lifecycle.RuntimeRunning:
+		return !c.StartedAt.IsZero()
+	case lifecycle.RuntimeExited:
+		return !c.FinishedAt.IsZero()
+	}
+	return true
+}
+
+func sameSandboxes(a, b map[string]*lifecycle.Sandbox) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for id, x := range a {
+		y := b[id]
+		if y == nil || x.State != y.State || x.Attempt != y.Attempt || x.PodUID != y.PodUID {
+			return false
+		}
+	}
+	return true
+}
+
+func sameContainers(a, b map[string]*lifecycle.Container) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for id, x := range a {
+		y := b[id]
+		if y == nil || x.State != y.State || x.Attempt != y.Attempt || x.ExitCode != y.ExitCode || x.Reason != y.Reason ||
+			!x.StartedAt.Equal(y.StartedAt) || !x.FinishedAt.Equal(y.FinishedAt) || x.PodUID != y.PodUID || x.Name != y.Name {
+			return false
+		}
+	}
+	return true
+}
+
+// oneLine flattens an error to one line, keeping gRPC's description only.
+func oneLine(err error) string {
+	if st, ok := status.FromError(errors.Unwrap(err)); ok && st.Code() != codes.Unknown {
+		prefix := strings.TrimSuffix(err.Error(), errors.Unwrap(err).Error())
+		return strings.Join(strings.Fields(prefix+st.Code().String()+": "+st.Message()), " ")
+	}
+	return strings.Join(strings.Fields(fmt.Sprint(err)), " ")
+}

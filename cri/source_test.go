@@ -1,0 +1,298 @@
+package cri
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/podlife/podlife/internal/fixtures"
+	"github.com/podlife/podlife/lifecycle"
+)
+
+func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// fakeRuntime is an in-process CRI server for faults a real runtime cannot
+// be made to show. GetContainerEvents is left Unimplemented.
+type fakeRuntime struct {
+	runtimeapi.UnimplementedRuntimeServiceServer
+	mu       sync.Mutex
+	node     *fixtures.Node
+	delay    time.Duration
+	statuses int
+}
+
+func (f *fakeRuntime) Version(context.Context, *runtimeapi.VersionRequest) (*runtimeapi.VersionResponse, error) {
+	return &runtimeapi.VersionResponse{RuntimeName: "fake", RuntimeVersion: "1", RuntimeApiVersion: "v1"}, nil
+}
+
+func (f *fakeRuntime) ListPodSandbox(context.Context, *runtimeapi.ListPodSandboxRequest) (*runtimeapi.ListPodSandboxResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	time.Sleep(f.delay)
+	return f.node.Sandboxes, nil
+}
+
+func (f *fakeRuntime) ListContainers(context.Context, *runtimeapi.ListContainersRequest) (*runtimeapi.ListContainersResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.node.Containers, nil
+}
+
+func (f *fakeRuntime) ContainerStatus(_ context.Context, r *runtimeapi.ContainerStatusRequest) (*runtimeapi.ContainerStatusResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.statuses++
+	for _, s := range f.node.Statuses {
+		if s.Status.Id == r.ContainerId {
+			return s, nil
+		}
+	}
+	return nil, fmt.Errorf("no such container %s", r.ContainerId)
+}
+
+// serve starts a gRPC server on a unix socket; it stops at test end.
+func serve(t testing.TB, srv runtimeapi.RuntimeServiceServer) string {
+	t.Helper()
+	sock := filepath.Join(t.TempDir(), "cri.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := grpc.NewServer()
+	runtimeapi.RegisterRuntimeServiceServer(g, srv)
+	go g.Serve(l)
+	t.Cleanup(g.Stop)
+	return "unix://" + sock
+}
+
+func startSource(t testing.TB, cfg Config) (*Source, context.CancelFunc) {
+	t.Helper()
+	s, err := New(cfg, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { s.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return s, cancel
+}
+
+func waitState(t testing.TB, s *Source, what string, limit time.Duration, ok func(State) bool) State {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for {
+		st := s.State()
+		if ok(st) {
+			return st
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s; state: %+v", what, st.Health)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	tests := []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{}, ""},
+		{Config{Endpoint: "/run/crio/crio.sock"}, ""},
+		{Config{Endpoint: "tcp://127.0.0.1:1"}, `cri-endpoint "tcp://127.0.0.1:1": want unix:///path/to/socket`},
+		{Config{Endpoint: "unix://"}, `cri-endpoint "unix://": want unix:///path/to/socket`},
+		{Config{RelistInterval: time.Millisecond}, "poll-interval 1ms: must be at least 10ms"},
+		{Config{CallTimeout: -time.Second}, "cri call timeout -1s: must be positive"},
+	}
+	for _, tc := range tests {
+		err := tc.cfg.Validate()
+		if got := fmt.Sprint(err); (tc.want == "" && err != nil) || (tc.want != "" && got != tc.want) {
+			t.Errorf("%+v: %v, want %q", tc.cfg, err, tc.want)
+		}
+	}
+	c := Config{}
+	c.Validate()
+	if c.Endpoint != DefaultEndpoint || c.CallTimeout != 2*time.Second || c.RelistInterval != time.Second || c.MaxRecvBytes != 64<<20 {
+		t.Fatalf("defaults %+v", c)
+	}
+}
+
+// The recorded node's CRI answers convert into the lifecycle types with
+// every field the model needs.
+func TestConvertRecordedNode(t *testing.T) {
+	n := fixtures.Build()
+	sbs := map[string]*lifecycle.Sandbox{}
+	for _, sb := range n.Sandboxes.Items {
+		v := ConvertSandbox(sb)
+		sbs[v.ID] = &v
+		if v.PodUID == "" || v.PodName == "" || v.State != lifecycle.SandboxReady || v.CreatedAt.IsZero() {
+			t.Fatalf("sandbox %+v", v)
+		}
+	}
+	statuses := map[string]*runtimeapi.ContainerStatus{}
+	for _, s := range n.Statuses {
+		statuses[s.Status.Id] = s.Status
+	}
+	var oom *lifecycle.Container
+	for _, c := range n.Containers.Containers {
+		v := ConvertContainer(c, statuses[c.Id], sbs)
+		if v.PodUID == "" || v.Name == "" || v.Labels[lifecycle.LabelContainerName] != v.Name || v.Image == "" {
+			t.Fatalf("container %+v", v)
+		}
+		if v.PodName == "worker-6f7c9-klmno" {
+			oom = &v
+		}
+	}
+	if oom == nil || oom.State != lifecycle.RuntimeExited || oom.ExitCode != 137 || oom.Reason != "OOMKilled" ||
+		oom.Attempt != 5 || oom.FinishedAt.IsZero() || oom.StartedAt.IsZero() {
+		t.Fatalf("crash-looping container %+v", oom)
+	}
+}
+
+func TestSourceAgainstFakeRuntime(t *testing.T) {
+	f := &fakeRuntime{node: fixtures.Build()}
+	ep := serve(t, f)
+	s, _ := startSource(t, Config{Endpoint: ep, RelistInterval: 20 * time.Millisecond, Stream: true})
+	st := waitState(t, s, "a listing", 5*time.Second, func(st State) bool { return len(st.Containers) > 0 })
+	if !st.Health.Up || !st.Health.Configured || st.Health.LastSuccess.IsZero() || st.Streaming {
+		t.Fatalf("health %+v streaming %v (the fake does not stream)", st.Health, st.Streaming)
+	}
+	if len(st.Sandboxes) != len(f.node.Sandboxes.Items) || len(st.Containers) != len(f.node.Containers.Containers) {
+		t.Fatalf("%d sandboxes, %d containers", len(st.Sandboxes), len(st.Containers))
+	}
+	// Unchanged relists ask no statuses and bump no generation.
+	gen := st.Generation
+	f.mu.Lock()
+	asked := f.statuses
+	f.mu.Unlock()
+	time.Sleep(100 * time.Millisecond)
+	f.mu.Lock()
+	again := f.statuses
+	f.mu.Unlock()
+	if again != asked || s.State().Generation != gen {
+		t.Fatalf("idle relists asked %d statuses / moved generation %d -> %d", again-asked, gen, s.State().Generation)
+	}
+}
+
+func TestSourceFaults(t *testing.T) {
+	t.Run("no socket", func(t *testing.T) {
+		ep := "unix://" + filepath.Join(t.TempDir(), "missing.sock")
+		s, _ := startSource(t, Config{Endpoint: ep, RelistInterval: 20 * time.Millisecond, CallTimeout: 200 * time.Millisecond})
+		st := waitState(t, s, "an error", 5*time.Second, func(st State) bool { return st.Health.LastError != "" })
+		if st.Health.Up || !strings.Contains(st.Health.LastError, "no such file or directory") || strings.Contains(st.Health.LastError, "\n") {
+			t.Fatalf("error %q", st.Health.LastError)
+		}
+		t.Logf("missing socket: %s", st.Health.LastError)
+	})
+	t.Run("garbage socket", func(t *testing.T) {
+		sock := filepath.Join(t.TempDir(), "junk.sock")
+		l, err := net.Listen("unix", sock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		go func() {
+			for {
+				c, err := l.Accept()
+				if err != nil {
+					return
+				}
+				c.Write([]byte("HTTP/1.1 400 Bad Request\r\n\r\nthis is not a CRI runtime\n"))
+				c.Close()
+			}
+		}()
+		s, _ := startSource(t, Config{Endpoint: "unix://" + sock, RelistInterval: 20 * time.Millisecond, CallTimeout: 300 * time.Millisecond})
+		st := waitState(t, s, "an error", 5*time.Second, func(st State) bool { return st.Health.LastError != "" })
+		if st.Health.Up || !strings.Contains(st.Health.LastError, "version") || strings.Contains(st.Health.LastError, "\n") {
+			t.Fatalf("error %q", st.Health.LastError)
+		}
+		t.Logf("garbage socket: %s", st.Health.LastError)
+	})
+	t.Run("slow runtime times out", func(t *testing.T) {
+		f := &fakeRuntime{node: fixtures.Build(), delay: 500 * time.Millisecond}
+		s, _ := startSource(t, Config{Endpoint: serve(t, f), RelistInterval: 20 * time.Millisecond, CallTimeout: 100 * time.Millisecond})
+		st := waitState(t, s, "an error", 5*time.Second, func(st State) bool { return st.Health.LastError != "" })
+		if !strings.Contains(st.Health.LastError, "DeadlineExceeded") {
+			t.Fatalf("error %q", st.Health.LastError)
+		}
+		f.mu.Lock()
+		f.delay = 0
+		f.mu.Unlock()
+		waitState(t, s, "recovery", 5*time.Second, func(st State) bool { return st.Health.Up })
+	})
+	t.Run("answer larger than the receive limit", func(t *testing.T) {
+		f := &fakeRuntime{node: fixtures.Build()}
+		s, _ := startSource(t, Config{Endpoint: serve(t, f), RelistInterval: 20 * time.Millisecond, MaxRecvBytes: 512})
+		st := waitState(t, s, "an error", 5*time.Second, func(st State) bool { return st.Health.LastError != "" })
+		if !strings.Contains(st.Health.LastError, "ResourceExhausted") {
+			t.Fatalf("error %q", st.Health.LastError)
+		}
+	})
+}
+
+// bigNode is a fixture-like node of n pods × 4 containers.
+func bigNode(n int) *fixtures.Node {
+	node := &fixtures.Node{Sandboxes: &runtimeapi.ListPodSandboxResponse{}, Containers: &runtimeapi.ListContainersResponse{}}
+	now := time.Now().UnixNano()
+	for i := 0; i < n; i++ {
+		uid := fmt.Sprintf("uid-%04d", i)
+		labels := map[string]string{lifecycle.LabelPodUID: uid, lifecycle.LabelPodName: fmt.Sprintf("pod-%04d", i), lifecycle.LabelPodNamespace: "load"}
+		sb := fmt.Sprintf("sb-%04d", i)
+		node.Sandboxes.Items = append(node.Sandboxes.Items, &runtimeapi.PodSandbox{Id: sb, State: runtimeapi.PodSandboxState_SANDBOX_READY,
+			Metadata: &runtimeapi.PodSandboxMetadata{Name: labels[lifecycle.LabelPodName], Namespace: "load", Uid: uid}, Labels: labels, CreatedAt: now})
+		for j := 0; j < 4; j++ {
+			id := fmt.Sprintf("c-%04d-%d", i, j)
+			cl := map[string]string{lifecycle.LabelContainerName: fmt.Sprintf("c%d", j)}
+			for k, v := range labels {
+				cl[k] = v
+			}
+			md := &runtimeapi.ContainerMetadata{Name: cl[lifecycle.LabelContainerName]}
+			node.Containers.Containers = append(node.Containers.Containers, &runtimeapi.Container{Id: id, PodSandboxId: sb, Metadata: md,
+				State: runtimeapi.ContainerState_CONTAINER_RUNNING, CreatedAt: now, Labels: cl, Image: &runtimeapi.ImageSpec{Image: "busybox"}})
+			node.Statuses = append(node.Statuses, &runtimeapi.ContainerStatusResponse{Status: &runtimeapi.ContainerStatus{Id: id, Metadata: md,
+				State: runtimeapi.ContainerState_CONTAINER_RUNNING, CreatedAt: now, StartedAt: now, Labels: cl}})
+		}
+	}
+	return node
+}
+
+// BenchmarkRelist250 is one steady-state full relist (+ conversion and change
+// detection) of a 250-pod × 4-container node over a real gRPC unix socket.
+func BenchmarkRelist250(b *testing.B) {
+	f := &fakeRuntime{node: bigNode(250)}
+	ep := serve(b, f)
+	s, err := New(Config{Endpoint: ep}, quiet())
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	conn, _ := grpc.NewClient(ep, grpc.WithTransportCredentials(insecureCreds()))
+	defer conn.Close()
+	rs := runtimeapi.NewRuntimeServiceClient(conn)
+	if err := s.relistOnce(ctx, rs); err != nil { // first relist asks every status
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if err := s.relistOnce(ctx, rs); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func insecureCreds() credentials.TransportCredentials { return insecure.NewCredentials() }

@@ -317,13 +317,37 @@ func (s *Source) streamOnce(ctx context.Context, rs runtimeapi.RuntimeServiceCli
 	if err != nil {
 		return err
 	}
-	for {
-		ev, err := stream.Recv()
-		if err != nil {
-			return err
+	events, errc := make(chan *runtimeapi.ContainerEventResponse), make(chan error, 1)
+	go func() {
+		for {
+			ev, err := stream.Recv()
+			if err != nil {
+				errc <- err
+				return
+			}
+			select {
+			case events <- ev:
+			case <-ctx.Done():
+				return
+			}
 		}
-		s.setStreaming(true)
-		s.apply(ctx, rs, ev)
+	}()
+	// A runtime without events answers Unimplemented at once; a stream that
+	// has not failed after a moment is up, even before its first event.
+	confirm := time.NewTimer(200 * time.Millisecond)
+	defer confirm.Stop()
+	for {
+		select {
+		case ev := <-events:
+			s.setStreaming(true)
+			s.apply(ctx, rs, ev)
+		case <-confirm.C:
+			s.setStreaming(true)
+		case err := <-errc:
+			return err
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 }
 
@@ -421,6 +445,9 @@ func sameContainers(a, b map[string]*lifecycle.Container) bool {
 
 // oneLine flattens an error to one line, keeping gRPC's description only.
 func oneLine(err error) string {
+	if u := errors.Unwrap(err); u == nil {
+		err = fmt.Errorf("%w", err) // a bare gRPC error: no prefix
+	}
 	if st, ok := status.FromError(errors.Unwrap(err)); ok && st.Code() != codes.Unknown {
 		prefix := strings.TrimSuffix(err.Error(), errors.Unwrap(err).Error())
 		return strings.Join(strings.Fields(prefix+st.Code().String()+": "+st.Message()), " ")

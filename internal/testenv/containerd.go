@@ -219,3 +219,16 @@ func unmountUnder(dir string) {
 		syscall.Unmount(m, syscall.MNT_DETACH)
 	}
 }
+
+// PullImage asks the runtime to pull ref and returns its error.
+func (c *Containerd) PullImage(t testing.TB, ref string) error {
+	conn, err := grpc.NewClient("unix://"+c.Socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_, err = runtimeapi.NewImageServiceClient(conn).PullImage(ctx, &runtimeapi.PullImageRequest{Image: &runtimeapi.ImageSpec{Image: ref}})
+	return err
+}

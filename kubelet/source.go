@@ -1,0 +1,363 @@
+// Package kubelet is podlife's kubelet source: it polls the kubelet's /pods
+// endpoint — the node's own record of pod phase, conditions and container
+// statuses — and decodes only what the lifecycle model needs.
+//
+// Access modes and the least RBAC each needs:
+//
+//   - HTTPS on 10250 (default https://$NODE_IP:10250, else 127.0.0.1) with the
+//     pod's service-account token (re-read when it rotates) and the cluster CA
+//     (or InsecureSkipVerify for self-signed kubelet serving certificates):
+//     `get` on `nodes/proxy`; on kubelets with fine-grained authorization
+//     (KubeletFineGrainedAuthz) `get` on `nodes/pods` is enough.
+//   - HTTP on the read-only port 10255 (http://127.0.0.1:10255): no RBAC, no token.
+//   - A kubeconfig (off-cluster debugging): /pods through the API server's
+//     node proxy, /api/v1/nodes/NODE/proxy/pods: `get` on `nodes/proxy`.
+package kubelet
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/podlife/podlife/lifecycle"
+)
+
+// Defaults for in-cluster use.
+const (
+	DefaultTokenFile = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+	DefaultCAFile    = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt"
+)
+
+// DefaultURL is https://$NODE_IP:10250, or 127.0.0.1 without NODE_IP.
+func DefaultURL() string {
+	host := os.Getenv("NODE_IP")
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	return "https://" + net.JoinHostPort(host, "10250")
+}
+
+// Config configures the kubelet source.
+type Config struct {
+	// URL is the kubelet's base URL: https://HOST:10250 or the read-only http://HOST:10255.
+	URL string
+	// TokenFile holds the bearer token (HTTPS only); re-read when it changes.
+	TokenFile string
+	// CAFile verifies the kubelet's serving certificate (HTTPS only).
+	CAFile string
+	// InsecureSkipVerify skips verification, for self-signed kubelet certs.
+	InsecureSkipVerify bool
+	// Kubeconfig switches to off-cluster mode: /pods via the API server's
+	// node proxy for Node, with the kubeconfig's credentials.
+	Kubeconfig string
+	Node       string
+	// PollInterval is the period of /pods polls (default 1s).
+	PollInterval time.Duration
+	// Timeout bounds each request (default 5s).
+	Timeout time.Duration
+	// MaxBodyBytes is the largest /pods answer accepted (default 64 MiB).
+	MaxBodyBytes int64
+}
+
+// Validate fills defaults and checks the configuration.
+func (c *Config) Validate() error {
+	if c.URL == "" && c.Kubeconfig == "" {
+		c.URL = DefaultURL()
+	}
+	if c.PollInterval == 0 {
+		c.PollInterval = time.Second
+	}
+	if c.Timeout == 0 {
+		c.Timeout = 5 * time.Second
+	}
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = 64 << 20
+	}
+	if c.Kubeconfig != "" {
+		if c.Node == "" {
+			return errors.New("kubelet via kubeconfig: node-name is required")
+		}
+		return nil
+	}
+	u, err := url.Parse(c.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("kubelet-url %q: want https://HOST:10250 or http://HOST:10255", c.URL)
+	}
+	if u.Scheme == "https" && c.TokenFile == "" {
+		c.TokenFile = DefaultTokenFile
+	}
+	if u.Scheme == "https" && c.CAFile == "" && !c.InsecureSkipVerify {
+		c.CAFile = DefaultCAFile
+	}
+	switch {
+	case c.PollInterval < 10*time.Millisecond:
+		return fmt.Errorf("poll-interval %s: must be at least 10ms", c.PollInterval)
+	case c.Timeout < 0:
+		return fmt.Errorf("kubelet timeout %s: must be positive", c.Timeout)
+	case c.MaxBodyBytes < 0:
+		return fmt.Errorf("kubelet max body %d: must be positive", c.MaxBodyBytes)
+	}
+	return nil
+}
+
+// State is the kubelet's last good /pods answer and the source's health.
+type State struct {
+	Pods   []lifecycle.Pod
+	Health lifecycle.SourceHealth
+	// Generation grows when the pods or the health change.
+	Generation uint64
+}
+
+// Source polls the kubelet. Run it with Run; read it with State.
+type Source struct {
+	cfg     Config
+	log     *slog.Logger
+	client  *http.Client
+	podsURL string
+	token   tokenFile
+	updates chan struct{}
+
+	mu    sync.Mutex
+	state State
+	last  []byte // last payload, to skip identical ones
+}
+
+// New builds a source: the HTTP client and its TLS settings.
+func New(cfg Config, log *slog.Logger) (*Source, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Source{cfg: cfg, log: log.With("source", lifecycle.SourceKubelet), updates: make(chan struct{}, 1)}
+	s.state.Health.Configured = true
+	if cfg.Kubeconfig != "" {
+		rc, err := clientcmd.BuildConfigFromFlags("", cfg.Kubeconfig)
+		if err != nil {
+			return nil, fmt.Errorf("kubelet via kubeconfig %s: %w", cfg.Kubeconfig, err)
+		}
+		rt, err := rest.TransportFor(rc)
+		if err != nil {
+			return nil, fmt.Errorf("kubelet via kubeconfig %s: %w", cfg.Kubeconfig, err)
+		}
+		s.client = &http.Client{Transport: rt, Timeout: cfg.Timeout}
+		s.podsURL = strings.TrimSuffix(rc.Host, "/") + "/api/v1/nodes/" + url.PathEscape(cfg.Node) + "/proxy/pods"
+		return s, nil
+	}
+	tr := &http.Transport{Proxy: nil, MaxIdleConns: 2, IdleConnTimeout: time.Minute, TLSHandshakeTimeout: cfg.Timeout,
+		ResponseHeaderTimeout: cfg.Timeout, DisableCompression: false}
+	if strings.HasPrefix(cfg.URL, "https://") {
+		tc := &tls.Config{InsecureSkipVerify: cfg.InsecureSkipVerify} //nolint:gosec // explicit opt-in
+		if !cfg.InsecureSkipVerify {
+			pem, err := os.ReadFile(cfg.CAFile)
+			if err != nil {
+				return nil, fmt.Errorf("kubelet-ca-file: %w", err)
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("kubelet-ca-file %s: no PEM certificates in it", cfg.CAFile)
+			}
+			tc.RootCAs = pool
+		}
+		tr.TLSClientConfig = tc
+		s.token.path = cfg.TokenFile
+	}
+	s.client = &http.Client{Transport: tr, Timeout: cfg.Timeout}
+	s.podsURL = strings.TrimSuffix(cfg.URL, "/") + "/pods"
+	return s, nil
+}
+
+// Updates is signalled (coalesced) whenever State changes.
+func (s *Source) Updates() <-chan struct{} { return s.updates }
+
+// State returns the current view (the pods slice is shared: do not modify).
+func (s *Source) State() State {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.state
+}
+
+// Run polls until ctx is done; failures are recorded, never fatal.
+func (s *Source) Run(ctx context.Context) error {
+	t := time.NewTicker(s.cfg.PollInterval)
+	defer t.Stop()
+	for {
+		s.Poll(ctx)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// Poll fetches /pods once and updates the state.
+func (s *Source) Poll(ctx context.Context) {
+	start := time.Now()
+	body, err := s.fetch(ctx)
+	var pods []lifecycle.Pod
+	same := false
+	if err == nil {
+		s.mu.Lock()
+		same = bytes.Equal(body, s.last)
+		s.mu.Unlock()
+		if !same {
+			pods, err = Decode(body)
+			if err != nil {
+				err = fmt.Errorf("kubelet %s: %w", s.podsURL, err)
+			}
+		}
+	}
+	if ctx.Err() != nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	h := &s.state.Health
+	wasUp, wasErr := h.Up, h.LastError
+	h.Latency = time.Since(start)
+	changed := false
+	if err != nil {
+		h.Up, h.LastError = false, oneLine(err)
+		changed = wasUp || wasErr != h.LastError
+		if changed {
+			s.log.Warn("kubelet unreachable", "err", h.LastError)
+		}
+	} else {
+		h.Up, h.LastError, h.LastSuccess = true, "", time.Now()
+		if !wasUp {
+			s.log.Info("kubelet reachable", "url", s.podsURL)
+			changed = true
+		}
+		if !same {
+			s.last, s.state.Pods, changed = body, pods, true
+		}
+	}
+	if changed {
+		s.state.Generation++
+		select {
+		case s.updates <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// fetch GETs /pods and turns every failure into one clear line.
+func (s *Source) fetch(ctx context.Context) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.podsURL, nil)
+	if err != nil {
+		return nil, fmt.Errorf("kubelet %s: %w", s.podsURL, err)
+	}
+	req.Header.Set("Accept", "application/json")
+	if s.token.path != "" {
+		tok, err := s.token.read()
+		if err != nil {
+			return nil, fmt.Errorf("kubelet-token-file: %w", err)
+		}
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("kubelet %s: %s", s.podsURL, describeTransportError(err))
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, s.cfg.MaxBodyBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("kubelet %s: reading body after %d bytes (truncated answer): %w", s.podsURL, len(body), err)
+	}
+	if int64(len(body)) > s.cfg.MaxBodyBytes {
+		return nil, fmt.Errorf("kubelet %s: answer larger than the %d-byte limit", s.podsURL, s.cfg.MaxBodyBytes)
+	}
+	switch resp.StatusCode {
+	case http.StatusOK:
+		if msg, ok := statusObject(body); ok {
+			return nil, fmt.Errorf("kubelet %s: answered a Status instead of pods: %s", s.podsURL, msg)
+		}
+		return body, nil
+	case http.StatusUnauthorized:
+		return nil, fmt.Errorf("kubelet %s: 401 Unauthorized: the token was rejected (check kubelet-token-file %s)", s.podsURL, s.cfg.TokenFile)
+	case http.StatusForbidden:
+		return nil, fmt.Errorf("kubelet %s: 403 Forbidden: the service account lacks RBAC `get` on `nodes/proxy` (or `nodes/pods` where the kubelet uses fine-grained authorization)", s.podsURL)
+	}
+	msg, ok := statusObject(body)
+	if !ok {
+		msg = strings.TrimSpace(string(body))
+		if len(msg) > 200 {
+			msg = msg[:200] + "…"
+		}
+	}
+	return nil, fmt.Errorf("kubelet %s: HTTP %d: %s", s.podsURL, resp.StatusCode, msg)
+}
+
+// statusObject recognises a metav1.Status body and returns its message.
+func statusObject(body []byte) (string, bool) {
+	if !bytes.Contains(body[:min(len(body), 200)], []byte(`"Status"`)) {
+		return "", false
+	}
+	var st struct{ Kind, Message, Reason string }
+	if json.Unmarshal(body, &st) != nil || st.Kind != "Status" {
+		return "", false
+	}
+	return strings.TrimSpace(st.Reason + " " + st.Message), true
+}
+
+// describeTransportError names the common transport failures plainly.
+func describeTransportError(err error) string {
+	var cert x509.UnknownAuthorityError
+	var host x509.HostnameError
+	var inv x509.CertificateInvalidError
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused (is the kubelet running, and is this the right port?)"
+	case errors.As(err, &cert), errors.As(err, &host), errors.As(err, &inv):
+		return "TLS verification failed: " + err.Error() + " (set kubelet-ca-file, or kubelet-insecure-skip-verify for self-signed kubelet certificates)"
+	case errors.Is(err, context.DeadlineExceeded), os.IsTimeout(err):
+		return "timed out: " + err.Error()
+	}
+	return err.Error()
+}
+
+// tokenFile re-reads the token file when its modification time changes, so
+// rotated service-account tokens are picked up.
+type tokenFile struct {
+	path  string
+	mod   time.Time
+	token string
+}
+
+func (t *tokenFile) read() (string, error) {
+	fi, err := os.Stat(t.path)
+	if err != nil {
+		return "", err
+	}
+	if fi.ModTime().Equal(t.mod) && t.token != "" {
+		return t.token, nil
+	}
+	b, err := os.ReadFile(t.path)
+	if err != nil {
+		return "", err
+	}
+	tok := strings.TrimSpace(string(b))
+	if tok == "" {
+		return "", fmt.Errorf("%s is empty", t.path)
+	}
+	t.token, t.mod = tok, fi.ModTime()
+	return tok, nil
+}
+
+func oneLine(err error) string { return strings.Join(strings.Fields(err.Error()), " ") }

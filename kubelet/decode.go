@@ -1,8 +1,8 @@
 package kubelet
 
 import (
-	json "github.com/goccy/go-json"
 	"fmt"
+	json "github.com/goccy/go-json"
 	"time"
 
 	"github.com/podlife/podlife/lifecycle"

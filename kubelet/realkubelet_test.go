@@ -1,0 +1,310 @@
+package kubelet
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	sigyaml "sigs.k8s.io/yaml"
+
+	"github.com/podlife/podlife/cri"
+	"github.com/podlife/podlife/internal/testenv"
+	"github.com/podlife/podlife/lifecycle"
+)
+
+const staticPods = `
+serving: |
+  apiVersion: v1
+  kind: Pod
+  metadata: {name: serving, namespace: real}
+  spec:
+    hostNetwork: true
+    initContainers:
+    - {name: setup, image: IMG, imagePullPolicy: Never, command: [sh, -c, "exit 0"]}
+    containers:
+    - name: web
+      image: IMG
+      imagePullPolicy: Never
+      command: [sleep, "3600"]
+      readinessProbe: {exec: {command: ["true"]}, periodSeconds: 1}
+completed: |
+  apiVersion: v1
+  kind: Pod
+  metadata: {name: completed, namespace: real}
+  spec:
+    hostNetwork: true
+    restartPolicy: Never
+    containers:
+    - {name: job, image: IMG, imagePullPolicy: Never, command: [sh, -c, "exit 0"]}
+crashloop: |
+  apiVersion: v1
+  kind: Pod
+  metadata: {name: crashloop, namespace: real}
+  spec:
+    hostNetwork: true
+    containers:
+    - {name: app, image: IMG, imagePullPolicy: Never, command: [sh, -c, "exit 7"]}
+ghost: |
+  apiVersion: v1
+  kind: Pod
+  metadata: {name: ghost, namespace: real}
+  spec:
+    hostNetwork: true
+    containers:
+    - {name: app, image: "127.0.0.1:1/none/ghost:1", imagePullPolicy: IfNotPresent}
+oom: |
+  apiVersion: v1
+  kind: Pod
+  metadata: {name: oom, namespace: real}
+  spec:
+    hostNetwork: true
+    containers:
+    - name: hog
+      image: IMG
+      imagePullPolicy: Never
+      command: [sh, -c, "x=$(dd if=/dev/zero bs=1M count=256 2>/dev/null | tr '\\0' x); sleep 3600"]
+      resources: {limits: {memory: 64Mi}}
+`
+
+func getPods(t *testing.T, url string) []byte {
+	t.Helper()
+	resp, err := http.Get(url + "/pods")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return b
+}
+
+// TestRealKubelet runs a real standalone kubelet on a real containerd with
+// static pods and checks that podlife reads /pods exactly as the kubelet
+// reports it, and that the joined view classifies each pod correctly.
+func TestRealKubelet(t *testing.T) {
+	ctd := testenv.StartContainerd(t)
+	ctd.ImportImages(t)
+	k := testenv.StartKubelet(t, ctd, "podlife-node")
+	var manifests map[string]string
+	if err := yamlUnmarshal([]byte(staticPods), &manifests); err != nil {
+		t.Fatal(err)
+	}
+	for name, m := range manifests {
+		k.AddStaticPod(t, name, strings.ReplaceAll(m, "IMG", testenv.BusyboxImage))
+	}
+	src, err := New(Config{URL: k.ReadOnlyURL, PollInterval: 200 * time.Millisecond}, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go src.Run(ctx)
+	rt, err := cri.New(cri.Config{Endpoint: ctd.Endpoint, Stream: true, RelistInterval: 200 * time.Millisecond}, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	go rt.Run(ctx)
+
+	byName := func(pods []lifecycle.Pod, name string) *lifecycle.Pod {
+		for i := range pods {
+			if pods[i].Name == name+"-podlife-node" {
+				return &pods[i]
+			}
+		}
+		return nil
+	}
+	container := func(p *lifecycle.Pod, name string) *lifecycle.ContainerStatus {
+		for i := range p.Containers {
+			if p.Containers[i].Name == name {
+				return &p.Containers[i]
+			}
+		}
+		return nil
+	}
+	ready := func(pods []lifecycle.Pod) string {
+		checks := map[string]func(p *lifecycle.Pod) bool{
+			"serving":   func(p *lifecycle.Pod) bool { c := container(p, "web"); return c != nil && c.Ready },
+			"completed": func(p *lifecycle.Pod) bool { return p.Phase == lifecycle.PhaseSucceeded },
+			"crashloop": func(p *lifecycle.Pod) bool {
+				c := container(p, "app")
+				return c != nil && c.RestartCount >= 2 && c.State.Reason == "CrashLoopBackOff"
+			},
+			"ghost": func(p *lifecycle.Pod) bool {
+				c := container(p, "app")
+				return c != nil && (c.State.Reason == "ErrImagePull" || c.State.Reason == "ImagePullBackOff")
+			},
+			"oom": func(p *lifecycle.Pod) bool {
+				c := container(p, "hog")
+				return c != nil && (c.State.Reason == "OOMKilled" || c.LastState.Reason == "OOMKilled")
+			},
+		}
+		var missing []string
+		for name, ok := range checks {
+			if p := byName(pods, name); p == nil || !ok(p) {
+				missing = append(missing, name)
+			}
+		}
+		return strings.Join(missing, ",")
+	}
+	deadline := time.Now().Add(150 * time.Second)
+	for {
+		missing := ready(src.State().Pods)
+		if missing == "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			body := getPods(t, k.ReadOnlyURL)
+			t.Fatalf("pods not in their expected states: %s\n/pods: %s", missing, lastN(string(body), 3000))
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+
+	t.Run("podlife reads /pods as the kubelet reports it", func(t *testing.T) {
+		body := getPods(t, k.ReadOnlyURL)
+		fast, err := Decode(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var full corev1.PodList
+		if err := json.Unmarshal(body, &full); err != nil {
+			t.Fatal(err)
+		}
+		if len(fast) != len(full.Items) || len(fast) != 5 {
+			t.Fatalf("%d vs %d pods", len(fast), len(full.Items))
+		}
+		for i, want := range full.Items {
+			got := fast[i]
+			if got.UID != string(want.UID) || string(got.Phase) != string(want.Status.Phase) || len(got.Conditions) != len(want.Status.Conditions) {
+				t.Fatalf("pod %s: %+v", want.Name, got)
+			}
+			for j, c := range want.Status.Conditions {
+				g := got.Conditions[j]
+				if g.Type != string(c.Type) || g.Status != string(c.Status) || g.Reason != c.Reason || !g.LastTransitionTime.Equal(c.LastTransitionTime.Time) {
+					t.Fatalf("pod %s condition %s: %+v vs %+v", want.Name, c.Type, g, c)
+				}
+			}
+			all := append(append([]corev1.ContainerStatus{}, want.Status.InitContainerStatuses...), want.Status.ContainerStatuses...)
+			if len(all) != len(got.Containers) {
+				t.Fatalf("pod %s: %d container statuses, want %d", want.Name, len(got.Containers), len(all))
+			}
+			for j, cs := range all {
+				g := got.Containers[j]
+				if g.Name != cs.Name || g.RestartCount != cs.RestartCount || g.Ready != cs.Ready || g.ContainerID != cs.ContainerID ||
+					g.Image != cs.Image || g.ImageID != cs.ImageID || !sameState(g.State, cs.State) || !sameState(g.LastState, cs.LastTerminationState) {
+					t.Fatalf("pod %s container %s:\n got %+v\nwant %+v", want.Name, cs.Name, g, cs)
+				}
+			}
+		}
+		crash := byName(fast, "crashloop")
+		c := container(crash, "app")
+		t.Logf("crashloop: %s restarts=%d last exit %d %s", c.State.Reason, c.RestartCount, c.LastState.ExitCode, c.LastState.Reason)
+		if c.LastState.ExitCode != 7 {
+			t.Fatalf("last exit %d, want 7", c.LastState.ExitCode)
+		}
+		before := c.RestartCount
+		deadline := time.Now().Add(90 * time.Second)
+		for {
+			p := byName(src.State().Pods, "crashloop")
+			if n := container(p, "app").RestartCount; n > before {
+				t.Logf("restart count rose %d -> %d", before, n)
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("restart count stuck at %d", before)
+			}
+			time.Sleep(time.Second)
+		}
+	})
+
+	t.Run("HTTPS port with a self-signed certificate", func(t *testing.T) {
+		s, err := New(Config{URL: k.HTTPSURL, InsecureSkipVerify: true, TokenFile: writeToken(t)}, quiet())
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Poll(ctx)
+		if st := s.State(); !st.Health.Up || len(st.Pods) != 5 {
+			t.Fatalf("health %+v, %d pods", st.Health, len(st.Pods))
+		}
+		v, err := New(Config{URL: k.HTTPSURL, CAFile: writeCA(t), TokenFile: writeToken(t)}, quiet())
+		if err != nil {
+			t.Fatal(err)
+		}
+		v.Poll(ctx)
+		if st := v.State(); st.Health.Up || !strings.Contains(st.Health.LastError, "TLS verification failed") {
+			t.Fatalf("verification against the wrong CA: %+v", st.Health)
+		}
+	})
+
+	t.Run("joined with the real runtime: every pod in its stage", func(t *testing.T) {
+		want := map[string]lifecycle.Stage{"serving": lifecycle.StageServing, "completed": lifecycle.StageTerminated,
+			"crashloop": lifecycle.StageFailing, "ghost": lifecycle.StageFailing, "oom": lifecycle.StageFailing}
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			ks, rs := src.State(), rt.State()
+			snap := lifecycle.Correlate(lifecycle.Input{Node: "podlife-node", Now: time.Now(), Pods: ks.Pods, Kubelet: ks.Health,
+				Sandboxes: rs.Sandboxes, Containers: rs.Containers, Runtime: rs.Health})
+			var bad []string
+			for _, v := range snap.Pods {
+				name := strings.TrimSuffix(v.Name, "-podlife-node")
+				if v.Stage != want[name] {
+					bad = append(bad, fmt.Sprintf("%s: %s (%s)", name, v.Stage, v.StageReason))
+				}
+				if name == "serving" && len(v.Mismatches) > 0 {
+					bad = append(bad, fmt.Sprintf("serving mismatches %+v", v.Mismatches))
+				}
+			}
+			if len(bad) == 0 && len(snap.Pods) == 5 {
+				for _, v := range snap.Pods {
+					t.Logf("%-28s %-12s %s", v.Name, v.Stage, v.StageReason)
+				}
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("stages: %s", strings.Join(bad, "; "))
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+	})
+}
+
+func sameState(g lifecycle.ContainerState, s corev1.ContainerState) bool {
+	switch {
+	case s.Terminated != nil:
+		x := s.Terminated
+		return g.Kind == lifecycle.StateTerminated && g.ExitCode == x.ExitCode && g.Reason == x.Reason &&
+			g.StartedAt.Equal(x.StartedAt.Time) && g.FinishedAt.Equal(x.FinishedAt.Time) && g.ContainerID == x.ContainerID
+	case s.Running != nil:
+		return g.Kind == lifecycle.StateRunning && g.StartedAt.Equal(s.Running.StartedAt.Time)
+	case s.Waiting != nil:
+		return g.Kind == lifecycle.StateWaiting && g.Reason == s.Waiting.Reason && g.Message == s.Waiting.Message
+	}
+	return g.Kind == lifecycle.StateNone
+}
+
+func lastN(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+func yamlUnmarshal(b []byte, v any) error { return sigyaml.Unmarshal(b, v) }
+
+func writeToken(t *testing.T) string {
+	p := filepath.Join(t.TempDir(), "token")
+	os.WriteFile(p, []byte("any-token"), 0o600)
+	return p
+}
+
+func writeCA(t *testing.T) string {
+	p := filepath.Join(t.TempDir(), "ca.crt")
+	os.WriteFile(p, pemOf(selfSigned(t)), 0o644)
+	return p
+}

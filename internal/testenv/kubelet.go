@@ -66,6 +66,12 @@ func StartKubelet(t testing.TB, c *Containerd, name string) *Kubelet {
 			<-done
 		}
 		unmountUnder(dir)
+		// The kubelet writes container logs under /var/log/pods/NS_NAME-NODE_UID.
+		if logs, _ := filepath.Glob("/var/log/pods/*-" + name + "_*"); len(logs) > 0 {
+			for _, l := range logs {
+				os.RemoveAll(l)
+			}
+		}
 		if !t.Failed() {
 			os.RemoveAll(dir)
 		} else {

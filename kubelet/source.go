@@ -361,3 +361,6 @@ func (t *tokenFile) read() (string, error) {
 }
 
 func oneLine(err error) string { return strings.Join(strings.Fields(err.Error()), " ") }
+
+// URL is the /pods URL the source polls.
+func (s *Source) URL() string { return s.podsURL }

@@ -2,11 +2,28 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
 
+	"github.com/spf13/pflag"
+	"k8s.io/klog/v2"
+
+	"github.com/podlife/podlife/agent"
+	"github.com/podlife/podlife/cri"
+	"github.com/podlife/podlife/internal/cli"
+	"github.com/podlife/podlife/internal/journal"
+	"github.com/podlife/podlife/internal/simnode"
 	"github.com/podlife/podlife/internal/version"
+	"github.com/podlife/podlife/kubelet"
+	"github.com/podlife/podlife/lifecycle"
 )
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
@@ -14,16 +31,28 @@ func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 const usage = `podlife: what the pods on this node are really doing.
 
 Usage:
-  podlife version     print the version
-  podlife help        show this help
+  podlife agent [flags]          run the node agent (see podlife agent --help)
+  podlife demo [--pods N]        run the agent against an embedded simulated node (no cluster needed)
+  podlife pods [-o json|yaml]    the node's pods: stage, readiness, restarts, why
+  podlife describe NS/POD        one pod: conditions, kubelet and runtime views, mismatches, timeline
+  podlife watch                  live transitions
+  podlife journal --journal-path FILE   transitions not yet delivered upstream
+  podlife version                print the version
+
+CLI flags: --server URL (default http://127.0.0.1:9808), --direct (read the
+CRI socket and the kubelet yourself, with the agent's source flags), -o json|yaml.
 `
 
-// run dispatches a subcommand and returns the process exit code.
+// run dispatches a subcommand and returns the exit code: 0 ok, 1 failure,
+// 2 usage or configuration error.
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return 2
 	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	var err error
 	switch args[0] {
 	case "version", "--version":
 		fmt.Fprintln(stdout, version.String())
@@ -31,8 +60,253 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
+	case "agent":
+		err = runAgent(ctx, args[1:], stdout, stderr)
+	case "demo":
+		err = runDemo(ctx, args[1:], stdout, stderr)
+	case "pods", "describe", "watch":
+		err = runCLI(ctx, args[0], args[1:], stdout)
+	case "journal":
+		err = runJournal(args[1:], stdout)
 	default:
 		fmt.Fprintf(stderr, "podlife: unknown command %q (see 'podlife help')\n", args[0])
 		return 2
 	}
+	switch {
+	case err == nil || errors.Is(err, pflag.ErrHelp):
+		return 0
+	case agent.IsConfigError(err) || errors.Is(err, errUsage):
+		fmt.Fprintln(stderr, "podlife:", err)
+		return 2
+	default:
+		fmt.Fprintln(stderr, "podlife:", err)
+		return 1
+	}
+}
+
+var errUsage = errors.New("usage")
+
+func logger(w io.Writer, level string) *slog.Logger {
+	var l slog.Level
+	l.UnmarshalText([]byte(level))
+	log := slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
+	klog.SetSlogLogger(log)
+	return log
+}
+
+func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := pflag.NewFlagSet("agent", pflag.ContinueOnError)
+	fs.SetOutput(stderr)
+	agent.Flags(fs)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return err
+		}
+		return &agent.ConfigError{Key: "flags", Problem: err.Error()}
+	}
+	cfg, err := agent.LoadConfig(fs)
+	if err != nil {
+		return err
+	}
+	if check, _ := fs.GetBool("check-config"); check {
+		fmt.Fprintf(stdout, "configuration ok: node %s, cri %s, kubelet %s, listen %s\n", cfg.NodeName, cfg.CRIEndpoint,
+			orDefault(cfg.KubeletURL, kubelet.DefaultURL()), cfg.ListenAddress)
+		return nil
+	}
+	return agent.Run(ctx, cfg, logger(stderr, cfg.LogLevel), nil)
+}
+
+func orDefault(s, d string) string {
+	if s == "" {
+		return d
+	}
+	return s
+}
+
+func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := pflag.NewFlagSet("demo", pflag.ContinueOnError)
+	fs.SetOutput(stderr)
+	pods := fs.Int("pods", 0, "extra simulated serving pods (4 containers each) for load")
+	churn := fs.Float64("churn", 0, "container restarts per second among the extra pods")
+	listen := fs.String("listen-address", "127.0.0.1:9808", "the agent's HTTP address")
+	poll := fs.Duration("poll-interval", time.Second, "kubelet poll and CRI relist interval")
+	stream := fs.Bool("cri-stream", true, "stream container events from the simulated runtime")
+	level := fs.String("log-level", "warn", "agent log level")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return err
+		}
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	dir, err := os.MkdirTemp("", "podlife-demo-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	log := logger(stderr, *level)
+	node, err := simnode.Start(ctx, simnode.Options{Dir: dir, Script: true, Pods: *pods, ChurnPerSecond: *churn}, log)
+	if err != nil {
+		return err
+	}
+	defer node.Close()
+	cfg := agent.Config{NodeName: "podlife-demo", CRIEndpoint: node.CRIEndpoint, CRIStream: *stream, KubeletURL: node.KubeletURL,
+		PollInterval: *poll, ListenAddress: *listen, HistorySize: 1000, Upstream: "off", EventBurst: 5,
+		EventInterval: time.Minute, StuckThreshold: 30 * time.Second, LogLevel: *level}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	return agent.Run(ctx, cfg, log, func(addr string) {
+		base := "http://" + addr
+		fmt.Fprintf(stdout, `podlife demo: the agent runs against a simulated node (CRI %s, kubelet %s).
+Pods walk through every stage: init containers, starting, serving, a completed Job, CrashLoopBackOff,
+ErrImagePull/ImagePullBackOff, InvalidImageName, OOMKilled, Evicted, Terminating; the kubelet is
+down at 50-60 s and the runtime at 70-80 s of every %s loop.
+
+Look at:
+  %s/api/v1/pods
+  %s/api/v1/transitions?watch=true
+  %s/metrics
+  go run ./cmd/podlife pods --server %s
+  go run ./cmd/podlife describe shop/worker --server %s
+Ctrl-C stops it.
+`, node.CRIEndpoint, node.KubeletURL, simnode.Period, base, base, base, base, base)
+	})
+}
+
+func runCLI(ctx context.Context, cmd string, args []string, stdout io.Writer) error {
+	fs := pflag.NewFlagSet(cmd, pflag.ContinueOnError)
+	server := fs.String("server", "http://127.0.0.1:9808", "the podlife agent's HTTP API")
+	output := fs.StringP("output", "o", "", "json or yaml (default: a table)")
+	direct := fs.Bool("direct", false, "read the CRI socket and the kubelet directly (no agent needed)")
+	criEndpoint := fs.String("cri-endpoint", cri.DefaultEndpoint, "CRI socket, with --direct")
+	kubeletURL := fs.String("kubelet-url", "", "kubelet URL, with --direct")
+	tokenFile := fs.String("kubelet-token-file", "", "kubelet token file, with --direct")
+	caFile := fs.String("kubelet-ca-file", "", "kubelet CA, with --direct")
+	insecure := fs.Bool("kubelet-insecure-skip-verify", false, "with --direct")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return err
+		}
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if *output != "" && *output != "json" && *output != "yaml" {
+		return fmt.Errorf("%w: -o %q: want json or yaml", errUsage, *output)
+	}
+	c := cli.NewClient(*server)
+	now := time.Now()
+	var pods *agent.PodsResponse
+	if *direct {
+		snap, err := directSnapshot(ctx, *criEndpoint, kubelet.Config{URL: *kubeletURL, TokenFile: *tokenFile, CAFile: *caFile,
+			InsecureSkipVerify: *insecure})
+		if err != nil {
+			return err
+		}
+		pods = &agent.PodsResponse{Node: snap.Node, GeneratedAt: snap.At, Sources: snap.Sources, Pods: snap.Pods}
+	}
+	switch cmd {
+	case "pods":
+		if pods == nil {
+			var err error
+			if pods, err = c.Pods(ctx); err != nil {
+				return err
+			}
+		}
+		if *output != "" {
+			return cli.Output(stdout, *output, pods)
+		}
+		cli.PrintPods(stdout, pods, now)
+	case "describe":
+		if fs.NArg() != 1 || !strings.Contains(fs.Arg(0), "/") {
+			return fmt.Errorf("%w: describe NAMESPACE/POD", errUsage)
+		}
+		ns, name, _ := strings.Cut(fs.Arg(0), "/")
+		var p *agent.PodResponse
+		if pods != nil {
+			for _, v := range pods.Pods {
+				if v.Namespace == ns && v.Name == name {
+					p = &agent.PodResponse{PodView: v}
+				}
+			}
+			if p == nil {
+				return fmt.Errorf("pod %s/%s not found on this node", ns, name)
+			}
+		} else {
+			var err error
+			if p, err = c.Pod(ctx, ns, name); err != nil {
+				return err
+			}
+		}
+		if *output != "" {
+			return cli.Output(stdout, *output, p)
+		}
+		cli.PrintDescribe(stdout, p, now)
+	case "watch":
+		return c.Watch(ctx, func(r agent.Record) error {
+			if *output != "" {
+				return cli.Output(stdout, *output, r)
+			}
+			_, err := fmt.Fprintf(stdout, "%s  %s\n", r.ObservedAt.Local().Format("15:04:05.000"), cli.FormatTransition(r))
+			return err
+		})
+	}
+	return nil
+}
+
+// directSnapshot reads both sources once, without an agent.
+func directSnapshot(ctx context.Context, endpoint string, kc kubelet.Config) (*lifecycle.Snapshot, error) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	rt, err := cri.New(cri.Config{Endpoint: endpoint, Stream: false}, log)
+	if err != nil {
+		return nil, &agent.ConfigError{Key: "cri-endpoint", Problem: err.Error()}
+	}
+	kl, err := kubelet.New(kc, log)
+	if err != nil {
+		return nil, &agent.ConfigError{Key: "kubelet-url", Problem: err.Error()}
+	}
+	ctx, cancel := context.WithTimeout(ctx, 6*time.Second)
+	defer cancel()
+	go rt.Run(ctx)
+	kl.Poll(ctx)
+	for ctx.Err() == nil {
+		if st := rt.State(); st.Health.Up || st.Health.LastError != "" {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	rs, ks := rt.State(), kl.State()
+	snap := lifecycle.Correlate(lifecycle.Input{Node: "(direct)", Now: time.Now(), Pods: ks.Pods, Kubelet: ks.Health,
+		Sandboxes: rs.Sandboxes, Containers: rs.Containers, Runtime: rs.Health})
+	return &snap, nil
+}
+
+func runJournal(args []string, stdout io.Writer) error {
+	fs := pflag.NewFlagSet("journal", pflag.ContinueOnError)
+	path := fs.String("journal-path", "/var/lib/podlife/journal.db", "the agent's journal file")
+	output := fs.StringP("output", "o", "", "json or yaml")
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	j, err := journal.Open(*path, journal.Options{OpenTimeout: 500 * time.Millisecond})
+	if err != nil {
+		return err
+	}
+	defer j.Close()
+	st, err := j.Stats()
+	if err != nil {
+		return err
+	}
+	pending, err := j.Pending(0)
+	if err != nil {
+		return err
+	}
+	if *output != "" {
+		return cli.Output(stdout, *output, map[string]any{"stats": st, "pending": pending})
+	}
+	fmt.Fprintf(stdout, "journal %s: %d pending, last seq %d, delivered up to %d, dropped %d\n",
+		*path, st.Pending, st.LastSeq, st.Delivered, st.Dropped)
+	for _, e := range pending {
+		fmt.Fprintf(stdout, "  #%d %s  %s\n", e.Seq, e.Transition.ObservedAt.UTC().Format(time.RFC3339Nano),
+			cli.FormatTransition(agent.Record{Seq: e.Seq, Transition: e.Transition}))
+	}
+	return nil
 }

@@ -1,0 +1,290 @@
+// Package agent wires podlife together: it runs the runtime and kubelet
+// sources (and, when configured, the API server view), correlates on every
+// change into a node snapshot, derives transitions, journals them, keeps a
+// bounded history, and serves it all over HTTP and as Prometheus metrics.
+package agent
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/podlife/podlife/cri"
+	"github.com/podlife/podlife/internal/journal"
+	"github.com/podlife/podlife/internal/upstream"
+	"github.com/podlife/podlife/kubelet"
+	"github.com/podlife/podlife/lifecycle"
+)
+
+// RuntimeSource is what the agent needs of the CRI source.
+type RuntimeSource interface {
+	Run(ctx context.Context) error
+	State() cri.State
+	Updates() <-chan struct{}
+}
+
+// KubeletSource is what the agent needs of the kubelet source.
+type KubeletSource interface {
+	Run(ctx context.Context) error
+	State() kubelet.State
+	Updates() <-chan struct{}
+}
+
+// Upstream is the optional connection to the API server.
+type Upstream struct {
+	View       *upstream.APIView
+	Reporter   *upstream.Reporter
+	Conditions *upstream.NodeConditions
+}
+
+// Options are the agent's parts and limits.
+type Options struct {
+	Node    string
+	Runtime RuntimeSource
+	Kubelet KubeletSource
+	// Journal, when set, records every transition before anything reports it.
+	Journal  *journal.Journal
+	Upstream *Upstream
+	// HistorySize bounds the node history and each pod's history.
+	HistorySize int
+	// StuckAfter raises StageStuck after this long in a transient stage (0: off).
+	StuckAfter time.Duration
+	Log        *slog.Logger
+	// Now is the clock (tests replace it).
+	Now func() time.Time
+}
+
+// Record is a transition with its position in the agent's history.
+type Record struct {
+	Seq uint64 `json:"seq"`
+	lifecycle.Transition
+}
+
+// Agent is one node's podlife.
+type Agent struct {
+	opts    Options
+	metrics *metrics
+
+	mu       sync.RWMutex
+	snap     *lifecycle.Snapshot
+	seq      uint64
+	history  []Record            // node-wide ring, oldest first
+	pods     map[string][]Record // per pod UID
+	watchers map[chan Record]struct{}
+	clock    lifecycle.StageClock
+	started  map[string]bool // pods whose startup was measured
+	lastOK   map[string]time.Time
+}
+
+// New builds an agent.
+func New(opts Options) *Agent {
+	if opts.HistorySize <= 0 {
+		opts.HistorySize = 1000
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Log == nil {
+		opts.Log = slog.Default()
+	}
+	a := &Agent{opts: opts, pods: map[string][]Record{}, watchers: map[chan Record]struct{}{},
+		started: map[string]bool{}, lastOK: map[string]time.Time{}}
+	a.metrics = newMetrics(a)
+	return a
+}
+
+// Run runs the sources and correlates until ctx is done.
+func (a *Agent) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	run := func(f func(context.Context)) {
+		wg.Add(1)
+		go func() { defer wg.Done(); f(ctx) }()
+	}
+	run(func(ctx context.Context) { a.opts.Runtime.Run(ctx) })
+	run(func(ctx context.Context) { a.opts.Kubelet.Run(ctx) })
+	wakeReporter := make(chan struct{}, 1)
+	var apiUpdates <-chan struct{}
+	if u := a.opts.Upstream; u != nil {
+		run(u.View.Run)
+		apiUpdates = u.View.Updates()
+		if u.Reporter != nil {
+			run(func(ctx context.Context) { u.Reporter.Run(ctx, wakeReporter) })
+		}
+	}
+	tick := time.NewTicker(time.Second) // staleness and stuck stages move with time alone
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			wg.Wait()
+			return nil
+		case <-a.opts.Runtime.Updates():
+		case <-a.opts.Kubelet.Updates():
+		case <-apiUpdates:
+		case <-tick.C:
+		}
+		if a.Correlate(ctx) {
+			select {
+			case wakeReporter <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+// Correlate builds a new snapshot from the sources, records its transitions
+// and reports whether there were any.
+func (a *Agent) Correlate(ctx context.Context) bool {
+	now := a.opts.Now()
+	rs, ks := a.opts.Runtime.State(), a.opts.Kubelet.State()
+	// Until both sources have been asked once, "no answer yet" is not "down".
+	attempted := func(h lifecycle.SourceHealth) bool { return !h.LastSuccess.IsZero() || h.LastError != "" }
+	if !attempted(rs.Health) || !attempted(ks.Health) {
+		return false
+	}
+	in := lifecycle.Input{Node: a.opts.Node, Now: now, Pods: ks.Pods, Kubelet: ks.Health,
+		Sandboxes: rs.Sandboxes, Containers: rs.Containers, Runtime: rs.Health}
+	if u := a.opts.Upstream; u != nil {
+		in.APIServer, in.APIPods, in.APINode = u.View.Health(), u.View.Pods(), u.View.Node()
+	}
+	snap := lifecycle.Correlate(in)
+	a.mu.Lock()
+	prev := a.snap
+	trs := lifecycle.Diff(prev, &snap)
+	trs = append(trs, a.clock.Stuck(&snap, a.opts.StuckAfter)...)
+	a.snap = &snap
+	a.observeSources(&snap)
+	a.observeStartups(&snap)
+	a.mu.Unlock()
+	if len(trs) == 0 {
+		return false
+	}
+	if j := a.opts.Journal; j != nil {
+		if _, err := j.Append(now, trs); err != nil {
+			a.opts.Log.Error("journal append failed; transitions kept in memory only", "err", err.Error(), "count", len(trs))
+		}
+	}
+	a.record(trs)
+	if u := a.opts.Upstream; u != nil && u.Conditions != nil && in.APIServer.Up {
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		if err := u.Conditions.Sync(cctx, snap.Sources, now); err != nil {
+			a.opts.Log.Warn("node conditions not updated", "err", err.Error())
+		}
+		cancel()
+	}
+	return true
+}
+
+// record appends transitions to the histories and fans them out.
+func (a *Agent) record(trs []lifecycle.Transition) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	limit := a.opts.HistorySize
+	for _, t := range trs {
+		a.seq++
+		r := Record{Seq: a.seq, Transition: t}
+		a.history = appendBounded(a.history, r, limit)
+		if t.UID != "" {
+			a.pods[t.UID] = appendBounded(a.pods[t.UID], r, limit)
+		}
+		if t.Kind == lifecycle.TransitionPodRemoved {
+			delete(a.pods, t.UID)
+		}
+		a.metrics.transitions.WithLabelValues(string(t.Kind)).Inc()
+		for w := range a.watchers {
+			select {
+			case w <- r:
+			default: // a slow watcher loses events rather than stalling the agent
+				a.metrics.watchDropped.Inc()
+			}
+		}
+	}
+}
+
+func appendBounded(h []Record, r Record, limit int) []Record {
+	if len(h) >= limit {
+		copy(h, h[len(h)-limit+1:])
+		h = h[:limit-1]
+	}
+	return append(h, r)
+}
+
+// observeSources feeds request latencies into the histogram, once per answer.
+func (a *Agent) observeSources(s *lifecycle.Snapshot) {
+	for name, h := range s.Sources {
+		if h.Configured && !h.LastSuccess.IsZero() && !h.LastSuccess.Equal(a.lastOK[name]) {
+			a.lastOK[name] = h.LastSuccess
+			a.metrics.requestDuration.WithLabelValues(name).Observe(h.Latency.Seconds())
+		}
+	}
+}
+
+// observeStartups measures, once per pod, creation to first Ready and its steps.
+func (a *Agent) observeStartups(s *lifecycle.Snapshot) {
+	for i := range s.Pods {
+		p := &s.Pods[i]
+		if p.Stage != lifecycle.StageServing || a.started[p.UID] || p.Created.IsZero() {
+			continue
+		}
+		a.started[p.UID] = true
+		for _, c := range p.Conditions {
+			step := map[string]string{lifecycle.CondPodScheduled: "scheduled", lifecycle.CondInitialized: "initialized",
+				lifecycle.CondContainersReady: "containers_ready", lifecycle.CondReady: "ready"}[c.Type]
+			if step == "" || c.Status != "True" || c.LastTransitionTime.Before(p.Created) {
+				continue
+			}
+			d := c.LastTransitionTime.Sub(p.Created).Seconds()
+			if step == "ready" {
+				a.metrics.startup.Observe(d)
+			}
+			a.metrics.startupStep.WithLabelValues(step).Observe(d)
+		}
+	}
+}
+
+// Snapshot is the latest node snapshot (nil before the first correlation).
+func (a *Agent) Snapshot() *lifecycle.Snapshot {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	return a.snap
+}
+
+// Ready reports whether both local sources have answered at least once.
+func (a *Agent) Ready() bool {
+	s := a.Snapshot()
+	return s != nil && s.Sources[lifecycle.SourceRuntime].Synced() && s.Sources[lifecycle.SourceKubelet].Synced()
+}
+
+// Since returns the node's transitions observed at or after t, oldest first.
+func (a *Agent) Since(t time.Time) []Record {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	out := []Record{}
+	for _, r := range a.history {
+		if !r.ObservedAt.Before(t) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// PodHistory returns one pod's recorded transitions, oldest first.
+func (a *Agent) PodHistory(uid string) []Record {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	return append([]Record{}, a.pods[uid]...)
+}
+
+// Watch streams new transitions until cancel is called.
+func (a *Agent) Watch() (<-chan Record, func()) {
+	ch := make(chan Record, 1024)
+	a.mu.Lock()
+	a.watchers[ch] = struct{}{}
+	a.mu.Unlock()
+	return ch, func() {
+		a.mu.Lock()
+		delete(a.watchers, ch)
+		a.mu.Unlock()
+	}
+}

@@ -1,0 +1,200 @@
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/go-viper/mapstructure/v2"
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+	"sigs.k8s.io/yaml"
+
+	"github.com/podlife/podlife/cri"
+)
+
+// Config is podlife agent's configuration: flags, then PODLIFE_* environment
+// variables, then an optional YAML file (--config), in that precedence. The
+// YAML key and the flag name are the same; the variable is PODLIFE_ plus the
+// name in upper snake case.
+type Config struct {
+	NodeName                  string        `mapstructure:"node-name"`
+	CRIEndpoint               string        `mapstructure:"cri-endpoint"`
+	CRIStream                 bool          `mapstructure:"cri-stream"`
+	KubeletURL                string        `mapstructure:"kubelet-url"`
+	KubeletTokenFile          string        `mapstructure:"kubelet-token-file"`
+	KubeletCAFile             string        `mapstructure:"kubelet-ca-file"`
+	KubeletInsecureSkipVerify bool          `mapstructure:"kubelet-insecure-skip-verify"`
+	PollInterval              time.Duration `mapstructure:"poll-interval"`
+	ListenAddress             string        `mapstructure:"listen-address"`
+	HistorySize               int           `mapstructure:"history-size"`
+	Upstream                  string        `mapstructure:"upstream"`
+	Kubeconfig                string        `mapstructure:"kubeconfig"`
+	JournalPath               string        `mapstructure:"journal-path"`
+	EventBurst                int           `mapstructure:"event-burst"`
+	EventInterval             time.Duration `mapstructure:"event-interval"`
+	StuckThreshold            time.Duration `mapstructure:"stuck-threshold"`
+	LogLevel                  string        `mapstructure:"log-level"`
+}
+
+// ConfigError is a bad configuration: one line naming the key.
+type ConfigError struct{ Key, Problem string }
+
+func (e *ConfigError) Error() string { return fmt.Sprintf("config: %s: %s", e.Key, e.Problem) }
+
+// Flags defines the agent's flags on fs.
+func Flags(fs *pflag.FlagSet) {
+	fs.String("config", "", "YAML configuration file (keys are the flag names)")
+	fs.Bool("check-config", false, "validate the configuration and exit")
+	fs.String("node-name", "", "this node's name (default $NODE_NAME, then the hostname)")
+	fs.String("cri-endpoint", cri.DefaultEndpoint, "CRI runtime socket (CRI-O: unix:///var/run/crio/crio.sock)")
+	fs.Bool("cri-stream", true, "stream container events from the runtime where it supports them")
+	fs.String("kubelet-url", "", "kubelet base URL (default https://$NODE_IP:10250; read-only port: http://127.0.0.1:10255)")
+	fs.String("kubelet-token-file", "", "bearer token file for the kubelet (default the pod's service-account token)")
+	fs.String("kubelet-ca-file", "", "CA that signed the kubelet's serving certificate (default the in-cluster CA)")
+	fs.Bool("kubelet-insecure-skip-verify", false, "do not verify the kubelet's serving certificate (self-signed kubelet certs)")
+	fs.Duration("poll-interval", time.Second, "kubelet poll and CRI relist interval")
+	fs.String("listen-address", ":9808", "HTTP API and metrics address")
+	fs.Int("history-size", 1000, "transitions kept in memory, per node and per pod")
+	fs.String("upstream", "auto", "report to the API server: auto (when in a cluster or --kubeconfig is set), on, off")
+	fs.String("kubeconfig", "", "kubeconfig for the API server (default in-cluster configuration)")
+	fs.String("journal-path", "", "durable transition journal file (e.g. /var/lib/podlife/journal.db); empty: none")
+	fs.Int("event-burst", 5, "Kubernetes Events of one reason per pod sent at once before rate limiting")
+	fs.Duration("event-interval", time.Minute, "one more Event per pod and reason after this long")
+	fs.Duration("stuck-threshold", 5*time.Minute, "report a pod stuck in Initializing/Starting/Failing/Unknown after this long (0: never)")
+	fs.String("log-level", "info", "debug, info, warn or error")
+}
+
+// LoadConfig reads the configuration from parsed flags, the environment and
+// the optional YAML file, and validates it.
+func LoadConfig(fs *pflag.FlagSet) (Config, error) {
+	v := viper.New()
+	if err := v.BindPFlags(fs); err != nil {
+		return Config{}, err
+	}
+	v.SetEnvPrefix("PODLIFE")
+	v.SetEnvKeyReplacer(strings.NewReplacer("-", "_"))
+	v.AutomaticEnv()
+	known := map[string]bool{}
+	fs.VisitAll(func(f *pflag.Flag) { known[f.Name] = true })
+	if path := v.GetString("config"); path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return Config{}, &ConfigError{"config", err.Error()}
+		}
+		var raw map[string]any
+		if err := yaml.Unmarshal(b, &raw); err != nil {
+			return Config{}, &ConfigError{"config", fmt.Sprintf("%s: %s", path, oneLine(err))}
+		}
+		var unknown []string
+		for k := range raw {
+			if !known[k] || k == "config" || k == "check-config" {
+				unknown = append(unknown, k)
+			}
+		}
+		if len(unknown) > 0 {
+			sort.Strings(unknown)
+			return Config{}, &ConfigError{unknown[0], fmt.Sprintf("unknown key in %s", path)}
+		}
+		v.SetConfigFile(path)
+		v.SetConfigType("yaml")
+		if err := v.ReadInConfig(); err != nil {
+			return Config{}, &ConfigError{"config", oneLine(err)}
+		}
+	}
+	var c Config
+	err := v.Unmarshal(&c, func(dc *mapstructure.DecoderConfig) {
+		dc.DecodeHook = mapstructure.ComposeDecodeHookFunc(mapstructure.StringToTimeDurationHookFunc())
+		dc.WeaklyTypedInput = true
+	})
+	if err != nil {
+		return Config{}, decodeError(err)
+	}
+	return c, c.Validate()
+}
+
+// decodeError names the key of a mapstructure failure.
+func decodeError(err error) error {
+	msg := oneLine(err)
+	if i := strings.Index(msg, "'"); i >= 0 {
+		if j := strings.Index(msg[i+1:], "'"); j > 0 {
+			return &ConfigError{msg[i+1 : i+1+j], msg}
+		}
+	}
+	return &ConfigError{"config", msg}
+}
+
+// Validate fills defaults and checks every key.
+func (c *Config) Validate() error {
+	if c.NodeName == "" {
+		c.NodeName = os.Getenv("NODE_NAME")
+	}
+	if c.NodeName == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return &ConfigError{"node-name", "not set and no hostname: " + err.Error()}
+		}
+		c.NodeName = h
+	}
+	rc := cri.Config{Endpoint: c.CRIEndpoint}
+	if err := rc.Validate(); err != nil {
+		return &ConfigError{"cri-endpoint", err.Error()}
+	}
+	if c.KubeletURL != "" && !strings.HasPrefix(c.KubeletURL, "http://") && !strings.HasPrefix(c.KubeletURL, "https://") {
+		return &ConfigError{"kubelet-url", fmt.Sprintf("%q: want https://HOST:10250 or http://HOST:10255", c.KubeletURL)}
+	}
+	for key, path := range map[string]string{"kubelet-token-file": c.KubeletTokenFile, "kubelet-ca-file": c.KubeletCAFile, "kubeconfig": c.Kubeconfig} {
+		if path == "" {
+			continue
+		}
+		if _, err := os.Stat(path); err != nil {
+			return &ConfigError{key, oneLine(err)}
+		}
+	}
+	switch {
+	case c.PollInterval < 10*time.Millisecond:
+		return &ConfigError{"poll-interval", fmt.Sprintf("%s: must be at least 10ms", c.PollInterval)}
+	case c.HistorySize < 1:
+		return &ConfigError{"history-size", fmt.Sprintf("%d: must be at least 1", c.HistorySize)}
+	case c.Upstream != "auto" && c.Upstream != "on" && c.Upstream != "off":
+		return &ConfigError{"upstream", fmt.Sprintf("%q: want auto, on or off", c.Upstream)}
+	case c.EventBurst < 1:
+		return &ConfigError{"event-burst", fmt.Sprintf("%d: must be at least 1", c.EventBurst)}
+	case c.EventInterval <= 0:
+		return &ConfigError{"event-interval", fmt.Sprintf("%s: must be positive", c.EventInterval)}
+	case c.StuckThreshold < 0:
+		return &ConfigError{"stuck-threshold", fmt.Sprintf("%s: must not be negative", c.StuckThreshold)}
+	}
+	if _, _, err := net.SplitHostPort(c.ListenAddress); err != nil {
+		return &ConfigError{"listen-address", fmt.Sprintf("%q: want HOST:PORT or :PORT", c.ListenAddress)}
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return &ConfigError{"log-level", fmt.Sprintf("%q: want debug, info, warn or error", c.LogLevel)}
+	}
+	return nil
+}
+
+// UpstreamEnabled says whether to connect to the API server.
+func (c *Config) UpstreamEnabled() bool {
+	switch c.Upstream {
+	case "on":
+		return true
+	case "off":
+		return false
+	}
+	return c.Kubeconfig != "" || os.Getenv("KUBERNETES_SERVICE_HOST") != ""
+}
+
+// IsConfigError reports whether err is a configuration error.
+func IsConfigError(err error) bool {
+	var ce *ConfigError
+	return errors.As(err, &ce)
+}
+
+func oneLine(err error) string { return strings.Join(strings.Fields(err.Error()), " ") }

@@ -1,0 +1,104 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/podlife/podlife/cri"
+	"github.com/podlife/podlife/internal/journal"
+	"github.com/podlife/podlife/internal/upstream"
+	"github.com/podlife/podlife/kubelet"
+)
+
+// Run builds the agent from cfg and runs it until ctx is done. listening, if
+// set, is called with the bound address once the HTTP API is up.
+func Run(ctx context.Context, cfg Config, log *slog.Logger, listening func(addr string)) error {
+	rt, err := cri.New(cri.Config{Endpoint: cfg.CRIEndpoint, RelistInterval: cfg.PollInterval, Stream: cfg.CRIStream}, log)
+	if err != nil {
+		return &ConfigError{"cri-endpoint", err.Error()}
+	}
+	kl, err := kubelet.New(kubelet.Config{URL: cfg.KubeletURL, TokenFile: cfg.KubeletTokenFile, CAFile: cfg.KubeletCAFile,
+		InsecureSkipVerify: cfg.KubeletInsecureSkipVerify, PollInterval: cfg.PollInterval}, log)
+	if err != nil {
+		return &ConfigError{"kubelet-url", err.Error()}
+	}
+	opts := Options{Node: cfg.NodeName, Runtime: rt, Kubelet: kl, HistorySize: cfg.HistorySize,
+		StuckAfter: cfg.StuckThreshold, Log: log}
+	if cfg.JournalPath != "" {
+		if err := os.MkdirAll(filepath.Dir(cfg.JournalPath), 0o700); err != nil {
+			return fmt.Errorf("journal-path: %w", err)
+		}
+		j, err := journal.Open(cfg.JournalPath, journal.Options{})
+		if err != nil {
+			return fmt.Errorf("journal-path: %w", err)
+		}
+		defer j.Close()
+		opts.Journal = j
+	}
+	if cfg.UpstreamEnabled() {
+		probe, _, err := upstream.NewClient(upstream.ClientConfig{Kubeconfig: cfg.Kubeconfig})
+		if err != nil {
+			return &ConfigError{"kubeconfig", err.Error()}
+		}
+		watch, _, err := upstream.NewClient(upstream.ClientConfig{Kubeconfig: cfg.Kubeconfig, Timeout: -1})
+		if err != nil {
+			return &ConfigError{"kubeconfig", err.Error()}
+		}
+		u := &Upstream{View: upstream.NewAPIView(watch, probe, cfg.NodeName, 0, log),
+			Conditions: upstream.NewNodeConditions(probe, cfg.NodeName, log)}
+		if opts.Journal != nil {
+			u.Reporter = upstream.NewReporter(probe, opts.Journal, upstream.ReporterConfig{Node: cfg.NodeName,
+				Burst: cfg.EventBurst, Every: cfg.EventInterval}, log)
+		} else {
+			log.Warn("upstream events need a journal (--journal-path); only node conditions will be reported")
+		}
+		opts.Upstream = u
+	}
+	a := New(opts)
+	if u := opts.Upstream; u != nil && u.Reporter != nil {
+		u.Reporter.Running = a.runningContainers
+	}
+	l, err := net.Listen("tcp", cfg.ListenAddress)
+	if err != nil {
+		return &ConfigError{"listen-address", err.Error()}
+	}
+	if listening != nil {
+		listening(l.Addr().String())
+	}
+	log.Info("podlife agent started", "node", cfg.NodeName, "listen", l.Addr().String(), "cri", cfg.CRIEndpoint,
+		"kubelet", kl.URL(), "upstream", opts.Upstream != nil, "journal", cfg.JournalPath)
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return a.Serve(gctx, l) })
+	g.Go(func() error { return a.Run(gctx) })
+	if err := g.Wait(); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
+}
+
+// runningContainers counts a pod's running containers in the runtime.
+func (a *Agent) runningContainers(uid string) (running, total int) {
+	s := a.Snapshot()
+	if s == nil {
+		return 0, 0
+	}
+	for _, p := range s.Pods {
+		if p.UID != uid {
+			continue
+		}
+		for _, c := range p.Containers {
+			total++
+			if c.Runtime != nil && c.Runtime.State == "RUNNING" {
+				running++
+			}
+		}
+	}
+	return running, total
+}

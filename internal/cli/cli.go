@@ -1,0 +1,270 @@
+// Package cli is podlife's node-level debugging CLI: it reads a running
+// agent's HTTP API (or, with --direct, the sources themselves) and prints a
+// kubectl-like table, a describe view, or live transitions.
+package cli
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"sigs.k8s.io/yaml"
+
+	"github.com/podlife/podlife/agent"
+	"github.com/podlife/podlife/lifecycle"
+)
+
+// Client talks to an agent.
+type Client struct {
+	Server string
+	HTTP   *http.Client
+}
+
+// NewClient is a client with a request timeout.
+func NewClient(server string) *Client {
+	return &Client{Server: strings.TrimSuffix(server, "/"), HTTP: &http.Client{Timeout: 10 * time.Second}}
+}
+
+func (c *Client) get(ctx context.Context, path string, v any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.Server+path, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		return fmt.Errorf("cannot reach the podlife agent at %s (is it running? try --direct): %w", c.Server, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
+	if err != nil {
+		return fmt.Errorf("read %s: %w", path, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		var e struct{ Error string }
+		if json.Unmarshal(body, &e) == nil && e.Error != "" {
+			return fmt.Errorf("%s", e.Error)
+		}
+		return fmt.Errorf("GET %s: HTTP %d", path, resp.StatusCode)
+	}
+	return json.Unmarshal(body, v)
+}
+
+// Pods fetches the node's pods.
+func (c *Client) Pods(ctx context.Context) (*agent.PodsResponse, error) {
+	var r agent.PodsResponse
+	return &r, c.get(ctx, "/api/v1/pods", &r)
+}
+
+// Pod fetches one pod and its history.
+func (c *Client) Pod(ctx context.Context, ns, name string) (*agent.PodResponse, error) {
+	var r agent.PodResponse
+	return &r, c.get(ctx, "/api/v1/pods/"+url.PathEscape(ns)+"/"+url.PathEscape(name), &r)
+}
+
+// Watch streams transitions to fn until ctx is done.
+func (c *Client) Watch(ctx context.Context, fn func(agent.Record) error) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.Server+"/api/v1/transitions?watch=true", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := (&http.Client{}).Do(req)
+	if err != nil {
+		return fmt.Errorf("cannot reach the podlife agent at %s: %w", c.Server, err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" {
+			continue
+		}
+		var r agent.Record
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			return fmt.Errorf("bad transition from agent: %w", err)
+		}
+		if err := fn(r); err != nil {
+			return err
+		}
+	}
+	if ctx.Err() != nil {
+		return nil
+	}
+	return sc.Err()
+}
+
+// Output writes v as json or yaml.
+func Output(w io.Writer, format string, v any) error {
+	switch format {
+	case "json":
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	case "yaml":
+		b, err := yaml.Marshal(v)
+		if err != nil {
+			return err
+		}
+		_, err = w.Write(b)
+		return err
+	}
+	return fmt.Errorf("output format %q: want json or yaml", format)
+}
+
+// Age renders a duration like kubectl does.
+func Age(d time.Duration) string {
+	switch {
+	case d <= 0:
+		return "<unknown>"
+	case d < 2*time.Minute:
+		return fmt.Sprintf("%ds", int(d.Seconds()))
+	case d < 3*time.Hour:
+		return fmt.Sprintf("%dm", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh", int(d.Hours()))
+	}
+	return fmt.Sprintf("%dd", int(d.Hours()/24))
+}
+
+// why is the stage reason without its "Stage: " prefix, shortened.
+func why(p lifecycle.PodView) string {
+	s := p.StageReason
+	if i := strings.Index(s, ": "); i >= 0 {
+		s = s[i+2:]
+	}
+	if p.UnknownCause != "" && p.Stage != lifecycle.StageUnknown {
+		s = "[" + string(p.UnknownCause) + "] " + s
+	}
+	if len(s) > 90 {
+		s = s[:89] + "…"
+	}
+	return s
+}
+
+// PrintPods writes the kubectl-like table.
+func PrintPods(w io.Writer, r *agent.PodsResponse, now time.Time) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAMESPACE\tNAME\tSTAGE\tREADY\tRESTARTS\tAGE\tWHY")
+	for _, p := range r.Pods {
+		ready, total := p.ReadyCount()
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%d\t%s\t%s\n", p.Namespace, p.Name, p.Stage, ready, total, p.Restarts(),
+			Age(now.Sub(p.Created)), why(p))
+	}
+	tw.Flush()
+	var down []string
+	names := make([]string, 0, len(r.Sources))
+	for n := range r.Sources {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		if h := r.Sources[n]; h.Configured && !h.Up {
+			down = append(down, fmt.Sprintf("%s down: %s", n, h.LastError))
+		}
+	}
+	for _, d := range down {
+		fmt.Fprintln(w, "! "+d)
+	}
+}
+
+// PrintDescribe writes one pod: conditions with reasons, each container's
+// kubelet and runtime views side by side, mismatches, and its timeline.
+func PrintDescribe(w io.Writer, p *agent.PodResponse, now time.Time) {
+	fmt.Fprintf(w, "Name:          %s\nNamespace:     %s\nUID:           %s\n", p.Name, p.Namespace, p.UID)
+	fmt.Fprintf(w, "Phase:         %s\nStage:         %s\nWhy:           %s\n", p.Phase, p.Stage, p.StageReason)
+	if p.UnknownCause != "" {
+		fmt.Fprintf(w, "Unknown cause: %s\n", p.UnknownCause)
+	}
+	if p.APIServer != nil {
+		fmt.Fprintf(w, "API server:    phase %s, Ready=%s\n", p.APIServer.Phase, p.APIServer.Ready)
+	}
+	fmt.Fprintln(w, "Conditions:")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "  TYPE\tSTATUS\tREASON\tMESSAGE\tSINCE")
+	for _, c := range p.Conditions {
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", c.Type, c.Status, dash(c.Reason), dash(c.Message), Age(now.Sub(c.LastTransitionTime)))
+	}
+	tw.Flush()
+	fmt.Fprintln(w, "Containers:")
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "  NAME\tKIND\tKUBELET\tRUNTIME\tRESTARTS\tREADY\tLAST TERMINATION")
+	for _, c := range p.Containers {
+		kub := string(c.State)
+		if c.Reason != "" {
+			kub += "/" + c.Reason
+		}
+		if c.ExitCode != nil {
+			kub += fmt.Sprintf(" (exit %d)", *c.ExitCode)
+		}
+		if c.Source != lifecycle.SourceKubelet {
+			kub = "-"
+		}
+		rt := "-"
+		if r := c.Runtime; r != nil {
+			rt = fmt.Sprintf("%s #%d", r.State, r.Attempt)
+			if r.State == lifecycle.RuntimeExited {
+				rt += fmt.Sprintf(" (exit %d %s)", r.ExitCode, r.Reason)
+			}
+		}
+		last := "-"
+		if l := c.LastState; l != nil && l.Kind == lifecycle.StateTerminated {
+			last = fmt.Sprintf("exit %d %s at %s", l.ExitCode, l.Reason, l.FinishedAt.UTC().Format(time.RFC3339))
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%d\t%v\t%s\n", c.Name, c.Kind, kub, rt, c.RestartCount, c.Ready, last)
+	}
+	tw.Flush()
+	if len(p.Mismatches) > 0 {
+		fmt.Fprintln(w, "Mismatches:")
+		for _, m := range p.Mismatches {
+			fmt.Fprintf(w, "  %s %s: %s\n", m.Kind, m.Container, m.Detail)
+		}
+	}
+	fmt.Fprintln(w, "Timeline:")
+	if len(p.History) == 0 {
+		fmt.Fprintln(w, "  (no transitions recorded since the agent started)")
+	}
+	for _, r := range p.History {
+		fmt.Fprintf(w, "  %s  %s\n", r.ObservedAt.UTC().Format("15:04:05.000"), FormatTransition(r))
+	}
+}
+
+// FormatTransition is one transition on one line.
+func FormatTransition(r agent.Record) string {
+	s := string(r.Kind)
+	if r.Pod != "" {
+		s += " " + r.Namespace + "/" + r.Pod
+	}
+	if r.Container != "" {
+		s += " " + r.Container
+	}
+	if r.Source != "" {
+		s += " [" + r.Source + "]"
+	}
+	if r.From != "" || r.To != "" {
+		s += fmt.Sprintf(" %s -> %s", dash(r.From), dash(r.To))
+	}
+	if r.ExitCode != nil {
+		s += fmt.Sprintf(" exit %d", *r.ExitCode)
+	}
+	if r.Detail != "" {
+		s += ": " + r.Detail
+	} else if r.Reason != "" {
+		s += ": " + r.Reason
+	}
+	return s
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

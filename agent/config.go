@@ -112,17 +112,18 @@ func LoadConfig(fs *pflag.FlagSet) (Config, error) {
 		dc.WeaklyTypedInput = true
 	})
 	if err != nil {
-		return Config{}, decodeError(err)
+		return Config{}, decodeError(err, v)
 	}
 	return c, c.Validate()
 }
 
-// decodeError names the key of a mapstructure failure.
-func decodeError(err error) error {
+// decodeError names the key and the value of a mapstructure failure.
+func decodeError(err error, v *viper.Viper) error {
 	msg := oneLine(err)
 	if i := strings.Index(msg, "'"); i >= 0 {
 		if j := strings.Index(msg[i+1:], "'"); j > 0 {
-			return &ConfigError{msg[i+1 : i+1+j], msg}
+			key := msg[i+1 : i+1+j]
+			return &ConfigError{key, fmt.Sprintf("%q: %s", v.GetString(key), strings.TrimSpace(msg[i+j+2:]))}
 		}
 	}
 	return &ConfigError{"config", msg}

@@ -1,0 +1,253 @@
+package agent
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"flag"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/podlife/podlife/cri"
+	"github.com/podlife/podlife/internal/fixtures"
+	"github.com/podlife/podlife/kubelet"
+	"github.com/podlife/podlife/lifecycle"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// fakeSources serve a fixed state, changeable by tests.
+type fakeSources struct {
+	mu sync.Mutex
+	rt cri.State
+	kl kubelet.State
+	ch chan struct{}
+}
+
+func (f *fakeSources) Run(ctx context.Context) error { <-ctx.Done(); return nil }
+func (f *fakeSources) Updates() <-chan struct{}       { return f.ch }
+
+type rtFake struct{ *fakeSources }
+type klFake struct{ *fakeSources }
+
+func (r rtFake) State() cri.State     { r.mu.Lock(); defer r.mu.Unlock(); return r.rt }
+func (k klFake) State() kubelet.State { k.mu.Lock(); defer k.mu.Unlock(); return k.kl }
+
+// recordedAgent is an agent over the recorded node of internal/fixtures.
+func recordedAgent(t *testing.T) (*Agent, *fakeSources) {
+	t.Helper()
+	n := fixtures.Build()
+	body, err := json.Marshal(n.Pods)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pods, err := kubelet.Decode(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	up := lifecycle.SourceHealth{Configured: true, Up: true, LastSuccess: fixtures.Recorded, Latency: 3 * time.Millisecond}
+	f := &fakeSources{ch: make(chan struct{}, 1)}
+	f.kl = kubelet.State{Pods: pods, Health: up, Generation: 1}
+	sbs := map[string]*lifecycle.Sandbox{}
+	for _, sb := range n.Sandboxes.Items {
+		v := cri.ConvertSandbox(sb)
+		sbs[v.ID] = &v
+		f.rt.Sandboxes = append(f.rt.Sandboxes, v)
+	}
+	st := map[string]*runtimeapi.ContainerStatus{}
+	for _, s := range n.Statuses {
+		st[s.Status.Id] = s.Status
+	}
+	for _, c := range n.Containers.Containers {
+		f.rt.Containers = append(f.rt.Containers, cri.ConvertContainer(c, st[c.Id], sbs))
+	}
+	f.rt.Health = up
+	now := fixtures.Recorded
+	a := New(Options{Node: "node-a", Runtime: rtFake{f}, Kubelet: klFake{f}, HistorySize: 100,
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: func() time.Time { return now }})
+	if !a.Correlate(context.Background()) {
+		t.Fatal("first correlation gave no transitions")
+	}
+	return a, f
+}
+
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		os.WriteFile(path, got, 0o644)
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./agent -update)", err)
+	}
+	if string(got) != string(want) {
+		t.Fatalf("%s differs from the golden file; got:\n%s", name, got)
+	}
+}
+
+// The recorded node's metrics match the golden exposition and lint clean.
+func TestMetricsGolden(t *testing.T) {
+	a, _ := recordedAgent(t)
+	names := []string{"podlife_pod_phase", "podlife_pod_stage", "podlife_pod_condition", "podlife_container_state",
+		"podlife_container_waiting_reason", "podlife_container_last_terminated_reason", "podlife_container_last_exit_code",
+		"podlife_container_restarts_total", "podlife_view_mismatches", "podlife_pods_unknown", "podlife_source_up",
+		"podlife_source_last_success_timestamp_seconds"}
+	f, err := os.Open(filepath.Join("testdata", "metrics.golden"))
+	if *update || err != nil {
+		var sb strings.Builder
+		reg := a.metrics.registry
+		mfs, _ := reg.Gather()
+		for _, mf := range mfs {
+			for _, n := range names {
+				if mf.GetName() == n {
+					sb.WriteString(testutilText(t, mf))
+				}
+			}
+		}
+		os.WriteFile(filepath.Join("testdata", "metrics.golden"), []byte(sb.String()), 0o644)
+		f, err = os.Open(filepath.Join("testdata", "metrics.golden"))
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	defer f.Close()
+	if err := testutil.CollectAndCompare(a.metrics, f, names...); err != nil {
+		t.Fatal(err)
+	}
+	problems, err := testutil.CollectAndLint(a.metrics)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("lint %s: %s", p.Metric, p.Text)
+	}
+	if n := testutil.CollectAndCount(a.metrics, "podlife_pod_stage"); n != 10*len(lifecycle.Stages) {
+		t.Fatalf("%d stage series, want one per stage per pod", n)
+	}
+}
+
+func TestHTTPAPI(t *testing.T) {
+	a, f := recordedAgent(t)
+	srv := httptest.NewServer(a.Handler())
+	defer srv.Close()
+	get := func(path string, code int) []byte {
+		t.Helper()
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != code {
+			t.Fatalf("GET %s: %d %s", path, resp.StatusCode, b)
+		}
+		return b
+	}
+	var pods PodsResponse
+	body := get("/api/v1/pods", 200)
+	json.Unmarshal(body, &pods)
+	if pods.Node != "node-a" || len(pods.Pods) != 10 || !pods.Sources["runtime"].Up {
+		t.Fatalf("pods %+v", pods)
+	}
+	for _, field := range []string{`"generatedAt"`, `"stageReason"`, `"unknownCause"`, `"lastTransitionTime"`, `"restartCount"`,
+		`"containerID"`, `"runtime":{`, `"attempt"`, `"mismatches"`, `"kind":"sidecar"`, `"exitCode":137`} {
+		if !strings.Contains(string(body), field) && field != `"unknownCause"` {
+			t.Errorf("/api/v1/pods lacks %s", field)
+		}
+	}
+	var one PodResponse
+	json.Unmarshal(get("/api/v1/pods/shop/worker-6f7c9-klmno", 200), &one)
+	if one.Stage != lifecycle.StageFailing || len(one.History) != 1 || one.History[0].Kind != lifecycle.TransitionPodAdded {
+		t.Fatalf("pod %+v", one)
+	}
+	if b := get("/api/v1/pods/shop/nope", 404); !strings.Contains(string(b), `"error":"pod shop/nope not found on node node-a"`) {
+		t.Fatalf("404 body %s", b)
+	}
+	get("/api/v1/transitions?since=yesterday", 400)
+	var recs []Record
+	json.Unmarshal(get("/api/v1/transitions?since="+fixtures.Recorded.Format(time.RFC3339), 200), &recs)
+	if len(recs) != 10 {
+		t.Fatalf("%d transitions since the recording, want 10 PodAdded", len(recs))
+	}
+	get("/healthz", 200)
+	get("/readyz", 200)
+	if m := get("/metrics", 200); !strings.Contains(string(m), `podlife_transitions_total{kind="PodAdded"} 10`) {
+		t.Fatal("metrics lack the transition counter")
+	}
+
+	// watch: the API streams a new transition as NDJSON.
+	resp, err := http.Get(srv.URL + "/api/v1/transitions?watch=true")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	time.Sleep(50 * time.Millisecond)
+	f.mu.Lock()
+	f.kl.Health = lifecycle.SourceHealth{Configured: true, Up: false, LastSuccess: fixtures.Recorded, LastError: "connection refused"}
+	f.mu.Unlock()
+	a.Correlate(context.Background())
+	line, err := bufio.NewReader(resp.Body).ReadString('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r Record
+	if json.Unmarshal([]byte(line), &r); r.Kind != lifecycle.TransitionSourceDown || r.Source != "kubelet" || r.Seq != 11 {
+		t.Fatalf("watched %s", line)
+	}
+}
+
+func TestReadyzBeforeSync(t *testing.T) {
+	f := &fakeSources{ch: make(chan struct{})}
+	a := New(Options{Node: "n", Runtime: rtFake{f}, Kubelet: klFake{f}})
+	srv := httptest.NewServer(a.Handler())
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("readyz %d before any source answered", resp.StatusCode)
+	}
+	if a.Correlate(context.Background()) {
+		t.Fatal("correlated before the sources were asked")
+	}
+}
+
+func TestHistoryIsBounded(t *testing.T) {
+	a, _ := recordedAgent(t)
+	a.opts.HistorySize = 3
+	var trs []lifecycle.Transition
+	for i := 0; i < 5; i++ {
+		trs = append(trs, lifecycle.Transition{Kind: lifecycle.TransitionStageStuck, UID: "u", Pod: "p"})
+	}
+	a.record(trs)
+	if h := a.Since(time.Time{}); len(h) != 3 || h[2].Seq != 15 {
+		t.Fatalf("history %d, last %+v", len(h), h[len(h)-1])
+	}
+	if p := a.PodHistory("u"); len(p) != 3 {
+		t.Fatalf("pod history %d", len(p))
+	}
+}
+
+func testutilText(t *testing.T, mf *dto.MetricFamily) string {
+	var sb strings.Builder
+	if _, err := expfmt.MetricFamilyToText(&sb, mf); err != nil {
+		t.Fatal(err)
+	}
+	return sb.String()
+}

@@ -38,7 +38,7 @@ type fakeSources struct {
 }
 
 func (f *fakeSources) Run(ctx context.Context) error { <-ctx.Done(); return nil }
-func (f *fakeSources) Updates() <-chan struct{}       { return f.ch }
+func (f *fakeSources) Updates() <-chan struct{}      { return f.ch }
 
 type rtFake struct{ *fakeSources }
 type klFake struct{ *fakeSources }

@@ -1,0 +1,282 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"sigs.k8s.io/yaml"
+
+	"github.com/podlife/podlife/agent"
+	"github.com/podlife/podlife/internal/testenv"
+	"github.com/podlife/podlife/lifecycle"
+)
+
+// buildPodlife builds the real binary once per test.
+func buildPodlife(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "podlife")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func TestCLIExitCodes(t *testing.T) {
+	bin := buildPodlife(t)
+	tests := []struct {
+		args   []string
+		code   int
+		stderr string
+	}{
+		{[]string{"agent", "--poll-interval", "1ms", "--node-name", "n"}, 2, "podlife: config: poll-interval: 1ms: must be at least 10ms\n"},
+		{[]string{"agent", "--cri-endpoint", "tcp://x", "--node-name", "n"}, 2, `podlife: config: cri-endpoint: cri-endpoint "tcp://x": want unix:///path/to/socket` + "\n"},
+		{[]string{"agent", "--no-such-flag"}, 2, "podlife: config: flags: unknown flag: --no-such-flag\n"},
+		{[]string{"agent", "--check-config", "--node-name", "n"}, 0, ""},
+		{[]string{"bogus"}, 2, "podlife: unknown command \"bogus\" (see 'podlife help')\n"},
+		{[]string{"pods", "--server", "http://127.0.0.1:1"}, 1, "podlife: cannot reach the podlife agent at http://127.0.0.1:1"},
+		{[]string{"version"}, 0, ""},
+	}
+	for _, tc := range tests {
+		cmd := exec.Command(bin, tc.args...)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		err := cmd.Run()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		}
+		if code != tc.code || !strings.HasPrefix(stderr.String(), tc.stderr) || strings.Count(stderr.String(), "\n") > 1 {
+			t.Errorf("podlife %s: exit %d, stderr %q; want %d, %q", strings.Join(tc.args, " "), code, stderr.String(), tc.code, tc.stderr)
+		}
+	}
+}
+
+const e2ePods = `
+serving: |
+  apiVersion: v1
+  kind: Pod
+  metadata: {name: serving, namespace: e2e}
+  spec:
+    hostNetwork: true
+    containers:
+    - {name: web, image: IMG, imagePullPolicy: Never, command: [sleep, "3600"]}
+crashloop: |
+  apiVersion: v1
+  kind: Pod
+  metadata: {name: crashloop, namespace: e2e}
+  spec:
+    hostNetwork: true
+    containers:
+    - {name: app, image: IMG, imagePullPolicy: Never, command: [sh, -c, "sleep 1; exit 7"]}
+ghost: |
+  apiVersion: v1
+  kind: Pod
+  metadata: {name: ghost, namespace: e2e}
+  spec:
+    hostNetwork: true
+    containers:
+    - {name: app, image: "127.0.0.1:1/none/ghost:1", imagePullPolicy: IfNotPresent}
+completed: |
+  apiVersion: v1
+  kind: Pod
+  metadata: {name: completed, namespace: e2e}
+  spec:
+    hostNetwork: true
+    restartPolicy: Never
+    containers:
+    - {name: job, image: IMG, imagePullPolicy: Never, command: [sh, -c, "exit 0"]}
+`
+
+func freeAddr(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// TestAgentEndToEnd runs the real podlife binary against a real containerd
+// and a real kubelet and checks the API, the metrics and the CLI.
+func TestAgentEndToEnd(t *testing.T) {
+	bin := buildPodlife(t)
+	ctd := testenv.StartContainerd(t)
+	ctd.ImportImages(t)
+	k := testenv.StartKubelet(t, ctd, "podlife-e2e")
+	var manifests map[string]string
+	if err := yamlUnmarshal(e2ePods, &manifests); err != nil {
+		t.Fatal(err)
+	}
+	for name, m := range manifests {
+		k.AddStaticPod(t, name, strings.ReplaceAll(m, "IMG", testenv.BusyboxImage))
+	}
+	addr := freeAddr(t)
+	server := "http://" + addr
+	journalPath := filepath.Join(t.TempDir(), "journal.db")
+	logf, _ := os.Create(filepath.Join(t.TempDir(), "agent.log"))
+	cmd := exec.Command(bin, "agent", "--node-name", "podlife-e2e", "--cri-endpoint", ctd.Endpoint,
+		"--kubelet-url", k.ReadOnlyURL, "--listen-address", addr, "--poll-interval", "500ms", "--upstream", "off",
+		"--journal-path", journalPath, "--stuck-threshold", "0")
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		if t.Failed() {
+			b, _ := os.ReadFile(logf.Name())
+			t.Logf("agent log tail:\n%s", lastBytes(string(b), 3000))
+		}
+	})
+
+	getJSON := func(path string, v any) int {
+		resp, err := http.Get(server + path)
+		if err != nil {
+			return 0
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		json.Unmarshal(b, v)
+		return resp.StatusCode
+	}
+	want := map[string]lifecycle.Stage{"serving": lifecycle.StageServing, "crashloop": lifecycle.StageFailing,
+		"ghost": lifecycle.StageFailing, "completed": lifecycle.StageTerminated}
+	stages := func() (map[string]lifecycle.PodView, string) {
+		var r agent.PodsResponse
+		getJSON("/api/v1/pods", &r)
+		got := map[string]lifecycle.PodView{}
+		var bad []string
+		for _, p := range r.Pods {
+			got[strings.TrimSuffix(p.Name, "-podlife-e2e")] = p
+		}
+		for name, st := range want {
+			if p, ok := got[name]; !ok || p.Stage != st {
+				bad = append(bad, fmt.Sprintf("%s=%s(%s)", name, p.Stage, p.StageReason))
+			}
+		}
+		return got, strings.Join(bad, " ")
+	}
+	eventually(t, "every pod in its stage, the crash loop restarted", 120*time.Second, func() bool {
+		got, bad := stages()
+		c := got["crashloop"]
+		return bad == "" && c.Restarts() >= 1
+	})
+	if code := getJSON("/readyz", nil); code != 200 {
+		t.Fatalf("readyz %d", code)
+	}
+
+	t.Run("metrics", func(t *testing.T) {
+		resp, err := http.Get(server + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		m := string(b)
+		for _, want := range []string{
+			`podlife_pod_stage{namespace="e2e",pod="crashloop-podlife-e2e",stage="Failing"`,
+			`podlife_container_waiting_reason{container="app",namespace="e2e",pod="ghost-podlife-e2e",reason="`,
+			`podlife_source_up{source="runtime"} 1`, `podlife_source_up{source="kubelet"} 1`,
+			`podlife_container_last_exit_code{container="app",namespace="e2e",pod="crashloop-podlife-e2e"`,
+		} {
+			if !strings.Contains(m, want) {
+				t.Errorf("/metrics lacks %s", want)
+			}
+		}
+	})
+	t.Run("CLI", func(t *testing.T) {
+		out, err := exec.Command(bin, "pods", "--server", server).CombinedOutput()
+		if err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		table := string(out)
+		for _, row := range []string{"NAMESPACE  NAME", "serving-podlife-e2e", "Serving", "crashloop-podlife-e2e", "Failing", "ghost-podlife-e2e"} {
+			if !strings.Contains(table, row) {
+				t.Errorf("pods table lacks %q:\n%s", row, table)
+			}
+		}
+		out, err = exec.Command(bin, "describe", "e2e/crashloop-podlife-e2e", "--server", server).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "Stage:         Failing") || !strings.Contains(string(out), "EXITED") {
+			t.Fatalf("describe: %v\n%s", err, out)
+		}
+		out, err = exec.Command(bin, "pods", "-o", "json", "--direct", "--cri-endpoint", ctd.Endpoint, "--kubelet-url", k.ReadOnlyURL).CombinedOutput()
+		var direct agent.PodsResponse
+		if err != nil || json.Unmarshal(out, &direct) != nil || len(direct.Pods) != 4 {
+			t.Fatalf("pods --direct: %v\n%s", err, out)
+		}
+	})
+	t.Run("runtime killed: the agent keeps serving and says why", func(t *testing.T) {
+		ctd.Kill(t)
+		eventually(t, "runtime-unreachable", 20*time.Second, func() bool {
+			got, _ := stages()
+			p := got["serving"]
+			return p.Stage == lifecycle.StageUnknown && p.UnknownCause == lifecycle.CauseRuntimeUnreachable
+		})
+		ctd.Restart(t)
+		eventually(t, "recovery", 30*time.Second, func() bool {
+			got, _ := stages()
+			return got["serving"].Stage == lifecycle.StageServing
+		})
+		var recs []agent.Record
+		getJSON("/api/v1/transitions", &recs)
+		var kinds []string
+		for _, r := range recs {
+			if r.Kind == lifecycle.TransitionSourceDown || r.Kind == lifecycle.TransitionSourceUp {
+				kinds = append(kinds, string(r.Kind)+":"+r.Source)
+			}
+		}
+		if !strings.Contains(strings.Join(kinds, " "), "SourceDown:runtime SourceUp:runtime") {
+			t.Fatalf("source transitions %v", kinds)
+		}
+	})
+	t.Run("SIGTERM: graceful exit, journal readable", func(t *testing.T) {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case err := <-exited:
+			if err != nil {
+				t.Fatalf("agent exit: %v", err)
+			}
+		case <-time.After(15 * time.Second):
+			t.Fatal("agent did not stop on SIGTERM")
+		}
+		out, err := exec.Command(bin, "journal", "--journal-path", journalPath).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "pending") || !strings.Contains(string(out), "PodAdded e2e/serving-podlife-e2e") {
+			t.Fatalf("journal: %v\n%s", err, out)
+		}
+	})
+}
+
+func eventually(t *testing.T, what string, limit time.Duration, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", limit, what)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+func lastBytes(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+func yamlUnmarshal(s string, v any) error { return yaml.Unmarshal([]byte(s), v) }

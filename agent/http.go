@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/podlife/podlife/internal/journal"
 	"github.com/podlife/podlife/lifecycle"
 )
 
@@ -33,6 +34,7 @@ func (a *Agent) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/pods", a.handlePods)
 	mux.HandleFunc("GET /api/v1/pods/{namespace}/{name}", a.handlePod)
 	mux.HandleFunc("GET /api/v1/transitions", a.handleTransitions)
+	mux.HandleFunc("GET /api/v1/journal", a.handleJournal)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.metrics.registry, promhttp.HandlerOpts{ErrorLog: nil}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
@@ -129,6 +131,34 @@ func (a *Agent) handleTransitions(w http.ResponseWriter, r *http.Request) {
 			rc.Flush()
 		}
 	}
+}
+
+// JournalResponse is GET /api/v1/journal: what is not yet delivered upstream.
+type JournalResponse struct {
+	Stats   journal.Stats   `json:"stats"`
+	Pending []journal.Entry `json:"pending"`
+}
+
+func (a *Agent) handleJournal(w http.ResponseWriter, _ *http.Request) {
+	j := a.opts.Journal
+	if j == nil {
+		writeError(w, http.StatusNotFound, "this agent runs without a journal (--journal-path)")
+		return
+	}
+	st, err := j.Stats()
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	p, err := j.Pending(10000)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	if p == nil {
+		p = []journal.Entry{}
+	}
+	writeJSON(w, http.StatusOK, JournalResponse{Stats: st, Pending: p})
 }
 
 // Serve serves the HTTP API on l until ctx is done, then shuts down gracefully.

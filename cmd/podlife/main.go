@@ -281,30 +281,37 @@ func directSnapshot(ctx context.Context, endpoint string, kc kubelet.Config) (*l
 
 func runJournal(args []string, stdout io.Writer) error {
 	fs := pflag.NewFlagSet("journal", pflag.ContinueOnError)
-	path := fs.String("journal-path", "/var/lib/podlife/journal.db", "the agent's journal file")
+	server := fs.String("server", "http://127.0.0.1:9808", "the running agent's HTTP API")
+	path := fs.String("journal-path", "", "read this journal file directly (only while no agent holds it)")
 	output := fs.StringP("output", "o", "", "json or yaml")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
-	j, err := journal.Open(*path, journal.Options{OpenTimeout: 500 * time.Millisecond})
-	if err != nil {
-		return err
-	}
-	defer j.Close()
-	st, err := j.Stats()
-	if err != nil {
-		return err
-	}
-	pending, err := j.Pending(0)
-	if err != nil {
+	var r agent.JournalResponse
+	where := *server
+	if *path != "" {
+		where = *path
+		j, err := journal.Open(*path, journal.Options{OpenTimeout: 500 * time.Millisecond})
+		if err != nil {
+			return fmt.Errorf("%w (while an agent runs, ask it: podlife journal --server URL)", err)
+		}
+		defer j.Close()
+		if r.Stats, err = j.Stats(); err != nil {
+			return err
+		}
+		if r.Pending, err = j.Pending(0); err != nil {
+			return err
+		}
+	} else if err := cli.NewClient(*server).Journal(context.Background(), &r); err != nil {
 		return err
 	}
 	if *output != "" {
-		return cli.Output(stdout, *output, map[string]any{"stats": st, "pending": pending})
+		return cli.Output(stdout, *output, r)
 	}
+	st := r.Stats
 	fmt.Fprintf(stdout, "journal %s: %d pending, last seq %d, delivered up to %d, dropped %d\n",
-		*path, st.Pending, st.LastSeq, st.Delivered, st.Dropped)
-	for _, e := range pending {
+		where, st.Pending, st.LastSeq, st.Delivered, st.Dropped)
+	for _, e := range r.Pending {
 		fmt.Fprintf(stdout, "  #%d %s  %s\n", e.Seq, e.Transition.ObservedAt.UTC().Format(time.RFC3339Nano),
 			cli.FormatTransition(agent.Record{Seq: e.Seq, Transition: e.Transition}))
 	}

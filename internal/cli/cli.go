@@ -69,6 +69,11 @@ func (c *Client) Pod(ctx context.Context, ns, name string) (*agent.PodResponse, 
 	return &r, c.get(ctx, "/api/v1/pods/"+url.PathEscape(ns)+"/"+url.PathEscape(name), &r)
 }
 
+// Journal fetches the agent's undelivered journal entries.
+func (c *Client) Journal(ctx context.Context, r *agent.JournalResponse) error {
+	return c.get(ctx, "/api/v1/journal", r)
+}
+
 // Watch streams transitions to fn until ctx is done.
 func (c *Client) Watch(ctx context.Context, fn func(agent.Record) error) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.Server+"/api/v1/transitions?watch=true", nil)

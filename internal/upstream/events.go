@@ -294,6 +294,12 @@ func eventName(object, id string) string {
 	return object + suffix
 }
 
+// Reportable tells whether a transition becomes a Kubernetes Event.
+func Reportable(t lifecycle.Transition) bool {
+	reason, _, _ := classifyTransition(t)
+	return reason != ""
+}
+
 // classifyTransition picks the transitions that matter upstream and names
 // their event: reason, type and note.
 func classifyTransition(t lifecycle.Transition) (reason, typ, note string) {

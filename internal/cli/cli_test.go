@@ -1,0 +1,58 @@
+package cli
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/podlife/podlife/agent"
+	"github.com/podlife/podlife/lifecycle"
+)
+
+func TestPrintPods(t *testing.T) {
+	now := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	ec := int32(137)
+	r := &agent.PodsResponse{Node: "n", Sources: map[string]lifecycle.SourceHealth{
+		"kubelet": {Configured: true, Up: false, LastError: "connection refused"}, "runtime": {Configured: true, Up: true}},
+		Pods: []lifecycle.PodView{
+			{Namespace: "shop", Name: "web", Stage: lifecycle.StageServing, StageReason: "Serving: 2/2 containers ready",
+				Created: now.Add(-90 * time.Minute), Containers: []lifecycle.ContainerView{
+					{Name: "a", Kind: lifecycle.KindRegular, Ready: true, RestartCount: 2},
+					{Name: "b", Kind: lifecycle.KindSidecar, Ready: true}, {Name: "i", Kind: lifecycle.KindInit}}},
+			{Namespace: "shop", Name: "worker", Stage: lifecycle.StageUnknown, UnknownCause: lifecycle.CauseKubeletUnreachable,
+				StageReason: "Unknown: kubelet unreachable (connection refused); runtime: 0/1 containers running",
+				Created: now.Add(-3 * 24 * time.Hour), Containers: []lifecycle.ContainerView{
+					{Name: "w", Kind: lifecycle.KindRegular, State: lifecycle.StateTerminated, ExitCode: &ec}}},
+		}}
+	var b bytes.Buffer
+	PrintPods(&b, r, now)
+	want := `NAMESPACE  NAME    STAGE    READY  RESTARTS  AGE  WHY
+shop       web     Serving  2/2    2         90m  2/2 containers ready
+shop       worker  Unknown  0/1    0         3d   kubelet unreachable (connection refused); runtime: 0/1 containers running
+! kubelet down: connection refused
+`
+	if b.String() != want {
+		t.Fatalf("got:\n%s\nwant:\n%s", b.String(), want)
+	}
+}
+
+func TestFormatTransition(t *testing.T) {
+	ec := int32(137)
+	got := FormatTransition(agent.Record{Seq: 1, Transition: lifecycle.Transition{Kind: lifecycle.TransitionContainerRestarted,
+		Namespace: "shop", Pod: "web", Container: "app", Source: "kubelet", From: "1", To: "2", ExitCode: &ec,
+		Detail: "restart 2, last exit 137 OOMKilled"}})
+	if want := "ContainerRestarted shop/web app [kubelet] 1 -> 2 exit 137: restart 2, last exit 137 OOMKilled"; got != want {
+		t.Fatalf("%q", got)
+	}
+	if Age(0) != "<unknown>" || Age(90*time.Second) != "90s" || Age(5*time.Hour) != "5h" {
+		t.Fatal("age")
+	}
+	var b bytes.Buffer
+	if err := Output(&b, "yaml", map[string]int{"a": 1}); err != nil || strings.TrimSpace(b.String()) != "a: 1" {
+		t.Fatalf("yaml %q %v", b.String(), err)
+	}
+	if err := Output(&b, "xml", 1); err == nil {
+		t.Fatal("xml accepted")
+	}
+}

@@ -1,0 +1,153 @@
+package simnode
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/podlife/podlife/cri"
+	"github.com/podlife/podlife/kubelet"
+	"github.com/podlife/podlife/lifecycle"
+)
+
+// correlateAt renders the simulation at d through the real decoders and the
+// lifecycle model, as the agent would see it.
+func correlateAt(t *testing.T, base time.Time, d time.Duration) lifecycle.Snapshot {
+	t.Helper()
+	pods := demoPods(base, d)
+	body, _ := json.Marshal(renderPodList(pods))
+	kp, err := kubelet.Decode(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cs []lifecycle.Container
+	sbs := map[string]*lifecycle.Sandbox{}
+	for i := range pods {
+		p := &pods[i]
+		sb := cri.ConvertSandbox(&runtimeapi.PodSandbox{Id: sandboxID(p), Labels: labels(p), State: runtimeapi.PodSandboxState_SANDBOX_READY,
+			Metadata: &runtimeapi.PodSandboxMetadata{Name: p.name, Namespace: p.ns, Uid: p.uid}})
+		sbs[sb.ID] = &sb
+	}
+	var sandboxes []lifecycle.Sandbox
+	for _, sb := range sbs {
+		sandboxes = append(sandboxes, *sb)
+	}
+	for _, st := range criContainers(pods) {
+		cs = append(cs, cri.ContainerFromStatus("sb-"+st.Labels["io.kubernetes.pod.uid"], st, sbs))
+	}
+	now := base.Add(d)
+	up := lifecycle.SourceHealth{Configured: true, Up: true, LastSuccess: now}
+	rt, kl := up, up
+	if inWindow(d, kubeletOutage) {
+		kl = lifecycle.SourceHealth{Configured: true, LastSuccess: now.Add(-time.Minute), LastError: "connection refused"}
+	}
+	if inWindow(d, runtimeOutage) {
+		rt = lifecycle.SourceHealth{Configured: true, LastSuccess: now.Add(-time.Minute), LastError: "connection refused"}
+	}
+	return lifecycle.Correlate(lifecycle.Input{Node: "sim", Now: now, Pods: kp, Kubelet: kl, Sandboxes: sandboxes, Containers: cs, Runtime: rt})
+}
+
+// The demo timeline walks pods through every stage and every reason the
+// reference model names.
+func TestTimelineReachesEveryStage(t *testing.T) {
+	base := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	stages := map[lifecycle.Stage]bool{}
+	reasons := map[string]bool{}
+	causes := map[lifecycle.Cause]bool{}
+	for d := time.Duration(0); d < Period; d += 250 * time.Millisecond {
+		s := correlateAt(t, base, d)
+		for _, p := range s.Pods {
+			stages[p.Stage] = true
+			causes[p.UnknownCause] = true
+			for _, c := range p.Containers {
+				reasons[c.Reason] = true
+				if c.LastState != nil {
+					reasons[c.LastState.Reason] = true
+				}
+			}
+			if p.Terminating {
+				reasons["Terminating"] = true
+			}
+			reasons[p.Reason] = true
+		}
+	}
+	for _, st := range lifecycle.Stages {
+		if !stages[st] {
+			t.Errorf("stage %s never reached", st)
+		}
+	}
+	for _, r := range []string{"PodInitializing", "CrashLoopBackOff", "ErrImagePull", "ImagePullBackOff", "InvalidImageName",
+		"OOMKilled", "Completed", "Error", "Evicted", "Terminating"} {
+		if !reasons[r] {
+			t.Errorf("reason %s never shown", r)
+		}
+	}
+	for _, c := range []lifecycle.Cause{lifecycle.CauseKubeletUnreachable, lifecycle.CauseRuntimeUnreachable} {
+		if !causes[c] {
+			t.Errorf("cause %s never shown", c)
+		}
+	}
+}
+
+// The servers speak real CRI and serve a real PodList; outages refuse.
+func TestServers(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	n, err := Start(ctx, Options{Dir: t.TempDir(), Script: true, Pods: 10}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	conn, err := grpc.NewClient(n.CRIEndpoint, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	rs := runtimeapi.NewRuntimeServiceClient(conn)
+	cctx, ccancel := context.WithTimeout(ctx, 5*time.Second)
+	defer ccancel()
+	l, err := rs.ListContainers(cctx, &runtimeapi.ListContainersRequest{})
+	if err != nil || len(l.Containers) < 40 {
+		t.Fatalf("ListContainers: %v, %d containers", err, len(l.GetContainers()))
+	}
+	resp, err := http.Get(n.KubeletURL + "/pods")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	pods, err := kubelet.Decode(body)
+	if err != nil || len(pods) < 10 {
+		t.Fatalf("/pods: %v, %d pods", err, len(pods))
+	}
+	n.SetKubeletDown(true)
+	time.Sleep(300 * time.Millisecond)
+	if _, err := http.Get(n.KubeletURL + "/pods"); err == nil {
+		t.Fatal("/pods answered during a kubelet outage")
+	}
+	n.SetKubeletDown(false)
+	time.Sleep(300 * time.Millisecond)
+	if resp, err := http.Get(n.KubeletURL + "/pods"); err != nil {
+		t.Fatalf("kubelet did not come back: %v", err)
+	} else {
+		resp.Body.Close()
+	}
+}
+
+// BenchmarkListContainers500 is the simulator's cost to answer one relist at
+// 500 pods × 4 containers.
+func BenchmarkListContainers500(b *testing.B) {
+	s := &criServer{n: &Node{runtime: loadPods(time.Now(), 500, 4, 0)}}
+	b.ReportAllocs()
+	for b.Loop() {
+		s.ListContainers(context.Background(), &runtimeapi.ListContainersRequest{})
+	}
+}

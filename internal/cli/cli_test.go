@@ -22,7 +22,7 @@ func TestPrintPods(t *testing.T) {
 					{Name: "b", Kind: lifecycle.KindSidecar, Ready: true}, {Name: "i", Kind: lifecycle.KindInit}}},
 			{Namespace: "shop", Name: "worker", Stage: lifecycle.StageUnknown, UnknownCause: lifecycle.CauseKubeletUnreachable,
 				StageReason: "Unknown: kubelet unreachable (connection refused); runtime: 0/1 containers running",
-				Created: now.Add(-3 * 24 * time.Hour), Containers: []lifecycle.ContainerView{
+				Created:     now.Add(-3 * 24 * time.Hour), Containers: []lifecycle.ContainerView{
 					{Name: "w", Kind: lifecycle.KindRegular, State: lifecycle.StateTerminated, ExitCode: &ec}}},
 		}}
 	var b bytes.Buffer

@@ -68,6 +68,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = runCLI(ctx, args[0], args[1:], stdout)
 	case "journal":
 		err = runJournal(args[1:], stdout)
+	case "simnode":
+		err = runSimnode(ctx, args[1:], stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "podlife: unknown command %q (see 'podlife help')\n", args[0])
 		return 2
@@ -315,5 +317,35 @@ func runJournal(args []string, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "  #%d %s  %s\n", e.Seq, e.Transition.ObservedAt.UTC().Format(time.RFC3339Nano),
 			cli.FormatTransition(agent.Record{Seq: e.Seq, Transition: e.Transition}))
 	}
+	return nil
+}
+
+// runSimnode runs only the simulated node (for load harnesses that measure
+// the agent as a separate process). It prints the endpoints and waits.
+func runSimnode(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := pflag.NewFlagSet("simnode", pflag.ContinueOnError)
+	pods := fs.Int("pods", 250, "simulated serving pods (4 containers each)")
+	churn := fs.Float64("churn", 0, "container restarts per second")
+	script := fs.Bool("script", false, "also run the demo timeline")
+	dir := fs.String("dir", "", "directory for the CRI socket (default a temp dir)")
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if *dir == "" {
+		d, err := os.MkdirTemp("", "podlife-simnode-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(d)
+		*dir = d
+	}
+	node, err := simnode.Start(ctx, simnode.Options{Dir: *dir, Script: *script, Pods: *pods, ChurnPerSecond: *churn},
+		logger(stderr, "warn"))
+	if err != nil {
+		return err
+	}
+	defer node.Close()
+	fmt.Fprintf(stdout, "cri-endpoint=%s\nkubelet-url=%s\n", node.CRIEndpoint, node.KubeletURL)
+	<-ctx.Done()
 	return nil
 }

@@ -32,6 +32,10 @@ var (
 	descPodsUnknown    = desc("pods_unknown", "Pods whose truth is incomplete, by cause.", "cause")
 	descSourceUp       = desc("source_up", "Whether the source answered its last request.", "source")
 	descSourceLast     = desc("source_last_success_timestamp_seconds", "When the source last answered.", "source")
+	descJournalPending = desc("journal_pending", "Journaled transitions not yet delivered upstream.")
+	descJournalDropped = desc("journal_dropped_total", "Undelivered transitions dropped because the journal was full or they were too old.")
+	descEvents         = desc("upstream_events_total", "Journal entries handled by the event reporter, by outcome (delivered, skipped, suppressed, rejected).", "outcome")
+	descEventFailures  = desc("upstream_event_failures_total", "Failed event deliveries (retried).")
 )
 
 // metrics holds the agent's registry: a collector that builds const metrics
@@ -72,7 +76,8 @@ func newMetrics(a *Agent) *metrics {
 // Describe implements prometheus.Collector.
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descPodPhase, descPodStage, descPodCondition, descContainerState, descWaitingReason,
-		descLastTermReason, descLastExitCode, descRestarts, descMismatches, descPodsUnknown, descSourceUp, descSourceLast} {
+		descLastTermReason, descLastExitCode, descRestarts, descMismatches, descPodsUnknown, descSourceUp, descSourceLast,
+		descJournalPending, descJournalDropped, descEvents, descEventFailures} {
 		ch <- d
 	}
 }
@@ -81,6 +86,20 @@ func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	if s := m.agent.Snapshot(); s != nil {
 		collectSnapshot(s, ch)
+	}
+	if j := m.agent.opts.Journal; j != nil {
+		if st, err := j.Stats(); err == nil {
+			gauge(ch, descJournalPending, float64(st.Pending))
+			ch <- prometheus.MustNewConstMetric(descJournalDropped, prometheus.CounterValue, float64(st.Dropped))
+		}
+	}
+	if u := m.agent.opts.Upstream; u != nil && u.Reporter != nil {
+		st := u.Reporter.Stats()
+		for outcome, v := range map[string]uint64{"delivered": st.Delivered, "skipped": st.Skipped,
+			"suppressed": st.Suppressed, "rejected": st.Rejected} {
+			ch <- prometheus.MustNewConstMetric(descEvents, prometheus.CounterValue, float64(v), outcome)
+		}
+		ch <- prometheus.MustNewConstMetric(descEventFailures, prometheus.CounterValue, float64(st.Failures))
 	}
 }
 

@@ -199,6 +199,18 @@ spec:
 	if !summary {
 		t.Error("no PartitionSummary event after the partition healed")
 	}
+	resp, err := http.Get(server + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{"podlife_journal_pending ", "podlife_journal_dropped_total 0",
+		`podlife_upstream_events_total{outcome="delivered"}`, `podlife_source_up{source="apiserver"} 1`} {
+		if !strings.Contains(string(m), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
 }
 
 func getJSONFrom(url string, v any) int {

@@ -99,7 +99,15 @@ type Source struct {
 	version    string
 	snap       State // rebuilt lazily when dirty
 	dirty      bool
+	// missed counts consecutive relists that found changes while streaming:
+	// a stream that stays silent through them has stalled.
+	missed  int
+	restart chan struct{}
 }
+
+// stallRelists is how many consecutive relists may find changes the stream
+// did not deliver before the stream is declared stalled and reopened.
+const stallRelists = 3
 
 // New builds a source; it does not dial.
 func New(cfg Config, log *slog.Logger) (*Source, error) {
@@ -108,7 +116,7 @@ func New(cfg Config, log *slog.Logger) (*Source, error) {
 	}
 	return &Source{cfg: cfg, log: log.With("source", lifecycle.SourceRuntime), updates: make(chan struct{}, 1),
 		sandboxes: map[string]*lifecycle.Sandbox{}, containers: map[string]*lifecycle.Container{},
-		health: lifecycle.SourceHealth{Configured: true}, dirty: true}, nil
+		health: lifecycle.SourceHealth{Configured: true}, dirty: true, restart: make(chan struct{}, 1)}, nil
 }
 
 // Updates is signalled (coalesced) whenever State changes.
@@ -271,6 +279,17 @@ func (s *Source) relistOnce(ctx context.Context, rs runtimeapi.RuntimeServiceCli
 	if !sameSandboxes(s.sandboxes, sandboxes) || !sameContainers(s.containers, containers) {
 		s.sandboxes, s.containers = sandboxes, containers
 		s.changed(true)
+		if s.streaming {
+			if s.missed++; s.missed >= stallRelists {
+				s.missed = 0
+				select {
+				case s.restart <- struct{}{}:
+				default:
+				}
+			}
+		}
+	} else {
+		s.missed = 0
 	}
 	return nil
 }
@@ -341,6 +360,9 @@ func (s *Source) streamOnce(ctx context.Context, rs runtimeapi.RuntimeServiceCli
 		case ev := <-events:
 			s.setStreaming(true)
 			s.apply(ctx, rs, ev)
+		case <-s.restart:
+			s.log.Warn("container event stream stalled: relists found changes it did not deliver; reopening it")
+			return errors.New("event stream stalled")
 		case <-confirm.C:
 			s.setStreaming(true)
 		case err := <-errc:
@@ -393,6 +415,7 @@ func (s *Source) apply(ctx context.Context, rs runtimeapi.RuntimeServiceClient, 
 		v := ContainerFromStatus(sid, st, s.sandboxes)
 		s.containers[v.ID] = &v
 	}
+	s.missed = 0
 	for _, st := range ev.GetContainersStatuses() {
 		update(st)
 	}

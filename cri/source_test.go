@@ -296,3 +296,47 @@ func BenchmarkRelist250(b *testing.B) {
 }
 
 func insecureCreds() credentials.TransportCredentials { return insecure.NewCredentials() }
+
+// stallingRuntime accepts the event stream but never sends on it.
+type stallingRuntime struct {
+	*fakeRuntime
+	opens chan struct{}
+}
+
+func (s *stallingRuntime) GetContainerEvents(_ *runtimeapi.GetEventsRequest, st runtimeapi.RuntimeService_GetContainerEventsServer) error {
+	s.opens <- struct{}{}
+	<-st.Context().Done()
+	return nil
+}
+
+// A stream that stays silent while relists keep finding changes is reopened.
+func TestStalledStreamIsReopened(t *testing.T) {
+	f := &stallingRuntime{fakeRuntime: &fakeRuntime{node: bigNode(1)}, opens: make(chan struct{}, 100)}
+	s, _ := startSource(t, Config{Endpoint: serve(t, f), Stream: true, RelistInterval: 20 * time.Millisecond})
+	waitState(t, s, "streaming", 5*time.Second, func(st State) bool { return st.Streaming })
+	<-f.opens
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() { // the runtime's containers keep changing; the stream says nothing
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(25 * time.Millisecond):
+			}
+			f.mu.Lock()
+			state := runtimeapi.ContainerState_CONTAINER_RUNNING
+			if i%2 == 0 {
+				state = runtimeapi.ContainerState_CONTAINER_EXITED
+			}
+			f.node.Containers.Containers[0].State = state
+			f.node.Statuses[0].Status.State = state
+			f.mu.Unlock()
+		}
+	}()
+	select {
+	case <-f.opens:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a stalled stream was never reopened")
+	}
+}

@@ -179,7 +179,13 @@ func (e env) kubeletPod(pod *Pod, ix runtimeIndex) PodView {
 			continue // container names are unique in a pod; keep the first
 		}
 		names[st.Name] = true
-		v.Containers = append(v.Containers, kubeletContainer(st, ix.find(pod.UID, st)))
+		rc := ix.find(pod.UID, st)
+		// The runtime is ahead of the kubelet: show its newest attempt.
+		if latest := ix.latest(pod.UID, st.Name); latest != nil && st.Kind != KindEphemeral &&
+			((rc != nil && latest.Attempt > rc.Attempt) || (rc == nil && st.ContainerID == "")) {
+			rc = latest
+		}
+		v.Containers = append(v.Containers, kubeletContainer(st, rc))
 	}
 	// Containers the runtime has for this pod but the kubelet does not list.
 	for _, c := range ix.byPod[pod.UID] {

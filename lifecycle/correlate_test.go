@@ -34,6 +34,15 @@ func TestJoin(t *testing.T) {
 			t.Fatalf("fallback join got %+v, want container new", rc)
 		}
 	})
+	t.Run("the runtime's newer attempt is shown when it is ahead", func(t *testing.T) {
+		in := input(serving("p"))
+		in.Containers[0].State = RuntimeExited
+		in.Containers = append(in.Containers, Container{ID: "p-app-1", PodUID: "uid-p", Name: "app", Attempt: 1, State: RuntimeRunning})
+		v := onlyPod(Correlate(in))
+		if rc := v.Containers[0].Runtime; rc == nil || rc.ID != "p-app-1" || v.Containers[0].ContainerID != "containerd://p-app-0" {
+			t.Fatalf("runtime view %+v", rc)
+		}
+	})
 	t.Run("an ID the runtime lacks is not joined by name", func(t *testing.T) {
 		p := serving("p")
 		in := input(p)

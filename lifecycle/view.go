@@ -92,7 +92,9 @@ type ContainerView struct {
 	ContainerID  string          `json:"containerID,omitempty"`
 	Image        string          `json:"image,omitempty"`
 	LastState    *ContainerState `json:"lastState,omitempty"`
-	// Runtime is the CRI view of the container (nil when the runtime has none).
+	// Runtime is the CRI view of the container: the one the kubelet's
+	// containerID names, or the runtime's newer attempt when the runtime is
+	// ahead of the kubelet (nil when the runtime has none).
 	Runtime *Container `json:"runtime,omitempty"`
 }
 

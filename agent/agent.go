@@ -48,6 +48,8 @@ type Options struct {
 	Upstream *Upstream
 	// HistorySize bounds the node history and each pod's history.
 	HistorySize int
+	// Pprof serves /debug/pprof/ on the HTTP API.
+	Pprof bool
 	// StuckAfter raises StageStuck after this long in a transient stage (0: off).
 	StuckAfter time.Duration
 	Log        *slog.Logger
@@ -75,6 +77,7 @@ type Agent struct {
 	clock    lifecycle.StageClock
 	started  map[string]bool // pods whose startup was measured
 	lastOK   map[string]time.Time
+	lastGen  [3]uint64 // source generations of the last correlation
 }
 
 // New builds an agent.
@@ -123,6 +126,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		case <-a.opts.Kubelet.Updates():
 		case <-apiUpdates:
 		case <-tick.C:
+			if a.refresh() {
+				continue
+			}
 		}
 		if a.Correlate(ctx) {
 			select {
@@ -154,18 +160,14 @@ func (a *Agent) Correlate(ctx context.Context) bool {
 	trs := lifecycle.Diff(prev, &snap)
 	trs = append(trs, a.clock.Stuck(&snap, a.opts.StuckAfter)...)
 	a.snap = &snap
+	a.lastGen = [3]uint64{rs.Generation, ks.Generation, 0}
 	a.observeSources(&snap)
 	a.observeStartups(&snap)
 	a.mu.Unlock()
 	if len(trs) == 0 {
 		return false
 	}
-	if j := a.opts.Journal; j != nil {
-		if _, err := j.Append(now, trs); err != nil {
-			a.opts.Log.Error("journal append failed; transitions kept in memory only", "err", err.Error(), "count", len(trs))
-		}
-	}
-	a.record(trs)
+	a.journalAndRecord(now, trs)
 	if u := a.opts.Upstream; u != nil && u.Conditions != nil && in.APIServer.Up {
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		if err := u.Conditions.Sync(cctx, snap.Sources, now); err != nil {
@@ -174,6 +176,52 @@ func (a *Agent) Correlate(ctx context.Context) bool {
 		cancel()
 	}
 	return true
+}
+
+// refresh handles a tick on which no source reported a change: when every
+// source is still fresh it only renews the snapshot's time and source health
+// (and looks for stuck pods) instead of correlating again. It reports
+// whether that was enough.
+func (a *Agent) refresh() bool {
+	now := a.opts.Now()
+	rs, ks := a.opts.Runtime.State(), a.opts.Kubelet.State()
+	var apiGen uint64
+	if u := a.opts.Upstream; u != nil {
+		return false // the API server view has no generation: correlate
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.snap == nil || a.lastGen != [3]uint64{rs.Generation, ks.Generation, apiGen} {
+		return false
+	}
+	fresh := func(h lifecycle.SourceHealth) bool {
+		return !h.Configured || (h.Up && now.Sub(h.LastSuccess) < lifecycle.DefaultStaleAfter/2)
+	}
+	if !fresh(rs.Health) || !fresh(ks.Health) {
+		return false
+	}
+	snap := *a.snap
+	snap.At = now
+	snap.Sources = map[string]lifecycle.SourceHealth{lifecycle.SourceRuntime: rs.Health, lifecycle.SourceKubelet: ks.Health,
+		lifecycle.SourceAPIServer: a.snap.Sources[lifecycle.SourceAPIServer]}
+	a.snap = &snap
+	a.observeSources(&snap)
+	if stuck := a.clock.Stuck(&snap, a.opts.StuckAfter); len(stuck) > 0 {
+		a.mu.Unlock()
+		a.journalAndRecord(now, stuck)
+		a.mu.Lock()
+	}
+	return true
+}
+
+// journalAndRecord journals transitions, then records them.
+func (a *Agent) journalAndRecord(now time.Time, trs []lifecycle.Transition) {
+	if j := a.opts.Journal; j != nil {
+		if _, err := j.Append(now, trs); err != nil {
+			a.opts.Log.Error("journal append failed; transitions kept in memory only", "err", err.Error(), "count", len(trs))
+		}
+	}
+	a.record(trs)
 }
 
 // record appends transitions to the histories and fans them out.

@@ -39,6 +39,7 @@ type Config struct {
 	EventInterval             time.Duration `mapstructure:"event-interval"`
 	StuckThreshold            time.Duration `mapstructure:"stuck-threshold"`
 	LogLevel                  string        `mapstructure:"log-level"`
+	Pprof                     bool          `mapstructure:"pprof"`
 }
 
 // ConfigError is a bad configuration: one line naming the key.
@@ -67,6 +68,7 @@ func Flags(fs *pflag.FlagSet) {
 	fs.Duration("event-interval", time.Minute, "one more Event per pod and reason after this long")
 	fs.Duration("stuck-threshold", 5*time.Minute, "report a pod stuck in Initializing/Starting/Failing/Unknown after this long (0: never)")
 	fs.String("log-level", "info", "debug, info, warn or error")
+	fs.Bool("pprof", false, "serve Go profiles on /debug/pprof/ (for profiling only)")
 }
 
 // LoadConfig reads the configuration from parsed flags, the environment and

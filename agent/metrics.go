@@ -152,8 +152,10 @@ func collectSnapshot(s *lifecycle.Snapshot, ch chan<- prometheus.Metric) {
 		for _, mm := range p.Mismatches {
 			counts[mm.Kind]++
 		}
-		for _, k := range lifecycle.MismatchKinds {
-			gauge(ch, descMismatches, float64(counts[k]), with(string(k))...)
+		for _, k := range lifecycle.MismatchKinds { // only the kinds present: absent means none
+			if counts[k] > 0 {
+				gauge(ch, descMismatches, float64(counts[k]), with(string(k))...)
+			}
 		}
 		if p.UnknownCause != lifecycle.CauseNone {
 			unknown[p.UnknownCause]++

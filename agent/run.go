@@ -30,7 +30,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, listening func(addr 
 		return &ConfigError{"kubelet-url", err.Error()}
 	}
 	opts := Options{Node: cfg.NodeName, Runtime: rt, Kubelet: kl, HistorySize: cfg.HistorySize,
-		StuckAfter: cfg.StuckThreshold, Log: log}
+		StuckAfter: cfg.StuckThreshold, Log: log, Pprof: cfg.Pprof}
 	if cfg.JournalPath != "" {
 		if err := os.MkdirAll(filepath.Dir(cfg.JournalPath), 0o700); err != nil {
 			return fmt.Errorf("journal-path: %w", err)

@@ -122,7 +122,7 @@ func New(cfg Config, log *slog.Logger) (*Source, error) {
 // Updates is signalled (coalesced) whenever State changes.
 func (s *Source) Updates() <-chan struct{} { return s.updates }
 
-// State returns the current view.
+// State returns the current view (in no particular order).
 func (s *Source) State() State {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -135,8 +135,6 @@ func (s *Source) State() State {
 		for _, c := range s.containers {
 			s.snap.Containers = append(s.snap.Containers, *c)
 		}
-		slices.SortFunc(s.snap.Sandboxes, func(a, b lifecycle.Sandbox) int { return strings.Compare(a.ID, b.ID) })
-		slices.SortFunc(s.snap.Containers, func(a, b lifecycle.Container) int { return strings.Compare(a.ID, b.ID) })
 		s.dirty = false
 	}
 	st := s.snap

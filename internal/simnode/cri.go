@@ -38,8 +38,7 @@ func (s *criServer) ListPodSandbox(context.Context, *runtimeapi.ListPodSandboxRe
 }
 
 func (s *criServer) ListContainers(context.Context, *runtimeapi.ListContainersRequest) (*runtimeapi.ListContainersResponse, error) {
-	pods := s.pods()
-	sts := criContainers(pods)
+	sts, _ := s.n.containerStatuses()
 	out := &runtimeapi.ListContainersResponse{Containers: make([]*runtimeapi.Container, 0, len(sts))}
 	for _, st := range sts {
 		out.Containers = append(out.Containers, &runtimeapi.Container{Id: st.Id, PodSandboxId: "sb-" + st.Labels["io.kubernetes.pod.uid"],
@@ -49,10 +48,8 @@ func (s *criServer) ListContainers(context.Context, *runtimeapi.ListContainersRe
 }
 
 func (s *criServer) ContainerStatus(_ context.Context, r *runtimeapi.ContainerStatusRequest) (*runtimeapi.ContainerStatusResponse, error) {
-	for _, st := range criContainers(s.pods()) {
-		if st.Id == r.ContainerId {
-			return &runtimeapi.ContainerStatusResponse{Status: st}, nil
-		}
+	if _, byID := s.n.containerStatuses(); byID[r.ContainerId] != nil {
+		return &runtimeapi.ContainerStatusResponse{Status: byID[r.ContainerId]}, nil
 	}
 	return nil, status.Errorf(codes.NotFound, "container %q not found", r.ContainerId)
 }

@@ -49,20 +49,29 @@ type Node struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 
-	mu         sync.Mutex
-	runtime    []simPod // now
-	kubelet    []byte   // /pods as of now - lag
-	history    []snapshotAt
-	grpcSrv    *grpc.Server
-	httpSrv    *http.Server
-	runtimeOff bool
-	kubeletOff bool
-	streams    map[chan *runtimeapi.ContainerEventResponse]struct{}
-	forced     map[string]bool // outages set by SetRuntimeDown/SetKubeletDown
+	mu          sync.Mutex
+	runtime     []simPod                               // now
+	demo        []simPod                               // the scripted pods, now
+	load        []simPod                               // the load pods (changed copy-on-write)
+	applied     int                                    // churn restarts applied so far
+	gen         uint64                                 // grows when the runtime's state changed
+	renderedGen uint64                                 // the generation /pods was rendered from
+	kubelet     []byte                                 // /pods as of now - lag
+	statuses    []*runtimeapi.ContainerStatus          // the runtime's containers as of gen
+	byID        map[string]*runtimeapi.ContainerStatus // index of statuses
+	statusGen   uint64
+	history     []snapshotAt
+	grpcSrv     *grpc.Server
+	httpSrv     *http.Server
+	runtimeOff  bool
+	kubeletOff  bool
+	streams     map[chan *runtimeapi.ContainerEventResponse]struct{}
+	forced      map[string]bool // outages set by SetRuntimeDown/SetKubeletDown
 }
 
 type snapshotAt struct {
 	at   time.Time
+	gen  uint64
 	pods []simPod
 }
 
@@ -138,30 +147,55 @@ func (n *Node) loop(ctx context.Context) {
 // events for the changes, and outages.
 func (n *Node) step(now time.Time) {
 	elapsed := now.Sub(n.start)
-	var pods []simPod
+	var demo []simPod
 	var inLoop time.Duration
 	if n.opts.Script {
 		loops := elapsed / Period
 		inLoop = elapsed - loops*Period
-		pods = demoPods(n.start.Add(loops*Period), inLoop)
+		demo = demoPods(n.start.Add(loops*Period), inLoop)
 	}
-	changes := int(elapsed.Seconds() * n.opts.ChurnPerSecond)
-	pods = append(pods, loadPods(n.start, n.opts.Pods, n.opts.ContainersPerPod, changes)...)
 
 	n.mu.Lock()
-	prev := n.runtime
+	if n.load == nil {
+		n.load = loadPods(n.start, n.opts.Pods, n.opts.ContainersPerPod, 0)
+	}
+	// Churn: restart the next load containers; each restart happens now.
+	var events []*runtimeapi.ContainerEventResponse
+	total := n.opts.Pods * n.opts.ContainersPerPod
+	target := int(elapsed.Seconds() * n.opts.ChurnPerSecond)
+	if total > 0 && n.applied < target {
+		n.load = append([]simPod(nil), n.load...) // earlier snapshots keep their pods
+	}
+	for ; total > 0 && n.applied < target; n.applied++ {
+		idx := n.applied % total
+		p := &n.load[idx/n.opts.ContainersPerPod]
+		p.containers = append([]simContainer(nil), p.containers...) // copy on write: readers keep the old one
+		c := &p.containers[idx%n.opts.ContainersPerPod]
+		c.lastExit, c.lastReason, c.lastStarted, c.lastFinished = 1, "Error", c.started, now
+		c.attempt++
+		c.started = now
+		events = append(events, containerEvents(p, c)...)
+	}
+	pods := append(demo, n.load...)
+	prevDemo := n.demo
+	n.demo = demo
 	n.runtime = pods
-	n.history = append(n.history, snapshotAt{now, pods})
-	lagged := n.history[0].pods
+	if len(events) > 0 || n.opts.Script || n.gen == 0 {
+		n.gen++
+	}
+	n.history = append(n.history, snapshotAt{now, n.gen, pods})
+	lagged := n.history[0]
 	for len(n.history) > 1 && n.history[1].at.Before(now.Add(-n.opts.KubeletLag)) {
 		n.history = n.history[1:]
-		lagged = n.history[0].pods
+		lagged = n.history[0]
 	}
-	body, _ := json.Marshal(renderPodList(lagged))
-	n.kubelet = body
+	if lagged.gen != n.renderedGen { // render /pods only when the kubelet's view moved
+		n.kubelet, _ = json.Marshal(renderPodList(lagged.pods))
+		n.renderedGen = lagged.gen
+	}
 	wantRuntimeOff := n.forced["runtime"] || (n.opts.Script && inWindow(inLoop, runtimeOutage))
 	wantKubeletOff := n.forced["kubelet"] || (n.opts.Script && inWindow(inLoop, kubeletOutage))
-	events := diffEvents(prev, pods)
+	events = append(diffEvents(prevDemo, demo), events...)
 	for ch := range n.streams {
 		for _, ev := range events {
 			select {
@@ -173,6 +207,41 @@ func (n *Node) step(now time.Time) {
 	n.mu.Unlock()
 	n.setRuntime(wantRuntimeOff)
 	n.setKubelet(wantKubeletOff)
+}
+
+// containerEvents are the CRI events of a restart: the old attempt stopped,
+// the new one started.
+func containerEvents(p *simPod, c *simContainer) []*runtimeapi.ContainerEventResponse {
+	one := []simPod{{ns: p.ns, name: p.name, uid: p.uid, created: p.created, containers: []simContainer{*c}}}
+	sts := criContainers(one)
+	psb := &runtimeapi.PodSandboxStatus{Id: sandboxID(p), State: runtimeapi.PodSandboxState_SANDBOX_READY,
+		Metadata: &runtimeapi.PodSandboxMetadata{Name: p.name, Namespace: p.ns, Uid: p.uid}, Labels: labels(p)}
+	var out []*runtimeapi.ContainerEventResponse
+	for _, st := range sts {
+		typ := runtimeapi.ContainerEventType_CONTAINER_STARTED_EVENT
+		if st.State == runtimeapi.ContainerState_CONTAINER_EXITED {
+			typ = runtimeapi.ContainerEventType_CONTAINER_STOPPED_EVENT
+		}
+		out = append(out, &runtimeapi.ContainerEventResponse{ContainerId: st.Id, ContainerEventType: typ,
+			CreatedAt: time.Now().UnixNano(), PodSandboxStatus: psb, ContainersStatuses: []*runtimeapi.ContainerStatus{st}})
+	}
+	return out
+}
+
+// containerStatuses returns the runtime's containers and an index by ID,
+// rendered once per change of the simulation.
+func (n *Node) containerStatuses() ([]*runtimeapi.ContainerStatus, map[string]*runtimeapi.ContainerStatus) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.byID == nil || n.statusGen != n.gen {
+		n.statuses = criContainers(n.runtime)
+		n.byID = make(map[string]*runtimeapi.ContainerStatus, len(n.statuses))
+		for _, st := range n.statuses {
+			n.byID[st.Id] = st
+		}
+		n.statusGen = n.gen
+	}
+	return n.statuses, n.byID
 }
 
 func (n *Node) setRuntime(off bool) {

@@ -1,0 +1,362 @@
+// Command loadharness measures the real podlife agent binary from outside
+// against a simulated node (podlife simnode, a separate process) at several
+// pod counts and churn rates, in streaming and polling mode: CPU per wall
+// second, steady and peak RSS, /metrics and /api/v1/pods response times, and
+// detection latency (a container restart in the simulated runtime to its
+// transition on /api/v1/transitions?watch=true). It repeats every scenario,
+// quotes medians, and writes a markdown report together with the medians of
+// the Go benchmarks in bench.out.
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+type scenario struct {
+	pods   int
+	churn  float64
+	stream bool
+}
+
+type result struct {
+	cpuPct, rssSteadyMiB, rssPeakMiB, metricsMs, podsMs float64
+	latencies                                           []time.Duration
+}
+
+func main() { os.Exit(run()) }
+
+func run() int {
+	bin := flag.String("bin", "bin/podlife", "the podlife binary")
+	runs := flag.Int("runs", 5, "repetitions of every scenario")
+	dur := flag.Duration("duration", 10*time.Second, "measurement window per run")
+	out := flag.String("out", "BENCHMARKS.md", "report file")
+	benchFile := flag.String("bench", "bench.out", "go test -bench output to summarise")
+	quick := flag.Bool("quick", false, "only 250 pods (for a fast look)")
+	flag.Parse()
+	scenarios := []scenario{}
+	for _, pods := range []int{110, 250, 500} {
+		if *quick && pods != 250 {
+			continue
+		}
+		for _, churn := range []float64{0, 10, 100} {
+			scenarios = append(scenarios, scenario{pods, churn, true})
+		}
+	}
+	scenarios = append(scenarios, scenario{250, 0, false}, scenario{250, 10, false})
+	results := map[scenario][]result{}
+	for r := 1; r <= *runs; r++ {
+		for _, sc := range scenarios {
+			res, err := measure(*bin, sc, *dur)
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "loadharness: %+v: %v\n", sc, err)
+				return 1
+			}
+			fmt.Fprintf(os.Stderr, "run %d pods=%d churn=%g stream=%v: cpu %.2f%% rss %.1f/%.1f MiB metrics %.1fms pods %.1fms latency n=%d p50 %s\n",
+				r, sc.pods, sc.churn, sc.stream, res.cpuPct, res.rssSteadyMiB, res.rssPeakMiB, res.metricsMs, res.podsMs,
+				len(res.latencies), pct(res.latencies, 50))
+			results[sc] = append(results[sc], res)
+		}
+	}
+	report := render(os.Args, scenarios, results, *runs, *dur, *benchFile)
+	if err := os.WriteFile(*out, []byte(report), 0o644); err != nil {
+		fmt.Fprintln(os.Stderr, "loadharness:", err)
+		return 1
+	}
+	fmt.Print(report)
+	return 0
+}
+
+func freeAddr() string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// measure runs one scenario once.
+func measure(bin string, sc scenario, dur time.Duration) (result, error) {
+	var res result
+	dir, err := os.MkdirTemp("", "podlife-load-")
+	if err != nil {
+		return res, err
+	}
+	defer os.RemoveAll(dir)
+	sim := exec.Command(bin, "simnode", "--pods", fmt.Sprint(sc.pods), "--churn", fmt.Sprint(sc.churn), "--dir", dir)
+	sim.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	simOut, _ := sim.StdoutPipe()
+	if err := sim.Start(); err != nil {
+		return res, err
+	}
+	defer func() { sim.Process.Kill(); sim.Wait() }()
+	endpoints := map[string]string{}
+	sc2 := bufio.NewScanner(simOut)
+	for len(endpoints) < 2 && sc2.Scan() {
+		k, v, _ := strings.Cut(sc2.Text(), "=")
+		endpoints[k] = v
+	}
+	addr := freeAddr()
+	agent := exec.Command(bin, "agent", "--node-name", "load", "--cri-endpoint", endpoints["cri-endpoint"],
+		"--kubelet-url", endpoints["kubelet-url"], "--listen-address", addr, "--upstream", "off",
+		"--cri-stream="+strconv.FormatBool(sc.stream), "--poll-interval", "1s", "--log-level", "error", "--stuck-threshold", "0")
+	agent.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := agent.Start(); err != nil {
+		return res, err
+	}
+	defer func() { agent.Process.Kill(); agent.Wait() }()
+	base := "http://" + addr
+	client := &http.Client{Timeout: 5 * time.Second}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := client.Get(base + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			return res, fmt.Errorf("agent not ready")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(3 * time.Second) // warm up: first listing, first correlation
+
+	ctx, cancel := context.WithCancel(context.Background())
+	var mu sync.Mutex
+	go watch(ctx, base, func(d time.Duration) { mu.Lock(); res.latencies = append(res.latencies, d); mu.Unlock() })
+	pid := agent.Process.Pid
+	t0, w0 := cpuTicks(pid), time.Now()
+	// Phase 1: cost, with nothing but /proc reads and the watch stream.
+	var rss []float64
+	end := time.Now().Add(dur)
+	for time.Now().Before(end) {
+		time.Sleep(500 * time.Millisecond)
+		rss = append(rss, rssMiB(pid))
+	}
+	t1, w1 := cpuTicks(pid), time.Now()
+	cancel()
+	// Phase 2: response times, ten requests each, spaced like scrapes.
+	var metricsT, podsT []float64
+	for i := 0; i < 10; i++ {
+		metricsT = append(metricsT, timeGet(client, base+"/metrics"))
+		podsT = append(podsT, timeGet(client, base+"/api/v1/pods"))
+		time.Sleep(200 * time.Millisecond)
+	}
+	hz := 100.0 // CLK_TCK on Linux
+	res.cpuPct = (t1 - t0) / hz / w1.Sub(w0).Seconds() * 100
+	res.rssSteadyMiB = median(rss)
+	res.rssPeakMiB = peakRSS(pid)
+	res.metricsMs, res.podsMs = median(metricsT), median(podsT)
+	mu.Lock()
+	defer mu.Unlock()
+	res.latencies = append([]time.Duration(nil), res.latencies...)
+	return res, nil
+}
+
+// watch reads the transition stream and reports, for every restart the
+// simulated runtime made, the time from the restart to its arrival here.
+func watch(ctx context.Context, base string, observe func(time.Duration)) {
+	req, _ := http.NewRequestWithContext(ctx, "GET", base+"/api/v1/transitions?watch=true", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		now := time.Now()
+		var t struct {
+			Kind, Source, To string
+			HappenedAt       time.Time `json:"happenedAt"`
+		}
+		if json.Unmarshal(sc.Bytes(), &t) != nil {
+			continue
+		}
+		if t.Kind == "ContainerStateChanged" && t.Source == "runtime" && t.To == "RUNNING" && !t.HappenedAt.IsZero() {
+			observe(now.Sub(t.HappenedAt))
+		}
+	}
+}
+
+func cpuTicks(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
+	u, _ := strconv.ParseFloat(f[11], 64)
+	s, _ := strconv.ParseFloat(f[12], 64)
+	return u + s
+}
+
+func status(pid int, key string) float64 {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, key+":") {
+			v, _ := strconv.ParseFloat(strings.Fields(l)[1], 64)
+			return v / 1024
+		}
+	}
+	return 0
+}
+
+func rssMiB(pid int) float64  { return status(pid, "VmRSS") }
+func peakRSS(pid int) float64 { return status(pid, "VmHWM") }
+
+func timeGet(c *http.Client, url string) float64 {
+	start := time.Now()
+	resp, err := c.Get(url)
+	if err != nil {
+		return -1
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return float64(time.Since(start).Microseconds()) / 1000
+}
+
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+func pct(d []time.Duration, p int) string {
+	if len(d) == 0 {
+		return "-"
+	}
+	s := slices.Clone(d)
+	slices.Sort(s)
+	i := (len(s)*p + 99) / 100
+	if i > 0 {
+		i--
+	}
+	return s[i].Round(100 * time.Microsecond).String()
+}
+
+func machine() string {
+	model := ""
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(l, "model name") {
+				model = strings.TrimSpace(strings.SplitN(l, ":", 2)[1])
+				break
+			}
+		}
+	}
+	var uts syscall.Utsname
+	syscall.Uname(&uts)
+	rel := make([]byte, 0, 65)
+	for _, c := range uts.Release {
+		if c == 0 {
+			break
+		}
+		rel = append(rel, byte(c))
+	}
+	return fmt.Sprintf("%d CPUs (%s), Linux %s, %s", runtime.NumCPU(), model, rel, runtime.Version())
+}
+
+func render(args []string, scenarios []scenario, results map[scenario][]result, runs int, dur time.Duration, benchFile string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# podlife benchmarks\n\nMachine: %s  \nDate: %s  \nCommand: `make bench` (Go benchmarks `-count 5 -benchmem`, then `%s`)\n\n",
+		machine(), time.Now().UTC().Format("2006-01-02 15:04 MST"), strings.Join(append([]string{"go run ./hack/loadharness"}, args[1:]...), " "))
+	fmt.Fprintf(&b, "## Load harness: the real agent binary against `podlife simnode` (a separate process)\n\n")
+	fmt.Fprintf(&b, "Each row: median over %d runs of %s each, measured from outside the agent (/proc, HTTP). Pods have 4 containers; churn = container restarts per second in the simulated runtime; detection latency = restart in the simulated runtime to its transition on `/api/v1/transitions?watch=true`, percentiles over all runs' samples. Poll interval 1 s.\n\n", runs, dur)
+	b.WriteString("| pods | churn/s | mode | CPU % of a core | RSS steady MiB | RSS peak MiB | /metrics ms | /api/v1/pods ms | detection p50 | detection p99 | samples |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
+	for _, sc := range scenarios {
+		rs := results[sc]
+		col := func(f func(result) float64) float64 {
+			var xs []float64
+			for _, r := range rs {
+				xs = append(xs, f(r))
+			}
+			return median(xs)
+		}
+		var lat []time.Duration
+		for _, r := range rs {
+			lat = append(lat, r.latencies...)
+		}
+		mode := "stream"
+		if !sc.stream {
+			mode = "poll"
+		}
+		fmt.Fprintf(&b, "| %d | %g | %s | %.2f | %.1f | %.1f | %.1f | %.1f | %s | %s | %d |\n", sc.pods, sc.churn, mode,
+			col(func(r result) float64 { return r.cpuPct }), col(func(r result) float64 { return r.rssSteadyMiB }),
+			col(func(r result) float64 { return r.rssPeakMiB }), col(func(r result) float64 { return r.metricsMs }),
+			col(func(r result) float64 { return r.podsMs }), pct(lat, 50), pct(lat, 99), len(lat))
+	}
+	b.WriteString("\n## Go benchmarks (medians of `-count 5`)\n\n")
+	b.WriteString(benchTable(benchFile))
+	return b.String()
+}
+
+// benchTable summarises go test -bench output: the median of each column.
+func benchTable(path string) string {
+	f, err := os.Open(filepath.Clean(path))
+	if err != nil {
+		return "(no " + path + ": run `make bench`)\n"
+	}
+	defer f.Close()
+	type cols map[string][]float64
+	rows := map[string]cols{}
+	var order []string
+	pkg := ""
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "pkg: ") {
+			pkg = strings.TrimPrefix(line, "pkg: github.com/podlife/podlife/")
+		}
+		if !strings.HasPrefix(line, "Benchmark") {
+			continue
+		}
+		fs := strings.Fields(line)
+		name := pkg + " " + fs[0]
+		if rows[name] == nil {
+			rows[name] = cols{}
+			order = append(order, name)
+		}
+		for i := 2; i+1 < len(fs); i += 2 {
+			v, err := strconv.ParseFloat(fs[i], 64)
+			if err == nil {
+				rows[name][fs[i+1]] = append(rows[name][fs[i+1]], v)
+			}
+		}
+	}
+	var b strings.Builder
+	b.WriteString("| benchmark | ns/op | B/op | allocs/op | other |\n|---|---|---|---|---|\n")
+	for _, name := range order {
+		c := rows[name]
+		other := []string{}
+		for unit, xs := range c {
+			if unit != "ns/op" && unit != "B/op" && unit != "allocs/op" {
+				other = append(other, fmt.Sprintf("%.0f %s", median(xs), unit))
+			}
+		}
+		slices.Sort(other)
+		fmt.Fprintf(&b, "| %s | %.0f | %.0f | %.0f | %s |\n", name, median(c["ns/op"]), median(c["B/op"]), median(c["allocs/op"]), strings.Join(other, ", "))
+	}
+	return b.String()
+}

@@ -123,7 +123,9 @@ func (a *Agent) Run(ctx context.Context) error {
 			wg.Wait()
 			return nil
 		case <-a.opts.Runtime.Updates():
+			a.coalesce(apiUpdates)
 		case <-a.opts.Kubelet.Updates():
+			a.coalesce(apiUpdates)
 		case <-apiUpdates:
 		case <-tick.C:
 			if a.refresh() {
@@ -176,6 +178,20 @@ func (a *Agent) Correlate(ctx context.Context) bool {
 		cancel()
 	}
 	return true
+}
+
+// coalesceWindow lets changes that arrive together (a restart is a stop and
+// a start event) become one correlation.
+const coalesceWindow = 3 * time.Millisecond
+
+func (a *Agent) coalesce(api <-chan struct{}) {
+	time.Sleep(coalesceWindow)
+	for _, ch := range []<-chan struct{}{a.opts.Runtime.Updates(), a.opts.Kubelet.Updates(), api} {
+		select {
+		case <-ch:
+		default:
+		}
+	}
 }
 
 // refresh handles a tick on which no source reported a change: when every

@@ -33,8 +33,10 @@ lint:
 	@if $(GO) list -f '{{join .Imports "\n"}}' ./lifecycle | grep -E '^(net|os|io/fs|syscall)(/|$$)'; then echo "lifecycle/ must not do I/O"; exit 1; fi
 	@if grep -n 'time\.Now\|time\.Since\|time\.Until' lifecycle/*.go; then echo "lifecycle/ must take time as input"; exit 1; fi
 
-bench:
+## bench: Go benchmarks (-count 5) and the load harness against the real agent binary; writes BENCHMARKS.md.
+bench: build
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./lifecycle ./kubelet ./cri ./internal/journal ./internal/simnode | tee bench.out
+	$(GO) run ./hack/loadharness -bin bin/podlife -runs 5 -duration 10s -bench bench.out -out BENCHMARKS.md
 
 demo:
 	$(GO) run ./cmd/podlife demo

@@ -23,7 +23,7 @@ func TestManifests(t *testing.T) {
 	rendered := kubectl(t, "kustomize", ".")
 	for _, want := range []string{
 		"readOnlyRootFilesystem: true", "allowPrivilegeEscalation: false", "- ALL", "type: RuntimeDefault",
-		"fieldPath: spec.nodeName", "readOnly: true", "operator: Exists", "memory: 100Mi", "path: /var/lib/podlife",
+		"fieldPath: spec.nodeName", "readOnly: true", "operator: Exists", "memory: 128Mi", "path: /var/lib/podlife",
 		"kind: ClusterRole", "nodes/proxy", "events.k8s.io",
 	} {
 		if !strings.Contains(rendered, want) {

@@ -12,7 +12,11 @@ import (
 
 func kubectl(t *testing.T, args ...string) string {
 	t.Helper()
-	out, err := exec.Command("kubectl", args...).CombinedOutput()
+	bin, err := exec.LookPath("kubectl")
+	if err != nil {
+		bin = testenv.Bin(t, "kubectl") // built by make tools where the machine has none
+	}
+	out, err := exec.Command(bin, args...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
 	}

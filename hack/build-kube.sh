@@ -16,3 +16,5 @@ build() { # build NAME STAMP PACKAGE
 build etcd "$etcd" go.etcd.io/etcd/server/v3
 build kube-apiserver "$k8s" k8s.io/kubernetes/cmd/kube-apiserver
 build kubelet "$k8s" k8s.io/kubernetes/cmd/kubelet
+# kubectl comes with this machine image; build it only where it is missing.
+command -v kubectl >/dev/null || build kubectl "$k8s" k8s.io/kubernetes/cmd/kubectl

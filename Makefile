@@ -19,7 +19,7 @@ tools:
 
 ## test: everything, including the real-component integration tests (needs root).
 test: tools lint
-	$(GO) test -count=1 -timeout 40m ./...
+	$(GO) test -race -count=1 -timeout 40m ./...
 
 ## unit: only the tests that need no real components.
 unit:

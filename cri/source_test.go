@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/proto"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/podlife/podlife/internal/fixtures"
@@ -41,13 +42,13 @@ func (f *fakeRuntime) ListPodSandbox(context.Context, *runtimeapi.ListPodSandbox
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	time.Sleep(f.delay)
-	return f.node.Sandboxes, nil
+	return proto.CloneOf(f.node.Sandboxes), nil
 }
 
 func (f *fakeRuntime) ListContainers(context.Context, *runtimeapi.ListContainersRequest) (*runtimeapi.ListContainersResponse, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.node.Containers, nil
+	return proto.CloneOf(f.node.Containers), nil
 }
 
 func (f *fakeRuntime) ContainerStatus(_ context.Context, r *runtimeapi.ContainerStatusRequest) (*runtimeapi.ContainerStatusResponse, error) {
@@ -56,7 +57,7 @@ func (f *fakeRuntime) ContainerStatus(_ context.Context, r *runtimeapi.Container
 	f.statuses++
 	for _, s := range f.node.Statuses {
 		if s.Status.Id == r.ContainerId {
-			return s, nil
+			return proto.CloneOf(s), nil
 		}
 	}
 	return nil, fmt.Errorf("no such container %s", r.ContainerId)

@@ -38,7 +38,7 @@ type APIServer struct {
 	AdminKubeconfig, AgentKubeconfig string
 
 	t          testing.TB
-	etcd, apis *exec.Cmd
+	etcd, apis *proc
 	args       []string
 	logFile    string
 }
@@ -139,7 +139,7 @@ func (a *APIServer) waitReady(limit time.Duration) {
 	c := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 	deadline := time.Now().Add(limit)
 	for time.Now().Before(deadline) {
-		if a.apis.ProcessState != nil {
+		if a.apis.exited() {
 			break
 		}
 		req, _ := http.NewRequest("GET", a.URL+"/readyz", nil)
@@ -164,11 +164,7 @@ func (a *APIServer) Freeze() { a.apis.Process.Signal(syscall.SIGSTOP) }
 func (a *APIServer) Thaw() { a.apis.Process.Signal(syscall.SIGCONT) }
 
 // Stop kills the API server (connections are refused until Start).
-func (a *APIServer) Stop() {
-	a.apis.Process.Signal(syscall.SIGCONT)
-	a.apis.Process.Kill()
-	a.apis.Wait()
-}
+func (a *APIServer) Stop() { a.apis.kill() }
 
 // Start starts a stopped API server again on the same port and etcd.
 func (a *APIServer) Start() {
@@ -177,17 +173,40 @@ func (a *APIServer) Start() {
 }
 
 func (a *APIServer) stop() {
-	for _, c := range []*exec.Cmd{a.apis, a.etcd} {
-		if c != nil && c.Process != nil && c.ProcessState == nil {
-			c.Process.Signal(syscall.SIGCONT)
-			c.Process.Kill()
-			c.Wait()
+	for _, c := range []*proc{a.apis, a.etcd} {
+		if c != nil {
+			c.kill()
 		}
 	}
 }
 
-// start runs a process with its output in logFile. The caller stops it.
-func startLogged(t testing.TB, logFile, bin string, args ...string) *exec.Cmd {
+// proc is a started process; one goroutine waits for it.
+type proc struct {
+	*exec.Cmd
+	done chan struct{}
+}
+
+// exited reports whether the process has ended.
+func (p *proc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// kill SIGKILLs the process (resuming it first if it was stopped) and waits.
+func (p *proc) kill() {
+	if !p.exited() {
+		p.Process.Signal(syscall.SIGCONT)
+		p.Process.Kill()
+	}
+	<-p.done
+}
+
+// startLogged runs a process with its output in logFile. The caller stops it.
+func startLogged(t testing.TB, logFile, bin string, args ...string) *proc {
 	t.Helper()
 	f, err := os.OpenFile(logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -200,8 +219,9 @@ func startLogged(t testing.TB, logFile, bin string, args ...string) *exec.Cmd {
 		f.Close()
 		t.Fatalf("start %s: %v", bin, err)
 	}
-	go func() { cmd.Wait(); f.Close() }()
-	return cmd
+	p := &proc{Cmd: cmd, done: make(chan struct{})}
+	go func() { cmd.Wait(); f.Close(); close(p.done) }()
+	return p
 }
 
 func loopbackPort(t testing.TB) int {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -27,7 +26,7 @@ type Containerd struct {
 	PID      int
 
 	t       testing.TB
-	cmd     *exec.Cmd
+	cmd     *proc
 	config  string
 	logFile string
 }
@@ -147,15 +146,14 @@ func (c *Containerd) Runtime(t testing.TB) runtimeapi.RuntimeServiceClient {
 
 // Kill SIGKILLs containerd only; containers and shims keep running.
 func (c *Containerd) Kill(t testing.TB) {
-	c.cmd.Process.Kill()
-	c.cmd.Wait()
+	c.cmd.kill()
 }
 
 // Restart starts containerd again on the same root and socket.
 func (c *Containerd) Restart(t testing.TB) { c.start() }
 
 func (c *Containerd) cleanup() {
-	if c.cmd != nil && c.cmd.ProcessState == nil {
+	if c.cmd != nil && !c.cmd.exited() {
 		if rs, done, err := c.client(); err == nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			if l, err := rs.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{}); err == nil {
@@ -167,8 +165,7 @@ func (c *Containerd) cleanup() {
 			cancel()
 			done()
 		}
-		c.cmd.Process.Kill()
-		c.cmd.Wait()
+		c.cmd.kill()
 	}
 	// Shims (and their containers) that outlived containerd.
 	for _, pid := range pidsMentioning(c.Dir) {

@@ -57,13 +57,10 @@ func StartKubelet(t testing.TB, c *Containerd, name string) *Kubelet {
 	k.PID = cmd.Process.Pid
 	t.Cleanup(func() {
 		cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
 		select {
-		case <-done:
+		case <-cmd.done:
 		case <-time.After(5 * time.Second):
-			cmd.Process.Kill()
-			<-done
+			cmd.kill()
 		}
 		unmountUnder(dir)
 		// The kubelet writes container logs under /var/log/pods/NS_NAME-NODE_UID.
@@ -86,7 +83,7 @@ func StartKubelet(t testing.TB, c *Containerd, name string) *Kubelet {
 				return k
 			}
 		}
-		if cmd.ProcessState != nil {
+		if cmd.exited() {
 			break
 		}
 		time.Sleep(200 * time.Millisecond)

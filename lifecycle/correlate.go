@@ -78,7 +78,7 @@ func (ix runtimeIndex) latest(uid, name string) *Container {
 }
 
 // find joins a kubelet container status to a runtime container: by container
-// ID first, then by pod UID + name + attempth (= restart count).
+// ID first, then by pod UID + name + attempt (= restart count).
 func (ix runtimeIndex) find(uid string, st *ContainerStatus) *Container {
 	if id := StripRuntimeScheme(st.ContainerID); id != "" {
 		if c, ok := ix.byID[id]; ok {

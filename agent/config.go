@@ -29,6 +29,7 @@ type Config struct {
 	KubeletTokenFile          string        `mapstructure:"kubelet-token-file"`
 	KubeletCAFile             string        `mapstructure:"kubelet-ca-file"`
 	KubeletInsecureSkipVerify bool          `mapstructure:"kubelet-insecure-skip-verify"`
+	KubeletKubeconfig         string        `mapstructure:"kubelet-kubeconfig"`
 	PollInterval              time.Duration `mapstructure:"poll-interval"`
 	ListenAddress             string        `mapstructure:"listen-address"`
 	HistorySize               int           `mapstructure:"history-size"`
@@ -58,6 +59,7 @@ func Flags(fs *pflag.FlagSet) {
 	fs.String("kubelet-token-file", "", "bearer token file for the kubelet (default the pod's service-account token)")
 	fs.String("kubelet-ca-file", "", "CA that signed the kubelet's serving certificate (default the in-cluster CA)")
 	fs.Bool("kubelet-insecure-skip-verify", false, "do not verify the kubelet's serving certificate (self-signed kubelet certs)")
+	fs.String("kubelet-kubeconfig", "", "off-cluster: read /pods through the API server's node proxy with this kubeconfig")
 	fs.Duration("poll-interval", time.Second, "kubelet poll and CRI relist interval")
 	fs.String("listen-address", ":9808", "HTTP API and metrics address")
 	fs.Int("history-size", 1000, "transitions kept in memory, per node and per pod")
@@ -150,7 +152,8 @@ func (c *Config) Validate() error {
 	if c.KubeletURL != "" && !strings.HasPrefix(c.KubeletURL, "http://") && !strings.HasPrefix(c.KubeletURL, "https://") {
 		return &ConfigError{"kubelet-url", fmt.Sprintf("%q: want https://HOST:10250 or http://HOST:10255", c.KubeletURL)}
 	}
-	for key, path := range map[string]string{"kubelet-token-file": c.KubeletTokenFile, "kubelet-ca-file": c.KubeletCAFile, "kubeconfig": c.Kubeconfig} {
+	for key, path := range map[string]string{"kubelet-token-file": c.KubeletTokenFile, "kubelet-ca-file": c.KubeletCAFile,
+		"kubeconfig": c.Kubeconfig, "kubelet-kubeconfig": c.KubeletKubeconfig} {
 		if path == "" {
 			continue
 		}

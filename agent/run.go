@@ -25,7 +25,8 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, listening func(addr 
 		return &ConfigError{"cri-endpoint", err.Error()}
 	}
 	kl, err := kubelet.New(kubelet.Config{URL: cfg.KubeletURL, TokenFile: cfg.KubeletTokenFile, CAFile: cfg.KubeletCAFile,
-		InsecureSkipVerify: cfg.KubeletInsecureSkipVerify, PollInterval: cfg.PollInterval}, log)
+		InsecureSkipVerify: cfg.KubeletInsecureSkipVerify, Kubeconfig: cfg.KubeletKubeconfig, Node: cfg.NodeName,
+		PollInterval: cfg.PollInterval}, log)
 	if err != nil {
 		return &ConfigError{"kubelet-url", err.Error()}
 	}

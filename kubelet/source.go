@@ -78,6 +78,9 @@ type Config struct {
 
 // Validate fills defaults and checks the configuration.
 func (c *Config) Validate() error {
+	if c.Kubeconfig != "" && c.URL != "" {
+		return errors.New("kubelet-url and kubelet-kubeconfig: set one, not both")
+	}
 	if c.URL == "" && c.Kubeconfig == "" {
 		c.URL = DefaultURL()
 	}

@@ -299,3 +299,33 @@ func selfSigned(t *testing.T) []byte {
 	}
 	return der
 }
+
+// Off-cluster mode: /pods through the API server's node proxy, with the
+// kubeconfig's server, CA and token.
+func TestKubeconfigMode(t *testing.T) {
+	body := recorded(t)
+	var path, auth string
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		path, auth = r.URL.Path, r.Header.Get("Authorization")
+		w.Write(body)
+	}))
+	defer srv.Close()
+	dir := t.TempDir()
+	ca := filepath.Join(dir, "ca.crt")
+	os.WriteFile(ca, pemOf(srv.Certificate().Raw), 0o644)
+	kc := filepath.Join(dir, "kubeconfig")
+	os.WriteFile(kc, []byte(fmt.Sprintf(`apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: %q, certificate-authority: %q}}]
+users: [{name: u, user: {token: debug-token}}]
+contexts: [{name: x, context: {cluster: c, user: u}}]
+current-context: x
+`, srv.URL, ca)), 0o600)
+	st := pollOnce(t, Config{Kubeconfig: kc, Node: "node-a"})
+	if !st.Health.Up || len(st.Pods) != 10 || path != "/api/v1/nodes/node-a/proxy/pods" || auth != "Bearer debug-token" {
+		t.Fatalf("health %+v pods %d path %q auth %q", st.Health, len(st.Pods), path, auth)
+	}
+	if err := (&Config{Kubeconfig: kc, Node: "n", URL: "http://x:1"}).Validate(); err == nil {
+		t.Fatal("both kubeconfig and URL accepted")
+	}
+}

@@ -67,6 +67,7 @@ type Record struct {
 type Agent struct {
 	opts    Options
 	metrics *metrics
+	podText podTextCache
 
 	mu       sync.RWMutex
 	snap     *lifecycle.Snapshot

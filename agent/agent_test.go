@@ -2,6 +2,7 @@ package agent
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
@@ -16,9 +17,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/testutil"
-	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/podlife/podlife/cri"
@@ -99,44 +100,38 @@ func golden(t *testing.T, name string, got []byte) {
 	}
 }
 
-// The recorded node's metrics match the golden exposition and lint clean.
+// The recorded node's metrics match the golden exposition, parse, and lint clean.
 func TestMetricsGolden(t *testing.T) {
 	a, _ := recordedAgent(t)
-	names := []string{"podlife_pod_phase", "podlife_pod_stage", "podlife_pod_condition", "podlife_container_state",
-		"podlife_container_waiting_reason", "podlife_container_last_terminated_reason", "podlife_container_last_exit_code",
-		"podlife_container_restarts_total", "podlife_view_mismatches", "podlife_pods_unknown", "podlife_source_up",
-		"podlife_source_last_success_timestamp_seconds"}
-	f, err := os.Open(filepath.Join("testdata", "metrics.golden"))
-	if *update || err != nil {
-		var sb strings.Builder
-		reg := a.metrics.registry
-		mfs, _ := reg.Gather()
-		for _, mf := range mfs {
-			for _, n := range names {
-				if mf.GetName() == n {
-					sb.WriteString(testutilText(t, mf))
-				}
-			}
-		}
-		os.WriteFile(filepath.Join("testdata", "metrics.golden"), []byte(sb.String()), 0o644)
-		f, err = os.Open(filepath.Join("testdata", "metrics.golden"))
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	defer f.Close()
-	if err := testutil.CollectAndCompare(a.metrics, f, names...); err != nil {
+	snap := a.Snapshot()
+	text := append(podText(snap.Pods), nodeText(snap)...)
+	golden(t, "metrics.golden", text)
+
+	var full bytes.Buffer
+	if err := a.exposition(&full); err != nil {
 		t.Fatal(err)
 	}
-	problems, err := testutil.CollectAndLint(a.metrics)
+	if !bytes.Contains(full.Bytes(), text) || !strings.Contains(full.String(), "podlife_transitions_total") {
+		t.Fatal("/metrics lacks the snapshot families or the registry's")
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	mfs, err := parser.TextToMetricFamilies(bytes.NewReader(full.Bytes()))
+	if err != nil {
+		t.Fatalf("exposition does not parse: %v", err)
+	}
+	if n := len(mfs["podlife_pod_stage"].GetMetric()); n != 10*len(lifecycle.Stages) {
+		t.Fatalf("%d stage series, want one per stage per pod", n)
+	}
+	problems, err := promlint.New(bytes.NewReader(full.Bytes())).Lint()
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, p := range problems {
 		t.Errorf("lint %s: %s", p.Metric, p.Text)
 	}
-	if n := testutil.CollectAndCount(a.metrics, "podlife_pod_stage"); n != 10*len(lifecycle.Stages) {
-		t.Fatalf("%d stage series, want one per stage per pod", n)
+	// The pod text is rendered once per snapshot, not per scrape.
+	if &a.podText.get(snap.Pods)[0] != &a.podText.get(snap.Pods)[0] {
+		t.Fatal("pod metrics re-rendered for an unchanged snapshot")
 	}
 }
 
@@ -242,12 +237,4 @@ func TestHistoryIsBounded(t *testing.T) {
 	if p := a.PodHistory("u"); len(p) != 3 {
 		t.Fatalf("pod history %d", len(p))
 	}
-}
-
-func testutilText(t *testing.T, mf *dto.MetricFamily) string {
-	var sb strings.Builder
-	if _, err := expfmt.MetricFamilyToText(&sb, mf); err != nil {
-		t.Fatal(err)
-	}
-	return sb.String()
 }

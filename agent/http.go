@@ -9,8 +9,6 @@ import (
 	"net/http/pprof"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-
 	"github.com/podlife/podlife/internal/journal"
 	"github.com/podlife/podlife/lifecycle"
 )
@@ -36,7 +34,7 @@ func (a *Agent) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/pods/{namespace}/{name}", a.handlePod)
 	mux.HandleFunc("GET /api/v1/transitions", a.handleTransitions)
 	mux.HandleFunc("GET /api/v1/journal", a.handleJournal)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(a.metrics.registry, promhttp.HandlerOpts{ErrorLog: nil}))
+	mux.HandleFunc("GET /metrics", a.handleMetrics)
 	if a.opts.Pprof {
 		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
 		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)

@@ -69,6 +69,9 @@ type Agent struct {
 	metrics *metrics
 	podText podTextCache
 
+	corrMu sync.Mutex
+	corr   lifecycle.Correlator // reuses unchanged pods' views between correlations
+
 	mu       sync.RWMutex
 	snap     *lifecycle.Snapshot
 	seq      uint64
@@ -157,7 +160,9 @@ func (a *Agent) Correlate(ctx context.Context) bool {
 	if u := a.opts.Upstream; u != nil {
 		in.APIServer, in.APIPods, in.APINode = u.View.Health(), u.View.Pods(), u.View.Node()
 	}
-	snap := lifecycle.Correlate(in)
+	a.corrMu.Lock()
+	snap := a.corr.Correlate(in)
+	a.corrMu.Unlock()
 	a.mu.Lock()
 	prev := a.snap
 	trs := lifecycle.Diff(prev, &snap)

@@ -173,7 +173,7 @@ func (s *Source) Run(ctx context.Context) error {
 	t := time.NewTicker(s.cfg.RelistInterval)
 	defer t.Stop()
 	for {
-		s.relist(ctx, rs)
+		s.relist(ctx, conn)
 		select {
 		case <-ctx.Done():
 			return nil
@@ -187,9 +187,9 @@ func (s *Source) call(ctx context.Context) (context.Context, context.CancelFunc)
 }
 
 // relist does a full listing and records the outcome in the health record.
-func (s *Source) relist(ctx context.Context, rs runtimeapi.RuntimeServiceClient) {
+func (s *Source) relist(ctx context.Context, conn grpc.ClientConnInterface) {
 	start := time.Now()
-	err := s.relistOnce(ctx, rs)
+	err := s.relistOnce(ctx, conn)
 	if ctx.Err() != nil {
 		return
 	}
@@ -213,7 +213,8 @@ func (s *Source) relist(ctx context.Context, rs runtimeapi.RuntimeServiceClient)
 	}
 }
 
-func (s *Source) relistOnce(ctx context.Context, rs runtimeapi.RuntimeServiceClient) error {
+func (s *Source) relistOnce(ctx context.Context, conn grpc.ClientConnInterface) error {
+	rs := runtimeapi.NewRuntimeServiceClient(conn)
 	s.mu.Lock()
 	handshaken := s.version != ""
 	s.mu.Unlock()
@@ -235,7 +236,7 @@ func (s *Source) relistOnce(ctx context.Context, rs runtimeapi.RuntimeServiceCli
 		return fmt.Errorf("cri %s: list pod sandboxes: %w", s.cfg.Endpoint, err)
 	}
 	cctx, cancel = s.call(ctx)
-	cs, err := rs.ListContainers(cctx, &runtimeapi.ListContainersRequest{})
+	listed, err := listContainers(cctx, conn)
 	cancel()
 	if err != nil {
 		return fmt.Errorf("cri %s: list containers: %w", s.cfg.Endpoint, err)
@@ -250,12 +251,15 @@ func (s *Source) relistOnce(ctx context.Context, rs runtimeapi.RuntimeServiceCli
 	s.mu.Lock()
 	known := s.containers
 	s.mu.Unlock()
-	containers := make(map[string]*lifecycle.Container, len(cs.GetContainers()))
-	for _, c := range cs.GetContainers() {
-		if old := known[c.GetId()]; old != nil && old.State == convertState(c.GetState()) && hasStatus(old) {
-			v := *old
-			containers[v.ID] = &v
+	containers := make(map[string]*lifecycle.Container, len(listed))
+	for _, l := range listed {
+		if old := known[string(l.id)]; old != nil && old.State == convertState(l.state) && hasStatus(old) {
+			containers[old.ID] = old // unchanged: the same record (and labels) as before
 			continue
+		}
+		c, err := l.decode()
+		if err != nil {
+			return fmt.Errorf("cri %s: list containers: %w", s.cfg.Endpoint, err)
 		}
 		cctx, cancel := s.call(ctx)
 		st, err := rs.ContainerStatus(cctx, &runtimeapi.ContainerStatusRequest{ContainerId: c.GetId()})
@@ -443,6 +447,9 @@ func sameSandboxes(a, b map[string]*lifecycle.Sandbox) bool {
 	}
 	for id, x := range a {
 		y := b[id]
+		if x == y {
+			continue
+		}
 		if y == nil || x.State != y.State || x.Attempt != y.Attempt || x.PodUID != y.PodUID {
 			return false
 		}
@@ -456,6 +463,9 @@ func sameContainers(a, b map[string]*lifecycle.Container) bool {
 	}
 	for id, x := range a {
 		y := b[id]
+		if x == y {
+			continue
+		}
 		if y == nil || x.State != y.State || x.Attempt != y.Attempt || x.ExitCode != y.ExitCode || x.Reason != y.Reason ||
 			!x.StartedAt.Equal(y.StartedAt) || !x.FinishedAt.Equal(y.FinishedAt) || x.PodUID != y.PodUID || x.Name != y.Name {
 			return false

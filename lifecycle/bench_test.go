@@ -52,3 +52,24 @@ func BenchmarkDiff(b *testing.B) {
 		Diff(&prev, &cur)
 	}
 }
+
+// BenchmarkCorrelatorOneChange is the agent's steady case: a Correlator
+// correlates a 250-pod node again after one container changed state.
+func BenchmarkCorrelatorOneChange(b *testing.B) {
+	in := benchNode(250)
+	var c Correlator
+	c.Correlate(in)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		ct := &in.Containers[(i*37)%len(in.Containers)]
+		if ct.State == RuntimeRunning {
+			ct.State, ct.ExitCode, ct.FinishedAt = RuntimeExited, 1, t0
+		} else {
+			ct.State, ct.ExitCode, ct.FinishedAt = RuntimeRunning, 0, time.Time{}
+		}
+		in.Now = t0.Add(time.Duration(i) * time.Millisecond)
+		c.Correlate(in)
+		i++
+	}
+}

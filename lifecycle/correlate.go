@@ -34,20 +34,17 @@ func sourceHealth(h SourceHealth, now time.Time, staleAfter time.Duration) healt
 
 // runtimeIndex indexes the runtime's listing for the join.
 type runtimeIndex struct {
-	byID      map[string]*Container
 	byPod     map[string][]*Container // pod UID -> containers, sorted by name then attempt
 	sandboxes map[string]*Sandbox     // pod UID -> latest sandbox
 }
 
 func indexRuntime(sandboxes []Sandbox, containers []Container) runtimeIndex {
 	ix := runtimeIndex{
-		byID:      make(map[string]*Container, len(containers)),
-		byPod:     make(map[string][]*Container),
+		byPod:     make(map[string][]*Container, len(sandboxes)),
 		sandboxes: make(map[string]*Sandbox, len(sandboxes)),
 	}
 	for i := range containers {
 		c := &containers[i]
-		ix.byID[c.ID] = c
 		ix.byPod[c.PodUID] = append(ix.byPod[c.PodUID], c)
 	}
 	for _, cs := range ix.byPod {
@@ -65,11 +62,11 @@ func indexRuntime(sandboxes []Sandbox, containers []Container) runtimeIndex {
 	return ix
 }
 
-// latest returns the runtime container of the pod with the given name and
-// the highest attempt, or nil.
-func (ix runtimeIndex) latest(uid, name string) *Container {
+// latest returns the container of cs (one pod's, sorted) with the given name
+// and the highest attempt, or nil.
+func latest(cs []*Container, name string) *Container {
 	var best *Container
-	for _, c := range ix.byPod[uid] {
+	for _, c := range cs {
 		if c.Name == name {
 			best = c // sorted by attempt ascending
 		}
@@ -77,16 +74,18 @@ func (ix runtimeIndex) latest(uid, name string) *Container {
 	return best
 }
 
-// find joins a kubelet container status to a runtime container: by container
-// ID first, then by pod UID + name + attempt (= restart count).
-func (ix runtimeIndex) find(uid string, st *ContainerStatus) *Container {
+// find joins a kubelet container status to one of its pod's runtime
+// containers: by container ID first, then by name + attempt (= restart count).
+func find(cs []*Container, st *ContainerStatus) *Container {
 	if id := StripRuntimeScheme(st.ContainerID); id != "" {
-		if c, ok := ix.byID[id]; ok {
-			return c
+		for _, c := range cs {
+			if c.ID == id {
+				return c
+			}
 		}
 		return nil
 	}
-	for _, c := range ix.byPod[uid] {
+	for _, c := range cs {
 		if c.Name == st.Name && c.Attempt == uint32(st.RestartCount) {
 			return c
 		}
@@ -106,6 +105,36 @@ func StripRuntimeScheme(containerID string) string {
 // Snapshot: a PodView per pod with every container's two views side by side,
 // its stage, unknown cause and mismatches.
 func Correlate(in Input) Snapshot {
+	c := Correlator{once: true}
+	return c.Correlate(in)
+}
+
+// Correlator correlates successive inputs of one node. It remembers each
+// pod's inputs and view and builds a pod's view again only when that pod's
+// kubelet status, runtime containers or sandbox, or the health of the
+// sources, changed; what it returns is always what Correlate returns for the
+// same input. The zero value is ready to use; it is not safe for concurrent
+// use.
+type Correlator struct {
+	pods map[string]*podMemo // by pod UID
+	gen  uint64
+	once bool // Correlate's one-off use: nothing is copied for later
+}
+
+// podMemo is one kubelet-known pod's last inputs (copies, so that callers may
+// reuse their slices) and the view built from them, less the API server's
+// findings, which depend on the time.
+type podMemo struct {
+	key  envKey
+	pod  Pod
+	rt   []Container
+	sb   *Sandbox
+	view PodView
+	gen  uint64
+}
+
+// Correlate is the package's Correlate, reusing unchanged pods' views.
+func (c *Correlator) Correlate(in Input) Snapshot {
 	stale := cmp.Or(in.StaleAfter, DefaultStaleAfter)
 	env := env{
 		stale:     stale,
@@ -118,6 +147,7 @@ func Correlate(in Input) Snapshot {
 	for i := range in.APIPods {
 		env.apiPods[in.APIPods[i].UID] = &in.APIPods[i]
 	}
+	key := env.key()
 	ix := indexRuntime(in.Sandboxes, in.Containers)
 	snap := Snapshot{
 		Node: in.Node,
@@ -127,17 +157,36 @@ func Correlate(in Input) Snapshot {
 		},
 		Pods: make([]PodView, 0, len(in.Pods)),
 	}
-	known := make(map[string]bool, len(in.Pods))
+	if c.pods == nil {
+		c.pods = make(map[string]*podMemo, len(in.Pods))
+	}
+	c.gen++
 	for i := range in.Pods {
 		pod := &in.Pods[i]
-		if known[pod.UID] {
+		m := c.pods[pod.UID]
+		if m != nil && m.gen == c.gen {
 			continue // one view per pod, even if a source repeats one
 		}
-		known[pod.UID] = true
-		snap.Pods = append(snap.Pods, env.kubeletPod(pod, ix))
+		cs, sb := ix.byPod[pod.UID], ix.sandboxes[pod.UID]
+		switch {
+		case c.once:
+			m = &podMemo{pod: *pod, view: env.kubeletPod(pod, cs, sb)}
+			c.pods[pod.UID] = m
+		case m == nil || !m.matches(key, pod, cs, sb):
+			m = newPodMemo(key, pod, cs, sb)
+			m.view = env.kubeletPod(&m.pod, m.containers(), m.sb)
+			c.pods[pod.UID] = m
+		}
+		m.gen = c.gen
+		snap.Pods = append(snap.Pods, env.withAPIServer(&m.pod, m.view))
+	}
+	for uid, m := range c.pods {
+		if m.gen != c.gen {
+			delete(c.pods, uid)
+		}
 	}
 	for uid, cs := range ix.byPod {
-		if known[uid] {
+		if c.pods[uid] != nil {
 			continue
 		}
 		if v, ok := env.runtimeOnlyPod(uid, cs, ix.sandboxes[uid]); ok {
@@ -150,6 +199,54 @@ func Correlate(in Input) Snapshot {
 	return snap
 }
 
+func newPodMemo(key envKey, pod *Pod, cs []*Container, sb *Sandbox) *podMemo {
+	m := &podMemo{key: key, pod: *pod, rt: make([]Container, len(cs))}
+	m.pod.Conditions = slices.Clone(pod.Conditions)
+	m.pod.Containers = slices.Clone(pod.Containers)
+	for i, c := range cs {
+		m.rt[i] = *c
+	}
+	if sb != nil {
+		copied := *sb
+		m.sb = &copied
+	}
+	return m
+}
+
+// containers is the memo's copy of the pod's runtime containers, in index order.
+func (m *podMemo) containers() []*Container {
+	cs := make([]*Container, len(m.rt))
+	for i := range m.rt {
+		cs[i] = &m.rt[i]
+	}
+	return cs
+}
+
+// matches reports whether the memo was built from these inputs.
+func (m *podMemo) matches(key envKey, pod *Pod, cs []*Container, sb *Sandbox) bool {
+	if m.key != key || len(m.rt) != len(cs) || (m.sb == nil) != (sb == nil) ||
+		(sb != nil && !sandboxEqual(m.sb, sb)) || !podEqual(&m.pod, pod) {
+		return false
+	}
+	for i, c := range cs {
+		if !containerEqual(&m.rt[i], c) {
+			return false
+		}
+	}
+	return true
+}
+
+// envKey is what a pod's view depends on besides its own inputs.
+type envKey struct {
+	kubelet, runtime, apiserver health
+	kubeletErr, runtimeErr      string
+}
+
+func (e env) key() envKey {
+	return envKey{kubelet: e.kubelet, runtime: e.runtime, apiserver: e.apiserver,
+		kubeletErr: e.in.Kubelet.LastError, runtimeErr: e.in.Runtime.LastError}
+}
+
 // env is the per-call context of Correlate.
 type env struct {
 	kubelet, runtime, apiserver health
@@ -158,14 +255,16 @@ type env struct {
 	apiPods                     map[string]*APIPod
 }
 
-// kubeletPod builds the view of a pod the kubelet knows.
-func (e env) kubeletPod(pod *Pod, ix runtimeIndex) PodView {
+// kubeletPod builds the view of a pod the kubelet knows from its runtime
+// containers cs (sorted by name, then attempt) and sandbox, all but the API
+// server's findings (see withAPIServer).
+func (e env) kubeletPod(pod *Pod, cs []*Container, sb *Sandbox) PodView {
 	v := PodView{
 		Namespace: pod.Namespace, Name: pod.Name, UID: pod.UID,
 		Phase: pod.Phase, Reason: pod.Reason, Terminating: !pod.Deleting.IsZero(),
 		Created: pod.Created, Started: pod.Started,
 		Conditions: pod.Conditions, InKubelet: true,
-		Sandbox:    ix.sandboxes[pod.UID],
+		Sandbox:    sb,
 		Containers: make([]ContainerView, 0, len(pod.Containers)),
 		Mismatches: []Mismatch{},
 	}
@@ -179,33 +278,41 @@ func (e env) kubeletPod(pod *Pod, ix runtimeIndex) PodView {
 			continue // container names are unique in a pod; keep the first
 		}
 		names[st.Name] = true
-		rc := ix.find(pod.UID, st)
+		rc := find(cs, st)
 		// The runtime is ahead of the kubelet: show its newest attempt.
-		if latest := ix.latest(pod.UID, st.Name); latest != nil && st.Kind != KindEphemeral &&
+		if latest := latest(cs, st.Name); latest != nil && st.Kind != KindEphemeral &&
 			((rc != nil && latest.Attempt > rc.Attempt) || (rc == nil && st.ContainerID == "")) {
 			rc = latest
 		}
 		v.Containers = append(v.Containers, kubeletContainer(st, rc))
 	}
 	// Containers the runtime has for this pod but the kubelet does not list.
-	for _, c := range ix.byPod[pod.UID] {
+	for _, c := range cs {
 		if !names[c.Name] {
 			names[c.Name] = true
-			v.Containers = append(v.Containers, runtimeContainer(ix.latest(pod.UID, c.Name)))
+			v.Containers = append(v.Containers, runtimeContainer(latest(cs, c.Name)))
 		}
 	}
-	v.InRuntime = v.Sandbox != nil || len(ix.byPod[pod.UID]) > 0
+	v.InRuntime = v.Sandbox != nil || len(cs) > 0
 	if e.kubelet != down && e.runtime == fresh {
-		v.Mismatches = mismatches(pod, &v, ix)
+		v.Mismatches = mismatches(pod, &v, cs)
 	}
+	v.Stage, v.StageReason, v.UnknownCause = e.classify(pod, &v)
+	return v
+}
+
+// withAPIServer adds to a kubelet-known pod's view what the API server's
+// copy of the pod and node say about it. v's slices are not modified.
+func (e env) withAPIServer(pod *Pod, v PodView) PodView {
 	v.APIServer = e.apiPods[pod.UID]
 	apiStale := false
 	if e.apiserver == fresh && e.runtime == fresh && v.APIServer != nil {
 		found := e.apiMismatches(pod, &v)
 		apiStale = len(found) > 0
-		v.Mismatches = append(v.Mismatches, found...)
+		if apiStale {
+			v.Mismatches = append(slices.Clip(v.Mismatches), found...)
+		}
 	}
-	v.Stage, v.StageReason, v.UnknownCause = e.classify(pod, &v)
 	if v.UnknownCause == CauseNone && v.Stage != StageUnknown && e.apiserver == fresh {
 		if n := e.in.APINode; n != nil && n.Ready != "True" && runningInRuntime(&v) > 0 {
 			v.UnknownCause = CauseNodeStatusStale
@@ -303,7 +410,7 @@ func runtimeStateKind(c *Container) StateKind {
 }
 
 // mismatches compares a kubelet-known pod with the runtime.
-func mismatches(pod *Pod, v *PodView, ix runtimeIndex) []Mismatch {
+func mismatches(pod *Pod, v *PodView, cs []*Container) []Mismatch {
 	out := []Mismatch{}
 	finished := pod.Phase == PhaseSucceeded || pod.Phase == PhaseFailed || !pod.Deleting.IsZero()
 	for i := range v.Containers {
@@ -324,7 +431,7 @@ func mismatches(pod *Pod, v *PodView, ix runtimeIndex) []Mismatch {
 		if cv.Kind == KindEphemeral {
 			continue // ephemeral containers are never restarted
 		}
-		if last := ix.latest(pod.UID, cv.Name); last != nil && last.Attempt != uint32(cv.RestartCount) {
+		if last := latest(cs, cv.Name); last != nil && last.Attempt != uint32(cv.RestartCount) {
 			out = append(out, Mismatch{Kind: MismatchRestartCount, Container: cv.Name,
 				Detail: fmt.Sprintf("kubelet restartCount %d; runtime's latest attempt is %d (%s)",
 					cv.RestartCount, last.Attempt, last.State)})

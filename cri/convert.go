@@ -18,10 +18,7 @@ func nanos(n int64) time.Time {
 // ConvertSandbox turns a CRI pod sandbox into the lifecycle input type.
 func ConvertSandbox(s *runtimeapi.PodSandbox) lifecycle.Sandbox {
 	out := lifecycle.Sandbox{ID: s.GetId(), CreatedAt: nanos(s.GetCreatedAt()), Labels: s.GetLabels(),
-		State: lifecycle.SandboxNotReady}
-	if s.GetState() == runtimeapi.PodSandboxState_SANDBOX_READY {
-		out.State = lifecycle.SandboxReady
-	}
+		State: convertSandboxState(s.GetState())}
 	if m := s.GetMetadata(); m != nil {
 		out.PodUID, out.PodName, out.PodNamespace, out.Attempt = m.GetUid(), m.GetName(), m.GetNamespace(), m.GetAttempt()
 	}
@@ -40,6 +37,13 @@ func labelsOver(uid, name, ns *string, l map[string]string) {
 	if v := l[lifecycle.LabelPodNamespace]; v != "" {
 		*ns = v
 	}
+}
+
+func convertSandboxState(s runtimeapi.PodSandboxState) lifecycle.SandboxState {
+	if s == runtimeapi.PodSandboxState_SANDBOX_READY {
+		return lifecycle.SandboxReady
+	}
+	return lifecycle.SandboxNotReady
 }
 
 func convertState(s runtimeapi.ContainerState) lifecycle.RuntimeState {

@@ -31,99 +31,109 @@ func (rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
 
 func (rawCodec) Name() string { return "proto" }
 
-// Field numbers of runtime.v1.ListContainersResponse and Container.
+// Field numbers on the wire: both list answers hold their items in field 1,
+// and each item has its ID in field 1; the state is field 6 of a Container
+// and field 3 of a PodSandbox.
 const (
-	fieldContainers     = 1 // ListContainersResponse.containers
-	fieldContainerID    = 1 // Container.id
-	fieldContainerState = 6 // Container.state
+	fieldItems          = 1
+	fieldID             = 1
+	fieldContainerState = 6
+	fieldSandboxState   = 3
 )
 
-// listedContainer is one entry of a ListContainers answer: its ID and state
-// read straight from the wire, and its encoding for a full decode on demand.
-type listedContainer struct {
+// listed is one item of a list answer: its ID and state read straight from
+// the wire, and its encoding for a full decode on demand.
+type listed struct {
 	id    []byte
-	state runtimeapi.ContainerState
+	state int32
 	raw   []byte
 }
 
-// decode decodes the entry in full.
-func (l listedContainer) decode() (*runtimeapi.Container, error) {
-	c := &runtimeapi.Container{}
-	if err := proto.Unmarshal(l.raw, c); err != nil {
-		return nil, fmt.Errorf("container %q: %w", l.id, err)
-	}
-	return c, nil
-}
-
-// listContainers calls ListContainers and returns its entries undecoded but
-// for ID and state: most of a relist's containers are known and unchanged,
-// and decoding their labels again each time was most of a relist's cost.
-func listContainers(ctx context.Context, conn grpc.ClientConnInterface) ([]listedContainer, error) {
+// listRaw calls a list method and returns its items undecoded but for ID and
+// state: most of a relist's items are known and unchanged, and decoding their
+// labels and annotations again each time was most of a relist's cost.
+func listRaw(ctx context.Context, conn grpc.ClientConnInterface, method string, req any, stateField protowire.Number) ([]listed, error) {
 	var raw []byte
-	err := conn.Invoke(ctx, runtimeapi.RuntimeService_ListContainers_FullMethodName, &runtimeapi.ListContainersRequest{}, &raw,
-		grpc.ForceCodecV2(rawCodec{}))
-	if err != nil {
+	if err := conn.Invoke(ctx, method, req, &raw, grpc.ForceCodecV2(rawCodec{})); err != nil {
 		return nil, err
 	}
-	return splitContainers(raw)
+	return splitList(raw, stateField)
 }
 
-// splitContainers reads a ListContainersResponse's entries.
-func splitContainers(b []byte) ([]listedContainer, error) {
-	var out []listedContainer
+// listContainers lists the runtime's containers (see listRaw).
+func listContainers(ctx context.Context, conn grpc.ClientConnInterface) ([]listed, error) {
+	return listRaw(ctx, conn, runtimeapi.RuntimeService_ListContainers_FullMethodName, &runtimeapi.ListContainersRequest{}, fieldContainerState)
+}
+
+// listSandboxes lists the runtime's pod sandboxes (see listRaw).
+func listSandboxes(ctx context.Context, conn grpc.ClientConnInterface) ([]listed, error) {
+	return listRaw(ctx, conn, runtimeapi.RuntimeService_ListPodSandbox_FullMethodName, &runtimeapi.ListPodSandboxRequest{}, fieldSandboxState)
+}
+
+// decode decodes the item in full into m.
+func (l listed) decode(m proto.Message) error {
+	if err := proto.Unmarshal(l.raw, m); err != nil {
+		return fmt.Errorf("item %q: %w", l.id, err)
+	}
+	return nil
+}
+
+// splitList reads a list answer's items.
+func splitList(b []byte, stateField protowire.Number) ([]listed, error) {
+	var out []listed
 	for len(b) > 0 {
 		num, typ, n := protowire.ConsumeTag(b)
 		if n < 0 {
-			return nil, fmt.Errorf("list containers answer: %w", protowire.ParseError(n))
+			return nil, fmt.Errorf("list answer: %w", protowire.ParseError(n))
 		}
 		b = b[n:]
-		if num == fieldContainers && typ == protowire.BytesType {
+		if num == fieldItems && typ == protowire.BytesType {
 			msg, m := protowire.ConsumeBytes(b)
 			if m < 0 {
-				return nil, fmt.Errorf("list containers answer: %w", protowire.ParseError(m))
+				return nil, fmt.Errorf("list answer: %w", protowire.ParseError(m))
 			}
-			c, err := scanContainer(msg)
+			item, err := scanItem(msg, stateField)
 			if err != nil {
 				return nil, err
 			}
-			out = append(out, c)
+			out = append(out, item)
 			b = b[m:]
 			continue
 		}
 		m := protowire.ConsumeFieldValue(num, typ, b)
 		if m < 0 {
-			return nil, fmt.Errorf("list containers answer: %w", protowire.ParseError(m))
+			return nil, fmt.Errorf("list answer: %w", protowire.ParseError(m))
 		}
 		b = b[m:]
 	}
 	return out, nil
 }
 
-// scanContainer reads a Container's ID and state (the last occurrence wins,
-// as in protobuf decoding).
-func scanContainer(msg []byte) (listedContainer, error) {
-	c := listedContainer{raw: msg}
+// scanItem reads an item's ID and state (the last occurrence wins, as in
+// protobuf decoding).
+func scanItem(msg []byte, stateField protowire.Number) (listed, error) {
+	l := listed{raw: msg}
 	for b := msg; len(b) > 0; {
 		num, typ, n := protowire.ConsumeTag(b)
 		if n < 0 {
-			return c, fmt.Errorf("list containers answer: container: %w", protowire.ParseError(n))
+			return l, fmt.Errorf("list answer: item: %w", protowire.ParseError(n))
 		}
 		b = b[n:]
 		var m int
 		switch {
-		case num == fieldContainerID && typ == protowire.BytesType:
-			c.id, m = protowire.ConsumeBytes(b)
-		case num == fieldContainerState && typ == protowire.VarintType:
+		case num == fieldID && typ == protowire.BytesType:
+			l.id, m = protowire.ConsumeBytes(b)
+		case num == stateField && typ == protowire.VarintType:
 			var v uint64
 			v, m = protowire.ConsumeVarint(b)
-			c.state = runtimeapi.ContainerState(int32(v))
+			l.state = int32(v)
 		default:
 			m = protowire.ConsumeFieldValue(num, typ, b)
 		}
 		if m < 0 {
-			return c, fmt.Errorf("list containers answer: container: %w", protowire.ParseError(m))
+			return l, fmt.Errorf("list answer: item: %w", protowire.ParseError(m))
 		}
 		b = b[m:]
 	}
-	return c, nil
+	return l, nil
 }

@@ -8,9 +8,9 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
-// splitContainers reads ID and state straight from the wire exactly as the
+// splitList reads ID and state straight from the wire exactly as the
 // protobuf decoder does, and each entry decodes in full to the original.
-func TestSplitContainers(t *testing.T) {
+func TestSplitList(t *testing.T) {
 	want := &runtimeapi.ListContainersResponse{Containers: []*runtimeapi.Container{
 		{Id: "a", State: runtimeapi.ContainerState_CONTAINER_RUNNING, Labels: map[string]string{"io.kubernetes.pod.uid": "u"},
 			Annotations: map[string]string{"io.kubernetes.container.hash": "1"}, Metadata: &runtimeapi.ContainerMetadata{Name: "app", Attempt: 2}},
@@ -21,7 +21,7 @@ func TestSplitContainers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := splitContainers(b)
+	got, err := splitList(b, fieldContainerState)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,36 +30,56 @@ func TestSplitContainers(t *testing.T) {
 	}
 	for i, l := range got {
 		w := want.Containers[i]
-		if string(l.id) != w.Id || l.state != w.State {
-			t.Errorf("entry %d: id %q state %s, want %q %s", i, l.id, l.state, w.Id, w.State)
+		if string(l.id) != w.Id || l.state != int32(w.State) {
+			t.Errorf("entry %d: id %q state %d, want %q %s", i, l.id, l.state, w.Id, w.State)
 		}
-		c, err := l.decode()
-		if err != nil || !proto.Equal(c, w) {
+		c := &runtimeapi.Container{}
+		if err := l.decode(c); err != nil || !proto.Equal(c, w) {
 			t.Errorf("entry %d decodes to %v (%v), want %v", i, c, err, w)
 		}
 	}
-	if got, err := splitContainers(nil); err != nil || len(got) != 0 {
+	if got, err := splitList(nil, fieldContainerState); err != nil || len(got) != 0 {
 		t.Errorf("empty answer: %v, %v", got, err)
 	}
 }
 
-func TestSplitContainersGarbage(t *testing.T) {
+func TestSplitListGarbage(t *testing.T) {
 	valid, _ := proto.Marshal(&runtimeapi.ListContainersResponse{Containers: []*runtimeapi.Container{{Id: "abc"}}})
 	tests := []struct {
 		name string
 		in   []byte
 		err  string // prefix, then the protobuf error's last words (its spacing varies on purpose)
 	}{
-		{"truncated", valid[:len(valid)-1], "list containers answer: unexpected EOF"},
-		{"bad tag", []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, "list containers answer: integer overflow"},
-		{"bad container", []byte{0x0a, 0x02, 0x0a, 0x05}, "list containers answer: container: unexpected EOF"},
-		{"http", []byte("HTTP/1.1 400 Bad Request\r\n"), "list containers answer: "},
+		{"truncated", valid[:len(valid)-1], "list answer: unexpected EOF"},
+		{"bad tag", []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, "list answer: integer overflow"},
+		{"bad container", []byte{0x0a, 0x02, 0x0a, 0x05}, "list answer: item: unexpected EOF"},
+		{"http", []byte("HTTP/1.1 400 Bad Request\r\n"), "list answer: "},
 	}
 	for _, tc := range tests {
 		prefix, words, _ := strings.Cut(tc.err, ": ")
-		_, err := splitContainers(tc.in)
+		_, err := splitList(tc.in, fieldContainerState)
 		if err == nil || !strings.HasPrefix(err.Error(), prefix+":") || !strings.HasSuffix(err.Error(), words) {
 			t.Errorf("%s: error %v, want %q", tc.name, err, tc.err)
+		}
+	}
+}
+
+func TestSplitListSandboxes(t *testing.T) {
+	want := &runtimeapi.ListPodSandboxResponse{Items: []*runtimeapi.PodSandbox{
+		{Id: "s1", State: runtimeapi.PodSandboxState_SANDBOX_NOTREADY, Metadata: &runtimeapi.PodSandboxMetadata{Uid: "u", Attempt: 1},
+			Labels: map[string]string{"a": "b"}, Annotations: map[string]string{"c": "d"}, CreatedAt: 7},
+		{Id: "s2"}, // SANDBOX_READY is 0: not on the wire
+	}}
+	b, _ := proto.Marshal(want)
+	got, err := splitList(b, fieldSandboxState)
+	if err != nil || len(got) != 2 {
+		t.Fatalf("%v, %v", got, err)
+	}
+	for i, l := range got {
+		w := want.Items[i]
+		var sb runtimeapi.PodSandbox
+		if err := l.decode(&sb); string(l.id) != w.Id || l.state != int32(w.State) || err != nil || !proto.Equal(&sb, w) {
+			t.Errorf("item %d: id %q state %d decoded %v (%v), want %v", i, l.id, l.state, &sb, err, w)
 		}
 	}
 }

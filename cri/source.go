@@ -230,7 +230,7 @@ func (s *Source) relistOnce(ctx context.Context, conn grpc.ClientConnInterface) 
 		s.mu.Unlock()
 	}
 	cctx, cancel := s.call(ctx)
-	sbs, err := rs.ListPodSandbox(cctx, &runtimeapi.ListPodSandboxRequest{})
+	sbs, err := listSandboxes(cctx, conn)
 	cancel()
 	if err != nil {
 		return fmt.Errorf("cri %s: list pod sandboxes: %w", s.cfg.Endpoint, err)
@@ -241,24 +241,32 @@ func (s *Source) relistOnce(ctx context.Context, conn grpc.ClientConnInterface) 
 	if err != nil {
 		return fmt.Errorf("cri %s: list containers: %w", s.cfg.Endpoint, err)
 	}
-	sandboxes := make(map[string]*lifecycle.Sandbox, len(sbs.GetItems()))
-	for _, sb := range sbs.GetItems() {
-		v := ConvertSandbox(sb)
+	s.mu.Lock()
+	known, knownSandboxes := s.containers, s.sandboxes
+	s.mu.Unlock()
+	sandboxes := make(map[string]*lifecycle.Sandbox, len(sbs))
+	for _, l := range sbs {
+		if old := knownSandboxes[string(l.id)]; old != nil && old.State == convertSandboxState(runtimeapi.PodSandboxState(l.state)) {
+			sandboxes[old.ID] = old // unchanged: the same record (and labels) as before
+			continue
+		}
+		var sb runtimeapi.PodSandbox
+		if err := l.decode(&sb); err != nil {
+			return fmt.Errorf("cri %s: list pod sandboxes: %w", s.cfg.Endpoint, err)
+		}
+		v := ConvertSandbox(&sb)
 		sandboxes[v.ID] = &v
 	}
 	// Exit codes, reasons and times are only in ContainerStatus: ask for it
 	// when a container is new or its state moved since we last asked.
-	s.mu.Lock()
-	known := s.containers
-	s.mu.Unlock()
 	containers := make(map[string]*lifecycle.Container, len(listed))
 	for _, l := range listed {
-		if old := known[string(l.id)]; old != nil && old.State == convertState(l.state) && hasStatus(old) {
+		if old := known[string(l.id)]; old != nil && old.State == convertState(runtimeapi.ContainerState(l.state)) && hasStatus(old) {
 			containers[old.ID] = old // unchanged: the same record (and labels) as before
 			continue
 		}
-		c, err := l.decode()
-		if err != nil {
+		c := &runtimeapi.Container{}
+		if err := l.decode(c); err != nil {
 			return fmt.Errorf("cri %s: list containers: %w", s.cfg.Endpoint, err)
 		}
 		cctx, cancel := s.call(ctx)

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unsafe"
 )
 
 // DefaultStaleAfter is how old a source's last success may be before its
@@ -176,6 +177,10 @@ func (c *Correlator) Correlate(in Input) Snapshot {
 			m = newPodMemo(key, pod, cs, sb)
 			m.view = env.kubeletPod(&m.pod, m.containers(), m.sb)
 			c.pods[pod.UID] = m
+		case unsafe.StringData(m.pod.UID) != unsafe.StringData(pod.UID):
+			// The same pod from a new kubelet answer: keep a copy of this
+			// one, whose strings the next calls compare by address alone.
+			m.pod = clonePod(pod)
 		}
 		m.gen = c.gen
 		snap.Pods = append(snap.Pods, env.withAPIServer(&m.pod, m.view))
@@ -200,9 +205,7 @@ func (c *Correlator) Correlate(in Input) Snapshot {
 }
 
 func newPodMemo(key envKey, pod *Pod, cs []*Container, sb *Sandbox) *podMemo {
-	m := &podMemo{key: key, pod: *pod, rt: make([]Container, len(cs))}
-	m.pod.Conditions = slices.Clone(pod.Conditions)
-	m.pod.Containers = slices.Clone(pod.Containers)
+	m := &podMemo{key: key, pod: clonePod(pod), rt: make([]Container, len(cs))}
 	for i, c := range cs {
 		m.rt[i] = *c
 	}
@@ -211,6 +214,14 @@ func newPodMemo(key envKey, pod *Pod, cs []*Container, sb *Sandbox) *podMemo {
 		m.sb = &copied
 	}
 	return m
+}
+
+// clonePod copies a pod deeply enough that its caller may reuse the input's slices.
+func clonePod(pod *Pod) Pod {
+	p := *pod
+	p.Conditions = slices.Clone(pod.Conditions)
+	p.Containers = slices.Clone(pod.Containers)
+	return p
 }
 
 // containers is the memo's copy of the pod's runtime containers, in index order.

@@ -82,13 +82,19 @@ func (d *differ) pod(a, b *PodView) {
 		}
 		return
 	}
-	old := make(map[string]*ContainerView, len(a.Containers))
-	for i := range a.Containers {
-		old[a.Containers[i].Name] = &a.Containers[i]
+	if a.Stage == b.Stage && sameArray(a.Containers, b.Containers) && sameArray(a.Mismatches, b.Mismatches) {
+		return // the same view (a Correlator reused it): nothing changed
 	}
 	for i := range b.Containers {
 		c := &b.Containers[i]
-		for _, t := range containerChanges(old[c.Name], c) {
+		var prev *ContainerView
+		for j := range a.Containers {
+			if a.Containers[j].Name == c.Name {
+				prev = &a.Containers[j]
+				break
+			}
+		}
+		for _, t := range containerChanges(prev, c) {
 			t.Container = c.Name
 			d.add(with(t))
 		}
@@ -97,23 +103,31 @@ func (d *differ) pod(a, b *PodView) {
 		d.add(with(Transition{Kind: TransitionStageChanged, From: string(a.Stage), To: string(b.Stage),
 			Reason: b.StageReason, HappenedAt: stageTime(b)}))
 	}
-	had := make(map[Mismatch]bool, len(a.Mismatches))
-	for _, m := range a.Mismatches {
-		had[Mismatch{Kind: m.Kind, Container: m.Container}] = true
-	}
-	has := make(map[Mismatch]bool, len(b.Mismatches))
 	for _, m := range b.Mismatches {
-		k := Mismatch{Kind: m.Kind, Container: m.Container}
-		has[k] = true
-		if !had[k] {
+		if !hasMismatch(a.Mismatches, m) {
 			d.add(with(Transition{Kind: TransitionMismatchAppeared, Container: m.Container, To: string(m.Kind), Detail: m.Detail}))
 		}
 	}
 	for _, m := range a.Mismatches {
-		if !has[Mismatch{Kind: m.Kind, Container: m.Container}] {
+		if !hasMismatch(b.Mismatches, m) {
 			d.add(with(Transition{Kind: TransitionMismatchCleared, Container: m.Container, From: string(m.Kind), Detail: m.Detail}))
 		}
 	}
+}
+
+// sameArray reports whether two slices are the same elements of the same array.
+func sameArray[T any](a, b []T) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
+}
+
+// hasMismatch reports whether ms has a mismatch of m's kind and container.
+func hasMismatch(ms []Mismatch, m Mismatch) bool {
+	for _, x := range ms {
+		if x.Kind == m.Kind && x.Container == m.Container {
+			return true
+		}
+	}
+	return false
 }
 
 // containerChanges compares two views of one container. Each view (kubelet,

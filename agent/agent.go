@@ -67,7 +67,8 @@ type Record struct {
 type Agent struct {
 	opts    Options
 	metrics *metrics
-	podText podTextCache
+	podText podsCache // the metrics' pod families
+	podJSON podsCache // the pods of GET /api/v1/pods
 
 	corrMu sync.Mutex
 	corr   lifecycle.Correlator // reuses unchanged pods' views between correlations
@@ -98,6 +99,7 @@ func New(opts Options) *Agent {
 	a := &Agent{opts: opts, pods: map[string][]Record{}, watchers: map[chan Record]struct{}{},
 		started: map[string]bool{}, lastOK: map[string]time.Time{}}
 	a.metrics = newMetrics(a)
+	a.podText.render, a.podJSON.render = podText, podsJSON
 	return a
 }
 

@@ -130,7 +130,7 @@ func TestMetricsGolden(t *testing.T) {
 		t.Errorf("lint %s: %s", p.Metric, p.Text)
 	}
 	// The pod text is rendered once per snapshot, not per scrape.
-	if &a.podText.get(snap.Pods)[0] != &a.podText.get(snap.Pods)[0] {
+	if &a.podText.get(snap.Pods)[0] != &a.podText.get(snap.Pods)[0] || &a.podJSON.get(snap.Pods)[0] != &a.podJSON.get(snap.Pods)[0] {
 		t.Fatal("pod metrics re-rendered for an unchanged snapshot")
 	}
 }

@@ -185,24 +185,27 @@ func nodeText(s *lifecycle.Snapshot) []byte {
 	return b.Bytes()
 }
 
-// podTextCache keeps the rendered pod families of the latest pods slice.
-type podTextCache struct {
-	mu   sync.Mutex
-	key  *lifecycle.PodView
-	n    int
-	text []byte
+// podsCache keeps something rendered from the latest snapshot's pods (the
+// metrics' pod families, the API's pods JSON): pods change only with a new
+// correlation, while a scrape or an API call may come at any time.
+type podsCache struct {
+	mu     sync.Mutex
+	render func([]lifecycle.PodView) []byte
+	key    *lifecycle.PodView
+	n      int
+	data   []byte
 }
 
-func (c *podTextCache) get(pods []lifecycle.PodView) []byte {
+func (c *podsCache) get(pods []lifecycle.PodView) []byte {
 	if len(pods) == 0 {
-		return podText(nil)
+		return c.render(nil)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.key != &pods[0] || c.n != len(pods) {
-		c.text, c.key, c.n = podText(pods), &pods[0], len(pods)
+		c.data, c.key, c.n = c.render(pods), &pods[0], len(pods)
 	}
-	return c.text
+	return c.data
 }
 
 // exposition writes the whole /metrics answer in the text format: the

@@ -24,14 +24,12 @@ import (
 
 // realAPI starts a real API server, creates node-a with two pods bound to it,
 // grants the podlife service account the RBAC of deploy/, and returns an
-// admin client and the agent's clients (short-timeout and watch).
-func realAPI(t *testing.T) (*testenv.APIServer, kubernetes.Interface, kubernetes.Interface, kubernetes.Interface) {
+// admin clientset, a clientset with the agent's credentials (to check its
+// RBAC), and the agent's own clients (short-timeout and watch).
+func realAPI(t *testing.T) (api *testenv.APIServer, admin, agentCS kubernetes.Interface, agent, watch *Client) {
 	t.Helper()
-	api := testenv.StartAPIServer(t)
-	admin, _, err := NewClient(ClientConfig{Kubeconfig: api.AdminKubeconfig})
-	if err != nil {
-		t.Fatal(err)
-	}
+	api = testenv.StartAPIServer(t)
+	admin = clientset(t, ClientConfig{Kubeconfig: api.AdminKubeconfig})
 	ctx := context.Background()
 	if err := testenv.ApplyRBAC(ctx, admin, testenv.AgentUser); err != nil {
 		t.Fatal(err)
@@ -52,15 +50,31 @@ func realAPI(t *testing.T) (*testenv.APIServer, kubernetes.Interface, kubernetes
 	if _, err := admin.CoreV1().Pods("default").Create(ctx, other, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	agentCS = clientset(t, ClientConfig{Kubeconfig: api.AgentKubeconfig, Timeout: 2 * time.Second})
 	agent, _, err := NewClient(ClientConfig{Kubeconfig: api.AgentKubeconfig, Timeout: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
-	watch, _, err := NewClient(ClientConfig{Kubeconfig: api.AgentKubeconfig, Timeout: -1})
+	watch, _, err = NewClient(ClientConfig{Kubeconfig: api.AgentKubeconfig, Timeout: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return api, admin, agent, watch
+	return api, admin, agentCS, agent, watch
+}
+
+// clientset builds a full clientset configured like NewClient, for set-up and
+// inspection.
+func clientset(t *testing.T, cfg ClientConfig) kubernetes.Interface {
+	t.Helper()
+	_, rc, err := NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cs
 }
 
 func waitFor(t *testing.T, what string, limit time.Duration, ok func() bool) {
@@ -75,26 +89,26 @@ func waitFor(t *testing.T, what string, limit time.Duration, ok func() bool) {
 }
 
 func TestRealAPIServer(t *testing.T) {
-	api, admin, agent, watch := realAPI(t)
+	api, admin, agentCS, agent, watch := realAPI(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
 	t.Run("agent RBAC is least privilege", func(t *testing.T) {
 		// Allowed: what podlife needs.
-		if _, err := agent.CoreV1().Pods("").List(ctx, metav1.ListOptions{FieldSelector: "spec.nodeName=node-a"}); err != nil {
+		if _, err := agentCS.CoreV1().Pods("").List(ctx, metav1.ListOptions{FieldSelector: "spec.nodeName=node-a"}); err != nil {
 			t.Fatalf("list own pods: %v", err)
 		}
-		if _, err := agent.CoreV1().Nodes().Get(ctx, "node-a", metav1.GetOptions{}); err != nil {
+		if _, err := agentCS.CoreV1().Nodes().Get(ctx, "node-a", metav1.GetOptions{}); err != nil {
 			t.Fatalf("get own node: %v", err)
 		}
 		// Denied: everything else.
 		denied := map[string]error{}
-		_, denied["list secrets"] = agent.CoreV1().Secrets("default").List(ctx, metav1.ListOptions{})
-		denied["delete pod"] = agent.CoreV1().Pods("default").Delete(ctx, "web", metav1.DeleteOptions{})
-		_, denied["create pod"] = agent.CoreV1().Pods("default").Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "x"},
+		_, denied["list secrets"] = agentCS.CoreV1().Secrets("default").List(ctx, metav1.ListOptions{})
+		denied["delete pod"] = agentCS.CoreV1().Pods("default").Delete(ctx, "web", metav1.DeleteOptions{})
+		_, denied["create pod"] = agentCS.CoreV1().Pods("default").Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "x"},
 			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "x", Image: "x"}}}}, metav1.CreateOptions{})
-		_, denied["patch node spec"] = agent.CoreV1().Nodes().Patch(ctx, "node-a", types.MergePatchType, []byte(`{"spec":{"unschedulable":true}}`), metav1.PatchOptions{})
-		_, denied["list configmaps"] = agent.CoreV1().ConfigMaps("").List(ctx, metav1.ListOptions{})
+		_, denied["patch node spec"] = agentCS.CoreV1().Nodes().Patch(ctx, "node-a", types.MergePatchType, []byte(`{"spec":{"unschedulable":true}}`), metav1.PatchOptions{})
+		_, denied["list configmaps"] = agentCS.CoreV1().ConfigMaps("").List(ctx, metav1.ListOptions{})
 		for what, err := range denied {
 			if !apierrors.IsForbidden(err) {
 				t.Errorf("%s: %v, want Forbidden", what, err)
@@ -251,7 +265,7 @@ func TestFaultyAPIServer(t *testing.T) {
 				fmt.Fprint(w, tc.body)
 			}))
 			defer srv.Close()
-			cs, err := kubernetes.NewForConfig(&rest.Config{Host: srv.URL, Timeout: time.Second})
+			cs, err := newClientFor(&rest.Config{Host: srv.URL, Timeout: time.Second})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -10,9 +10,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/informers"
-	"k8s.io/client-go/kubernetes"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/podlife/podlife/lifecycle"
@@ -23,8 +21,8 @@ import (
 // what the cluster sees with the local truth.
 type APIView struct {
 	node       string
-	watch      kubernetes.Interface // no request timeout: long-lived watches
-	probe      kubernetes.Interface // short request timeout
+	watch      *Client // no request timeout: long-lived watches
+	probe      *Client // short request timeout
 	probeEvery time.Duration
 	log        *slog.Logger
 
@@ -37,20 +35,18 @@ type APIView struct {
 
 // NewAPIView builds the view; Run starts it. watch must have no request
 // timeout (watches are long-lived); probe should have a short one.
-func NewAPIView(watch, probe kubernetes.Interface, node string, probeEvery time.Duration, log *slog.Logger) *APIView {
+func NewAPIView(watch, probe *Client, node string, probeEvery time.Duration, log *slog.Logger) *APIView {
 	if probeEvery <= 0 {
 		probeEvery = 2 * time.Second
 	}
 	v := &APIView{node: node, watch: watch, probe: probe, probeEvery: probeEvery, log: log,
 		updates: make(chan struct{}, 1), health: lifecycle.SourceHealth{Configured: true}}
-	pf := informers.NewSharedInformerFactoryWithOptions(watch, 0, informers.WithTweakListOptions(func(o *metav1.ListOptions) {
-		o.FieldSelector = "spec.nodeName=" + node
-	}))
-	nf := informers.NewSharedInformerFactoryWithOptions(watch, 0, informers.WithTweakListOptions(func(o *metav1.ListOptions) {
-		o.FieldSelector = "metadata.name=" + node
-	}))
-	v.pods = pf.Core().V1().Pods().Informer()
-	v.nodes = nf.Core().V1().Nodes().Informer()
+	v.pods = cache.NewSharedIndexInformer(
+		watch.listWatch("pods", "spec.nodeName="+node, func() runtime.Object { return &corev1.PodList{} }),
+		&corev1.Pod{}, 0, cache.Indexers{})
+	v.nodes = cache.NewSharedIndexInformer(
+		watch.listWatch("nodes", "metadata.name="+node, func() runtime.Object { return &corev1.NodeList{} }),
+		&corev1.Node{}, 0, cache.Indexers{})
 	for _, inf := range []cache.SharedIndexInformer{v.pods, v.nodes} {
 		_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 			AddFunc:    func(any) { v.signal() },
@@ -95,7 +91,7 @@ func (v *APIView) probeOnce(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, v.probeEvery)
 	defer cancel()
 	start := time.Now()
-	_, err := v.probe.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
+	err := v.probe.readyz(ctx)
 	v.mu.Lock()
 	was := v.health.Up
 	v.health.Latency = time.Since(start)

@@ -5,12 +5,22 @@
 package upstream
 
 import (
+	"context"
 	"fmt"
 	"time"
 
-	"k8s.io/client-go/kubernetes"
+	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/runtime/serializer"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/client-go/util/flowcontrol"
 )
 
 // ClientConfig says how to reach the API server.
@@ -24,8 +34,27 @@ type ClientConfig struct {
 	Burst int
 }
 
-// NewClient builds a clientset with timeouts and a client-side rate limit.
-func NewClient(cfg ClientConfig) (kubernetes.Interface, *rest.Config, error) {
+// Client is podlife's API server client. It makes only the calls podlife
+// needs, on a scheme that knows just core/v1 and events.k8s.io/v1, so the
+// agent does not carry client-go's full clientset and its scheme.
+type Client struct {
+	core, events *rest.RESTClient
+}
+
+// EventCreator creates events.k8s.io/v1 Events; *Client is the real one.
+type EventCreator interface {
+	CreateEvent(ctx context.Context, ev *eventsv1.Event) error
+}
+
+// NodeStatusPatcher strategic-merge patches a Node's status; *Client is the
+// real one.
+type NodeStatusPatcher interface {
+	PatchNodeStatus(ctx context.Context, node string, patch []byte) error
+}
+
+// NewClient builds a client with timeouts and a client-side rate limit. It
+// also returns the REST configuration it was built from.
+func NewClient(cfg ClientConfig) (*Client, *rest.Config, error) {
 	var rc *rest.Config
 	var err error
 	if cfg.Kubeconfig != "" {
@@ -52,9 +81,99 @@ func NewClient(cfg ClientConfig) (kubernetes.Interface, *rest.Config, error) {
 		rc.Burst = 10
 	}
 	rc.UserAgent = "podlife"
-	cs, err := kubernetes.NewForConfig(rc)
+	c, err := newClientFor(rc)
 	if err != nil {
-		return nil, nil, fmt.Errorf("API server client: %w", err)
+		return nil, nil, err
 	}
-	return cs, rc, nil
+	return c, rc, nil
+}
+
+// newClientFor builds the REST clients of both API groups from rc. They share
+// one HTTP client and, like a clientset's, one rate limiter.
+func newClientFor(rc *rest.Config) (*Client, error) {
+	base := *rc
+	if base.RateLimiter == nil && base.QPS > 0 {
+		base.RateLimiter = flowcontrol.NewTokenBucketRateLimiter(base.QPS, base.Burst)
+	}
+	// A scheme of the only API groups podlife talks to.
+	scheme := runtime.NewScheme()
+	if err := corev1.AddToScheme(scheme); err != nil {
+		return nil, fmt.Errorf("API scheme: %w", err)
+	}
+	if err := eventsv1.AddToScheme(scheme); err != nil {
+		return nil, fmt.Errorf("API scheme: %w", err)
+	}
+	codecs := serializer.NewCodecFactory(scheme)
+	hc, err := rest.HTTPClientFor(&base)
+	if err != nil {
+		return nil, fmt.Errorf("API server HTTP client: %w", err)
+	}
+	restClient := func(apiPath string, gv schema.GroupVersion) (*rest.RESTClient, error) {
+		c := base
+		c.APIPath, c.GroupVersion = apiPath, &gv
+		c.NegotiatedSerializer = codecs.WithoutConversion()
+		rcl, err := rest.RESTClientForConfigAndClient(&c, hc)
+		if err != nil {
+			return nil, fmt.Errorf("API server client for %s: %w", gv, err)
+		}
+		return rcl, nil
+	}
+	core, err := restClient("/api", corev1.SchemeGroupVersion)
+	if err != nil {
+		return nil, err
+	}
+	events, err := restClient("/apis", eventsv1.SchemeGroupVersion)
+	if err != nil {
+		return nil, err
+	}
+	return &Client{core: core, events: events}, nil
+}
+
+// CreateEvent creates ev in its namespace. The error is client-go's, so
+// k8s.io/apimachinery/pkg/api/errors can classify it.
+func (c *Client) CreateEvent(ctx context.Context, ev *eventsv1.Event) error {
+	return c.events.Post().UseProtobufAsDefault().
+		Namespace(ev.Namespace).Resource("events").
+		Body(ev).Do(ctx).Into(&eventsv1.Event{})
+}
+
+// PatchNodeStatus applies a strategic-merge patch to node's status. The
+// error is client-go's, so k8s.io/apimachinery/pkg/api/errors can classify it.
+func (c *Client) PatchNodeStatus(ctx context.Context, node string, patch []byte) error {
+	return c.core.Patch(types.StrategicMergePatchType).
+		Resource("nodes").Name(node).SubResource("status").
+		Body(patch).Do(ctx).Into(&corev1.Node{})
+}
+
+// readyz asks the API server's /readyz.
+func (c *Client) readyz(ctx context.Context) error {
+	_, err := c.core.Get().AbsPath("/readyz").DoRaw(ctx)
+	return err
+}
+
+// listWatch lists and watches the core/v1 resource (cluster-wide, plural
+// name) whose objects match fieldSelector; newList makes the empty list.
+func (c *Client) listWatch(resource, fieldSelector string, newList func() runtime.Object) *cache.ListWatch {
+	get := func(opts *metav1.ListOptions) *rest.Request {
+		opts.FieldSelector = fieldSelector
+		var timeout time.Duration
+		if opts.TimeoutSeconds != nil {
+			timeout = time.Duration(*opts.TimeoutSeconds) * time.Second
+		}
+		return c.core.Get().UseProtobufAsDefault().Resource(resource).
+			VersionedParams(opts, metav1.ParameterCodec).Timeout(timeout)
+	}
+	return &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
+			list := newList()
+			if err := get(&opts).Do(ctx).Into(list); err != nil {
+				return nil, err
+			}
+			return list, nil
+		},
+		WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
+			opts.Watch = true
+			return get(&opts).Watch(ctx)
+		},
+	}
 }

@@ -13,7 +13,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/kubernetes"
 
 	"github.com/podlife/podlife/internal/journal"
 	"github.com/podlife/podlife/lifecycle"
@@ -71,7 +70,7 @@ type ReporterStats struct {
 // named after its journal entry, so a retry after a lost answer or an agent
 // restart finds the event already there instead of creating a duplicate.
 type Reporter struct {
-	cs  kubernetes.Interface
+	cs  EventCreator
 	j   *journal.Journal
 	cfg ReporterConfig
 	log *slog.Logger
@@ -105,8 +104,8 @@ type podPartition struct {
 	lastExit string
 }
 
-// NewReporter builds a reporter over a journal.
-func NewReporter(cs kubernetes.Interface, j *journal.Journal, cfg ReporterConfig, log *slog.Logger) *Reporter {
+// NewReporter builds a reporter over a journal; cs is usually a *Client.
+func NewReporter(cs EventCreator, j *journal.Journal, cfg ReporterConfig, log *slog.Logger) *Reporter {
 	cfg.defaults()
 	return &Reporter{cs: cs, j: j, cfg: cfg, log: log, Now: time.Now,
 		buckets: map[limitKey]*bucket{}, partition: map[string]*podPartition{}}
@@ -197,7 +196,7 @@ func (r *Reporter) deliver(ctx context.Context, e journal.Entry) error {
 // create creates an event; an event that already exists was delivered by an
 // earlier attempt.
 func (r *Reporter) create(ctx context.Context, ev *eventsv1.Event) error {
-	_, err := r.cs.EventsV1().Events(ev.Namespace).Create(ctx, ev, metav1.CreateOptions{})
+	err := r.cs.CreateEvent(ctx, ev)
 	switch {
 	case err == nil || apierrors.IsAlreadyExists(err):
 		r.mu.Lock()

@@ -10,7 +10,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 
 	"github.com/podlife/podlife/lifecycle"
 )
@@ -24,7 +23,7 @@ const (
 // NodeConditions keeps podlife's conditions on this node's Node object,
 // patching status.conditions only when a condition changes.
 type NodeConditions struct {
-	cs   kubernetes.Interface
+	cs   NodeStatusPatcher
 	node string
 	log  *slog.Logger
 
@@ -32,8 +31,9 @@ type NodeConditions struct {
 	last map[string]corev1.NodeCondition // applied
 }
 
-// NewNodeConditions builds the condition keeper for node.
-func NewNodeConditions(cs kubernetes.Interface, node string, log *slog.Logger) *NodeConditions {
+// NewNodeConditions builds the condition keeper for node; cs is usually a
+// *Client.
+func NewNodeConditions(cs NodeStatusPatcher, node string, log *slog.Logger) *NodeConditions {
 	return &NodeConditions{cs: cs, node: node, log: log, last: map[string]corev1.NodeCondition{}}
 }
 
@@ -74,7 +74,7 @@ func (n *NodeConditions) Sync(ctx context.Context, sources map[string]lifecycle.
 	if err != nil {
 		return fmt.Errorf("encode node condition patch: %w", err)
 	}
-	if _, err := n.cs.CoreV1().Nodes().PatchStatus(ctx, n.node, patch); err != nil {
+	if err := n.cs.PatchNodeStatus(ctx, n.node, patch); err != nil {
 		return fmt.Errorf("patch node %s conditions: %w", n.node, err)
 	}
 	for _, c := range changed {

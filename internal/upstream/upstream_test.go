@@ -44,6 +44,20 @@ func crash(pod string, i int) lifecycle.Transition {
 		Reason: "CrashLoopBackOff", ObservedAt: t0.Add(time.Duration(i) * time.Second)}
 }
 
+// fakeAPI gives podlife's components a fake clientset, so tests can use its
+// object tracker and reactors.
+type fakeAPI struct{ cs *fake.Clientset }
+
+func (f fakeAPI) CreateEvent(ctx context.Context, ev *eventsv1.Event) error {
+	_, err := f.cs.EventsV1().Events(ev.Namespace).Create(ctx, ev, metav1.CreateOptions{})
+	return err
+}
+
+func (f fakeAPI) PatchNodeStatus(ctx context.Context, node string, patch []byte) error {
+	_, err := f.cs.CoreV1().Nodes().PatchStatus(ctx, node, patch)
+	return err
+}
+
 func events(t *testing.T, cs *fake.Clientset) []eventsv1.Event {
 	l, err := cs.EventsV1().Events("").List(context.Background(), metav1.ListOptions{})
 	if err != nil {
@@ -87,7 +101,7 @@ func TestClassifyTransition(t *testing.T) {
 func TestReporterDeliversInOrderOnceWithRealTimes(t *testing.T) {
 	cs := fake.NewClientset()
 	j := openJournal(t)
-	r := NewReporter(cs, j, ReporterConfig{Node: "node-a"}, quiet())
+	r := NewReporter(fakeAPI{cs}, j, ReporterConfig{Node: "node-a"}, quiet())
 	trs := []lifecycle.Transition{crash("a", 1), {Kind: lifecycle.TransitionPodAdded, Pod: "b"}, crash("b", 2)}
 	trs[0].HappenedAt = t0.Add(-time.Minute)
 	if _, err := j.Append(t0, trs); err != nil {
@@ -116,7 +130,7 @@ func TestReporterDeliversInOrderOnceWithRealTimes(t *testing.T) {
 func TestReporterRetryIsIdempotentAndOrdered(t *testing.T) {
 	cs := fake.NewClientset()
 	j := openJournal(t)
-	r := NewReporter(cs, j, ReporterConfig{Node: "node-a"}, quiet())
+	r := NewReporter(fakeAPI{cs}, j, ReporterConfig{Node: "node-a"}, quiet())
 	r.Now = func() time.Time { return t0.Add(7*time.Minute + 12*time.Second) }
 	r.Running = func(string) (int, int) { return 1, 1 }
 	// The first create reaches the server but its answer is lost; then the
@@ -179,7 +193,7 @@ func TestReporterRetryIsIdempotentAndOrdered(t *testing.T) {
 func TestReporterRateLimitsAndAggregates(t *testing.T) {
 	cs := fake.NewClientset()
 	j := openJournal(t)
-	r := NewReporter(cs, j, ReporterConfig{Node: "node-a", Burst: 2, Every: time.Minute}, quiet())
+	r := NewReporter(fakeAPI{cs}, j, ReporterConfig{Node: "node-a", Burst: 2, Every: time.Minute}, quiet())
 	var trs []lifecycle.Transition
 	for i := 0; i < 10; i++ { // ten crash loops in ten seconds
 		trs = append(trs, crash("a", i))
@@ -210,7 +224,7 @@ func TestReporterRejectedEventsAreCountedNotRetried(t *testing.T) {
 		return true, nil, apierrors.NewNotFound(corev1.Resource("namespaces"), "ns")
 	})
 	j := openJournal(t)
-	r := NewReporter(cs, j, ReporterConfig{Node: "node-a"}, quiet())
+	r := NewReporter(fakeAPI{cs}, j, ReporterConfig{Node: "node-a"}, quiet())
 	j.Append(t0, []lifecycle.Transition{crash("a", 0)})
 	if _, err := r.DeliverOnce(context.Background()); err != nil {
 		t.Fatal(err)
@@ -227,7 +241,7 @@ func TestNodeConditionsPatchOnlyOnChange(t *testing.T) {
 		patches++
 		return false, nil, nil
 	})
-	nc := NewNodeConditions(cs, "node-a", quiet())
+	nc := NewNodeConditions(fakeAPI{cs}, "node-a", quiet())
 	up := lifecycle.SourceHealth{Configured: true, Up: true}
 	down := lifecycle.SourceHealth{Configured: true, Up: false, LastError: "dial unix /run/containerd/containerd.sock: connect: connection refused"}
 	steps := []struct {

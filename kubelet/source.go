@@ -137,6 +137,9 @@ type Source struct {
 	token   tokenFile
 	updates chan struct{}
 
+	pollMu sync.Mutex   // one Poll at a time: they share buf
+	buf    bytes.Buffer // the answer being read, reused across polls
+
 	mu    sync.Mutex
 	state State
 	last  []byte // last payload, to skip identical ones
@@ -211,6 +214,8 @@ func (s *Source) Run(ctx context.Context) error {
 
 // Poll fetches /pods once and updates the state.
 func (s *Source) Poll(ctx context.Context) {
+	s.pollMu.Lock()
+	defer s.pollMu.Unlock()
 	start := time.Now()
 	body, err := s.fetch(ctx)
 	var pods []lifecycle.Pod
@@ -248,7 +253,7 @@ func (s *Source) Poll(ctx context.Context) {
 			changed = true
 		}
 		if !same {
-			s.last, s.state.Pods, changed = body, pods, true
+			s.last, s.state.Pods, changed = bytes.Clone(body), pods, true
 		}
 	}
 	if changed {
@@ -279,7 +284,11 @@ func (s *Source) fetch(ctx context.Context) ([]byte, error) {
 		return nil, fmt.Errorf("kubelet %s: %s", s.podsURL, describeTransportError(err))
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, s.cfg.MaxBodyBytes+1))
+	// The answer is read into a buffer kept across polls: an idle node's
+	// /pods is the same every time, and is then neither copied nor decoded.
+	s.buf.Reset()
+	_, err = s.buf.ReadFrom(io.LimitReader(resp.Body, s.cfg.MaxBodyBytes+1))
+	body := s.buf.Bytes()
 	if err != nil {
 		return nil, fmt.Errorf("kubelet %s: reading body after %d bytes (truncated answer): %w", s.podsURL, len(body), err)
 	}

@@ -236,20 +236,33 @@ func (s *Source) relistOnce(ctx context.Context, conn grpc.ClientConnInterface) 
 		return fmt.Errorf("cri %s: list pod sandboxes: %w", s.cfg.Endpoint, err)
 	}
 	cctx, cancel = s.call(ctx)
-	listed, err := listContainers(cctx, conn)
+	ctrs, err := listContainers(cctx, conn)
 	cancel()
 	if err != nil {
 		return fmt.Errorf("cri %s: list containers: %w", s.cfg.Endpoint, err)
 	}
-	s.mu.Lock()
-	known, knownSandboxes := s.containers, s.sandboxes
-	s.mu.Unlock()
+	// Known and unchanged items keep their records; the others are decoded.
+	// (The stream's apply writes s.sandboxes and s.containers: look up under the lock.)
 	sandboxes := make(map[string]*lifecycle.Sandbox, len(sbs))
+	containers := make(map[string]*lifecycle.Container, len(ctrs))
+	var newSandboxes, newContainers []listed
+	s.mu.Lock()
 	for _, l := range sbs {
-		if old := knownSandboxes[string(l.id)]; old != nil && old.State == convertSandboxState(runtimeapi.PodSandboxState(l.state)) {
-			sandboxes[old.ID] = old // unchanged: the same record (and labels) as before
-			continue
+		if old := s.sandboxes[string(l.id)]; old != nil && old.State == convertSandboxState(runtimeapi.PodSandboxState(l.state)) {
+			sandboxes[old.ID] = old
+		} else {
+			newSandboxes = append(newSandboxes, l)
 		}
+	}
+	for _, l := range ctrs {
+		if old := s.containers[string(l.id)]; old != nil && old.State == convertState(runtimeapi.ContainerState(l.state)) && hasStatus(old) {
+			containers[old.ID] = old
+		} else {
+			newContainers = append(newContainers, l)
+		}
+	}
+	s.mu.Unlock()
+	for _, l := range newSandboxes {
 		var sb runtimeapi.PodSandbox
 		if err := l.decode(&sb); err != nil {
 			return fmt.Errorf("cri %s: list pod sandboxes: %w", s.cfg.Endpoint, err)
@@ -259,12 +272,7 @@ func (s *Source) relistOnce(ctx context.Context, conn grpc.ClientConnInterface) 
 	}
 	// Exit codes, reasons and times are only in ContainerStatus: ask for it
 	// when a container is new or its state moved since we last asked.
-	containers := make(map[string]*lifecycle.Container, len(listed))
-	for _, l := range listed {
-		if old := known[string(l.id)]; old != nil && old.State == convertState(runtimeapi.ContainerState(l.state)) && hasStatus(old) {
-			containers[old.ID] = old // unchanged: the same record (and labels) as before
-			continue
-		}
+	for _, l := range newContainers {
 		c := &runtimeapi.Container{}
 		if err := l.decode(c); err != nil {
 			return fmt.Errorf("cri %s: list containers: %w", s.cfg.Endpoint, err)

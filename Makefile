@@ -33,9 +33,11 @@ lint:
 	@if $(GO) list -f '{{join .Imports "\n"}}' ./lifecycle | grep -E '^(net|os|io/fs|syscall)(/|$$)'; then echo "lifecycle/ must not do I/O"; exit 1; fi
 	@if grep -n 'time\.Now\|time\.Since\|time\.Until' lifecycle/*.go; then echo "lifecycle/ must take time as input"; exit 1; fi
 
-## bench: Go benchmarks (-count 5) and the load harness against the real agent binary; writes BENCHMARKS.md.
-bench: build
-	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./lifecycle ./kubelet ./cri ./internal/journal ./internal/simnode | tee bench.out
+## bench: Go benchmarks (-count 5), the real-node benchmark (real containerd + kubelet, needs root)
+## and the load harness against the real agent binary; writes BENCHMARKS.md.
+bench: build tools
+	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./lifecycle ./kubelet ./cri ./agent ./internal/journal ./internal/simnode | tee bench.out
+	$(GO) test -run '^$$' -bench RealNode -benchtime 1x -timeout 30m -v ./cmd/podlife | tee -a bench.out
 	$(GO) run ./hack/loadharness -bin bin/podlife -runs 5 -duration 10s -bench bench.out -out BENCHMARKS.md
 
 demo:

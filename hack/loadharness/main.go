@@ -309,6 +309,7 @@ func render(args []string, scenarios []scenario, results map[scenario][]result, 
 	}
 	b.WriteString("\n## Go benchmarks (medians of `-count 5`)\n\n")
 	b.WriteString(benchTable(benchFile))
+	b.WriteString(realNode(benchFile))
 	return b.String()
 }
 
@@ -329,7 +330,7 @@ func benchTable(path string) string {
 		if strings.HasPrefix(line, "pkg: ") {
 			pkg = strings.TrimPrefix(line, "pkg: github.com/podlife/podlife/")
 		}
-		if !strings.HasPrefix(line, "Benchmark") {
+		if !strings.HasPrefix(line, "Benchmark") || strings.HasPrefix(line, realNodeBench) {
 			continue
 		}
 		fs := strings.Fields(line)
@@ -357,6 +358,51 @@ func benchTable(path string) string {
 		}
 		slices.Sort(other)
 		fmt.Fprintf(&b, "| %s | %.0f | %.0f | %.0f | %s |\n", name, median(c["ns/op"]), median(c["B/op"]), median(c["allocs/op"]), strings.Join(other, ", "))
+	}
+	return b.String()
+}
+
+// realNodeBench is the benchmark of the real containerd + kubelet node.
+const realNodeBench = "BenchmarkRealNode"
+
+// realNode renders BenchmarkRealNode's figures and its log (-v) from bench.out.
+func realNode(path string) string {
+	data, err := os.ReadFile(filepath.Clean(path))
+	if err != nil {
+		return ""
+	}
+	var metrics, log []string
+	inLog := false // the benchmark's b.Logf report, up to its result line
+	for _, line := range strings.Split(string(data), "\n") {
+		trimmed := strings.TrimSpace(line)
+		switch {
+		case strings.HasPrefix(line, realNodeBench) && strings.Contains(line, "/op"):
+			inLog = false
+			metrics = nil
+			fs := strings.Fields(line)
+			for i := 2; i+1 < len(fs); i += 2 {
+				if fs[i+1] != "ns/op" {
+					metrics = append(metrics, fmt.Sprintf("| %s | %s |", fs[i+1], fs[i]))
+				}
+			}
+		case strings.HasPrefix(trimmed, "realnode_bench_test.go:"):
+			inLog, log = true, nil
+			_, text, _ := strings.Cut(trimmed, ": ")
+			log = append(log, text)
+		case inLog && trimmed != "":
+			log = append(log, strings.TrimPrefix(line, "        "))
+		}
+	}
+	if len(metrics) == 0 {
+		return "\n## Real node\n\n(no BenchmarkRealNode in " + path + ": run `make bench` as root)\n"
+	}
+	var b strings.Builder
+	b.WriteString("\n## Real node: the agent against a real containerd + runc and a real kubelet\n\n")
+	b.WriteString("`go test -run '^$' -bench RealNode -benchtime 1x -v ./cmd/podlife` (one run; medians over its windows):\n\n")
+	b.WriteString("| figure | value |\n|---|---|\n")
+	b.WriteString(strings.Join(metrics, "\n") + "\n")
+	if len(log) > 0 {
+		b.WriteString("\n```\n" + strings.Join(log, "\n") + "\n```\n")
 	}
 	return b.String()
 }

@@ -1,21 +1,18 @@
 package kubelet
 
 import (
+	"bytes"
 	"fmt"
+	"hash/maphash"
 	json "github.com/goccy/go-json"
 	"time"
 
 	"github.com/podlife/podlife/lifecycle"
 )
 
-// The wire subset of a v1.PodList that the lifecycle model needs. Decoding
-// into these small structs lets encoding/json skip specs, volumes, env,
-// managed fields and annotations without allocating for them.
-type podList struct {
-	Kind  string `json:"kind"`
-	Items []pod  `json:"items"`
-}
-
+// pod is the wire subset of a v1.Pod that the lifecycle model needs.
+// Decoding into these small structs lets the decoder skip specs, volumes,
+// env, managed fields and annotations without allocating for them.
 type pod struct {
 	Metadata struct {
 		Name              string     `json:"name"`
@@ -102,53 +99,96 @@ func (s *containerState) convert() lifecycle.ContainerState {
 	return lifecycle.ContainerState{}
 }
 
-// Decode parses a kubelet /pods answer (a v1.PodList) into the lifecycle
-// model's pods, reading only the fields the model needs. A Status object or
-// anything that is not a PodList is an error.
+// Decode decodes a /pods answer (a v1.PodList) into lifecycle pods.
 func Decode(body []byte) ([]lifecycle.Pod, error) {
-	var l podList
+	var d Decoder
+	return d.Decode(body)
+}
+
+// Decoder decodes successive /pods answers of one kubelet. An item whose
+// bytes are the same as in the previous answer is not decoded again: its
+// previous pod is reused, strings and all, so that the lifecycle
+// Correlator's comparison of it is by address. The zero value is ready to
+// use; it is not safe for concurrent use.
+type Decoder struct {
+	seed maphash.Seed
+	prev map[uint64]decodedItem // the previous answer's items by hash of their bytes
+}
+
+type decodedItem struct {
+	raw []byte
+	pod lifecycle.Pod
+}
+
+// Decode decodes a /pods answer (a v1.PodList) into lifecycle pods.
+func (d *Decoder) Decode(body []byte) ([]lifecycle.Pod, error) {
+	var l struct {
+		Kind  string            `json:"kind"`
+		Items []json.RawMessage `json:"items"`
+	}
 	if err := json.Unmarshal(body, &l); err != nil {
 		return nil, fmt.Errorf("decode /pods: %w", err)
 	}
 	if l.Kind != "PodList" {
 		return nil, fmt.Errorf("decode /pods: got kind %q, want PodList", l.Kind)
 	}
+	if d.prev == nil {
+		d.seed = maphash.MakeSeed()
+	}
+	next := make(map[uint64]decodedItem, len(l.Items))
 	out := make([]lifecycle.Pod, 0, len(l.Items))
-	for i := range l.Items {
-		p := &l.Items[i]
-		lp := lifecycle.Pod{UID: p.Metadata.UID, Namespace: p.Metadata.Namespace, Name: p.Metadata.Name,
-			Phase: lifecycle.Phase(p.Status.Phase), Reason: p.Status.Reason, Message: p.Status.Message,
-			RestartPolicy: p.Spec.RestartPolicy, Created: tm(p.Metadata.CreationTimestamp),
-			Started: tm(p.Status.StartTime), Deleting: tm(p.Metadata.DeletionTimestamp)}
-		for _, c := range p.Status.Conditions {
-			lp.Conditions = append(lp.Conditions, lifecycle.Condition{Type: c.Type, Status: c.Status, Reason: c.Reason,
-				Message: c.Message, LastTransitionTime: tm(c.LastTransitionTime), LastProbeTime: tm(c.LastProbeTime)})
+	for i, raw := range l.Items {
+		h := maphash.Bytes(d.seed, raw)
+		if old, ok := d.prev[h]; ok && bytes.Equal(old.raw, raw) {
+			next[h] = old
+			out = append(out, old.pod)
+			continue
 		}
-		sidecar := map[string]bool{}
-		for _, c := range p.Spec.InitContainers {
-			if c.RestartPolicy == "Always" {
-				sidecar[c.Name] = true
-			}
+		var p pod
+		if err := json.Unmarshal(raw, &p); err != nil {
+			return nil, fmt.Errorf("decode /pods: item %d: %w", i, err)
 		}
-		n := len(p.Status.InitContainerStatuses) + len(p.Status.ContainerStatuses) + len(p.Status.EphemeralContainerStatuses)
-		lp.Containers = make([]lifecycle.ContainerStatus, 0, n)
-		add := func(cs []containerStatus, kind func(string) lifecycle.ContainerKind) {
-			for i := range cs {
-				c := &cs[i]
-				lp.Containers = append(lp.Containers, lifecycle.ContainerStatus{Name: c.Name, Kind: kind(c.Name),
-					State: c.State.convert(), LastState: c.LastTerminationState.convert(), Ready: c.Ready, Started: c.Started,
-					RestartCount: c.RestartCount, Image: c.Image, ImageID: c.ImageID, ContainerID: c.ContainerID})
-			}
-		}
-		add(p.Status.InitContainerStatuses, func(name string) lifecycle.ContainerKind {
-			if sidecar[name] {
-				return lifecycle.KindSidecar
-			}
-			return lifecycle.KindInit
-		})
-		add(p.Status.ContainerStatuses, func(string) lifecycle.ContainerKind { return lifecycle.KindRegular })
-		add(p.Status.EphemeralContainerStatuses, func(string) lifecycle.ContainerKind { return lifecycle.KindEphemeral })
+		lp := p.convert()
+		next[h] = decodedItem{raw: raw, pod: lp}
 		out = append(out, lp)
 	}
+	d.prev = next
 	return out, nil
+}
+
+// convert turns a decoded pod into the lifecycle input type.
+func (p *pod) convert() lifecycle.Pod {
+	lp := lifecycle.Pod{UID: p.Metadata.UID, Namespace: p.Metadata.Namespace, Name: p.Metadata.Name,
+		Phase: lifecycle.Phase(p.Status.Phase), Reason: p.Status.Reason, Message: p.Status.Message,
+		RestartPolicy: p.Spec.RestartPolicy, Created: tm(p.Metadata.CreationTimestamp),
+		Started: tm(p.Status.StartTime), Deleting: tm(p.Metadata.DeletionTimestamp)}
+	for _, c := range p.Status.Conditions {
+		lp.Conditions = append(lp.Conditions, lifecycle.Condition{Type: c.Type, Status: c.Status, Reason: c.Reason,
+			Message: c.Message, LastTransitionTime: tm(c.LastTransitionTime), LastProbeTime: tm(c.LastProbeTime)})
+	}
+	sidecar := map[string]bool{}
+	for _, c := range p.Spec.InitContainers {
+		if c.RestartPolicy == "Always" {
+			sidecar[c.Name] = true
+		}
+	}
+	n := len(p.Status.InitContainerStatuses) + len(p.Status.ContainerStatuses) + len(p.Status.EphemeralContainerStatuses)
+	lp.Containers = make([]lifecycle.ContainerStatus, 0, n)
+	add := func(cs []containerStatus, kind func(string) lifecycle.ContainerKind) {
+		for i := range cs {
+			c := &cs[i]
+			lp.Containers = append(lp.Containers, lifecycle.ContainerStatus{Name: c.Name, Kind: kind(c.Name),
+				State: c.State.convert(), LastState: c.LastTerminationState.convert(), Ready: c.Ready, Started: c.Started,
+				RestartCount: c.RestartCount, Image: c.Image, ImageID: c.ImageID, ContainerID: c.ContainerID})
+		}
+	}
+	add(p.Status.InitContainerStatuses, func(name string) lifecycle.ContainerKind {
+		if sidecar[name] {
+			return lifecycle.KindSidecar
+		}
+		return lifecycle.KindInit
+	})
+	add(p.Status.ContainerStatuses, func(string) lifecycle.ContainerKind { return lifecycle.KindRegular })
+	add(p.Status.EphemeralContainerStatuses, func(string) lifecycle.ContainerKind { return lifecycle.KindEphemeral })
+	return lp
 }

@@ -137,8 +137,9 @@ type Source struct {
 	token   tokenFile
 	updates chan struct{}
 
-	pollMu sync.Mutex   // one Poll at a time: they share buf
+	pollMu sync.Mutex   // one Poll at a time: they share buf and dec
 	buf    bytes.Buffer // the answer being read, reused across polls
+	dec    Decoder      // decodes only the pods that changed
 
 	mu    sync.Mutex
 	state State
@@ -225,7 +226,7 @@ func (s *Source) Poll(ctx context.Context) {
 		same = bytes.Equal(body, s.last)
 		s.mu.Unlock()
 		if !same {
-			pods, err = Decode(body)
+			pods, err = s.dec.Decode(body)
 			if err != nil {
 				err = fmt.Errorf("kubelet %s: %w", s.podsURL, err)
 			}

@@ -1,0 +1,90 @@
+package kubelet
+
+import (
+	"encoding/json"
+	"reflect"
+	"testing"
+	"unsafe"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/podlife/podlife/lifecycle"
+)
+
+// twoPayloads is payload250 and the same answer with one container of pod 7
+// restarted once more.
+func twoPayloads(t testing.TB) (a, b []byte) {
+	a = payload250(t)
+	var l corev1.PodList
+	if err := json.Unmarshal(a, &l); err != nil {
+		t.Fatal(err)
+	}
+	l.Items[7].Status.ContainerStatuses[0].RestartCount++
+	b, err := json.Marshal(l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a, b
+}
+
+// A Decoder gives what Decode gives, and reuses the previous answer's pods
+// whose bytes did not change.
+func TestDecoderReusesUnchangedPods(t *testing.T) {
+	a, b := twoPayloads(t)
+	var d Decoder
+	first, err := d.Decode(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := d.Decode(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := Decode(b)
+	if !reflect.DeepEqual(second, want) {
+		t.Fatal("Decoder and Decode differ")
+	}
+	restarts := func(p lifecycle.Pod) int32 {
+		var n int32
+		for _, c := range p.Containers {
+			n += c.RestartCount
+		}
+		return n
+	}
+	if restarts(second[7]) != restarts(first[7])+1 {
+		t.Fatalf("pod 7's change not decoded: restarts %d then %d", restarts(first[7]), restarts(second[7]))
+	}
+	reused := 0
+	for i := range second {
+		if unsafe.StringData(second[i].UID) == unsafe.StringData(first[i].UID) {
+			reused++
+		}
+	}
+	if reused != len(second)-1 || unsafe.StringData(second[7].UID) == unsafe.StringData(first[7].UID) {
+		t.Fatalf("%d of %d pods reused; want all but the changed one", reused, len(second))
+	}
+	if _, err := d.Decode([]byte(`{"kind":"PodList","items":[{"metadata":{"uid":3}}]}`)); err == nil {
+		t.Fatal("a bad item decoded")
+	}
+}
+
+// BenchmarkDecoderOneChange decodes a 250-pod answer in which one pod
+// changed since the previous one: the agent's case under churn.
+func BenchmarkDecoderOneChange(b *testing.B) {
+	x, y := twoPayloads(b)
+	var d Decoder
+	d.Decode(x)
+	b.SetBytes(int64(len(x)))
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		body := x
+		if i%2 == 1 {
+			body = y
+		}
+		if _, err := d.Decode(body); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}

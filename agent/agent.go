@@ -162,12 +162,14 @@ func (a *Agent) Correlate(ctx context.Context) bool {
 	if u := a.opts.Upstream; u != nil {
 		in.APIServer, in.APIPods, in.APINode = u.View.Health(), u.View.Pods(), u.View.Node()
 	}
+	start := time.Now()
 	a.corrMu.Lock()
 	snap := a.corr.Correlate(in)
 	a.corrMu.Unlock()
 	a.mu.Lock()
 	prev := a.snap
 	trs := lifecycle.Diff(prev, &snap)
+	a.metrics.correlation.Observe(time.Since(start).Seconds())
 	trs = append(trs, a.clock.Stuck(&snap, a.opts.StuckAfter)...)
 	a.snap = &snap
 	a.lastGen = [3]uint64{rs.Generation, ks.Generation, 0}

@@ -36,6 +36,7 @@ type metrics struct {
 	requestDuration *prometheus.HistogramVec
 	startup         prometheus.Histogram
 	startupStep     *prometheus.HistogramVec
+	correlation     prometheus.Histogram
 }
 
 func newMetrics(a *Agent) *metrics {
@@ -52,11 +53,14 @@ func newMetrics(a *Agent) *metrics {
 		startupStep: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "podlife_pod_startup_step_duration_seconds",
 			Help:    "Pod creation to each start-up condition turning True (scheduled, initialized, containers_ready, ready).",
 			Buckets: prometheus.ExponentialBuckets(0.5, 2, 12)}, []string{"step"}),
+		correlation: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "podlife_correlation_duration_seconds",
+			Help:    "Duration of one correlation of the node: join, classification and diff.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2.5, 8)}),
 	}
 	for _, k := range lifecycle.TransitionKinds {
 		m.transitions.WithLabelValues(string(k))
 	}
-	m.registry.MustRegister(m, m.transitions, m.watchDropped, m.requestDuration, m.startup, m.startupStep,
+	m.registry.MustRegister(m, m.transitions, m.watchDropped, m.requestDuration, m.startup, m.startupStep, m.correlation,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

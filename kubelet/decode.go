@@ -3,8 +3,8 @@ package kubelet
 import (
 	"bytes"
 	"fmt"
-	"hash/maphash"
 	json "github.com/goccy/go-json"
+	"hash/maphash"
 	"time"
 
 	"github.com/podlife/podlife/lifecycle"

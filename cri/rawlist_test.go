@@ -1,8 +1,16 @@
 package cri
 
 import (
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/podlife/podlife/lifecycle"
 
 	"google.golang.org/protobuf/proto"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -80,6 +88,53 @@ func TestSplitListSandboxes(t *testing.T) {
 		var sb runtimeapi.PodSandbox
 		if err := l.decode(&sb); string(l.id) != w.Id || l.state != int32(w.State) || err != nil || !proto.Equal(&sb, w) {
 			t.Errorf("item %d: id %q state %d decoded %v (%v), want %v", i, l.id, l.state, &sb, err, w)
+		}
+	}
+}
+
+// The source keeps its containers sorted through any sequence of additions,
+// replacements (a state change keeps the place; a new attempt gets its own)
+// and deletions, as a full sort would order them.
+func TestContainerOrderKeptIncrementally(t *testing.T) {
+	s, err := New(Config{Endpoint: "unix:///nonexistent.sock"}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	states := []lifecycle.RuntimeState{lifecycle.RuntimeCreated, lifecycle.RuntimeRunning, lifecycle.RuntimeExited}
+	s.State() // builds the (empty) order
+	for step := 0; step < 3000; step++ {
+		id := fmt.Sprintf("c%d", r.IntN(60))
+		s.mu.Lock()
+		if r.IntN(5) == 0 {
+			s.deleteContainer(id)
+		} else {
+			n := r.IntN(60)
+			s.setContainer(&lifecycle.Container{ID: id, PodUID: fmt.Sprintf("u%d", n%7), Name: fmt.Sprintf("n%d", n%3),
+				Attempt: uint32(n % 4), State: states[r.IntN(3)]})
+		}
+		s.changed(true)
+		kept := s.order != nil
+		s.mu.Unlock()
+		if !kept {
+			t.Fatalf("step %d: the order was lost and must be sorted again", step)
+		}
+		if step%50 != 0 {
+			continue
+		}
+		got := s.State().Containers
+		want := make([]*lifecycle.Container, 0, len(s.containers))
+		for _, c := range s.containers {
+			want = append(want, c)
+		}
+		slices.SortFunc(want, containerOrder)
+		if len(got) != len(want) {
+			t.Fatalf("step %d: %d containers in State, %d in the source", step, len(got), len(want))
+		}
+		for i := range got {
+			if !reflect.DeepEqual(got[i], *want[i]) {
+				t.Fatalf("step %d: State[%d] = %+v, want %+v", step, i, got[i], *want[i])
+			}
 		}
 	}
 }

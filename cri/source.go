@@ -6,6 +6,7 @@
 package cri
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -93,6 +94,7 @@ type Source struct {
 	mu         sync.Mutex
 	sandboxes  map[string]*lifecycle.Sandbox
 	containers map[string]*lifecycle.Container
+	order      []*lifecycle.Container // containers sorted by containerOrder; nil: to be sorted again
 	health     lifecycle.SourceHealth
 	gen        uint64
 	streaming  bool
@@ -122,7 +124,8 @@ func New(cfg Config, log *slog.Logger) (*Source, error) {
 // Updates is signalled (coalesced) whenever State changes.
 func (s *Source) Updates() <-chan struct{} { return s.updates }
 
-// State returns the current view (in no particular order).
+// State returns the current view: sandboxes in no particular order,
+// containers by pod, name, attempt and creation (see containerOrder).
 func (s *Source) State() State {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -132,7 +135,14 @@ func (s *Source) State() State {
 		for _, sb := range s.sandboxes {
 			s.snap.Sandboxes = append(s.snap.Sandboxes, *sb)
 		}
-		for _, c := range s.containers {
+		if s.order == nil {
+			s.order = make([]*lifecycle.Container, 0, len(s.containers))
+			for _, c := range s.containers {
+				s.order = append(s.order, c)
+			}
+			slices.SortFunc(s.order, containerOrder)
+		}
+		for _, c := range s.order {
 			s.snap.Containers = append(s.snap.Containers, *c)
 		}
 		s.dirty = false
@@ -295,7 +305,7 @@ func (s *Source) relistOnce(ctx context.Context, conn grpc.ClientConnInterface) 
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !sameSandboxes(s.sandboxes, sandboxes) || !sameContainers(s.containers, containers) {
-		s.sandboxes, s.containers = sandboxes, containers
+		s.sandboxes, s.containers, s.order = sandboxes, containers, nil
 		s.changed(true)
 		if s.streaming {
 			if s.missed++; s.missed >= stallRelists {
@@ -431,7 +441,7 @@ func (s *Source) apply(ctx context.Context, rs runtimeapi.RuntimeServiceClient, 
 			sid = old.SandboxID
 		}
 		v := ContainerFromStatus(sid, st, s.sandboxes)
-		s.containers[v.ID] = &v
+		s.setContainer(&v)
 	}
 	s.missed = 0
 	for _, st := range ev.GetContainersStatuses() {
@@ -441,12 +451,57 @@ func (s *Source) apply(ctx context.Context, rs runtimeapi.RuntimeServiceClient, 
 		update(fetched)
 	}
 	if deleted && !isSandbox {
-		delete(s.containers, id)
+		s.deleteContainer(id)
 	}
 	s.changed(true)
 }
 
 // hasStatus tells whether a container's record came with its status fields.
+// containerOrder orders containers by pod, then name, attempt and creation
+// (the order in which the lifecycle join groups them, so that it need not
+// sort them itself), then ID.
+func containerOrder(a, b *lifecycle.Container) int {
+	return cmp.Or(cmp.Compare(a.PodUID, b.PodUID), cmp.Compare(a.Name, b.Name), cmp.Compare(a.Attempt, b.Attempt),
+		a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID))
+}
+
+// setContainer adds or replaces a container, keeping s.order sorted (a new
+// attempt is an insertion, a state change a replacement). Call with s.mu held.
+func (s *Source) setContainer(c *lifecycle.Container) {
+	old := s.containers[c.ID]
+	s.containers[c.ID] = c
+	if s.order == nil {
+		return
+	}
+	if old != nil {
+		if i, found := slices.BinarySearchFunc(s.order, old, containerOrder); found && s.order[i] == old {
+			s.order = slices.Delete(s.order, i, i+1)
+		} else {
+			s.order = nil // not where it should be: sort again
+			return
+		}
+	}
+	i, _ := slices.BinarySearchFunc(s.order, c, containerOrder)
+	s.order = slices.Insert(s.order, i, c)
+}
+
+// deleteContainer removes a container, keeping s.order sorted. Call with s.mu held.
+func (s *Source) deleteContainer(id string) {
+	old := s.containers[id]
+	if old == nil {
+		return
+	}
+	delete(s.containers, id)
+	if s.order == nil {
+		return
+	}
+	if i, found := slices.BinarySearchFunc(s.order, old, containerOrder); found && s.order[i] == old {
+		s.order = slices.Delete(s.order, i, i+1)
+	} else {
+		s.order = nil
+	}
+}
+
 func hasStatus(c *lifecycle.Container) bool {
 	switch c.State {
 	case lifecycle.RuntimeRunning:

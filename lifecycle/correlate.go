@@ -44,14 +44,28 @@ func indexRuntime(sandboxes []Sandbox, containers []Container) runtimeIndex {
 		byPod:     make(map[string][]*Container, len(sandboxes)),
 		sandboxes: make(map[string]*Sandbox, len(sandboxes)),
 	}
+	// Group the containers by pod, each group sorted by name, attempt and
+	// creation. A runtime source that lists them in that order (cri.State
+	// does) costs a scan; any other order, a sort.
+	ptrs := make([]*Container, len(containers))
 	for i := range containers {
-		c := &containers[i]
-		ix.byPod[c.PodUID] = append(ix.byPod[c.PodUID], c)
+		ptrs[i] = &containers[i]
 	}
-	for _, cs := range ix.byPod {
-		slices.SortFunc(cs, func(a, b *Container) int {
-			return cmp.Or(cmp.Compare(a.Name, b.Name), cmp.Compare(a.Attempt, b.Attempt), a.CreatedAt.Compare(b.CreatedAt))
-		})
+	byUID := func(a, b *Container) int { return cmp.Compare(a.PodUID, b.PodUID) }
+	if !slices.IsSortedFunc(ptrs, byUID) {
+		slices.SortFunc(ptrs, byUID)
+	}
+	for start := 0; start < len(ptrs); {
+		end := start + 1
+		for end < len(ptrs) && ptrs[end].PodUID == ptrs[start].PodUID {
+			end++
+		}
+		cs := ptrs[start:end:end]
+		if !slices.IsSortedFunc(cs, byNameAttempt) {
+			slices.SortFunc(cs, byNameAttempt)
+		}
+		ix.byPod[cs[0].PodUID] = cs
+		start = end
 	}
 	for i := range sandboxes {
 		s := &sandboxes[i]
@@ -61,6 +75,12 @@ func indexRuntime(sandboxes []Sandbox, containers []Container) runtimeIndex {
 		}
 	}
 	return ix
+}
+
+// byNameAttempt orders one pod's containers by name, then attempt, then
+// creation.
+func byNameAttempt(a, b *Container) int {
+	return cmp.Or(cmp.Compare(a.Name, b.Name), cmp.Compare(a.Attempt, b.Attempt), a.CreatedAt.Compare(b.CreatedAt))
 }
 
 // latest returns the container of cs (one pod's, sorted) with the given name

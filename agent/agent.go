@@ -69,6 +69,7 @@ type Agent struct {
 	metrics *metrics
 	podText podsCache // the metrics' pod families
 	podJSON podsCache // the pods of GET /api/v1/pods
+	views   viewJSONCache
 
 	corrMu sync.Mutex
 	corr   lifecycle.Correlator // reuses unchanged pods' views between correlations
@@ -99,7 +100,7 @@ func New(opts Options) *Agent {
 	a := &Agent{opts: opts, pods: map[string][]Record{}, watchers: map[chan Record]struct{}{},
 		started: map[string]bool{}, lastOK: map[string]time.Time{}}
 	a.metrics = newMetrics(a)
-	a.podText.render, a.podJSON.render = podText, podsJSON
+	a.podText.render, a.podJSON.render = podText, a.views.render
 	return a
 }
 

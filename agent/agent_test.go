@@ -12,6 +12,8 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -236,5 +238,58 @@ func TestHistoryIsBounded(t *testing.T) {
 	}
 	if p := a.PodHistory("u"); len(p) != 3 {
 		t.Fatalf("pod history %d", len(p))
+	}
+}
+
+// GET /api/v1/pods encodes exactly what json.Marshal does, and after one
+// container changed encodes only its pod again.
+func TestPodsJSONReusesUnchangedViews(t *testing.T) {
+	a, f := recordedAgent(t)
+	check := func(pods []lifecycle.PodView) {
+		t.Helper()
+		want, err := json.Marshal(pods)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := a.views.render(pods); !bytes.Equal(got, want) {
+			t.Fatalf("rendered pods differ from json.Marshal:\n%s\n%s", got, want)
+		}
+	}
+	check(a.Snapshot().Pods)
+	before := map[string]*byte{}
+	for uid, e := range a.views.byUID {
+		before[uid] = &e.data[0]
+	}
+	f.mu.Lock()
+	f.rt.Containers = slices.Clone(f.rt.Containers)
+	i := slices.IndexFunc(f.rt.Containers, func(c lifecycle.Container) bool { return c.State == lifecycle.RuntimeRunning })
+	changed := &f.rt.Containers[i]
+	changed.State, changed.ExitCode, changed.FinishedAt = lifecycle.RuntimeExited, 9, fixtures.Recorded
+	f.rt.Generation++
+	f.mu.Unlock()
+	if !a.Correlate(context.Background()) {
+		t.Fatal("the change gave no transitions")
+	}
+	pods := a.Snapshot().Pods
+	check(pods)
+	for _, p := range pods {
+		reused := before[p.UID] == &a.views.byUID[p.UID].data[0]
+		if reused == (p.UID == changed.PodUID) {
+			t.Errorf("pod %s (changed: %v) reused: %v", p.Key(), p.UID == changed.PodUID, reused)
+		}
+	}
+	check([]lifecycle.PodView{})
+}
+
+// sameView must compare every field of PodView: this fails when one is added.
+func TestSameViewCoversEveryField(t *testing.T) {
+	var names []string
+	for _, f := range reflect.VisibleFields(reflect.TypeFor[lifecycle.PodView]()) {
+		names = append(names, f.Name)
+	}
+	const compared = "Namespace Name UID Phase Stage StageReason UnknownCause Reason Terminating Created Started " +
+		"Conditions InKubelet InRuntime Sandbox APIServer Containers Mismatches"
+	if got := strings.Join(names, " "); got != compared {
+		t.Fatalf("PodView's fields are now\n%s\nsameView compares\n%s", got, compared)
 	}
 }

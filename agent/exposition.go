@@ -197,11 +197,11 @@ type podsCache struct {
 }
 
 func (c *podsCache) get(pods []lifecycle.PodView) []byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if len(pods) == 0 {
 		return c.render(nil)
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.key != &pods[0] || c.n != len(pods) {
 		c.data, c.key, c.n = c.render(pods), &pods[0], len(pods)
 	}

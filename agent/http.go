@@ -85,17 +85,63 @@ func (a *Agent) handlePods(w http.ResponseWriter, _ *http.Request) {
 	w.Write(append(head, "}\n"...))
 }
 
-// podsJSON encodes pods as a JSON array (nil if one has a time outside the
-// years 0-9999, the only thing that can fail to encode).
-func podsJSON(pods []lifecycle.PodView) []byte {
-	if pods == nil {
-		pods = []lifecycle.PodView{}
+// viewJSONCache keeps each pod's encoded view while the view stays the same
+// (the lifecycle Correlator reuses unchanged views): a new snapshot after one
+// container changed encodes one pod again, not all of them.
+type viewJSONCache struct {
+	byUID map[string]viewJSON
+}
+
+type viewJSON struct {
+	view lifecycle.PodView
+	data []byte
+}
+
+// render encodes pods as a JSON array, exactly as json.Marshal would (nil if
+// a pod has a time outside the years 0-9999, the only thing that can fail).
+func (c *viewJSONCache) render(pods []lifecycle.PodView) []byte {
+	next := make(map[string]viewJSON, len(pods))
+	data := make([][]byte, len(pods))
+	size := 2 + len(pods)
+	for i := range pods {
+		p := &pods[i]
+		e, ok := c.byUID[p.UID]
+		if !ok || !sameView(&e.view, p) {
+			data, err := json.Marshal(p)
+			if err != nil {
+				return nil
+			}
+			e = viewJSON{view: *p, data: data}
+		}
+		next[p.UID], data[i] = e, e.data
+		size += len(e.data)
 	}
-	b, err := json.Marshal(pods)
-	if err != nil {
-		return nil
+	c.byUID = next
+	out := make([]byte, 0, size)
+	out = append(out, '[')
+	for i := range pods {
+		if i > 0 {
+			out = append(out, ',')
+		}
+		out = append(out, data[i]...)
 	}
-	return b
+	return append(out, ']')
+}
+
+// sameView reports whether two views are the same: equal fields, and slices
+// and pointers to the same memory (views are never modified once made).
+// TestSameViewCoversEveryField fails when PodView gains a field.
+func sameView(a, b *lifecycle.PodView) bool {
+	return a.Namespace == b.Namespace && a.Name == b.Name && a.UID == b.UID && a.Phase == b.Phase &&
+		a.Stage == b.Stage && a.StageReason == b.StageReason && a.UnknownCause == b.UnknownCause &&
+		a.Reason == b.Reason && a.Terminating == b.Terminating && a.Created == b.Created && a.Started == b.Started &&
+		a.InKubelet == b.InKubelet && a.InRuntime == b.InRuntime && a.Sandbox == b.Sandbox && a.APIServer == b.APIServer &&
+		sameArray(a.Conditions, b.Conditions) && sameArray(a.Containers, b.Containers) && sameArray(a.Mismatches, b.Mismatches)
+}
+
+// sameArray reports whether two slices are the same elements of the same array.
+func sameArray[T any](a, b []T) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
 }
 
 func (a *Agent) handlePod(w http.ResponseWriter, r *http.Request) {

@@ -107,11 +107,11 @@ func (c *viewJSONCache) render(pods []lifecycle.PodView) []byte {
 		p := &pods[i]
 		e, ok := c.byUID[p.UID]
 		if !ok || !sameView(&e.view, p) {
-			data, err := json.Marshal(p)
+			b, err := json.Marshal(p)
 			if err != nil {
 				return nil
 			}
-			e = viewJSON{view: *p, data: data}
+			e = viewJSON{view: *p, data: b}
 		}
 		next[p.UID], data[i] = e, e.data
 		size += len(e.data)
@@ -192,11 +192,17 @@ func (a *Agent) handleTransitions(w http.ResponseWriter, r *http.Request) {
 		case <-r.Context().Done():
 			return
 		case rec := <-ch:
-			if rec.Seq <= last {
-				continue
-			}
-			if enc.Encode(rec) != nil {
-				return
+			// Write what else has arrived with it, then flush once: one
+			// correlation's transitions come together.
+			for more := true; more; {
+				if rec.Seq > last && enc.Encode(rec) != nil {
+					return
+				}
+				select {
+				case rec = <-ch:
+				default:
+					more = false
+				}
 			}
 			rc.Flush()
 		case <-keepalive.C:

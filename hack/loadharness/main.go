@@ -49,7 +49,12 @@ func run() int {
 	out := flag.String("out", "BENCHMARKS.md", "report file")
 	benchFile := flag.String("bench", "bench.out", "go test -bench output to summarise")
 	quick := flag.Bool("quick", false, "only 250 pods (for a fast look)")
+	realOnly := flag.Bool("real-node-only", false, "only print the real-node section from -bench")
 	flag.Parse()
+	if *realOnly {
+		fmt.Print(realNode(*benchFile))
+		return 0
+	}
 	scenarios := []scenario{}
 	for _, pods := range []int{110, 250, 500} {
 		if *quick && pods != 250 {
@@ -376,7 +381,7 @@ func realNode(path string) string {
 	for _, line := range strings.Split(string(data), "\n") {
 		trimmed := strings.TrimSpace(line)
 		switch {
-		case strings.HasPrefix(line, realNodeBench) && strings.Contains(line, "/op"):
+		case strings.HasPrefix(line, realNodeBench+"-"): // its result line (it reports no ns/op)
 			inLog = false
 			metrics = nil
 			fs := strings.Fields(line)

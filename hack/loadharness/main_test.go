@@ -19,7 +19,7 @@ pkg: github.com/podlife/podlife/cmd/podlife
     realnode_bench_test.go:293: real node: 110 static pods
         detection p50 ms
           podlife 280.3
-BenchmarkRealNode-2  	 1	 0 ns/op	 52.04 byhand-cpu-%	 47.58 cost-ratio
+BenchmarkRealNode-2  	 1	 52.04 byhand-cpu-%	 47.58 cost-ratio
 PASS
 `
 	path := filepath.Join(t.TempDir(), "bench.out")

@@ -23,7 +23,7 @@ import (
 )
 
 // buildPodlife builds the real binary once per test.
-func buildPodlife(t *testing.T) string {
+func buildPodlife(t testing.TB) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "podlife")
 	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
@@ -99,7 +99,7 @@ completed: |
     - {name: job, image: IMG, imagePullPolicy: Never, command: [sh, -c, "exit 0"]}
 `
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

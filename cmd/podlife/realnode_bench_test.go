@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -105,7 +104,7 @@ func BenchmarkRealNode(b *testing.B) {
 		pods = n
 	}
 	crictl := testenv.Bin(b, "crictl")
-	bin := rnBuildPodlife(b)
+	bin := buildPodlife(b)
 	ctd := testenv.StartContainerd(b)
 	ctd.ImportImages(b)
 	rs := ctd.Runtime(b)
@@ -641,26 +640,11 @@ func rnByHandRound(ctx context.Context, crictl, endpoint, kubeletURL, curl strin
 	return cpu, failed, nil
 }
 
-// rnBuildPodlife builds the real binary.
-func rnBuildPodlife(tb testing.TB) string {
-	tb.Helper()
-	bin := filepath.Join(tb.TempDir(), "podlife")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		tb.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
 // rnStartAgent starts the agent (CRI stream on, 1 s polls) on a free
 // loopback port; Cleanup kills it by PID. It returns its URL and PID.
 func rnStartAgent(tb testing.TB, bin, criEndpoint, kubeletURL string) (string, int) {
 	tb.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
+	addr := freeAddr(tb)
 	logPath := filepath.Join(tb.TempDir(), "agent.log")
 	logf, err := os.Create(logPath)
 	if err != nil {

@@ -106,7 +106,7 @@ func (c *viewJSONCache) render(pods []lifecycle.PodView) []byte {
 	for i := range pods {
 		p := &pods[i]
 		e, ok := c.byUID[p.UID]
-		if !ok || !sameView(&e.view, p) {
+		if !ok || !lifecycle.SameView(&e.view, p) {
 			b, err := json.Marshal(p)
 			if err != nil {
 				return nil
@@ -126,22 +126,6 @@ func (c *viewJSONCache) render(pods []lifecycle.PodView) []byte {
 		out = append(out, data[i]...)
 	}
 	return append(out, ']')
-}
-
-// sameView reports whether two views are the same: equal fields, and slices
-// and pointers to the same memory (views are never modified once made).
-// TestSameViewCoversEveryField fails when PodView gains a field.
-func sameView(a, b *lifecycle.PodView) bool {
-	return a.Namespace == b.Namespace && a.Name == b.Name && a.UID == b.UID && a.Phase == b.Phase &&
-		a.Stage == b.Stage && a.StageReason == b.StageReason && a.UnknownCause == b.UnknownCause &&
-		a.Reason == b.Reason && a.Terminating == b.Terminating && a.Created == b.Created && a.Started == b.Started &&
-		a.InKubelet == b.InKubelet && a.InRuntime == b.InRuntime && a.Sandbox == b.Sandbox && a.APIServer == b.APIServer &&
-		sameArray(a.Conditions, b.Conditions) && sameArray(a.Containers, b.Containers) && sameArray(a.Mismatches, b.Mismatches)
-}
-
-// sameArray reports whether two slices are the same elements of the same array.
-func sameArray[T any](a, b []T) bool {
-	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
 }
 
 func (a *Agent) handlePod(w http.ResponseWriter, r *http.Request) {

@@ -3,6 +3,7 @@ package lifecycle
 import (
 	"math/rand/v2"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -115,4 +116,17 @@ func TestCorrelatorMatchesCorrelate(t *testing.T) {
 		t.Fatal("the Correlator never reused a pod's view")
 	}
 	t.Logf("views reused %d times", reused)
+}
+
+// SameView must compare every field of PodView: this fails when one is added.
+func TestSameViewCoversEveryField(t *testing.T) {
+	var names []string
+	for _, f := range reflect.VisibleFields(reflect.TypeFor[PodView]()) {
+		names = append(names, f.Name)
+	}
+	const compared = "Namespace Name UID Phase Stage StageReason UnknownCause Reason Terminating Created Started " +
+		"Conditions InKubelet InRuntime Sandbox APIServer Containers Mismatches"
+	if got := strings.Join(names, " "); got != compared {
+		t.Fatalf("PodView's fields are now\n%s\nSameView compares\n%s", got, compared)
+	}
 }

@@ -180,3 +180,17 @@ type Transition struct {
 	// HappenedAt is when the sources say it happened (zero when they do not say).
 	HappenedAt time.Time `json:"happenedAt,omitzero"`
 }
+
+// SameView reports whether two views are the same one: equal fields, and
+// slices and pointers to the same memory. A Correlator hands out the same
+// view again for a pod whose inputs did not change, and views are never
+// modified once made, so callers may keep what they derived from one (an
+// encoding, say) while SameView holds. TestSameViewCoversEveryField fails
+// when PodView gains a field.
+func SameView(a, b *PodView) bool {
+	return a.Namespace == b.Namespace && a.Name == b.Name && a.UID == b.UID && a.Phase == b.Phase &&
+		a.Stage == b.Stage && a.StageReason == b.StageReason && a.UnknownCause == b.UnknownCause &&
+		a.Reason == b.Reason && a.Terminating == b.Terminating && a.Created == b.Created && a.Started == b.Started &&
+		a.InKubelet == b.InKubelet && a.InRuntime == b.InRuntime && a.Sandbox == b.Sandbox && a.APIServer == b.APIServer &&
+		sameArray(a.Conditions, b.Conditions) && sameArray(a.Containers, b.Containers) && sameArray(a.Mismatches, b.Mismatches)
+}

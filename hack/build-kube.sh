@@ -16,5 +16,7 @@ build() { # build NAME STAMP PACKAGE
 build etcd "$etcd" go.etcd.io/etcd/server/v3
 build kube-apiserver "$k8s" k8s.io/kubernetes/cmd/kube-apiserver
 build kubelet "$k8s" k8s.io/kubernetes/cmd/kubelet
+build kube-controller-manager "$k8s" k8s.io/kubernetes/cmd/kube-controller-manager
+build kube-scheduler "$k8s" k8s.io/kubernetes/cmd/kube-scheduler
 # kubectl comes with this machine image; build it only where it is missing.
 command -v kubectl >/dev/null || build kubectl "$k8s" k8s.io/kubernetes/cmd/kubectl

@@ -19,6 +19,7 @@ fi
 CONTAINERD_VERSION=v2.4.2
 RUNC_VERSION=v1.5.2
 CRICTL_VERSION=v1.37.0
+CNI_PLUGINS_VERSION=v1.10.0
 
 build() { # build NAME VERSION-STAMP CMD...
   local name=$1 stamp=$2; shift 2
@@ -32,5 +33,8 @@ build containerd-shim-runc-v2 $CONTAINERD_VERSION go install github.com/containe
 build ctr $CONTAINERD_VERSION go install github.com/containerd/containerd/v2/cmd/ctr@$CONTAINERD_VERSION
 build runc $RUNC_VERSION env CGO_ENABLED=1 go install -tags seccomp github.com/opencontainers/runc@$RUNC_VERSION
 build crictl $CRICTL_VERSION go install sigs.k8s.io/cri-tools/cmd/crictl@$CRICTL_VERSION
+# The CNI loopback plugin alone makes containerd report the pod network ready, so a
+# registered kubelet turns its Node Ready (test pods use hostNetwork).
+build loopback $CNI_PLUGINS_VERSION go install github.com/containernetworking/plugins/plugins/main/loopback@$CNI_PLUGINS_VERSION
 "$(dirname "$0")/build-kube.sh" "$bin"
 echo "install-tools: ok ($bin)"

@@ -3,6 +3,7 @@ package lifecycle
 import (
 	"fmt"
 	"strings"
+	"time"
 )
 
 // Waiting reasons the kubelet uses. The failing ones put a pod in StageFailing.
@@ -51,7 +52,7 @@ func FailingWaitingReason(reason string) bool {
 
 // classify gives a pod its stage, one-line reason and unknown cause. pod is
 // nil for a pod only the runtime knows.
-func (e env) classify(pod *Pod, v *PodView) (Stage, string, Cause) {
+func (e *env) classify(pod *Pod, v *PodView) (Stage, string, Cause) {
 	switch {
 	case e.kubelet == down && e.runtime == down:
 		return StageUnknown, fmt.Sprintf("Unknown: kubelet and runtime unreachable (kubelet: %s; runtime: %s)",
@@ -71,9 +72,9 @@ func (e env) classify(pod *Pod, v *PodView) (Stage, string, Cause) {
 	var reason string
 	var cause Cause
 	if pod == nil {
-		stage, reason = runtimeOnlyStage(v)
+		stage, reason = e.runtimeOnlyStage(v)
 	} else {
-		stage, reason, cause = kubeletStage(pod, v)
+		stage, reason, cause = e.kubeletStage(pod, v)
 	}
 	if cause == CauseNone && e.apiserver == down {
 		// The local truth stands; the cluster sees this pod as stale or Unknown.
@@ -83,7 +84,7 @@ func (e env) classify(pod *Pod, v *PodView) (Stage, string, Cause) {
 }
 
 // kubeletStage classifies a pod the kubelet knows, with both sources fresh.
-func kubeletStage(pod *Pod, v *PodView) (Stage, string, Cause) {
+func (e *env) kubeletStage(pod *Pod, v *PodView) (Stage, string, Cause) {
 	switch pod.Phase {
 	case PhaseUnknown:
 		return StageUnknown, "Unknown: the kubelet reports phase Unknown" + parens(pod.Reason), CausePhaseUnknown
@@ -96,7 +97,7 @@ func kubeletStage(pod *Pod, v *PodView) (Stage, string, Cause) {
 		return StageTerminated, fmt.Sprintf("Terminating: deletion requested at %s, %d containers still running",
 			pod.Deleting.UTC().Format("2006-01-02T15:04:05Z"), countKind(v, StateRunning)), CauseNone
 	}
-	if why, ok := failingWhy(v); ok {
+	if why, ok := e.failingWhy(v); ok {
 		return StageFailing, "Failing: " + why, CauseNone
 	}
 	for _, c := range v.Containers {
@@ -118,8 +119,8 @@ func kubeletStage(pod *Pod, v *PodView) (Stage, string, Cause) {
 
 // runtimeOnlyStage classifies a pod from the runtime alone (no kubelet
 // configured): readiness is unknown, so a running pod is at most Starting.
-func runtimeOnlyStage(v *PodView) (Stage, string) {
-	if why, ok := failingWhy(v); ok {
+func (e *env) runtimeOnlyStage(v *PodView) (Stage, string) {
+	if why, ok := e.failingWhy(v); ok {
 		return StageFailing, "Failing: " + why + " (runtime view only)"
 	}
 	switch {
@@ -132,8 +133,9 @@ func runtimeOnlyStage(v *PodView) (Stage, string) {
 	}
 }
 
-// failingWhy finds the first container that keeps the pod from progressing.
-func failingWhy(v *PodView) (string, bool) {
+// failingWhy finds the first container that keeps the pod from progressing,
+// including one running between the crashes of a crash loop.
+func (e *env) failingWhy(v *PodView) (string, bool) {
 	for _, c := range v.Containers {
 		if c.Kind == KindEphemeral {
 			continue // a debug container's fate does not change the pod's
@@ -159,6 +161,19 @@ func failingWhy(v *PodView) (string, bool) {
 		case c.State == StateRunning && c.Runtime != nil && c.Runtime.State == RuntimeExited && c.Runtime.ExitCode != 0:
 			return fmt.Sprintf("%s exited %d %s (runtime; the kubelet still says running)",
 				who, c.Runtime.ExitCode, orUnknown(c.Runtime.Reason)), true
+		}
+	}
+	for i := range v.Containers {
+		c := &v.Containers[i]
+		if c.Kind == KindEphemeral {
+			continue
+		}
+		if until, ok := crashLooping(c, e.in.Now); ok {
+			e.due(until)
+			return fmt.Sprintf("%s crash-looping: restarted %d times, last exit %d %s after %s; running again since %s (Failing until it has run %s)",
+				containerWho(*c), c.RestartCount, c.LastState.ExitCode, orUnknown(c.LastState.Reason),
+				c.LastState.FinishedAt.Sub(c.LastState.StartedAt).Round(time.Second),
+				c.StartedAt.UTC().Format(time.RFC3339), CrashLoopSettle), true
 		}
 	}
 	return "", false

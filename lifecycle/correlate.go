@@ -152,6 +152,8 @@ type podMemo struct {
 	sb   *Sandbox
 	view PodView
 	gen  uint64
+	// until is when the view changes with time alone (zero: never).
+	until time.Time
 }
 
 // Correlate is the package's Correlate, reusing unchanged pods' views.
@@ -166,7 +168,13 @@ func (c *Correlator) Correlate(in Input) Snapshot {
 		in:        &in,
 	}
 	for i := range in.APIPods {
-		env.apiPods[in.APIPods[i].UID] = &in.APIPods[i]
+		p := &in.APIPods[i]
+		env.apiPods[p.UID] = p
+		if p.MirrorOf != "" {
+			// A static pod is known to the kubelet by its config hash; the
+			// API server's copy is its mirror pod.
+			env.apiPods[p.MirrorOf] = p
+		}
 	}
 	key := env.key()
 	ix := indexRuntime(in.Sandboxes, in.Containers)
@@ -189,13 +197,15 @@ func (c *Correlator) Correlate(in Input) Snapshot {
 			continue // one view per pod, even if a source repeats one
 		}
 		cs, sb := ix.byPod[pod.UID], ix.sandboxes[pod.UID]
+		env.until = time.Time{}
 		switch {
 		case c.once:
 			m = &podMemo{pod: *pod, view: env.kubeletPod(pod, cs, sb)}
 			c.pods[pod.UID] = m
-		case m == nil || !m.matches(key, pod, cs, sb):
+		case m == nil || !m.matches(key, in.Now, pod, cs, sb):
 			m = newPodMemo(key, pod, cs, sb)
 			m.view = env.kubeletPod(&m.pod, m.containers(), m.sb)
+			m.until = env.until
 			c.pods[pod.UID] = m
 		case unsafe.StringData(m.pod.UID) != unsafe.StringData(pod.UID):
 			// The same pod from a new kubelet answer: keep a copy of this
@@ -254,8 +264,8 @@ func (m *podMemo) containers() []*Container {
 }
 
 // matches reports whether the memo was built from these inputs.
-func (m *podMemo) matches(key envKey, pod *Pod, cs []*Container, sb *Sandbox) bool {
-	if m.key != key || len(m.rt) != len(cs) || (m.sb == nil) != (sb == nil) ||
+func (m *podMemo) matches(key envKey, now time.Time, pod *Pod, cs []*Container, sb *Sandbox) bool {
+	if m.key != key || (!m.until.IsZero() && !now.Before(m.until)) || len(m.rt) != len(cs) || (m.sb == nil) != (sb == nil) ||
 		(sb != nil && !sandboxEqual(m.sb, sb)) || !podEqual(&m.pod, pod) {
 		return false
 	}
@@ -271,11 +281,14 @@ func (m *podMemo) matches(key envKey, pod *Pod, cs []*Container, sb *Sandbox) bo
 type envKey struct {
 	kubelet, runtime, apiserver health
 	kubeletErr, runtimeErr      string
+	link                        KubeletLink
+	grace                       time.Duration
 }
 
 func (e env) key() envKey {
 	return envKey{kubelet: e.kubelet, runtime: e.runtime, apiserver: e.apiserver,
-		kubeletErr: e.in.Kubelet.LastError, runtimeErr: e.in.Runtime.LastError}
+		kubeletErr: e.in.Kubelet.LastError, runtimeErr: e.in.Runtime.LastError,
+		link: e.in.KubeletLink, grace: e.in.MismatchGrace}
 }
 
 // env is the per-call context of Correlate.
@@ -284,16 +297,23 @@ type env struct {
 	in                          *Input
 	stale                       time.Duration
 	apiPods                     map[string]*APIPod
+	// until is when the view being built changes with time alone.
+	until time.Time
 }
 
 // kubeletPod builds the view of a pod the kubelet knows from its runtime
 // containers cs (sorted by name, then attempt) and sandbox, all but the API
-// server's findings (see withAPIServer).
-func (e env) kubeletPod(pod *Pod, cs []*Container, sb *Sandbox) PodView {
+// server's findings (see withAPIServer). Where the runtime is ahead of the
+// kubelet's status, the container's state, and then the pod's phase and
+// readiness, are derived from the runtime, with the kubelet's copy kept
+// beside them. The view may change with time alone (graces, crash loops):
+// e.until then holds when.
+func (e *env) kubeletPod(pod *Pod, cs []*Container, sb *Sandbox) PodView {
+	from := cmp.Or(pod.StatusFrom, FromKubelet)
 	v := PodView{
 		Namespace: pod.Namespace, Name: pod.Name, UID: pod.UID,
 		Phase: pod.Phase, Reason: pod.Reason, Terminating: !pod.Deleting.IsZero(),
-		Created: pod.Created, Started: pod.Started,
+		Created: pod.Created, Started: pod.Started, StatusFrom: from,
 		Conditions: pod.Conditions, InKubelet: true,
 		Sandbox:    sb,
 		Containers: make([]ContainerView, 0, len(pod.Containers)),
@@ -302,6 +322,8 @@ func (e env) kubeletPod(pod *Pod, cs []*Container, sb *Sandbox) PodView {
 	if v.Conditions == nil {
 		v.Conditions = []Condition{}
 	}
+	var lags []lag
+	var lagSince time.Time
 	names := make(map[string]bool, len(pod.Containers))
 	for i := range pod.Containers {
 		st := &pod.Containers[i]
@@ -310,12 +332,21 @@ func (e env) kubeletPod(pod *Pod, cs []*Container, sb *Sandbox) PodView {
 		}
 		names[st.Name] = true
 		rc := find(cs, st)
-		// The runtime is ahead of the kubelet: show its newest attempt.
-		if latest := latest(cs, st.Name); latest != nil && st.Kind != KindEphemeral &&
-			((rc != nil && latest.Attempt > rc.Attempt) || (rc == nil && st.ContainerID == "")) {
-			rc = latest
+		if st.Kind == KindEphemeral {
+			v.Containers = append(v.Containers, kubeletContainer(st, rc, from))
+			continue
 		}
-		v.Containers = append(v.Containers, kubeletContainer(st, rc))
+		last := latest(cs, st.Name)
+		since, ahead := runtimeAhead(st, rc, last)
+		if !ahead {
+			v.Containers = append(v.Containers, kubeletContainer(st, rc, from))
+			continue
+		}
+		v.Containers = append(v.Containers, derivedContainer(pod, st, rc, last, cs))
+		lags = append(lags, lag{st: st, rc: rc, last: last, since: since})
+		if lagSince.IsZero() || since.Before(lagSince) {
+			lagSince = since
+		}
 	}
 	// Containers the runtime has for this pod but the kubelet does not list.
 	for _, c := range cs {
@@ -325,11 +356,56 @@ func (e env) kubeletPod(pod *Pod, cs []*Container, sb *Sandbox) PodView {
 		}
 	}
 	v.InRuntime = v.Sandbox != nil || len(cs) > 0
-	if e.kubelet != down && e.runtime == fresh {
-		v.Mismatches = mismatches(pod, &v, cs)
+	cut := e.in.KubeletLink.CutOff
+	if len(lags) > 0 && e.runtime == fresh {
+		var restarts int32
+		for _, st := range pod.Containers {
+			restarts += st.RestartCount
+		}
+		v.KubeletCache = &CachedStatus{Phase: pod.Phase, Ready: condStatus(pod, CondReady), Restarts: restarts, LagsSince: lagSince}
+		v.StatusFrom = FromRuntime
+		v.Phase = derivePhase(pod, v.Containers)
+		v.Conditions = deriveConditions(pod, v.Phase, v.Containers, lagSince)
 	}
-	v.Stage, v.StageReason, v.UnknownCause = e.classify(pod, &v)
+	if e.kubelet != down && e.runtime == fresh {
+		v.Mismatches = e.mismatches(pod, &v, cs, lags, cut)
+	}
+	classified := *pod
+	classified.Phase, classified.Conditions = v.Phase, v.Conditions
+	v.Stage, v.StageReason, v.UnknownCause = e.classify(&classified, &v)
+	if (v.UnknownCause == CauseNone || v.UnknownCause == CauseAPIServerUnreachable) && cut && e.kubelet != down && e.runtime != down {
+		v.UnknownCause, v.UnknownSince = CauseKubeletAPIServerUnreachable, e.in.KubeletLink.Since
+		if e.apiserver == down {
+			v.UnknownCause = CauseNodeCutOff
+		}
+		v.StageReason += fmt.Sprintf("; the kubelet cannot reach the API server since %s, its copy of this pod is frozen",
+			e.in.KubeletLink.Since.UTC().Format(time.RFC3339))
+	}
 	return v
+}
+
+// lag is a container whose kubelet status lags the runtime.
+type lag struct {
+	st       *ContainerStatus
+	rc, last *Container
+	since    time.Time
+}
+
+// condStatus is the status of a pod condition, "" when absent.
+func condStatus(pod *Pod, t string) string {
+	for _, c := range pod.Conditions {
+		if c.Type == t {
+			return c.Status
+		}
+	}
+	return ""
+}
+
+// due notes that the view being built changes by itself at t.
+func (e *env) due(t time.Time) {
+	if t.After(e.in.Now) && (e.until.IsZero() || t.Before(e.until)) {
+		e.until = t
+	}
 }
 
 // withAPIServer adds to a kubelet-known pod's view what the API server's
@@ -345,10 +421,13 @@ func (e env) withAPIServer(pod *Pod, v PodView) PodView {
 		}
 	}
 	if v.UnknownCause == CauseNone && v.Stage != StageUnknown && e.apiserver == fresh {
-		if n := e.in.APINode; n != nil && n.Ready != "True" && runningInRuntime(&v) > 0 {
+		// Only the node lifecycle controller's Ready=Unknown means the API
+		// server's copy is stale; a Ready=False posted by a live kubelet
+		// (KubeletNotReady) is accurate.
+		if n := e.in.APINode; n != nil && n.Ready == "Unknown" && runningInRuntime(&v) > 0 {
 			v.UnknownCause = CauseNodeStatusStale
 			v.StageReason += fmt.Sprintf("; the API server shows the node Ready=%s (%s) while its containers run", n.Ready, orUnknown(n.Reason))
-		} else if apiStale {
+		} else if apiStale && n != nil && n.Ready == "Unknown" {
 			v.UnknownCause = CauseNodeStatusStale
 		}
 	}
@@ -390,10 +469,11 @@ func (e env) runtimeOnlyPod(uid string, cs []*Container, sb *Sandbox) (PodView, 
 	return v, true
 }
 
-// kubeletContainer is the view of a container the kubelet lists.
-func kubeletContainer(st *ContainerStatus, rc *Container) ContainerView {
+// kubeletContainer is the view of a container the kubelet lists, as its
+// status (from FromKubelet or FromKubeletCache) says.
+func kubeletContainer(st *ContainerStatus, rc *Container, from string) ContainerView {
 	v := ContainerView{
-		Name: st.Name, Kind: st.Kind, Source: SourceKubelet,
+		Name: st.Name, Kind: st.Kind, Source: SourceKubelet, From: from,
 		State: st.State.Kind, Reason: st.State.Reason, Message: st.State.Message,
 		StartedAt: st.State.StartedAt, FinishedAt: st.State.FinishedAt,
 		RestartCount: st.RestartCount, Ready: st.Ready,
@@ -413,7 +493,7 @@ func kubeletContainer(st *ContainerStatus, rc *Container) ContainerView {
 // runtimeContainer is the view of a container only the runtime knows.
 func runtimeContainer(c *Container) ContainerView {
 	v := ContainerView{
-		Name: c.Name, Kind: KindRegular, Source: SourceRuntime,
+		Name: c.Name, Kind: KindRegular, Source: SourceRuntime, From: FromRuntime,
 		State: runtimeStateKind(c), Reason: c.Reason, Message: c.Message,
 		StartedAt: c.StartedAt, FinishedAt: c.FinishedAt,
 		RestartCount: int32(c.Attempt), ContainerID: c.ID, Image: c.Image, Runtime: c,
@@ -440,32 +520,49 @@ func runtimeStateKind(c *Container) StateKind {
 	}
 }
 
-// mismatches compares a kubelet-known pod with the runtime.
-func mismatches(pod *Pod, v *PodView, cs []*Container) []Mismatch {
+// mismatches compares a kubelet-known pod with the runtime. The kubelet's
+// copy normally lags the runtime: a lag counts as a mismatch only once it has
+// lasted the grace, and not at all while the kubelet is known to be cut off
+// from the API server (its copy is frozen; the cause says so once).
+func (e *env) mismatches(pod *Pod, v *PodView, cs []*Container, lags []lag, cut bool) []Mismatch {
 	out := []Mismatch{}
 	finished := pod.Phase == PhaseSucceeded || pod.Phase == PhaseFailed || !pod.Deleting.IsZero()
-	for i := range v.Containers {
-		cv := &v.Containers[i]
-		if cv.Source != SourceKubelet {
+	grace := cmp.Or(e.in.MismatchGrace, DefaultMismatchGrace)
+	lagging := func(since time.Time) bool {
+		if cut {
+			return true
+		}
+		if e.in.Now.Sub(since) < grace {
+			e.due(since.Add(grace))
+			return true
+		}
+		return false
+	}
+	for _, l := range lags {
+		st, rc, last := l.st, l.rc, l.last
+		if lagging(l.since) {
 			continue
 		}
-		rc := cv.Runtime
 		switch {
-		case cv.ContainerID != "" && rc == nil && !finished:
-			out = append(out, Mismatch{Kind: MismatchMissingInRuntime, Container: cv.Name,
-				Detail: fmt.Sprintf("kubelet references %s, which the runtime does not have", cv.ContainerID)})
-		case cv.State == StateRunning && rc != nil && rc.State == RuntimeExited:
-			out = append(out, Mismatch{Kind: MismatchRunningButExited, Container: cv.Name,
+		case st.State.Kind == StateRunning && rc != nil && rc.State == RuntimeExited:
+			out = append(out, Mismatch{Kind: MismatchRunningButExited, Container: st.Name,
 				Detail: fmt.Sprintf("kubelet says running; runtime says exited %d%s at %s",
 					rc.ExitCode, parens(rc.Reason), rc.FinishedAt.UTC().Format(time.RFC3339Nano))})
 		}
-		if cv.Kind == KindEphemeral {
-			continue // ephemeral containers are never restarted
+		if last.Attempt != uint32(st.RestartCount) && st.ContainerID != "" {
+			out = append(out, Mismatch{Kind: MismatchRestartCount, Container: st.Name,
+				Detail: fmt.Sprintf("kubelet restartCount %d; runtime's latest attempt is %d (%s) since %s",
+					st.RestartCount, last.Attempt, last.State, l.since.UTC().Format(time.RFC3339))})
 		}
-		if last := latest(cs, cv.Name); last != nil && last.Attempt != uint32(cv.RestartCount) {
-			out = append(out, Mismatch{Kind: MismatchRestartCount, Container: cv.Name,
-				Detail: fmt.Sprintf("kubelet restartCount %d; runtime's latest attempt is %d (%s)",
-					cv.RestartCount, last.Attempt, last.State)})
+	}
+	for i := range pod.Containers {
+		st := &pod.Containers[i]
+		if st.ContainerID == "" || finished || slices.ContainsFunc(lags, func(l lag) bool { return l.st == st }) {
+			continue
+		}
+		if find(cs, st) == nil {
+			out = append(out, Mismatch{Kind: MismatchMissingInRuntime, Container: st.Name,
+				Detail: fmt.Sprintf("kubelet references %s, which the runtime does not have", st.ContainerID)})
 		}
 	}
 	if pod.Phase == PhaseRunning && pod.Deleting.IsZero() {
@@ -473,7 +570,7 @@ func mismatches(pod *Pod, v *PodView, cs []*Container) []Mismatch {
 		case v.Sandbox == nil:
 			out = append(out, Mismatch{Kind: MismatchSandboxNotReady,
 				Detail: "kubelet says Running; the runtime has no sandbox for the pod"})
-		case v.Sandbox.State != SandboxReady:
+		case v.Sandbox.State != SandboxReady && !lagging(v.Sandbox.CreatedAt):
 			out = append(out, Mismatch{Kind: MismatchSandboxNotReady,
 				Detail: fmt.Sprintf("kubelet says Running; sandbox %s is %s", shortID(v.Sandbox.ID), v.Sandbox.State)})
 		}
@@ -506,11 +603,11 @@ func (e env) apiMismatches(pod *Pod, v *PodView) []Mismatch {
 		}
 	}
 	if running > 0 {
-		kubeletReady := condTrue(pod, CondReady)
+		kubeletReady := false
 		var changed time.Time
-		for _, c := range pod.Conditions {
+		for _, c := range v.Conditions {
 			if c.Type == CondReady {
-				changed = c.LastTransitionTime
+				kubeletReady, changed = c.Status == "True", c.LastTransitionTime
 			}
 		}
 		switch {

@@ -39,8 +39,13 @@ func TestJoin(t *testing.T) {
 		in.Containers[0].State = RuntimeExited
 		in.Containers = append(in.Containers, Container{ID: "p-app-1", PodUID: "uid-p", Name: "app", Attempt: 1, State: RuntimeRunning})
 		v := onlyPod(Correlate(in))
-		if rc := v.Containers[0].Runtime; rc == nil || rc.ID != "p-app-1" || v.Containers[0].ContainerID != "containerd://p-app-0" {
-			t.Fatalf("runtime view %+v", rc)
+		c := v.Containers[0]
+		if rc := c.Runtime; rc == nil || rc.ID != "p-app-1" || c.ContainerID != "containerd://p-app-1" || c.From != FromRuntime ||
+			c.RestartCount != 1 || c.LastState == nil || c.LastState.ContainerID != "containerd://p-app-0" {
+			t.Fatalf("derived container %+v, runtime view %+v", c, rc)
+		}
+		if v.StatusFrom != FromRuntime || v.KubeletCache == nil || v.KubeletCache.Restarts != 0 || v.KubeletCache.Phase != PhaseRunning {
+			t.Fatalf("status from %q, kubelet's copy %+v", v.StatusFrom, v.KubeletCache)
 		}
 	})
 	t.Run("an ID the runtime lacks is not joined by name", func(t *testing.T) {
@@ -88,15 +93,30 @@ func TestMismatches(t *testing.T) {
 		{"kubelet running, runtime exited", func() Input {
 			in := input(serving("p"))
 			c := &in.Containers[0]
-			c.State, c.ExitCode, c.Reason, c.FinishedAt = RuntimeExited, 137, ReasonOOMKilled, t0.Add(-time.Second)
+			c.State, c.ExitCode, c.Reason, c.FinishedAt = RuntimeExited, 137, ReasonOOMKilled, t0.Add(-30*time.Second)
 			return in
-		}, MismatchRunningButExited, "kubelet says running; runtime says exited 137 (OOMKilled) at 2026-11-25T09:59:59Z", StageFailing},
+		}, MismatchRunningButExited, "kubelet says running; runtime says exited 137 (OOMKilled) at 2026-11-25T09:59:30Z", StageFailing},
 		{"kubelet running, runtime exited 0", func() Input {
 			in := input(serving("p"))
 			c := &in.Containers[0]
-			c.State, c.ExitCode, c.Reason, c.FinishedAt = RuntimeExited, 0, ReasonCompleted, t0
+			c.State, c.ExitCode, c.Reason, c.FinishedAt = RuntimeExited, 0, ReasonCompleted, t0.Add(-DefaultMismatchGrace)
 			return in
-		}, MismatchRunningButExited, "exited 0 (Completed)", StageServing},
+		}, MismatchRunningButExited, "exited 0 (Completed)", StageStarting},
+		// The kubelet's copy normally lags the runtime by a PLEG relist and a
+		// status round trip: no mismatch within the grace.
+		{"kubelet running, runtime exited within the grace", func() Input {
+			in := input(serving("p"))
+			c := &in.Containers[0]
+			c.State, c.ExitCode, c.Reason, c.FinishedAt = RuntimeExited, 137, ReasonOOMKilled, t0.Add(-DefaultMismatchGrace+time.Millisecond)
+			return in
+		}, "", "", StageFailing},
+		{"no mismatch while the kubelet is cut off from the API server", func() Input {
+			in := input(serving("p"))
+			c := &in.Containers[0]
+			c.State, c.ExitCode, c.Reason, c.FinishedAt = RuntimeExited, 137, ReasonOOMKilled, t0.Add(-time.Hour)
+			in.KubeletLink = KubeletLink{CutOff: true, Since: t0.Add(-2 * time.Hour)}
+			return in
+		}, "", "", StageFailing},
 		{"container missing in runtime", func() Input {
 			in := input(serving("p"))
 			in.Containers = nil
@@ -300,10 +320,12 @@ func TestAPIServerView(t *testing.T) {
 		{"API agrees", withAPI(input(serving("p")), PhaseRunning, "True", nodeReady), CauseNone, "", ""},
 		{"node NotReady upstream while containers run", withAPI(input(serving("p")), PhaseRunning, "True",
 			&APINode{Ready: "Unknown", Reason: "NodeStatusUnknown"}), CauseNodeStatusStale, "", ""},
+		// A node whose kubelet posts status is not stale: the difference is
+		// a finding, not a cause.
 		{"API says Failed, containers run", withAPI(input(serving("p")), PhaseFailed, "False", nodeReady),
-			CauseNodeStatusStale, MismatchAPIStale, "API server says Failed; 1 containers are running here"},
+			CauseNone, MismatchAPIStale, "API server says Failed; 1 containers are running here"},
 		{"API says not ready long after the kubelet said ready", withAPI(input(serving("p")), PhaseRunning, "Unknown", nodeReady),
-			CauseNodeStatusStale, MismatchAPIStale, "API server says Ready=Unknown; the kubelet has said Ready=True since 2026-11-25T09:59:00Z"},
+			CauseNone, MismatchAPIStale, "API server says Ready=Unknown; the kubelet has said Ready=True since 2026-11-25T09:59:00Z"},
 		{"API lag within the allowance is not stale", func() Input {
 			in := withAPI(input(serving("p")), PhaseRunning, "False", nodeReady)
 			for i := range in.Pods[0].Conditions {
@@ -316,7 +338,16 @@ func TestAPIServerView(t *testing.T) {
 			c := &in.Containers[0]
 			c.State, c.ExitCode, c.FinishedAt = RuntimeExited, 1, t0.Add(-30*time.Second)
 			return in
+		}(), CauseNone, MismatchAPIRunningButExited, "API server says Running; the runtime says all 1 containers exited, the last at 2026-11-25T09:59:30Z"},
+		{"API says Running, runtime says all exited, node Unknown", func() Input {
+			in := withAPI(input(serving("p")), PhaseRunning, "True", &APINode{Ready: "Unknown", Reason: "NodeStatusUnknown"})
+			c := &in.Containers[0]
+			c.State, c.ExitCode, c.FinishedAt = RuntimeExited, 1, t0.Add(-30*time.Second)
+			return in
 		}(), CauseNodeStatusStale, MismatchAPIRunningButExited, "API server says Running; the runtime says all 1 containers exited, the last at 2026-11-25T09:59:30Z"},
+		// A live kubelet's Ready=False (KubeletNotReady) is accurate, not stale.
+		{"node NotReady posted by a live kubelet", withAPI(input(serving("p")), PhaseRunning, "True",
+			&APINode{Ready: "False", Reason: "KubeletNotReady"}), CauseNone, "", ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -137,8 +137,14 @@ func containerChanges(a, b *ContainerView) []Transition {
 	if a == nil {
 		a = &ContainerView{}
 	}
+	// A listed container's own state is the kubelet's, or derived from the
+	// runtime when the runtime is ahead: the transition names which.
+	src := SourceKubelet
+	if b.From == FromRuntime {
+		src = SourceRuntime
+	}
 	if b.Source == SourceKubelet && a.Source == SourceKubelet && b.RestartCount > a.RestartCount {
-		t := Transition{Kind: TransitionContainerRestarted, Source: SourceKubelet,
+		t := Transition{Kind: TransitionContainerRestarted, Source: src,
 			From: fmt.Sprint(a.RestartCount), To: fmt.Sprint(b.RestartCount)}
 		if ls := b.LastState; ls != nil && ls.Kind == StateTerminated {
 			ec := ls.ExitCode
@@ -148,7 +154,7 @@ func containerChanges(a, b *ContainerView) []Transition {
 		out = append(out, t)
 	}
 	if stateLabel(a) != stateLabel(b) && b.Source == SourceKubelet {
-		t := Transition{Kind: TransitionContainerState, Source: SourceKubelet,
+		t := Transition{Kind: TransitionContainerState, Source: src,
 			From: stateLabel(a), To: stateLabel(b), Reason: b.Reason, ExitCode: b.ExitCode}
 		switch b.State {
 		case StateRunning:

@@ -12,7 +12,7 @@ import (
 // equal. TestEqualCoversEveryField fails when a field is added and not compared.
 
 func podEqual(a, b *Pod) bool {
-	return a.UID == b.UID && a.Namespace == b.Namespace && a.Name == b.Name && a.Phase == b.Phase &&
+	return a.UID == b.UID && a.Namespace == b.Namespace && a.Name == b.Name && a.StatusFrom == b.StatusFrom && a.Phase == b.Phase &&
 		a.Reason == b.Reason && a.Message == b.Message && a.RestartPolicy == b.RestartPolicy &&
 		a.Created == b.Created && a.Started == b.Started && a.Deleting == b.Deleting &&
 		slices.Equal(a.Conditions, b.Conditions) && slices.EqualFunc(a.Containers, b.Containers, statusEqual)

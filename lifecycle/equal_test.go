@@ -124,7 +124,7 @@ func TestSameViewCoversEveryField(t *testing.T) {
 	for _, f := range reflect.VisibleFields(reflect.TypeFor[PodView]()) {
 		names = append(names, f.Name)
 	}
-	const compared = "Namespace Name UID Phase Stage StageReason UnknownCause Reason Terminating Created Started " +
+	const compared = "Namespace Name UID Phase Stage StageReason UnknownCause UnknownSince StatusFrom KubeletCache Reason Terminating Created Started " +
 		"Conditions InKubelet InRuntime Sandbox APIServer Containers Mismatches"
 	if got := strings.Join(names, " "); got != compared {
 		t.Fatalf("PodView's fields are now\n%s\nSameView compares\n%s", got, compared)

@@ -90,6 +90,9 @@ type ContainerStatus struct {
 	Image        string         `json:"image,omitempty"`
 	ImageID      string         `json:"imageID,omitempty"`
 	ContainerID  string         `json:"containerID,omitempty"` // "<runtime>://<id>"
+	// ReadinessProbe is whether the container's spec has a readiness probe:
+	// without one the kubelet calls a running container ready.
+	ReadinessProbe bool `json:"readinessProbe,omitempty"`
 }
 
 // Pod is what the kubelet's /pods endpoint says about one pod, reduced to
@@ -98,6 +101,10 @@ type Pod struct {
 	UID       string `json:"uid"`
 	Namespace string `json:"namespace"`
 	Name      string `json:"name"`
+	// StatusFrom is where /pods got this pod's status: FromKubelet (the
+	// status manager's live status: static pods) or FromKubeletCache (the API
+	// server's copy as last delivered to the kubelet: every API-managed pod).
+	StatusFrom string `json:"statusFrom,omitempty"`
 	// Phase is status.phase.
 	Phase Phase `json:"phase"`
 	// Reason and Message are the pod-level status reason (e.g. Evicted).
@@ -226,6 +233,24 @@ type Input struct {
 	// StaleAfter is how old a source's last success may be before its data is
 	// no longer trusted even if it has not failed yet. Zero means 10s.
 	StaleAfter time.Duration
+	// KubeletLink is what is known of the kubelet's own connection to the
+	// API server (zero: nothing known, taken as connected).
+	KubeletLink KubeletLink
+	// MismatchGrace is how long the kubelet's copy may lag the runtime before
+	// the difference is a mismatch. Zero means DefaultMismatchGrace.
+	MismatchGrace time.Duration
+}
+
+// KubeletLink is the state of the kubelet's connection to the API server,
+// as podlife infers it (from the kubelet's client metrics and its node Lease).
+type KubeletLink struct {
+	// CutOff is true when the kubelet cannot reach the API server: its /pods
+	// status for API-managed pods is then frozen.
+	CutOff bool `json:"cutOff"`
+	// Since is when the cut was first seen (or when it healed).
+	Since time.Time `json:"since,omitzero"`
+	// Evidence says how it was seen, in one line.
+	Evidence string `json:"evidence,omitempty"`
 }
 
 // APIPod is the API server's copy of a pod bound to this node: what central
@@ -239,6 +264,9 @@ type APIPod struct {
 	Ready string `json:"ready,omitempty"`
 	// ReadyChanged is the Ready condition's lastTransitionTime.
 	ReadyChanged time.Time `json:"readyChanged,omitzero"`
+	// MirrorOf is the config hash a mirror pod stands for (annotation
+	// kubernetes.io/config.mirror): the UID of its static pod in /pods.
+	MirrorOf string `json:"mirrorOf,omitempty"`
 }
 
 // APINode is the API server's copy of this node's Ready condition.

@@ -34,11 +34,33 @@ const (
 	CauseContainerUnknown     Cause = "container-state-unknown"
 	// CauseOrphaned: the runtime runs containers of a pod the kubelet does not know.
 	CauseOrphaned Cause = "orphaned"
+	// CauseKubeletAPIServerUnreachable: the kubelet cannot reach the API
+	// server, so its /pods status of API-managed pods is frozen and the
+	// cluster hears nothing from this node; podlife derives the pods' state
+	// from the runtime.
+	CauseKubeletAPIServerUnreachable Cause = "kubelet-apiserver-unreachable"
+	// CauseNodeCutOff: neither the kubelet nor podlife reaches the API server.
+	CauseNodeCutOff Cause = "node-cut-off"
 )
 
 // Causes lists every non-empty cause; metrics export a series per value.
 var Causes = []Cause{CauseRuntimeUnreachable, CauseKubeletUnreachable, CauseSourcesUnreachable,
-	CauseAPIServerUnreachable, CauseNodeStatusStale, CausePhaseUnknown, CauseContainerUnknown, CauseOrphaned}
+	CauseAPIServerUnreachable, CauseNodeStatusStale, CausePhaseUnknown, CauseContainerUnknown, CauseOrphaned,
+	CauseKubeletAPIServerUnreachable, CauseNodeCutOff}
+
+// Provenance: where a field of a view comes from.
+const (
+	// FromRuntime: the CRI runtime, live; for a pod's phase and conditions,
+	// derived from the runtime's containers and the pod's spec.
+	FromRuntime = "runtime"
+	// FromKubelet: the kubelet's live status (static pods' status manager).
+	FromKubelet = "kubelet"
+	// FromKubeletCache: the API server's copy of the status that /pods serves
+	// for API-managed pods; it lags, and freezes when the kubelet is cut off.
+	FromKubeletCache = "kubelet-cache"
+	// FromAPIServer: podlife's own watch of the API server.
+	FromAPIServer = "apiserver"
+)
 
 // MismatchKind names a way the kubelet's and the runtime's views disagree.
 type MismatchKind string
@@ -79,8 +101,13 @@ type Mismatch struct {
 type ContainerView struct {
 	Name string        `json:"name"`
 	Kind ContainerKind `json:"kind"`
-	// Source is "kubelet" or "runtime": where the top-level state comes from.
-	Source       string          `json:"source"`
+	// Source is "kubelet" when the kubelet lists the container, "runtime"
+	// when only the runtime knows it.
+	Source string `json:"source"`
+	// From is where the top-level state comes from: FromKubelet,
+	// FromKubeletCache, or FromRuntime when the runtime is ahead of the
+	// kubelet's copy and the state is derived from it.
+	From         string          `json:"from"`
 	State        StateKind       `json:"state"`
 	Reason       string          `json:"reason,omitempty"`
 	Message      string          `json:"message,omitempty"`
@@ -108,6 +135,15 @@ type PodView struct {
 	Stage        Stage       `json:"stage"`
 	StageReason  string      `json:"stageReason"`
 	UnknownCause Cause       `json:"unknownCause,omitempty"`
+	// UnknownSince is when the cause began, where known.
+	UnknownSince time.Time `json:"unknownSince,omitzero"`
+	// StatusFrom is where Phase and Conditions come from: FromKubelet,
+	// FromKubeletCache, or FromRuntime when derived from the runtime because
+	// the kubelet's copy lags it or is frozen.
+	StatusFrom string `json:"statusFrom"`
+	// KubeletCache is the kubelet's copy of the status, kept beside a
+	// derived one (nil when the view is not derived).
+	KubeletCache *CachedStatus `json:"kubeletCache,omitempty"`
 	Reason       string      `json:"reason,omitempty"`
 	Terminating  bool        `json:"terminating,omitempty"`
 	Created      time.Time   `json:"created,omitzero"`
@@ -121,6 +157,16 @@ type PodView struct {
 	APIServer  *APIPod         `json:"apiserver,omitempty"`
 	Containers []ContainerView `json:"containers"`
 	Mismatches []Mismatch      `json:"mismatches"`
+}
+
+// CachedStatus is the kubelet's copy of a pod's status when podlife shows a
+// status derived from the runtime instead.
+type CachedStatus struct {
+	Phase    Phase  `json:"phase"`
+	Ready    string `json:"ready,omitempty"`
+	Restarts int32  `json:"restarts"`
+	// LagsSince is the runtime's first change the copy does not show yet.
+	LagsSince time.Time `json:"lagsSince,omitzero"`
 }
 
 // Key is the pod's "namespace/name".
@@ -190,6 +236,7 @@ type Transition struct {
 func SameView(a, b *PodView) bool {
 	return a.Namespace == b.Namespace && a.Name == b.Name && a.UID == b.UID && a.Phase == b.Phase &&
 		a.Stage == b.Stage && a.StageReason == b.StageReason && a.UnknownCause == b.UnknownCause &&
+		a.UnknownSince == b.UnknownSince && a.StatusFrom == b.StatusFrom && a.KubeletCache == b.KubeletCache &&
 		a.Reason == b.Reason && a.Terminating == b.Terminating && a.Created == b.Created && a.Started == b.Started &&
 		a.InKubelet == b.InKubelet && a.InRuntime == b.InRuntime && a.Sandbox == b.Sandbox && a.APIServer == b.APIServer &&
 		sameArray(a.Conditions, b.Conditions) && sameArray(a.Containers, b.Containers) && sameArray(a.Mismatches, b.Mismatches)

@@ -128,13 +128,13 @@ type ContainerView struct {
 // PodView is one pod as podlife sees it: phase, conditions and stage from the
 // joined views, every container with both views, and the mismatches found.
 type PodView struct {
-	Namespace    string      `json:"namespace"`
-	Name         string      `json:"name"`
-	UID          string      `json:"uid"`
-	Phase        Phase       `json:"phase,omitempty"`
-	Stage        Stage       `json:"stage"`
-	StageReason  string      `json:"stageReason"`
-	UnknownCause Cause       `json:"unknownCause,omitempty"`
+	Namespace    string `json:"namespace"`
+	Name         string `json:"name"`
+	UID          string `json:"uid"`
+	Phase        Phase  `json:"phase,omitempty"`
+	Stage        Stage  `json:"stage"`
+	StageReason  string `json:"stageReason"`
+	UnknownCause Cause  `json:"unknownCause,omitempty"`
 	// UnknownSince is when the cause began, where known.
 	UnknownSince time.Time `json:"unknownSince,omitzero"`
 	// StatusFrom is where Phase and Conditions come from: FromKubelet,
@@ -144,11 +144,11 @@ type PodView struct {
 	// KubeletCache is the kubelet's copy of the status, kept beside a
 	// derived one (nil when the view is not derived).
 	KubeletCache *CachedStatus `json:"kubeletCache,omitempty"`
-	Reason       string      `json:"reason,omitempty"`
-	Terminating  bool        `json:"terminating,omitempty"`
-	Created      time.Time   `json:"created,omitzero"`
-	Started      time.Time   `json:"started,omitzero"`
-	Conditions   []Condition `json:"conditions"`
+	Reason       string        `json:"reason,omitempty"`
+	Terminating  bool          `json:"terminating,omitempty"`
+	Created      time.Time     `json:"created,omitzero"`
+	Started      time.Time     `json:"started,omitzero"`
+	Conditions   []Condition   `json:"conditions"`
 	// InKubelet and InRuntime tell which views know the pod.
 	InKubelet bool     `json:"inKubelet"`
 	InRuntime bool     `json:"inRuntime"`

@@ -226,6 +226,10 @@ func (s *Source) Poll(ctx context.Context) {
 		same = bytes.Equal(body, s.last)
 		s.mu.Unlock()
 		if !same {
+			// body is the read buffer, which the next poll overwrites: what
+			// this answer is compared with next time (s.last, and the
+			// decoder's items) must be a copy of it.
+			body = bytes.Clone(body)
 			pods, err = s.dec.Decode(body)
 			if err != nil {
 				err = fmt.Errorf("kubelet %s: %w", s.podsURL, err)
@@ -254,7 +258,7 @@ func (s *Source) Poll(ctx context.Context) {
 			changed = true
 		}
 		if !same {
-			s.last, s.state.Pods, changed = bytes.Clone(body), pods, true
+			s.last, s.state.Pods, changed = body, pods, true
 		}
 	}
 	if changed {
@@ -282,7 +286,7 @@ func (s *Source) fetch(ctx context.Context) ([]byte, error) {
 	}
 	resp, err := s.client.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("kubelet %s: %s", s.podsURL, describeTransportError(err))
+		return nil, fmt.Errorf("kubelet %s: %s", s.podsURL, describeTransportError(err, s.cfg.Timeout))
 	}
 	defer resp.Body.Close()
 	// The answer is read into a buffer kept across polls: an idle node's
@@ -329,8 +333,10 @@ func statusObject(body []byte) (string, bool) {
 	return strings.TrimSpace(st.Reason + " " + st.Message), true
 }
 
-// describeTransportError names the common transport failures plainly.
-func describeTransportError(err error) string {
+// describeTransportError names the common transport failures plainly. A
+// timeout is told the same way every time (net/http words it differently from
+// one request to the next), so a hung kubelet is one unchanging error.
+func describeTransportError(err error, timeout time.Duration) string {
 	var cert x509.UnknownAuthorityError
 	var host x509.HostnameError
 	var inv x509.CertificateInvalidError
@@ -340,7 +346,7 @@ func describeTransportError(err error) string {
 	case errors.As(err, &cert), errors.As(err, &host), errors.As(err, &inv):
 		return "TLS verification failed: " + err.Error() + " (set kubelet-ca-file, or kubelet-insecure-skip-verify for self-signed kubelet certificates)"
 	case errors.Is(err, context.DeadlineExceeded), os.IsTimeout(err):
-		return "timed out: " + err.Error()
+		return fmt.Sprintf("timed out: no answer within %s (is the kubelet hung or overloaded?)", timeout)
 	}
 	return err.Error()
 }

@@ -31,7 +31,9 @@ import (
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-func recorded(t testing.TB) []byte {
+// generated is the /pods answer hack/genfixtures wrote from internal/fixtures.
+func generated(t testing.TB) []byte {
+	t.Helper()
 	b, err := os.ReadFile(filepath.Join("..", "lifecycle", "testdata", "kubelet-pods.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -39,8 +41,8 @@ func recorded(t testing.TB) []byte {
 	return b
 }
 
-func TestDecodeRecordedPods(t *testing.T) {
-	pods, err := Decode(recorded(t))
+func TestDecodeGeneratedPods(t *testing.T) {
+	pods, err := Decode(generated(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,8 +146,8 @@ func TestFetchErrors(t *testing.T) {
 		}, 0, "reading body after"},
 		{"huge", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, strings.Repeat(" ", 5000)) }, 1000, "answer larger than the 1000-byte limit"},
 		{"slow", func(w http.ResponseWriter, r *http.Request) {
-			select {
-			case <-time.After(2 * time.Second):
+			select { // until the client gives up
+			case <-time.After(time.Minute):
 			case <-r.Context().Done():
 			}
 		}, 0, "timed out"},
@@ -154,7 +156,13 @@ func TestFetchErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := httptest.NewServer(tc.handler)
 			defer srv.Close()
-			st := pollOnce(t, Config{URL: srv.URL, Timeout: 300 * time.Millisecond, MaxBodyBytes: tc.limit})
+			// Only "slow" waits for the timeout; the others must not hit it,
+			// even on a loaded machine under -race.
+			timeout := 10 * time.Second
+			if tc.name == "slow" {
+				timeout = time.Second
+			}
+			st := pollOnce(t, Config{URL: srv.URL, Timeout: timeout, MaxBodyBytes: tc.limit})
 			e := st.Health.LastError
 			if st.Health.Up || !strings.Contains(e, tc.want) || strings.Contains(e, "\n") || !st.Health.Configured {
 				t.Fatalf("error %q, want one line containing %q", e, tc.want)
@@ -186,7 +194,7 @@ func TestFetchErrors(t *testing.T) {
 
 // HTTPS with a rotating token: the new token is sent as soon as the file changes.
 func TestHTTPSTokenRotationAndIdenticalPayloads(t *testing.T) {
-	body := recorded(t)
+	body := generated(t)
 	var seen []string
 	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		seen = append(seen, r.Header.Get("Authorization"))
@@ -249,7 +257,7 @@ func BenchmarkDecodeFullPodList(b *testing.B) {
 	}
 }
 
-// payload250 is a realistic /pods answer: 250 copies of the recorded serving
+// payload250 is a realistic /pods answer: 250 copies of the generated serving
 // pod (init, sidecar, two containers) with the env, mounts, volumes, probes
 // and managed fields real pods carry.
 func payload250(b testing.TB) []byte {
@@ -303,7 +311,7 @@ func selfSigned(t *testing.T) []byte {
 // Off-cluster mode: /pods through the API server's node proxy, with the
 // kubeconfig's server, CA and token.
 func TestKubeconfigMode(t *testing.T) {
-	body := recorded(t)
+	body := generated(t)
 	var path, auth string
 	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		path, auth = r.URL.Path, r.Header.Get("Authorization")

@@ -2,6 +2,7 @@ package kubelet
 
 import (
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"testing"
 	"unsafe"
@@ -86,5 +87,57 @@ func BenchmarkDecoderOneChange(b *testing.B) {
 			b.Fatal(err)
 		}
 		i++
+	}
+}
+
+// Over many polls, a Decoder decodes only the pods whose bytes changed since
+// the previous answer: every other pod is the very value decoded when it was
+// last new (its strings at the same address), poll after poll.
+func TestDecoderReusesAcrossPolls(t *testing.T) {
+	var l corev1.PodList
+	if err := json.Unmarshal(payload250(t), &l); err != nil {
+		t.Fatal(err)
+	}
+	var d Decoder
+	var prev []lifecycle.Pod
+	decodedAt := map[int]int{} // pod index -> the poll that last decoded it
+	// The pod whose container restarts before each poll (-1: none).
+	for poll, change := range []int{-1, -1, 7, 7, 42, -1, 100, 7, -1, -1} {
+		if change >= 0 {
+			l.Items[change].Status.ContainerStatuses[0].RestartCount++
+		}
+		body, err := json.Marshal(l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pods, err := d.Decode(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want, _ := Decode(body); !reflect.DeepEqual(pods, want) {
+			t.Fatalf("poll %d: Decoder and Decode differ", poll)
+		}
+		if poll == 0 {
+			prev = pods
+			continue
+		}
+		var redecoded []string
+		for j := range pods {
+			if unsafe.StringData(pods[j].UID) != unsafe.StringData(prev[j].UID) {
+				redecoded = append(redecoded, pods[j].Name)
+				decodedAt[j] = poll
+			}
+		}
+		want := "[]"
+		if change >= 0 {
+			want = "[" + l.Items[change].Name + "]"
+		}
+		if got := fmt.Sprint(redecoded); got != want {
+			t.Fatalf("poll %d: decoded again %d pods %.80s, want only the changed one %s", poll, len(redecoded), got, want)
+		}
+		prev = pods
+	}
+	if len(decodedAt) != 3 || decodedAt[7] != 7 || decodedAt[42] != 4 || decodedAt[100] != 6 {
+		t.Fatalf("pods decoded again at polls %v", decodedAt)
 	}
 }

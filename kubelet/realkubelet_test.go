@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -89,6 +90,9 @@ func getPods(t *testing.T, url string) []byte {
 // static pods and checks that podlife reads /pods exactly as the kubelet
 // reports it, and that the joined view classifies each pod correctly.
 func TestRealKubelet(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real components (containerd, kubelet): not in -short")
+	}
 	ctd := testenv.StartContainerd(t)
 	ctd.ImportImages(t)
 	k := testenv.StartKubelet(t, ctd, "podlife-node")
@@ -184,6 +188,10 @@ func TestRealKubelet(t *testing.T) {
 			if got.UID != string(want.UID) || string(got.Phase) != string(want.Status.Phase) || len(got.Conditions) != len(want.Status.Conditions) {
 				t.Fatalf("pod %s: %+v", want.Name, got)
 			}
+			// Static pods (config source "file") carry the kubelet's live status.
+			if src := want.Annotations["kubernetes.io/config.source"]; src != "file" || got.StatusFrom != lifecycle.FromKubelet {
+				t.Fatalf("pod %s: config source %q, status from %q; want file, %q", want.Name, src, got.StatusFrom, lifecycle.FromKubelet)
+			}
 			for j, c := range want.Status.Conditions {
 				g := got.Conditions[j]
 				if g.Type != string(c.Type) || g.Status != string(c.Status) || g.Reason != c.Reason || !g.LastTransitionTime.Equal(c.LastTransitionTime.Time) {
@@ -239,6 +247,55 @@ func TestRealKubelet(t *testing.T) {
 		v.Poll(ctx)
 		if st := v.State(); st.Health.Up || !strings.Contains(st.Health.LastError, "TLS verification failed") {
 			t.Fatalf("verification against the wrong CA: %+v", st.Health)
+		}
+	})
+
+	// The kubelet process is stopped (SIGSTOP: it answers nothing, as a hung
+	// or dead kubelet) and resumed: the source goes down and comes back up
+	// with the same pods. (testenv cannot restart a kubelet on the same ports.)
+	t.Run("kubelet stopped and resumed: down, then up again", func(t *testing.T) {
+		s, err := New(Config{URL: k.ReadOnlyURL, PollInterval: 200 * time.Millisecond, Timeout: time.Second}, quiet())
+		if err != nil {
+			t.Fatal(err)
+		}
+		sctx, stop := context.WithCancel(ctx)
+		defer stop()
+		go s.Run(sctx)
+		wait := func(what string, ok func(State) bool) State {
+			t.Helper()
+			deadline := time.Now().Add(30 * time.Second)
+			for {
+				st := s.State()
+				if ok(st) {
+					return st
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("timed out waiting for %s; health %+v", what, st.Health)
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+		}
+		up := wait("up", func(st State) bool { return st.Health.Up && len(st.Pods) == 5 })
+		if err := syscall.Kill(k.PID, syscall.SIGSTOP); err != nil {
+			t.Fatal(err)
+		}
+		resumed := false
+		resume := func() {
+			if !resumed {
+				resumed = true
+				syscall.Kill(k.PID, syscall.SIGCONT)
+			}
+		}
+		defer resume()
+		down := wait("down", func(st State) bool { return !st.Health.Up })
+		if !strings.Contains(down.Health.LastError, "timed out") || len(down.Pods) != 5 || down.Generation <= up.Generation {
+			t.Fatalf("while stopped: health %+v, %d pods, generation %d -> %d", down.Health, len(down.Pods), up.Generation, down.Generation)
+		}
+		t.Logf("kubelet stopped: %s", down.Health.LastError)
+		resume()
+		back := wait("up again", func(st State) bool { return st.Health.Up })
+		if back.Health.LastError != "" || len(back.Pods) != 5 || back.Generation <= down.Generation || !back.Health.LastSuccess.After(up.Health.LastSuccess) {
+			t.Fatalf("after resume: health %+v, %d pods, generation %d -> %d", back.Health, len(back.Pods), down.Generation, back.Generation)
 		}
 	})
 

@@ -13,8 +13,10 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
@@ -32,15 +34,24 @@ type fakeRuntime struct {
 	node     *fixtures.Node
 	delay    time.Duration
 	statuses int
+	down     bool // every call fails Unavailable
 }
 
 func (f *fakeRuntime) Version(context.Context, *runtimeapi.VersionRequest) (*runtimeapi.VersionResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.down {
+		return nil, status.Error(codes.Unavailable, "runtime is down")
+	}
 	return &runtimeapi.VersionResponse{RuntimeName: "fake", RuntimeVersion: "1", RuntimeApiVersion: "v1"}, nil
 }
 
 func (f *fakeRuntime) ListPodSandbox(context.Context, *runtimeapi.ListPodSandboxRequest) (*runtimeapi.ListPodSandboxResponse, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.down {
+		return nil, status.Error(codes.Unavailable, "runtime is down")
+	}
 	time.Sleep(f.delay)
 	return proto.CloneOf(f.node.Sandboxes), nil
 }
@@ -131,9 +142,9 @@ func TestValidate(t *testing.T) {
 	}
 }
 
-// The recorded node's CRI answers convert into the lifecycle types with
+// The generated node's CRI answers convert into the lifecycle types with
 // every field the model needs.
-func TestConvertRecordedNode(t *testing.T) {
+func TestConvertGeneratedNode(t *testing.T) {
 	n := fixtures.Build()
 	sbs := map[string]*lifecycle.Sandbox{}
 	for _, sb := range n.Sandboxes.Items {
@@ -185,6 +196,51 @@ func TestSourceAgainstFakeRuntime(t *testing.T) {
 	f.mu.Unlock()
 	if again != asked || s.State().Generation != gen {
 		t.Fatalf("idle relists asked %d statuses / moved generation %d -> %d", again-asked, gen, s.State().Generation)
+	}
+}
+
+// A runtime that was up and then fails is down until it answers again: Up
+// flips both ways, the error is recorded and cleared, the generation moves
+// and an update is signalled at each flip, and the last good listing is kept
+// while it is down.
+func TestSourceUpDownUp(t *testing.T) {
+	f := &fakeRuntime{node: fixtures.Build()}
+	s, _ := startSource(t, Config{Endpoint: serve(t, f), RelistInterval: 20 * time.Millisecond, CallTimeout: 5 * time.Second})
+	setDown := func(down bool) {
+		f.mu.Lock()
+		f.down = down
+		f.mu.Unlock()
+	}
+	updated := func() bool {
+		select {
+		case <-s.Updates():
+			return true
+		default:
+			return false
+		}
+	}
+	up := waitState(t, s, "up", 10*time.Second, func(st State) bool { return st.Health.Up && len(st.Containers) > 0 })
+	updated()
+	setDown(true)
+	down := waitState(t, s, "down", 10*time.Second, func(st State) bool { return !st.Health.Up })
+	if !strings.Contains(down.Health.LastError, "Unavailable: runtime is down") || down.Generation <= up.Generation ||
+		len(down.Containers) != len(up.Containers) || !updated() {
+		t.Fatalf("down: health %+v, generation %d -> %d, %d of %d containers kept", down.Health, up.Generation, down.Generation,
+			len(down.Containers), len(up.Containers))
+	}
+	// Failing the same way again changes nothing (the first failure after
+	// the handshake is in a listing, the next ones in the handshake).
+	time.Sleep(100 * time.Millisecond)
+	down = s.State()
+	updated()
+	time.Sleep(100 * time.Millisecond)
+	if st := s.State(); st.Generation != down.Generation || st.Health.Up || updated() {
+		t.Fatalf("repeated failures moved the generation %d -> %d", down.Generation, st.Generation)
+	}
+	setDown(false)
+	back := waitState(t, s, "up again", 10*time.Second, func(st State) bool { return st.Health.Up })
+	if back.Health.LastError != "" || back.Generation <= down.Generation || !back.Health.LastSuccess.After(up.Health.LastSuccess) || !updated() {
+		t.Fatalf("up again: health %+v, generation %d -> %d", back.Health, down.Generation, back.Generation)
 	}
 }
 

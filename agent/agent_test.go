@@ -48,8 +48,9 @@ type klFake struct{ *fakeSources }
 func (r rtFake) State() cri.State     { r.mu.Lock(); defer r.mu.Unlock(); return r.rt }
 func (k klFake) State() kubelet.State { k.mu.Lock(); defer k.mu.Unlock(); return k.kl }
 
-// recordedAgent is an agent over the recorded node of internal/fixtures.
-func recordedAgent(t *testing.T) (*Agent, *fakeSources) {
+// generatedAgent is an agent over the generated node of internal/fixtures,
+// its options adjusted by opts, after its first correlation.
+func generatedAgent(t *testing.T, opts ...func(*Options)) (*Agent, *fakeSources) {
 	t.Helper()
 	n := fixtures.Build()
 	body, err := json.Marshal(n.Pods)
@@ -60,7 +61,7 @@ func recordedAgent(t *testing.T) (*Agent, *fakeSources) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	up := lifecycle.SourceHealth{Configured: true, Up: true, LastSuccess: fixtures.Recorded, Latency: 3 * time.Millisecond}
+	up := lifecycle.SourceHealth{Configured: true, Up: true, LastSuccess: fixtures.Now, Latency: 3 * time.Millisecond}
 	f := &fakeSources{ch: make(chan struct{}, 1)}
 	f.kl = kubelet.State{Pods: pods, Health: up, Generation: 1}
 	sbs := map[string]*lifecycle.Sandbox{}
@@ -77,9 +78,13 @@ func recordedAgent(t *testing.T) (*Agent, *fakeSources) {
 		f.rt.Containers = append(f.rt.Containers, cri.ConvertContainer(c, st[c.Id], sbs))
 	}
 	f.rt.Health = up
-	now := fixtures.Recorded
-	a := New(Options{Node: "node-a", Runtime: rtFake{f}, Kubelet: klFake{f}, HistorySize: 100,
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: func() time.Time { return now }})
+	now := fixtures.Now
+	o := Options{Node: "node-a", Runtime: rtFake{f}, Kubelet: klFake{f}, HistorySize: 100,
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: func() time.Time { return now }}
+	for _, f := range opts {
+		f(&o)
+	}
+	a := New(o)
 	if !a.Correlate(context.Background()) {
 		t.Fatal("first correlation gave no transitions")
 	}
@@ -101,9 +106,9 @@ func golden(t *testing.T, name string, got []byte) {
 	}
 }
 
-// The recorded node's metrics match the golden exposition, parse, and lint clean.
+// The generated node's metrics match the golden exposition, parse, and lint clean.
 func TestMetricsGolden(t *testing.T) {
-	a, _ := recordedAgent(t)
+	a, _ := generatedAgent(t)
 	snap := a.Snapshot()
 	text := append(podText(snap.Pods), nodeText(snap)...)
 	golden(t, "metrics.golden", text)
@@ -137,7 +142,7 @@ func TestMetricsGolden(t *testing.T) {
 }
 
 func TestHTTPAPI(t *testing.T) {
-	a, f := recordedAgent(t)
+	a, f := generatedAgent(t)
 	srv := httptest.NewServer(a.Handler())
 	defer srv.Close()
 	get := func(path string, code int) []byte {
@@ -175,9 +180,9 @@ func TestHTTPAPI(t *testing.T) {
 	}
 	get("/api/v1/transitions?since=yesterday", 400)
 	var recs []Record
-	json.Unmarshal(get("/api/v1/transitions?since="+fixtures.Recorded.Format(time.RFC3339), 200), &recs)
+	json.Unmarshal(get("/api/v1/transitions?since="+fixtures.Now.Format(time.RFC3339), 200), &recs)
 	if len(recs) != 10 {
-		t.Fatalf("%d transitions since the recording, want 10 PodAdded", len(recs))
+		t.Fatalf("%d transitions since the generated node's time, want 10 PodAdded", len(recs))
 	}
 	get("/healthz", 200)
 	get("/readyz", 200)
@@ -193,7 +198,7 @@ func TestHTTPAPI(t *testing.T) {
 	defer resp.Body.Close()
 	time.Sleep(50 * time.Millisecond)
 	f.mu.Lock()
-	f.kl.Health = lifecycle.SourceHealth{Configured: true, Up: false, LastSuccess: fixtures.Recorded, LastError: "connection refused"}
+	f.kl.Health = lifecycle.SourceHealth{Configured: true, Up: false, LastSuccess: fixtures.Now, LastError: "connection refused"}
 	f.mu.Unlock()
 	a.Correlate(context.Background())
 	line, err := bufio.NewReader(resp.Body).ReadString('\n')
@@ -225,7 +230,7 @@ func TestReadyzBeforeSync(t *testing.T) {
 }
 
 func TestHistoryIsBounded(t *testing.T) {
-	a, _ := recordedAgent(t)
+	a, _ := generatedAgent(t)
 	a.opts.HistorySize = 3
 	var trs []lifecycle.Transition
 	for i := 0; i < 5; i++ {
@@ -243,7 +248,7 @@ func TestHistoryIsBounded(t *testing.T) {
 // GET /api/v1/pods encodes exactly what json.Marshal does, and after one
 // container changed encodes only its pod again.
 func TestPodsJSONReusesUnchangedViews(t *testing.T) {
-	a, f := recordedAgent(t)
+	a, f := generatedAgent(t)
 	check := func(pods []lifecycle.PodView) {
 		t.Helper()
 		want, err := json.Marshal(pods)
@@ -263,7 +268,7 @@ func TestPodsJSONReusesUnchangedViews(t *testing.T) {
 	f.rt.Containers = slices.Clone(f.rt.Containers)
 	i := slices.IndexFunc(f.rt.Containers, func(c lifecycle.Container) bool { return c.State == lifecycle.RuntimeRunning })
 	changed := &f.rt.Containers[i]
-	changed.State, changed.ExitCode, changed.FinishedAt = lifecycle.RuntimeExited, 9, fixtures.Recorded
+	changed.State, changed.ExitCode, changed.FinishedAt = lifecycle.RuntimeExited, 9, fixtures.Now
 	f.rt.Generation++
 	f.mu.Unlock()
 	if !a.Correlate(context.Background()) {

@@ -6,6 +6,7 @@ package agent
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -52,7 +53,10 @@ type Options struct {
 	Pprof bool
 	// StuckAfter raises StageStuck after this long in a transient stage (0: off).
 	StuckAfter time.Duration
-	Log        *slog.Logger
+	// MismatchGrace is how long the kubelet's copy may lag the runtime
+	// before it is a mismatch (0: lifecycle.DefaultMismatchGrace).
+	MismatchGrace time.Duration
+	Log           *slog.Logger
 	// Now is the clock (tests replace it).
 	Now func() time.Time
 }
@@ -159,9 +163,11 @@ func (a *Agent) Correlate(ctx context.Context) bool {
 		return false
 	}
 	in := lifecycle.Input{Node: a.opts.Node, Now: now, Pods: ks.Pods, Kubelet: ks.Health,
-		Sandboxes: rs.Sandboxes, Containers: rs.Containers, Runtime: rs.Health}
+		Sandboxes: rs.Sandboxes, Containers: rs.Containers, Runtime: rs.Health,
+		KubeletLink: ks.Link, MismatchGrace: a.opts.MismatchGrace}
 	if u := a.opts.Upstream; u != nil {
 		in.APIServer, in.APIPods, in.APINode = u.View.Health(), u.View.Pods(), u.View.Node()
+		in.KubeletLink = linkFromLease(in.KubeletLink, u.View.Lease(), in.APIServer, now)
 	}
 	start := time.Now()
 	a.corrMu.Lock()
@@ -189,6 +195,18 @@ func (a *Agent) Correlate(ctx context.Context) bool {
 		cancel()
 	}
 	return true
+}
+
+// linkFromLease adds to what the kubelet's metrics say of its link to the
+// API server what its node Lease says: a Lease not renewed for its whole
+// duration, read from an API server podlife reaches, means the kubelet cannot
+// reach it (the kubelet renews every quarter of the duration).
+func linkFromLease(link lifecycle.KubeletLink, l upstream.NodeLease, api lifecycle.SourceHealth, now time.Time) lifecycle.KubeletLink {
+	if link.CutOff || l.RenewTime.IsZero() || l.Duration <= 0 || !api.Up || now.Sub(l.RenewTime) <= l.Duration {
+		return link
+	}
+	return lifecycle.KubeletLink{CutOff: true, Since: l.RenewTime,
+		Evidence: fmt.Sprintf("the node's Lease has not been renewed since %s (duration %s)", l.RenewTime.UTC().Format(time.RFC3339), l.Duration)}
 }
 
 // coalesceWindow lets changes that arrive together (a restart is a stop and

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
@@ -30,8 +31,12 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, listening func(addr 
 	if err != nil {
 		return &ConfigError{"kubelet-url", err.Error()}
 	}
+	// The kubelet's copy of a pod lags the runtime by a PLEG relist, a status
+	// round trip through the API server (at worst the status manager's 10 s
+	// periodic sync) and our own poll of /pods: two polls cover the last.
+	grace := 10*time.Second + 2*cfg.PollInterval
 	opts := Options{Node: cfg.NodeName, Runtime: rt, Kubelet: kl, HistorySize: cfg.HistorySize,
-		StuckAfter: cfg.StuckThreshold, Log: log, Pprof: cfg.Pprof}
+		StuckAfter: cfg.StuckThreshold, Log: log, Pprof: cfg.Pprof, MismatchGrace: grace}
 	if cfg.JournalPath != "" {
 		if err := os.MkdirAll(filepath.Dir(cfg.JournalPath), 0o700); err != nil {
 			return fmt.Errorf("journal-path: %w", err)

@@ -20,13 +20,16 @@ type pod struct {
 		UID               string     `json:"uid"`
 		CreationTimestamp *time.Time `json:"creationTimestamp"`
 		DeletionTimestamp *time.Time `json:"deletionTimestamp"`
+		Annotations       struct {
+			// ConfigSource is set by the kubelet on every pod it runs: "api"
+			// for pods from the API server, "file" or "http" for static pods.
+			ConfigSource string `json:"kubernetes.io/config.source"`
+		} `json:"annotations"`
 	} `json:"metadata"`
 	Spec struct {
-		RestartPolicy  string `json:"restartPolicy"`
-		InitContainers []struct {
-			Name          string `json:"name"`
-			RestartPolicy string `json:"restartPolicy"`
-		} `json:"initContainers"`
+		RestartPolicy  string          `json:"restartPolicy"`
+		InitContainers []specContainer `json:"initContainers"`
+		Containers     []specContainer `json:"containers"`
 	} `json:"spec"`
 	Status struct {
 		Phase      string     `json:"phase"`
@@ -45,6 +48,13 @@ type pod struct {
 		ContainerStatuses          []containerStatus `json:"containerStatuses"`
 		EphemeralContainerStatuses []containerStatus `json:"ephemeralContainerStatuses"`
 	} `json:"status"`
+}
+
+// specContainer is the part of a container's spec the model needs.
+type specContainer struct {
+	Name           string    `json:"name"`
+	RestartPolicy  string    `json:"restartPolicy"`
+	ReadinessProbe *struct{} `json:"readinessProbe"`
 }
 
 type containerStatus struct {
@@ -161,16 +171,21 @@ func (p *pod) convert() lifecycle.Pod {
 	lp := lifecycle.Pod{UID: p.Metadata.UID, Namespace: p.Metadata.Namespace, Name: p.Metadata.Name,
 		Phase: lifecycle.Phase(p.Status.Phase), Reason: p.Status.Reason, Message: p.Status.Message,
 		RestartPolicy: p.Spec.RestartPolicy, Created: tm(p.Metadata.CreationTimestamp),
-		Started: tm(p.Status.StartTime), Deleting: tm(p.Metadata.DeletionTimestamp)}
+		Started: tm(p.Status.StartTime), Deleting: tm(p.Metadata.DeletionTimestamp),
+		StatusFrom: statusFrom(p.Metadata.Annotations.ConfigSource)}
 	for _, c := range p.Status.Conditions {
 		lp.Conditions = append(lp.Conditions, lifecycle.Condition{Type: c.Type, Status: c.Status, Reason: c.Reason,
 			Message: c.Message, LastTransitionTime: tm(c.LastTransitionTime), LastProbeTime: tm(c.LastProbeTime)})
 	}
-	sidecar := map[string]bool{}
+	sidecar, probed := map[string]bool{}, map[string]bool{}
 	for _, c := range p.Spec.InitContainers {
 		if c.RestartPolicy == "Always" {
 			sidecar[c.Name] = true
 		}
+		probed[c.Name] = c.ReadinessProbe != nil
+	}
+	for _, c := range p.Spec.Containers {
+		probed[c.Name] = c.ReadinessProbe != nil
 	}
 	n := len(p.Status.InitContainerStatuses) + len(p.Status.ContainerStatuses) + len(p.Status.EphemeralContainerStatuses)
 	lp.Containers = make([]lifecycle.ContainerStatus, 0, n)
@@ -179,7 +194,8 @@ func (p *pod) convert() lifecycle.Pod {
 			c := &cs[i]
 			lp.Containers = append(lp.Containers, lifecycle.ContainerStatus{Name: c.Name, Kind: kind(c.Name),
 				State: c.State.convert(), LastState: c.LastTerminationState.convert(), Ready: c.Ready, Started: c.Started,
-				RestartCount: c.RestartCount, Image: c.Image, ImageID: c.ImageID, ContainerID: c.ContainerID})
+				RestartCount: c.RestartCount, Image: c.Image, ImageID: c.ImageID, ContainerID: c.ContainerID,
+				ReadinessProbe: probed[c.Name]})
 		}
 	}
 	add(p.Status.InitContainerStatuses, func(name string) lifecycle.ContainerKind {
@@ -191,4 +207,15 @@ func (p *pod) convert() lifecycle.Pod {
 	add(p.Status.ContainerStatuses, func(string) lifecycle.ContainerKind { return lifecycle.KindRegular })
 	add(p.Status.EphemeralContainerStatuses, func(string) lifecycle.ContainerKind { return lifecycle.KindEphemeral })
 	return lp
+}
+
+// statusFrom tells where /pods got a pod's status from its config source:
+// the kubelet's status manager writes it back into the pod manager only for
+// static pods (pkg/kubelet/kubelet_getters.go GetPods; pkg/kubelet/config/config.go
+// checkAndUpdatePod keeps the API server's status for the others).
+func statusFrom(configSource string) string {
+	if configSource == "api" {
+		return lifecycle.FromKubeletCache
+	}
+	return lifecycle.FromKubelet
 }

@@ -74,6 +74,10 @@ type Config struct {
 	Timeout time.Duration
 	// MaxBodyBytes is the largest /pods answer accepted (default 64 MiB).
 	MaxBodyBytes int64
+	// LinkInterval is how often the kubelet's /metrics is read to tell
+	// whether the kubelet reaches the API server (default
+	// DefaultLinkInterval; negative: never).
+	LinkInterval time.Duration
 }
 
 // Validate fills defaults and checks the configuration.
@@ -92,6 +96,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxBodyBytes == 0 {
 		c.MaxBodyBytes = 64 << 20
+	}
+	if c.LinkInterval == 0 {
+		c.LinkInterval = DefaultLinkInterval
 	}
 	if c.Kubeconfig != "" {
 		if c.Node == "" {
@@ -124,7 +131,10 @@ func (c *Config) Validate() error {
 type State struct {
 	Pods   []lifecycle.Pod
 	Health lifecycle.SourceHealth
-	// Generation grows when the pods or the health change.
+	// Link is the kubelet's own connection to the API server, as its
+	// /metrics shows it.
+	Link lifecycle.KubeletLink
+	// Generation grows when the pods, the health or the link change.
 	Generation uint64
 }
 
@@ -134,16 +144,20 @@ type Source struct {
 	log     *slog.Logger
 	client  *http.Client
 	podsURL string
-	token   tokenFile
-	updates chan struct{}
+	// metricsURL is the kubelet's /metrics, read for its API client's health.
+	metricsURL string
+	token      tokenFile
+	updates    chan struct{}
 
 	pollMu sync.Mutex   // one Poll at a time: they share buf and dec
 	buf    bytes.Buffer // the answer being read, reused across polls
 	dec    Decoder      // decodes only the pods that changed
 
-	mu    sync.Mutex
-	state State
-	last  []byte // last payload, to skip identical ones
+	mu      sync.Mutex
+	state   State
+	links   linkTracker
+	linkErr string // the last /metrics failure, logged once
+	last    []byte // last payload, to skip identical ones
 }
 
 // New builds a source: the HTTP client and its TLS settings.
@@ -164,6 +178,7 @@ func New(cfg Config, log *slog.Logger) (*Source, error) {
 		}
 		s.client = &http.Client{Transport: rt, Timeout: cfg.Timeout}
 		s.podsURL = strings.TrimSuffix(rc.Host, "/") + "/api/v1/nodes/" + url.PathEscape(cfg.Node) + "/proxy/pods"
+		s.metricsURL = strings.TrimSuffix(s.podsURL, "/pods") + "/metrics"
 		return s, nil
 	}
 	tr := &http.Transport{Proxy: nil, MaxIdleConns: 2, IdleConnTimeout: time.Minute, TLSHandshakeTimeout: cfg.Timeout,
@@ -186,6 +201,7 @@ func New(cfg Config, log *slog.Logger) (*Source, error) {
 	}
 	s.client = &http.Client{Transport: tr, Timeout: cfg.Timeout}
 	s.podsURL = strings.TrimSuffix(cfg.URL, "/") + "/pods"
+	s.metricsURL = strings.TrimSuffix(cfg.URL, "/") + "/metrics"
 	return s, nil
 }
 
@@ -201,6 +217,22 @@ func (s *Source) State() State {
 
 // Run polls until ctx is done; failures are recorded, never fatal.
 func (s *Source) Run(ctx context.Context) error {
+	if s.cfg.LinkInterval > 0 {
+		go func() {
+			t := time.NewTicker(s.cfg.LinkInterval)
+			defer t.Stop()
+			for {
+				rctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+				s.readLink(rctx)
+				cancel()
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+				}
+			}
+		}()
+	}
 	t := time.NewTicker(s.cfg.PollInterval)
 	defer t.Stop()
 	for {

@@ -31,6 +31,7 @@ type APIView struct {
 
 	mu     sync.Mutex
 	health lifecycle.SourceHealth
+	lease  NodeLease // zero until read
 }
 
 // NewAPIView builds the view; Run starts it. watch must have no request
@@ -102,6 +103,19 @@ func (v *APIView) probeOnce(ctx context.Context) {
 	}
 	h := v.health
 	v.mu.Unlock()
+	if err == nil {
+		// The node's Lease tells whether the kubelet still reaches the API
+		// server. Without RBAC for it (or before the node registers) it stays unknown.
+		if l, lerr := v.probe.nodeLease(ctx, v.node); lerr == nil {
+			v.mu.Lock()
+			renewed := l.RenewTime != v.lease.RenewTime
+			v.lease = l
+			v.mu.Unlock()
+			if renewed {
+				v.signal()
+			}
+		}
+	}
 	if was != h.Up {
 		if h.Up {
 			v.log.Info("apiserver reachable")
@@ -132,6 +146,13 @@ func (v *APIView) Pods() []lifecycle.APIPod {
 	return out
 }
 
+// Lease is the node's Lease as last read (zero when never read).
+func (v *APIView) Lease() NodeLease {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.lease
+}
+
 // Node is the API server's last known Ready condition of this node, or nil.
 func (v *APIView) Node() *lifecycle.APINode {
 	for _, o := range v.nodes.GetStore().List() {
@@ -144,7 +165,8 @@ func (v *APIView) Node() *lifecycle.APINode {
 
 // APIPodOf reduces a pod to what the lifecycle model compares.
 func APIPodOf(p *corev1.Pod) lifecycle.APIPod {
-	out := lifecycle.APIPod{UID: string(p.UID), Namespace: p.Namespace, Name: p.Name, Phase: lifecycle.Phase(p.Status.Phase)}
+	out := lifecycle.APIPod{UID: string(p.UID), Namespace: p.Namespace, Name: p.Name, Phase: lifecycle.Phase(p.Status.Phase),
+		MirrorOf: p.Annotations[corev1.MirrorPodAnnotationKey]}
 	for _, c := range p.Status.Conditions {
 		if c.Type == corev1.PodReady {
 			out.Ready, out.ReadyChanged = string(c.Status), c.LastTransitionTime.Time

@@ -6,6 +6,7 @@ package upstream
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -143,6 +144,40 @@ func (c *Client) PatchNodeStatus(ctx context.Context, node string, patch []byte)
 	return c.core.Patch(types.StrategicMergePatchType).
 		Resource("nodes").Name(node).SubResource("status").
 		Body(patch).Do(ctx).Into(&corev1.Node{})
+}
+
+// NodeLease is what podlife reads of a node's Lease in kube-node-lease: the
+// kubelet renews it every 10 s (a quarter of its 40 s duration) while it
+// reaches the API server.
+type NodeLease struct {
+	RenewTime time.Time
+	Duration  time.Duration
+}
+
+// nodeLease reads the node's Lease. It is fetched as JSON by path so the
+// client's scheme stays core/v1 and events/v1 only.
+func (c *Client) nodeLease(ctx context.Context, node string) (NodeLease, error) {
+	raw, err := c.core.Get().AbsPath("/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases", node).DoRaw(ctx)
+	if err != nil {
+		return NodeLease{}, err
+	}
+	var l struct {
+		Spec struct {
+			RenewTime            *metav1.MicroTime `json:"renewTime"`
+			LeaseDurationSeconds *int32            `json:"leaseDurationSeconds"`
+		} `json:"spec"`
+	}
+	if err := json.Unmarshal(raw, &l); err != nil {
+		return NodeLease{}, fmt.Errorf("node lease: %w", err)
+	}
+	var out NodeLease
+	if l.Spec.RenewTime != nil {
+		out.RenewTime = l.Spec.RenewTime.Time
+	}
+	if l.Spec.LeaseDurationSeconds != nil {
+		out.Duration = time.Duration(*l.Spec.LeaseDurationSeconds) * time.Second
+	}
+	return out, nil
 }
 
 // readyz asks the API server's /readyz.

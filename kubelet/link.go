@@ -1,0 +1,163 @@
+package kubelet
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/podlife/podlife/lifecycle"
+)
+
+// DefaultLinkInterval is how often the kubelet's /metrics is read to tell
+// whether the kubelet still reaches the API server.
+const DefaultLinkInterval = 5 * time.Second
+
+// requestCounts sums the kubelet's client-go counter rest_client_requests_total:
+// requests that got an HTTP answer, and requests that failed without one
+// (code="<error>": refused, reset, timed out).
+type requestCounts struct{ answered, failed float64 }
+
+// parseRequestCounts reads the text exposition format and sums
+// rest_client_requests_total by whether the request got an answer. Other
+// families are skipped line by line without being parsed.
+func parseRequestCounts(r io.Reader) (requestCounts, bool, error) {
+	var c requestCounts
+	found := false
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	prefix := []byte("rest_client_requests_total{")
+	for sc.Scan() {
+		line := sc.Bytes()
+		if !bytes.HasPrefix(line, prefix) {
+			continue
+		}
+		end := bytes.LastIndexByte(line, '}')
+		if end < 0 {
+			return c, false, fmt.Errorf("rest_client_requests_total: malformed line %q", truncate(line))
+		}
+		labels, rest := line[len(prefix):end], bytes.TrimSpace(line[end+1:])
+		if sp := bytes.IndexByte(rest, ' '); sp >= 0 {
+			rest = rest[:sp] // a timestamp may follow the value
+		}
+		v, err := strconv.ParseFloat(string(rest), 64)
+		if err != nil {
+			return c, false, fmt.Errorf("rest_client_requests_total: value %q: %w", truncate(rest), err)
+		}
+		found = true
+		if bytes.Contains(labels, []byte(`code="<error>"`)) {
+			c.failed += v
+		} else {
+			c.answered += v
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return c, false, fmt.Errorf("reading kubelet metrics: %w", err)
+	}
+	return c, found, nil
+}
+
+func truncate(b []byte) string {
+	if len(b) > 80 {
+		return string(b[:80]) + "…"
+	}
+	return string(b)
+}
+
+// linkTracker turns successive request counts into the kubelet's link state:
+// cut off once requests fail and none is answered between two reads; whole
+// again as soon as one is answered. A read in which the kubelet made no
+// request keeps the state.
+type linkTracker struct {
+	prev         requestCounts
+	primed       bool
+	lastAnswered time.Time // the last read in which answered requests grew
+	link         lifecycle.KubeletLink
+}
+
+// observe records one read at now and reports whether the link state changed.
+func (l *linkTracker) observe(c requestCounts, now time.Time) bool {
+	if !l.primed || c.answered < l.prev.answered || c.failed < l.prev.failed {
+		// First read, or the kubelet restarted (counters reset).
+		l.prev, l.primed, l.lastAnswered = c, true, now
+		return false
+	}
+	answered, failed := c.answered-l.prev.answered, c.failed-l.prev.failed
+	l.prev = c
+	was := l.link.CutOff
+	switch {
+	case answered > 0:
+		l.lastAnswered = now
+		if was {
+			l.link = lifecycle.KubeletLink{Since: now, Evidence: "the kubelet's requests to the API server are answered again"}
+		}
+	case failed > 0 && !was:
+		l.link = lifecycle.KubeletLink{CutOff: true, Since: l.lastAnswered,
+			Evidence: fmt.Sprintf("kubelet /metrics: %.0f of its requests to the API server failed without an answer and none was answered since %s",
+				failed, l.lastAnswered.UTC().Format(time.RFC3339))}
+	}
+	return l.link.CutOff != was
+}
+
+// readLink reads the kubelet's /metrics once and updates the link state.
+func (s *Source) readLink(ctx context.Context) {
+	c, err := s.fetchRequestCounts(ctx)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err != nil {
+		if err.Error() != s.linkErr {
+			s.log.Warn("kubelet metrics unreadable: cannot tell whether the kubelet reaches the API server", "err", oneLine(err))
+		}
+		s.linkErr = err.Error()
+		return
+	}
+	s.linkErr = ""
+	if s.links.observe(c, time.Now()) {
+		s.state.Link = s.links.link
+		s.log.Info("kubelet link to the API server", "cutOff", s.state.Link.CutOff, "since", s.state.Link.Since, "evidence", s.state.Link.Evidence)
+		s.state.Generation++
+		select {
+		case s.updates <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// fetchRequestCounts GETs the kubelet's /metrics and sums its API requests.
+func (s *Source) fetchRequestCounts(ctx context.Context) (requestCounts, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.metricsURL, nil)
+	if err != nil {
+		return requestCounts{}, fmt.Errorf("kubelet %s: %w", s.metricsURL, err)
+	}
+	if s.token.path != "" {
+		tok, err := s.token.read()
+		if err != nil {
+			return requestCounts{}, fmt.Errorf("kubelet-token-file: %w", err)
+		}
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return requestCounts{}, fmt.Errorf("kubelet %s: %s", s.metricsURL, describeTransportError(err, s.cfg.Timeout))
+	}
+	defer resp.Body.Close()
+	switch resp.StatusCode {
+	case http.StatusOK:
+	case http.StatusForbidden:
+		return requestCounts{}, fmt.Errorf("kubelet %s: 403 Forbidden: the service account lacks RBAC `get` on `nodes/metrics`", s.metricsURL)
+	default:
+		return requestCounts{}, fmt.Errorf("kubelet %s: HTTP %d", s.metricsURL, resp.StatusCode)
+	}
+	c, found, err := parseRequestCounts(io.LimitReader(resp.Body, s.cfg.MaxBodyBytes))
+	if err != nil {
+		return c, fmt.Errorf("kubelet %s: %w", s.metricsURL, err)
+	}
+	if !found {
+		return c, fmt.Errorf("kubelet %s: no rest_client_requests_total (a kubelet without an API server?)", s.metricsURL)
+	}
+	return c, nil
+}

@@ -1,0 +1,61 @@
+package kubelet
+
+import (
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The kubelet exposes client-go's rest_client_requests_total on /metrics
+// (k8s.io/component-base/metrics/prometheus/restclient): code="<error>" for
+// a request that got no HTTP answer.
+func TestParseRequestCounts(t *testing.T) {
+	f, err := os.Open("testdata/kubelet-metrics-excerpt.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	c, found, err := parseRequestCounts(f)
+	if err != nil || !found || c.answered != 362 || c.failed != 4 {
+		t.Fatalf("got %+v found=%v err=%v, want answered 362 failed 4", c, found, err)
+	}
+	for _, bad := range []string{
+		`rest_client_requests_total{code="200" 5`,
+		`rest_client_requests_total{code="200"} five`,
+	} {
+		if _, _, err := parseRequestCounts(strings.NewReader(bad)); err == nil {
+			t.Errorf("%q: no error", bad)
+		}
+	}
+	if _, found, err := parseRequestCounts(strings.NewReader("up 1\n")); found || err != nil {
+		t.Errorf("no family: found=%v err=%v", found, err)
+	}
+}
+
+func TestLinkTracker(t *testing.T) {
+	t0 := time.Date(2026, 11, 26, 1, 0, 0, 0, time.UTC)
+	var l linkTracker
+	steps := []struct {
+		answered, failed float64
+		cut, changed     bool
+	}{
+		{100, 0, false, false}, // first read primes
+		{110, 0, false, false}, // answered
+		{110, 0, false, false}, // idle: no request at all keeps the state
+		{110, 2, true, true},   // failures and no answer: cut since the last answer
+		{110, 5, true, false},
+		{111, 5, false, true}, // one answer heals
+		{5, 0, false, false},  // counters reset: the kubelet restarted
+	}
+	for i, s := range steps {
+		now := t0.Add(time.Duration(i) * 5 * time.Second)
+		changed := l.observe(requestCounts{s.answered, s.failed}, now)
+		if changed != s.changed || l.link.CutOff != s.cut {
+			t.Fatalf("step %d: changed=%v cut=%v, want %v %v (%+v)", i, changed, l.link.CutOff, s.changed, s.cut, l.link)
+		}
+		if i == 3 && !l.link.Since.Equal(t0.Add(5*time.Second)) {
+			t.Fatalf("cut since %s, want the last read with an answer (%s)", l.link.Since, t0.Add(5*time.Second))
+		}
+	}
+}

@@ -284,3 +284,65 @@ func TestPodsJSONReusesUnchangedViews(t *testing.T) {
 	}
 	check([]lifecycle.PodView{})
 }
+
+// GET /api/v1/pods serves the new view of a pod whose only change between
+// snapshots is its stage reason, or its unknown cause: the per-pod encoding
+// cache must not take it for the view it encoded before.
+func TestPodsBodyFollowsReasonAndCause(t *testing.T) {
+	tests := []struct {
+		field  string
+		change func(*lifecycle.PodView)
+		got    func(*lifecycle.PodView) string
+		want   string
+	}{
+		{"stageReason", func(p *lifecycle.PodView) { p.StageReason = "a reason no pod had" },
+			func(p *lifecycle.PodView) string { return p.StageReason }, "a reason no pod had"},
+		{"unknownCause", func(p *lifecycle.PodView) { p.UnknownCause = "a-cause-no-pod-had" },
+			func(p *lifecycle.PodView) string { return string(p.UnknownCause) }, "a-cause-no-pod-had"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.field, func(t *testing.T) {
+			a, _ := generatedAgent(t)
+			srv := httptest.NewServer(a.Handler())
+			defer srv.Close()
+			get := func() (PodsResponse, []byte) {
+				t.Helper()
+				resp, err := http.Get(srv.URL + "/api/v1/pods")
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer resp.Body.Close()
+				b, err := io.ReadAll(resp.Body)
+				var r PodsResponse
+				if err == nil {
+					err = json.Unmarshal(b, &r)
+				}
+				if err != nil || resp.StatusCode != http.StatusOK {
+					t.Fatalf("GET /api/v1/pods: %d %v", resp.StatusCode, err)
+				}
+				return r, b
+			}
+			_, before := get()
+			// The next snapshot has the same views but one, whose only change is tc.field.
+			const i = 3
+			a.mu.Lock()
+			next := *a.snap
+			next.Pods = slices.Clone(next.Pods)
+			tc.change(&next.Pods[i])
+			a.snap = &next
+			a.mu.Unlock()
+			got, after := get()
+			if bytes.Equal(before, after) || len(got.Pods) != len(next.Pods) || tc.got(&got.Pods[i]) != tc.want {
+				t.Fatalf("after %s of pod %s changed, /api/v1/pods serves %s=%q, want %q (body changed: %v)",
+					tc.field, next.Pods[i].Key(), tc.field, tc.got(&got.Pods[i]), tc.want, !bytes.Equal(before, after))
+			}
+			want, err := json.Marshal(next.Pods)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Contains(after, want) {
+				t.Fatal("/api/v1/pods differs from json.Marshal of the snapshot's pods")
+			}
+		})
+	}
+}

@@ -184,9 +184,17 @@ func PrintPods(w io.Writer, r *agent.PodsResponse, now time.Time) {
 // kubelet and runtime views side by side, mismatches, and its timeline.
 func PrintDescribe(w io.Writer, p *agent.PodResponse, now time.Time) {
 	fmt.Fprintf(w, "Name:          %s\nNamespace:     %s\nUID:           %s\n", p.Name, p.Namespace, p.UID)
-	fmt.Fprintf(w, "Phase:         %s\nStage:         %s\nWhy:           %s\n", p.Phase, p.Stage, p.StageReason)
+	fmt.Fprintf(w, "Phase:         %s (from %s)\nStage:         %s\nWhy:           %s\n", p.Phase, dash(p.StatusFrom), p.Stage, p.StageReason)
+	if kc := p.KubeletCache; kc != nil {
+		fmt.Fprintf(w, "Kubelet copy:  phase %s, Ready=%s, %d restarts; behind the runtime since %s\n",
+			kc.Phase, dash(kc.Ready), kc.Restarts, kc.LagsSince.UTC().Format(time.RFC3339))
+	}
 	if p.UnknownCause != "" {
-		fmt.Fprintf(w, "Unknown cause: %s\n", p.UnknownCause)
+		since := ""
+		if !p.UnknownSince.IsZero() {
+			since = " since " + p.UnknownSince.UTC().Format(time.RFC3339)
+		}
+		fmt.Fprintf(w, "Unknown cause: %s%s\n", p.UnknownCause, since)
 	}
 	if p.APIServer != nil {
 		fmt.Fprintf(w, "API server:    phase %s, Ready=%s\n", p.APIServer.Phase, p.APIServer.Ready)
@@ -200,7 +208,7 @@ func PrintDescribe(w io.Writer, p *agent.PodResponse, now time.Time) {
 	tw.Flush()
 	fmt.Fprintln(w, "Containers:")
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "  NAME\tKIND\tKUBELET\tRUNTIME\tRESTARTS\tREADY\tLAST TERMINATION")
+	fmt.Fprintln(tw, "  NAME\tKIND\tSTATE\tFROM\tRUNTIME\tRESTARTS\tREADY\tLAST TERMINATION")
 	for _, c := range p.Containers {
 		kub := string(c.State)
 		if c.Reason != "" {
@@ -209,9 +217,7 @@ func PrintDescribe(w io.Writer, p *agent.PodResponse, now time.Time) {
 		if c.ExitCode != nil {
 			kub += fmt.Sprintf(" (exit %d)", *c.ExitCode)
 		}
-		if c.Source != lifecycle.SourceKubelet {
-			kub = "-"
-		}
+
 		rt := "-"
 		if r := c.Runtime; r != nil {
 			rt = fmt.Sprintf("%s #%d", r.State, r.Attempt)
@@ -223,7 +229,7 @@ func PrintDescribe(w io.Writer, p *agent.PodResponse, now time.Time) {
 		if l := c.LastState; l != nil && l.Kind == lifecycle.StateTerminated {
 			last = fmt.Sprintf("exit %d %s at %s", l.ExitCode, l.Reason, l.FinishedAt.UTC().Format(time.RFC3339))
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%d\t%v\t%s\n", c.Name, c.Kind, kub, rt, c.RestartCount, c.Ready, last)
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%d\t%v\t%s\n", c.Name, c.Kind, kub, dash(c.From), rt, c.RestartCount, c.Ready, last)
 	}
 	tw.Flush()
 	if len(p.Mismatches) > 0 {

@@ -1,0 +1,97 @@
+package agent
+
+import (
+	"context"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/podlife/podlife/internal/fixtures"
+	"github.com/podlife/podlife/internal/journal"
+	"github.com/podlife/podlife/lifecycle"
+)
+
+// A running agent whose sources stay fresh and unchanged while time moves on
+// (its periodic refresh, not a correlation) raises StageStuck for every pod
+// in a transient stage past the threshold, once, and journals it.
+func TestStuckStagesAreRaisedAndJournaled(t *testing.T) {
+	j, err := journal.Open(filepath.Join(t.TempDir(), "journal.db"), journal.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	var mu sync.Mutex
+	now := fixtures.Now
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	a, _ := generatedAgent(t, func(o *Options) { o.Journal, o.StuckAfter, o.Now = j, 2*time.Second, clock })
+	var want []string
+	for _, p := range a.Snapshot().Pods {
+		if p.Stage != lifecycle.StageServing && p.Stage != lifecycle.StageTerminated {
+			want = append(want, p.UID)
+		}
+	}
+	if len(want) == 0 {
+		t.Fatal("the generated node has no pod in a transient stage")
+	}
+	sort.Strings(want)
+	gen := a.lastGen
+
+	// Past the threshold, within the sources' freshness: the next tick only refreshes.
+	mu.Lock()
+	now = now.Add(3 * time.Second)
+	mu.Unlock()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { a.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	stuck := func() (uids []string) {
+		for _, r := range a.Since(time.Time{}) {
+			if r.Kind == lifecycle.TransitionStageStuck {
+				uids = append(uids, r.UID)
+			}
+		}
+		sort.Strings(uids)
+		return uids
+	}
+	deadline := time.Now().Add(15 * time.Second) // the refresh ticks once a second
+	for len(stuck()) < len(want) {
+		if time.Now().After(deadline) {
+			t.Fatalf("StageStuck for %d pods, want %d in transient stages", len(stuck()), len(want))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := strings.Join(stuck(), " "); got != strings.Join(want, " ") {
+		t.Fatalf("StageStuck for %s, want %s", got, strings.Join(want, " "))
+	}
+	a.mu.RLock()
+	correlated := a.lastGen != gen
+	a.mu.RUnlock()
+	if correlated || !a.Snapshot().At.Equal(clock()) {
+		t.Fatal("the stuck stages came from a correlation, not from the refresh")
+	}
+	pending, err := j.Pending(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var journaled []string
+	for _, e := range pending {
+		if e.Transition.Kind == lifecycle.TransitionStageStuck {
+			journaled = append(journaled, e.Transition.UID)
+			if !e.Transition.HappenedAt.Equal(fixtures.Now) || !e.Transition.ObservedAt.Equal(clock()) {
+				t.Errorf("stuck entry %+v: want happened at the stage's start, observed now", e.Transition)
+			}
+		}
+	}
+	sort.Strings(journaled)
+	if got := strings.Join(journaled, " "); got != strings.Join(want, " ") {
+		t.Fatalf("journaled StageStuck for %q, want %q", got, strings.Join(want, " "))
+	}
+	// Once per stay in a stage: later ticks raise nothing more.
+	time.Sleep(1500 * time.Millisecond)
+	if n := len(stuck()); n != len(want) {
+		t.Fatalf("%d StageStuck after another tick, want still %d", n, len(want))
+	}
+}

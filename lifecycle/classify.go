@@ -20,6 +20,10 @@ const (
 	ReasonRunContainerError          = "RunContainerError"
 	ReasonPreStartHookError          = "PreStartHookError"
 	ReasonPostStartHookError         = "PostStartHookError"
+	// ReasonRegistryUnavailable and ReasonSignatureValidationFailed are image
+	// pull failures (pkg/kubelet/images/types.go).
+	ReasonRegistryUnavailable       = "RegistryUnavailable"
+	ReasonSignatureValidationFailed = "SignatureValidationFailed"
 )
 
 // Terminated reasons the runtime and kubelet use.
@@ -41,7 +45,7 @@ const (
 func FailingWaitingReason(reason string) bool {
 	switch reason {
 	case ReasonCrashLoopBackOff, ReasonErrImagePull, ReasonImagePullBackOff, ReasonInvalidImageName,
-		ReasonErrImageNeverPull, ReasonCreateContainerConfigError, ReasonCreateContainerError,
+		ReasonErrImageNeverPull, ReasonRegistryUnavailable, ReasonSignatureValidationFailed, ReasonCreateContainerConfigError, ReasonCreateContainerError,
 		ReasonRunContainerError, ReasonPreStartHookError, ReasonPostStartHookError:
 		return true
 	case "", ReasonContainerCreating, ReasonPodInitializing:
@@ -94,8 +98,19 @@ func (e *env) kubeletStage(pod *Pod, v *PodView) (Stage, string, Cause) {
 		return StageTerminated, "Terminated: Failed, " + failedWhy(pod, v), CauseNone
 	}
 	if v.Terminating {
-		return StageTerminated, fmt.Sprintf("Terminating: deletion requested at %s, %d containers still running",
-			pod.Deleting.UTC().Format("2006-01-02T15:04:05Z"), countKind(v, StateRunning)), CauseNone
+		// deletionTimestamp is the DELETE's time plus the grace period
+		// (k8s.io/apiserver registry/rest/delete.go BeforeDelete): the time by
+		// which the kubelet is to have killed the containers.
+		running := countKind(v, StateRunning)
+		why := fmt.Sprintf("deleted, grace period ends %s, %d containers still running",
+			pod.Deleting.UTC().Format(time.RFC3339), running)
+		if running == 0 {
+			return StageTerminated, "Terminated: " + why, CauseNone
+		}
+		if e.in.Now.After(pod.Deleting) {
+			why += fmt.Sprintf(" %s past it", e.in.Now.Sub(pod.Deleting).Round(time.Second))
+		}
+		return StageTerminating, "Terminating: " + why, CauseNone
 	}
 	if why, ok := e.failingWhy(v); ok {
 		return StageFailing, "Failing: " + why, CauseNone
@@ -140,6 +155,9 @@ func (e *env) failingWhy(v *PodView) (string, bool) {
 		if c.Kind == KindEphemeral {
 			continue // a debug container's fate does not change the pod's
 		}
+		if c.Kind == KindSidecar && c.State == StateTerminated && allRegularTerminated(v) {
+			continue // sidecars are stopped once the regular containers end
+		}
 		who := containerWho(c)
 		initTag := func(r string) string {
 			if c.Kind == KindInit {
@@ -180,7 +198,22 @@ func (e *env) failingWhy(v *PodView) (string, bool) {
 }
 
 func isImageReason(r string) bool {
-	return r == ReasonErrImagePull || r == ReasonImagePullBackOff || r == ReasonInvalidImageName || r == ReasonErrImageNeverPull
+	return r == ReasonErrImagePull || r == ReasonImagePullBackOff || r == ReasonInvalidImageName || r == ReasonErrImageNeverPull ||
+		r == ReasonRegistryUnavailable || r == ReasonSignatureValidationFailed
+}
+
+// allRegularTerminated reports whether every regular container has terminated.
+func allRegularTerminated(v *PodView) bool {
+	n := 0
+	for _, c := range v.Containers {
+		if c.Kind == KindRegular {
+			if c.State != StateTerminated {
+				return false
+			}
+			n++
+		}
+	}
+	return n > 0
 }
 
 // initializingWhy says what a Pending pod waits for.
@@ -230,11 +263,12 @@ func initProgress(v *PodView) (total, done int) {
 	return total, done
 }
 
-// initDone: an init container completed successfully, or a sidecar is running
-// and ready (started).
+// initDone: an init container completed successfully, or a sidecar has
+// started (pkg/kubelet/status/generate.go isInitContainerInitialized: a
+// sidecar counts once Started, not once Ready).
 func initDone(c ContainerView) bool {
 	if c.Kind == KindSidecar {
-		return c.State == StateRunning && c.Ready
+		return c.State == StateRunning && c.Started
 	}
 	return c.State == StateTerminated && c.ExitCode != nil && *c.ExitCode == 0
 }
@@ -248,9 +282,13 @@ func failedWhy(pod *Pod, v *PodView) string {
 		}
 		return s
 	}
-	for _, c := range v.Containers {
-		if c.State == StateTerminated && c.ExitCode != nil && *c.ExitCode != 0 {
-			return fmt.Sprintf("%s exit %d %s", containerWho(c), *c.ExitCode, orUnknown(c.Reason))
+	// getPhase ignores sidecars, which are SIGTERMed once the regular
+	// containers end (pkg/kubelet/kubelet_pods.go): blame a regular one first.
+	for _, kind := range []ContainerKind{KindRegular, KindInit, KindSidecar} {
+		for _, c := range v.Containers {
+			if c.Kind == kind && c.State == StateTerminated && c.ExitCode != nil && *c.ExitCode != 0 {
+				return fmt.Sprintf("%s exit %d %s", containerWho(c), *c.ExitCode, orUnknown(c.Reason))
+			}
 		}
 	}
 	return "no container reports a failure"
@@ -317,6 +355,11 @@ func notReadyNote(pod *Pod, v *PodView) string {
 	for _, c := range pod.Conditions {
 		if c.Type == CondContainersReady && c.Status != "True" && c.Reason != "" {
 			s += "; ContainersReady " + c.Status + ": " + c.Reason
+		}
+		// Ready is also gated by spec.readinessGates (pkg/kubelet/status/generate.go
+		// GeneratePodReadyCondition): name the unmet gate.
+		if c.Type == CondReady && c.Status != "True" && c.Reason == "ReadinessGatesNotReady" {
+			s += "; readiness gates not ready: " + oneLine(c.Message, 160)
 		}
 	}
 	return s

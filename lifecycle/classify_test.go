@@ -56,8 +56,13 @@ func TestStageTable(t *testing.T) {
 
 		// Sidecars (restartable init containers).
 		{"sidecar starting", pod("p", PhasePending, conds("True", "False", "False", "False"),
-			kind(KindSidecar, cRunning("proxy", false)), cWaiting("app", ReasonPodInitializing)),
+			kind(KindSidecar, started(false, cRunning("proxy", false))), cWaiting("app", ReasonPodInitializing)),
 			StageInitializing, `sidecar "proxy" running (Init:0/1)`},
+		// A sidecar counts as initialized once Started, not once Ready
+		// (pkg/kubelet/status/generate.go isInitContainerInitialized; kubectl printPod).
+		{"sidecar started, not ready, then an init container", pod("p", PhasePending, conds("True", "False", "False", "False"),
+			kind(KindSidecar, started(true, cRunning("proxy", false))), kind(KindInit, cRunning("migrate", false))),
+			StageInitializing, `init container "migrate" running (Init:1/2)`},
 		{"sidecar ready counts for Init", pod("p", PhasePending, conds("True", "False", "False", "False"),
 			kind(KindSidecar, cRunning("proxy", true)), kind(KindInit, cRunning("b", false))),
 			StageInitializing, `init container "b" running (Init:1/2)`},
@@ -88,8 +93,34 @@ func TestStageTable(t *testing.T) {
 			p := pod("p", PhaseRunning, conds("True", "True", "True", "True"), cRunning("app", true))
 			p.Deleting = t0.Add(-5 * time.Second)
 			return p
-		}(), StageTerminated, "Terminating: deletion requested at 2026-11-25T09:59:55Z, 1 containers still running"},
+		}(), StageTerminating, "Terminating: deleted, grace period ends 2026-11-25T09:59:55Z, 1 containers still running 5s past it"},
+		{"deleted, every container stopped", func() *podB {
+			p := pod("p", PhaseRunning, conds("True", "True", "False", "False"), cTerminated("app", 0, ReasonCompleted))
+			p.Deleting = t0.Add(-5 * time.Second)
+			return p
+		}(), StageTerminated, "Terminated: deleted, grace period ends 2026-11-25T09:59:55Z, 0 containers still running"},
 		{"phase Unknown", pod("p", PhaseUnknown, nil, cRunning("app", true)), StageUnknown, "kubelet reports phase Unknown"},
+		// getPhase ignores sidecars, SIGTERMed (143) after the job container
+		// failed (pkg/kubelet/kubelet_pods.go); kubectl shows Error.
+		{"Job failed by its container, not by its stopped sidecar", func() *podB {
+			p := pod("p", PhaseFailed, conds("True", "True", "False", "False"),
+				kind(KindSidecar, cTerminated("proxy", 143, ReasonError)), cTerminated("job", 1, ReasonError))
+			p.RestartPolicy = "Never"
+			return p
+		}(), StageTerminated, `Terminated: Failed, container "job" exit 1 Error`},
+		// Image pull failures (pkg/kubelet/images/types.go) are failures, not start-up.
+		{"RegistryUnavailable", pod("p", PhasePending, conds("True", "True", "False", "False"),
+			cWaiting("app", ReasonRegistryUnavailable)), StageFailing, `container "app" RegistryUnavailable (image`},
+		{"SignatureValidationFailed", pod("p", PhasePending, conds("True", "True", "False", "False"),
+			cWaiting("app", ReasonSignatureValidationFailed)), StageFailing, `SignatureValidationFailed`},
+		// pkg/kubelet/status/generate.go GeneratePodReadyCondition: Ready is
+		// False with ReadinessGatesNotReady while ContainersReady is True.
+		{"readiness gate unmet", func() *podB {
+			p := pod("p", PhaseRunning, conds("True", "True", "True", "False"), cRunning("app", true))
+			p.Conditions[3].Reason = "ReadinessGatesNotReady"
+			p.Conditions[3].Message = `corresponding condition of pod readiness gate "example.com/lb" does not exist.`
+			return p
+		}(), StageStarting, `readiness gates not ready: corresponding condition of pod readiness gate "example.com/lb" does not exist.`},
 		{"container state Unknown", pod("p", PhaseRunning, conds("True", "True", "False", "False"),
 			ContainerStatus{Name: "app", Kind: KindRegular, State: ContainerState{Kind: StateUnknown}}),
 			StageUnknown, `container "app" state unknown`},

@@ -479,6 +479,11 @@ func kubeletContainer(st *ContainerStatus, rc *Container, from string) Container
 		RestartCount: st.RestartCount, Ready: st.Ready,
 		ContainerID: st.ContainerID, Image: st.Image, Runtime: rc,
 	}
+	if st.Started != nil {
+		v.Started = *st.Started
+	} else {
+		v.Started = st.State.Kind == StateRunning
+	}
 	if v.State == StateTerminated {
 		ec := st.State.ExitCode
 		v.ExitCode = &ec
@@ -557,10 +562,21 @@ func (e *env) mismatches(pod *Pod, v *PodView, cs []*Container, lags []lag, cut 
 	}
 	for i := range pod.Containers {
 		st := &pod.Containers[i]
-		if st.ContainerID == "" || finished || slices.ContainsFunc(lags, func(l lag) bool { return l.st == st }) {
+		if st.ContainerID == "" || slices.ContainsFunc(lags, func(l lag) bool { return l.st == st }) {
 			continue
 		}
-		if find(cs, st) == nil {
+		rc := find(cs, st)
+		if rc != nil && rc.State == RuntimeRunning && st.State.Kind == StateTerminated &&
+			StripRuntimeScheme(st.State.ContainerID) == rc.ID {
+			// No lag explains it: the kubelet learned of the exit from the runtime.
+			out = append(out, Mismatch{Kind: MismatchZombie, Container: st.Name,
+				Detail: fmt.Sprintf("kubelet says terminated at %s; the runtime still runs container %s",
+					st.State.FinishedAt.UTC().Format(time.RFC3339), shortID(rc.ID))})
+		}
+		if finished {
+			continue
+		}
+		if rc == nil {
 			out = append(out, Mismatch{Kind: MismatchMissingInRuntime, Container: st.Name,
 				Detail: fmt.Sprintf("kubelet references %s, which the runtime does not have", st.ContainerID)})
 		}
@@ -611,7 +627,10 @@ func (e env) apiMismatches(pod *Pod, v *PodView) []Mismatch {
 			}
 		}
 		switch {
-		case api.Phase == PhaseFailed || api.Phase == PhaseUnknown:
+		// During an eviction or node shutdown the kubelet writes Failed
+		// before it kills the containers (pkg/kubelet/kubelet.go
+		// syncTerminatingPod): a copy that agrees with the kubelet is not stale.
+		case (api.Phase == PhaseFailed && pod.Phase != PhaseFailed) || api.Phase == PhaseUnknown:
 			out = append(out, Mismatch{Kind: MismatchAPIStale,
 				Detail: fmt.Sprintf("API server says %s; %d containers are running here", api.Phase, running)})
 		case kubeletReady && api.Ready != "True" && e.in.Now.Sub(changed) > e.stale:

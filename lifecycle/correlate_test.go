@@ -144,6 +144,14 @@ func TestMismatches(t *testing.T) {
 			in.Sandboxes = append(in.Sandboxes, Sandbox{ID: "sb-old", PodUID: "uid-p", State: SandboxReady, Attempt: 0})
 			return in
 		}, MismatchSandboxNotReady, "NOTREADY", StageServing},
+		{"zombie: kubelet says terminated, runtime still runs it", func() Input {
+			p := pod("p", PhaseSucceeded, conds("True", "True", "False", "False"), cTerminated("app", 0, ReasonCompleted))
+			p.Containers[0].State.ContainerID = p.Containers[0].ContainerID
+			in := input(p)
+			c := &in.Containers[0]
+			c.State, c.FinishedAt, c.ExitCode = RuntimeRunning, time.Time{}, 0
+			return in
+		}, MismatchZombie, "kubelet says terminated at 2026-11-25T09:59:50Z; the runtime still runs container p-app-0", StageTerminated},
 		{"orphan", func() Input {
 			in := input()
 			in.Containers = []Container{{ID: "o1", PodUID: "uid-gone", PodName: "gone", PodNamespace: "ns", Name: "app", State: RuntimeRunning}}
@@ -318,6 +326,13 @@ func TestAPIServerView(t *testing.T) {
 		detail   string
 	}{
 		{"API agrees", withAPI(input(serving("p")), PhaseRunning, "True", nodeReady), CauseNone, "", ""},
+		// The kubelet writes Failed (Evicted) before it kills the containers
+		// (pkg/kubelet/kubelet.go syncTerminatingPod): no stale copy.
+		{"eviction in progress", func() Input {
+			p := pod("p", PhaseFailed, conds("True", "True", "False", "False"), cRunning("app", false))
+			p.Reason = ReasonEvicted
+			return withAPI(input(p), PhaseFailed, "False", nodeReady)
+		}(), CauseNone, "", ""},
 		{"node NotReady upstream while containers run", withAPI(input(serving("p")), PhaseRunning, "True",
 			&APINode{Ready: "Unknown", Reason: "NodeStatusUnknown"}), CauseNodeStatusStale, "", ""},
 		// A node whose kubelet posts status is not stale: the difference is

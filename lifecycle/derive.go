@@ -88,7 +88,7 @@ func derivedContainer(pod *Pod, st *ContainerStatus, rc, last *Container, cs []*
 	}
 	switch last.State {
 	case RuntimeRunning:
-		v.State, v.StartedAt = StateRunning, last.StartedAt
+		v.State, v.StartedAt, v.Started = StateRunning, last.StartedAt, true
 		// Without a readiness probe the kubelet calls a started container
 		// ready (pkg/kubelet/prober/prober_manager.go UpdatePodStatus); with
 		// one, a new attempt is not ready until the probe passes, and the

@@ -118,3 +118,5 @@ func onlyPod(s Snapshot) PodView {
 	}
 	return s.Pods[0]
 }
+
+func started(v bool, s ContainerStatus) ContainerStatus { s.Started = &v; return s }

@@ -11,13 +11,16 @@ const (
 	StageStarting     Stage = "Starting"
 	StageServing      Stage = "Serving"
 	StageTerminated   Stage = "Terminated"
+	// StageTerminating: the pod is being deleted and some of its containers
+	// still run. It is transient: a pod stuck here gets StageStuck.
+	StageTerminating Stage = "Terminating"
 	StageFailing      Stage = "Failing"
 	StageUnknown      Stage = "Unknown"
 )
 
 // Stages lists every stage, in lifecycle order; metrics export one 0/1 series
 // per value.
-var Stages = []Stage{StageInitializing, StageStarting, StageServing, StageTerminated, StageFailing, StageUnknown}
+var Stages = []Stage{StageInitializing, StageStarting, StageServing, StageTerminating, StageTerminated, StageFailing, StageUnknown}
 
 // Cause says why a pod's truth cannot be fully established.
 type Cause string
@@ -77,6 +80,9 @@ const (
 	MismatchRestartCount MismatchKind = "restart-count-mismatch"
 	// MismatchSandboxNotReady: the kubelet says Running but the pod sandbox is not ready.
 	MismatchSandboxNotReady MismatchKind = "sandbox-not-ready"
+	// MismatchZombie: the kubelet says a container terminated, yet the
+	// runtime still runs that same container.
+	MismatchZombie MismatchKind = "kubelet-exited-runtime-running"
 	// MismatchAPIRunningButExited: the API server says Running, the runtime says every container exited.
 	MismatchAPIRunningButExited MismatchKind = "apiserver-running-runtime-exited"
 	// MismatchAPIStale: the API server says Failed/Unknown/not ready, yet containers run and the kubelet says otherwise.
@@ -84,7 +90,7 @@ const (
 )
 
 // MismatchKinds lists every mismatch kind.
-var MismatchKinds = []MismatchKind{MismatchRunningButExited, MismatchMissingInRuntime, MismatchOrphan,
+var MismatchKinds = []MismatchKind{MismatchRunningButExited, MismatchZombie, MismatchMissingInRuntime, MismatchOrphan,
 	MismatchRestartCount, MismatchSandboxNotReady, MismatchAPIRunningButExited, MismatchAPIStale}
 
 // Mismatch is one typed finding of disagreement between the two views.
@@ -116,6 +122,9 @@ type ContainerView struct {
 	FinishedAt   time.Time       `json:"finishedAt,omitzero"`
 	RestartCount int32           `json:"restartCount"`
 	Ready        bool            `json:"ready"`
+	// Started is the kubelet's started flag: the startup probe (if any)
+	// passed. A sidecar counts as initialized once started.
+	Started bool `json:"started"`
 	ContainerID  string          `json:"containerID,omitempty"`
 	Image        string          `json:"image,omitempty"`
 	LastState    *ContainerState `json:"lastState,omitempty"`

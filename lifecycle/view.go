@@ -14,8 +14,8 @@ const (
 	// StageTerminating: the pod is being deleted and some of its containers
 	// still run. It is transient: a pod stuck here gets StageStuck.
 	StageTerminating Stage = "Terminating"
-	StageFailing      Stage = "Failing"
-	StageUnknown      Stage = "Unknown"
+	StageFailing     Stage = "Failing"
+	StageUnknown     Stage = "Unknown"
 )
 
 // Stages lists every stage, in lifecycle order; metrics export one 0/1 series
@@ -113,21 +113,21 @@ type ContainerView struct {
 	// From is where the top-level state comes from: FromKubelet,
 	// FromKubeletCache, or FromRuntime when the runtime is ahead of the
 	// kubelet's copy and the state is derived from it.
-	From         string          `json:"from"`
-	State        StateKind       `json:"state"`
-	Reason       string          `json:"reason,omitempty"`
-	Message      string          `json:"message,omitempty"`
-	ExitCode     *int32          `json:"exitCode,omitempty"`
-	StartedAt    time.Time       `json:"startedAt,omitzero"`
-	FinishedAt   time.Time       `json:"finishedAt,omitzero"`
-	RestartCount int32           `json:"restartCount"`
-	Ready        bool            `json:"ready"`
+	From         string    `json:"from"`
+	State        StateKind `json:"state"`
+	Reason       string    `json:"reason,omitempty"`
+	Message      string    `json:"message,omitempty"`
+	ExitCode     *int32    `json:"exitCode,omitempty"`
+	StartedAt    time.Time `json:"startedAt,omitzero"`
+	FinishedAt   time.Time `json:"finishedAt,omitzero"`
+	RestartCount int32     `json:"restartCount"`
+	Ready        bool      `json:"ready"`
 	// Started is the kubelet's started flag: the startup probe (if any)
 	// passed. A sidecar counts as initialized once started.
-	Started bool `json:"started"`
-	ContainerID  string          `json:"containerID,omitempty"`
-	Image        string          `json:"image,omitempty"`
-	LastState    *ContainerState `json:"lastState,omitempty"`
+	Started     bool            `json:"started"`
+	ContainerID string          `json:"containerID,omitempty"`
+	Image       string          `json:"image,omitempty"`
+	LastState   *ContainerState `json:"lastState,omitempty"`
 	// Runtime is the CRI view of the container: the one the kubelet's
 	// containerID names, or the runtime's newer attempt when the runtime is
 	// ahead of the kubelet (nil when the runtime has none).

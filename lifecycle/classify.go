@@ -314,13 +314,46 @@ func (p *PodView) ReadyCount() (ready, total int) {
 	return ready, total
 }
 
-// Restarts sums the restart counts of the pod's containers.
+// Restarts counts restarts as kubectl's RESTARTS column does
+// (pkg/printers/internalversion/printers.go printPod): while the pod
+// initializes, the init containers' restarts up to the first one not done;
+// after, the regular containers' and sidecars' only.
 func (p *PodView) Restarts() int32 {
-	var n int32
+	var initRestarts, sidecarRestarts, n int32
+	initializing := false
 	for _, c := range p.Containers {
-		n += c.RestartCount
+		if c.Kind != KindInit && c.Kind != KindSidecar {
+			continue
+		}
+		initRestarts += c.RestartCount
+		if c.Kind == KindSidecar {
+			sidecarRestarts += c.RestartCount
+		}
+		if !initDone(c) {
+			initializing = true
+			break
+		}
+	}
+	if initializing && !p.condTrue(CondInitialized) {
+		return initRestarts
+	}
+	n = sidecarRestarts
+	for _, c := range p.Containers {
+		if c.Kind == KindRegular {
+			n += c.RestartCount
+		}
 	}
 	return n
+}
+
+// condTrue reports whether the view's condition t is True.
+func (p *PodView) condTrue(t string) bool {
+	for _, c := range p.Conditions {
+		if c.Type == t {
+			return c.Status == "True"
+		}
+	}
+	return false
 }
 
 // restartNote mentions the most restarted container of a serving pod.

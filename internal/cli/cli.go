@@ -18,6 +18,8 @@ import (
 
 	"sigs.k8s.io/yaml"
 
+	"k8s.io/apimachinery/pkg/util/duration"
+
 	"github.com/podlife/podlife/agent"
 	"github.com/podlife/podlife/lifecycle"
 )
@@ -124,19 +126,21 @@ func Output(w io.Writer, format string, v any) error {
 	return fmt.Errorf("output format %q: want json or yaml", format)
 }
 
-// Age renders a duration like kubectl does.
+// Age renders a duration as kubectl's AGE column does
+// (k8s.io/apimachinery/pkg/util/duration.HumanDuration).
 func Age(d time.Duration) string {
-	switch {
-	case d <= 0:
+	if d <= 0 {
 		return "<unknown>"
-	case d < 2*time.Minute:
-		return fmt.Sprintf("%ds", int(d.Seconds()))
-	case d < 3*time.Hour:
-		return fmt.Sprintf("%dm", int(d.Minutes()))
-	case d < 48*time.Hour:
-		return fmt.Sprintf("%dh", int(d.Hours()))
 	}
-	return fmt.Sprintf("%dd", int(d.Hours()/24))
+	return duration.HumanDuration(d)
+}
+
+// since is kubectl's translateTimestampSince: "<unknown>" for a zero time.
+func since(now, t time.Time) string {
+	if t.IsZero() {
+		return "<unknown>"
+	}
+	return Age(now.Sub(t))
 }
 
 // why is the stage reason without its "Stage: " prefix, shortened.
@@ -161,7 +165,7 @@ func PrintPods(w io.Writer, r *agent.PodsResponse, now time.Time) {
 	for _, p := range r.Pods {
 		ready, total := p.ReadyCount()
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%d\t%s\t%s\n", p.Namespace, p.Name, p.Stage, ready, total, p.Restarts(),
-			Age(now.Sub(p.Created)), why(p))
+			since(now, p.Created), why(p))
 	}
 	tw.Flush()
 	var down []string
@@ -203,7 +207,7 @@ func PrintDescribe(w io.Writer, p *agent.PodResponse, now time.Time) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "  TYPE\tSTATUS\tREASON\tMESSAGE\tSINCE")
 	for _, c := range p.Conditions {
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", c.Type, c.Status, dash(c.Reason), dash(c.Message), Age(now.Sub(c.LastTransitionTime)))
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", c.Type, c.Status, dash(c.Reason), dash(c.Message), since(now, c.LastTransitionTime))
 	}
 	tw.Flush()
 	fmt.Fprintln(w, "Containers:")

@@ -12,14 +12,21 @@ import (
 
 func TestPrintPods(t *testing.T) {
 	now := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
-	ec := int32(137)
+	ec, zero := int32(137), int32(0)
 	r := &agent.PodsResponse{Node: "n", Sources: map[string]lifecycle.SourceHealth{
 		"kubelet": {Configured: true, Up: false, LastError: "connection refused"}, "runtime": {Configured: true, Up: true}},
 		Pods: []lifecycle.PodView{
 			{Namespace: "shop", Name: "web", Stage: lifecycle.StageServing, StageReason: "Serving: 2/2 containers ready",
 				Created: now.Add(-90 * time.Minute), Containers: []lifecycle.ContainerView{
 					{Name: "a", Kind: lifecycle.KindRegular, Ready: true, RestartCount: 2},
-					{Name: "b", Kind: lifecycle.KindSidecar, Ready: true}, {Name: "i", Kind: lifecycle.KindInit}}},
+					{Name: "b", Kind: lifecycle.KindSidecar, Ready: true, Started: true, State: lifecycle.StateRunning, RestartCount: 1},
+					{Name: "i", Kind: lifecycle.KindInit, State: lifecycle.StateTerminated, ExitCode: &zero, RestartCount: 5}}},
+			// kubectl printPod: while initializing, RESTARTS counts the init
+			// containers up to the first one not done; no creation time is <unknown>.
+			{Namespace: "shop", Name: "init", Stage: lifecycle.StageInitializing, StageReason: "Initializing: x",
+				Containers: []lifecycle.ContainerView{
+					{Name: "i", Kind: lifecycle.KindInit, State: lifecycle.StateWaiting, RestartCount: 3},
+					{Name: "a", Kind: lifecycle.KindRegular, RestartCount: 7}}},
 			{Namespace: "shop", Name: "worker", Stage: lifecycle.StageUnknown, UnknownCause: lifecycle.CauseKubeletUnreachable,
 				StageReason: "Unknown: kubelet unreachable (connection refused); runtime: 0/1 containers running",
 				Created:     now.Add(-3 * 24 * time.Hour), Containers: []lifecycle.ContainerView{
@@ -27,9 +34,10 @@ func TestPrintPods(t *testing.T) {
 		}}
 	var b bytes.Buffer
 	PrintPods(&b, r, now)
-	want := `NAMESPACE  NAME    STAGE    READY  RESTARTS  AGE  WHY
-shop       web     Serving  2/2    2         90m  2/2 containers ready
-shop       worker  Unknown  0/1    0         3d   kubelet unreachable (connection refused); runtime: 0/1 containers running
+	want := `NAMESPACE  NAME    STAGE         READY  RESTARTS  AGE        WHY
+shop       web     Serving       2/2    3         90m        2/2 containers ready
+shop       init    Initializing  0/1    3         <unknown>  x
+shop       worker  Unknown       0/1    0         3d         kubelet unreachable (connection refused); runtime: 0/1 containers running
 ! kubelet down: connection refused
 `
 	if b.String() != want {

@@ -34,6 +34,13 @@ const (
 	ReasonContainerCannotRun = "ContainerCannotRun"
 	ReasonDeadlineExceeded   = "DeadlineExceeded"
 	ReasonStartError         = "StartError"
+	// ReasonRestartingAllContainers: the kubelet killed the container to
+	// restart all of the pod's containers (RestartAllContainersOnContainerExits,
+	// beta in 1.36); with condition AllContainersRestarting.
+	ReasonRestartingAllContainers = "RestartingAllContainers"
+	// ReasonContainerStatusUnknown: the kubelet lost a container's state; it
+	// counts one restart without a new runtime attempt.
+	ReasonContainerStatusUnknown = "ContainerStatusUnknown"
 	// ReasonEvicted is the pod-level reason of an evicted pod.
 	ReasonEvicted = "Evicted"
 )
@@ -127,6 +134,16 @@ func (e *env) kubeletStage(pod *Pod, v *PodView) (Stage, string, Cause) {
 		if condTrue(pod, CondReady) && condTrue(pod, CondContainersReady) {
 			return StageServing, "Serving: " + readySummary(v) + restartNote(v), CauseNone
 		}
+		if condTrue(pod, CondAllContainersRestarting) {
+			return StageStarting, "Starting: restarting all containers (" + condReason(pod, CondAllContainersRestarting) + "); " + readySummary(v), CauseNone
+		}
+		if c := doneForGood(pod, v); c != nil {
+			// kubectl prints NotReady: a completed container that its
+			// restart policy will not restart keeps the pod from ever
+			// being Ready again (printers.go printPod).
+			return StageFailing, fmt.Sprintf("Failing: NotReady: %s completed (exit %d) and restartPolicy %s will not restart it; %s",
+				containerWho(*c), *c.ExitCode, pod.RestartPolicy, readySummary(v)), CauseNone
+		}
 		return StageStarting, "Starting: " + readySummary(v) + notReadyNote(pod, v), CauseNone
 	}
 	return StageUnknown, fmt.Sprintf("Unknown: unrecognised phase %q", pod.Phase), CausePhaseUnknown
@@ -174,6 +191,8 @@ func (e *env) failingWhy(v *PodView) (string, bool) {
 				s += fmt.Sprintf(" (image %q)", c.Image)
 			}
 			return s, true
+		case c.State == StateTerminated && c.Reason == ReasonRestartingAllContainers:
+			// Killed on purpose by RestartAllContainersOnContainerExits: not a failure.
 		case c.State == StateTerminated && c.ExitCode != nil && *c.ExitCode != 0:
 			return fmt.Sprintf("%s exited %d %s%s", who, *c.ExitCode, orUnknown(c.Reason), initTag("Error")), true
 		case c.State == StateRunning && c.Runtime != nil && c.Runtime.State == RuntimeExited && c.Runtime.ExitCode != 0:
@@ -200,6 +219,31 @@ func (e *env) failingWhy(v *PodView) (string, bool) {
 func isImageReason(r string) bool {
 	return r == ReasonErrImagePull || r == ReasonImagePullBackOff || r == ReasonInvalidImageName || r == ReasonErrImageNeverPull ||
 		r == ReasonRegistryUnavailable || r == ReasonSignatureValidationFailed
+}
+
+// doneForGood finds a regular container of a running pod that completed and
+// that the pod's restart policy will not restart, while another still runs.
+func doneForGood(pod *Pod, v *PodView) *ContainerView {
+	if pod.RestartPolicy != "Never" && pod.RestartPolicy != "OnFailure" || countKind(v, StateRunning) == 0 {
+		return nil
+	}
+	for i := range v.Containers {
+		c := &v.Containers[i]
+		if c.Kind == KindRegular && c.State == StateTerminated && c.ExitCode != nil && *c.ExitCode == 0 {
+			return c
+		}
+	}
+	return nil
+}
+
+// condReason is a pod condition's reason, "unknown" when it has none.
+func condReason(pod *Pod, t string) string {
+	for _, c := range pod.Conditions {
+		if c.Type == t {
+			return orUnknown(c.Reason)
+		}
+	}
+	return "unknown"
 }
 
 // allRegularTerminated reports whether every regular container has terminated.

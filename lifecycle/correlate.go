@@ -573,6 +573,14 @@ func (e *env) mismatches(pod *Pod, v *PodView, cs []*Container, lags []lag, cut 
 				Detail: fmt.Sprintf("kubelet says terminated at %s; the runtime still runs container %s",
 					st.State.FinishedAt.UTC().Format(time.RFC3339), shortID(rc.ID))})
 		}
+		// The kubelet ahead of the runtime: more restarts than attempts. A
+		// container whose state the kubelet lost (ContainerStatusUnknown)
+		// counts one restart without a new attempt, which is no mismatch.
+		if last := latest(cs, st.Name); last != nil && st.Kind != KindEphemeral && uint32(max(st.RestartCount, 0)) > last.Attempt &&
+			!(st.LastState.Reason == ReasonContainerStatusUnknown && uint32(st.RestartCount) == last.Attempt+1) {
+			out = append(out, Mismatch{Kind: MismatchRestartCount, Container: st.Name,
+				Detail: fmt.Sprintf("kubelet restartCount %d; runtime's latest attempt is %d (%s)", st.RestartCount, last.Attempt, last.State)})
+		}
 		if finished {
 			continue
 		}

@@ -144,6 +144,19 @@ func TestMismatches(t *testing.T) {
 			in.Sandboxes = append(in.Sandboxes, Sandbox{ID: "sb-old", PodUID: "uid-p", State: SandboxReady, Attempt: 0})
 			return in
 		}, MismatchSandboxNotReady, "NOTREADY", StageServing},
+		{"kubelet counts more restarts than the runtime has attempts", func() Input {
+			in := input(pod("p", PhaseRunning, conds("True", "True", "True", "True"), restarts(3, 1, ReasonError, cRunning("app", true))))
+			in.Containers[0].Attempt = 1
+			return in
+		}, MismatchRestartCount, "kubelet restartCount 3; runtime's latest attempt is 1", StageServing},
+		// The kubelet counts one restart for a container whose state it lost
+		// (ContainerStatusUnknown) without a new runtime attempt.
+		{"ContainerStatusUnknown's extra restart", func() Input {
+			in := input(pod("p", PhaseRunning, conds("True", "True", "True", "True"),
+				restarts(2, 137, ReasonContainerStatusUnknown, cRunning("app", true))))
+			in.Containers[0].Attempt = 1
+			return in
+		}, "", "", StageServing},
 		{"zombie: kubelet says terminated, runtime still runs it", func() Input {
 			p := pod("p", PhaseSucceeded, conds("True", "True", "False", "False"), cTerminated("app", 0, ReasonCompleted))
 			p.Containers[0].State.ContainerID = p.Containers[0].ContainerID

@@ -29,6 +29,7 @@ const (
 	CondReady                     = "Ready"
 	CondPodReadyToStartContainers = "PodReadyToStartContainers"
 	CondDisruptionTarget          = "DisruptionTarget"
+	CondAllContainersRestarting   = "AllContainersRestarting"
 )
 
 // Condition is one entry of a pod's status.conditions.

@@ -207,10 +207,13 @@ func (e *env) failingWhy(v *PodView) (string, bool) {
 		}
 		if until, ok := crashLooping(c, e.in.Now); ok {
 			e.due(until)
-			return fmt.Sprintf("%s crash-looping: restarted %d times, last exit %d %s after %s; running again since %s (Failing until it has run %s)",
+			now := "being created again"
+			if c.State == StateRunning {
+				now = "running again since " + c.StartedAt.UTC().Format(time.RFC3339)
+			}
+			return fmt.Sprintf("%s crash-looping: restarted %d times, last exit %d %s after %s; %s (Failing until it has run %s)",
 				containerWho(*c), c.RestartCount, c.LastState.ExitCode, orUnknown(c.LastState.Reason),
-				c.LastState.FinishedAt.Sub(c.LastState.StartedAt).Round(time.Second),
-				c.StartedAt.UTC().Format(time.RFC3339), CrashLoopSettle), true
+				c.LastState.FinishedAt.Sub(c.LastState.StartedAt).Round(time.Second), now, CrashLoopSettle), true
 		}
 	}
 	return "", false

@@ -279,14 +279,20 @@ func deriveConditions(pod *Pod, phase Phase, cvs []ContainerView, at time.Time) 
 	return out
 }
 
-// crashLooping reports whether a running container is between crashes: it
-// restarted after an attempt that ran less than CrashLoopSettle and ended the
-// way its restart policy restarts, and has itself run less than
-// CrashLoopSettle. until is when that stops being true.
+// crashLooping reports whether a container is between crashes: it restarted
+// after an attempt that ran less than CrashLoopSettle, and is being created
+// again or has itself run less than CrashLoopSettle. until is when that
+// stops being true (zero while it is not running yet).
 func crashLooping(c *ContainerView, now time.Time) (until time.Time, ok bool) {
 	ls := c.LastState
-	if c.State != StateRunning || c.RestartCount == 0 || ls == nil || ls.Kind != StateTerminated ||
-		ls.StartedAt.IsZero() || ls.FinishedAt.Sub(ls.StartedAt) >= CrashLoopSettle || c.StartedAt.IsZero() {
+	if c.RestartCount == 0 || ls == nil || ls.Kind != StateTerminated ||
+		ls.StartedAt.IsZero() || ls.FinishedAt.Sub(ls.StartedAt) >= CrashLoopSettle {
+		return time.Time{}, false
+	}
+	if c.State == StateWaiting {
+		return time.Time{}, true // being created again: not running yet
+	}
+	if c.State != StateRunning || c.StartedAt.IsZero() {
 		return time.Time{}, false
 	}
 	until = c.StartedAt.Add(CrashLoopSettle)

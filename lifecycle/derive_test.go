@@ -162,6 +162,13 @@ func TestCrashLoopDoesNotFlap(t *testing.T) {
 	if v := at(t0.Add(CrashLoopSettle)); v.Stage != StageServing {
 		t.Fatalf("after running %s: %s (%s), want Serving", CrashLoopSettle, v.Stage, v.StageReason)
 	}
+	// Between two attempts the container is created again: still Failing.
+	p.Containers[0].State = ContainerState{Kind: StateWaiting, Reason: ReasonContainerCreating}
+	c = Correlator{}
+	if v := at(t0); v.Stage != StageFailing || !strings.Contains(v.StageReason, "being created again") {
+		t.Fatalf("being created again: %s (%s), want Failing", v.Stage, v.StageReason)
+	}
+	p.Containers[0].State = ContainerState{Kind: StateRunning, StartedAt: t0.Add(-5 * time.Second)}
 	// A container that crashed once after running for an hour is no crash loop.
 	p.Containers[0].LastState.StartedAt = t0.Add(-time.Hour)
 	c = Correlator{}

@@ -41,7 +41,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, listening func(addr 
 		if err := os.MkdirAll(filepath.Dir(cfg.JournalPath), 0o700); err != nil {
 			return fmt.Errorf("journal-path: %w", err)
 		}
-		j, err := journal.Open(cfg.JournalPath, journal.Options{})
+		j, err := journal.Open(cfg.JournalPath, journal.Options{Node: cfg.NodeName})
 		if err != nil {
 			return fmt.Errorf("journal-path: %w", err)
 		}

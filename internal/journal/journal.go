@@ -24,6 +24,7 @@ var (
 	bucketEntries = []byte("entries")
 	bucketMeta    = []byte("meta")
 	keyID         = []byte("id")
+	keyNode       = []byte("node")
 	keyDelivered  = []byte("delivered")
 	keyDropped    = []byte("dropped")
 )
@@ -36,14 +37,19 @@ type Options struct {
 	MaxAge time.Duration
 	// OpenTimeout is how long Open waits for another process's lock (default 2s).
 	OpenTimeout time.Duration
+	// Node is the node the journal belongs to. A journal last written on
+	// another node (a file copied with a disk image) gets a new ID, so that
+	// the two never name an entry alike. Empty: keep the journal's ID.
+	Node string
 }
 
 // Entry is one journaled transition.
 type Entry struct {
 	// Seq is the entry's position; sequences only grow, also across restarts.
 	Seq uint64 `json:"seq"`
-	// ID is unique across journals and stable across retries: upstream
-	// deliveries use it as an idempotency key (e.g. the Event name).
+	// ID is unique across journals (the journal's random ID, then Seq) and
+	// stable across retries and restarts: upstream deliveries use it as an
+	// idempotency key (the Event name), so two journals must never share one.
 	ID         string               `json:"id"`
 	AppendedAt time.Time            `json:"appendedAt"`
 	Transition lifecycle.Transition `json:"transition"`
@@ -92,15 +98,23 @@ func Open(path string, opts Options) (*Journal, error) {
 		if err != nil {
 			return err
 		}
-		if id := meta.Get(keyID); id != nil {
+		// A new ID never duplicates anything (an entry keeps the ID it was
+		// appended with), so when in doubt the journal takes a new one.
+		if id := meta.Get(keyID); id != nil && (opts.Node == "" || string(meta.Get(keyNode)) == opts.Node) {
 			j.id = string(id)
 			return nil
 		}
-		var b [6]byte
+		// A new journal, or one last written on another node: a new random ID.
+		var b [8]byte
 		if _, err := rand.Read(b[:]); err != nil {
-			return err
+			return fmt.Errorf("journal ID: %w", err)
 		}
 		j.id = hex.EncodeToString(b[:])
+		if opts.Node != "" {
+			if err := meta.Put(keyNode, []byte(opts.Node)); err != nil {
+				return err
+			}
+		}
 		return meta.Put(keyID, []byte(j.id))
 	})
 	if err != nil {
@@ -109,6 +123,9 @@ func Open(path string, opts Options) (*Journal, error) {
 	}
 	return j, nil
 }
+
+// ID is the journal's random identity, the prefix of its entries' IDs.
+func (j *Journal) ID() string { return j.id }
 
 // Close closes the journal file.
 func (j *Journal) Close() error { return j.db.Close() }

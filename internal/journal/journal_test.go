@@ -3,7 +3,9 @@ package journal
 import (
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -71,6 +73,81 @@ func TestAppendAckSurvivesRestart(t *testing.T) {
 	}
 	if err := j2.Ack(9); !errors.Is(err, ErrAckAhead) {
 		t.Fatalf("ack ahead: %v", err)
+	}
+}
+
+// Entry IDs are Event names upstream: two journals never give one alike,
+// whether a second journal, the same file recreated, or a file copied to
+// another node; the same journal reopened on its node keeps its IDs going.
+func TestEntryIDsAreUniqueAcrossJournals(t *testing.T) {
+	first := func(t *testing.T, path, node string) Entry {
+		t.Helper()
+		j, err := Open(path, Options{Node: node})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer j.Close()
+		es, err := j.Append(t0, []lifecycle.Transition{tr(1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasPrefix(es[0].ID, j.ID()+"-") {
+			t.Fatalf("entry ID %q does not start with the journal's ID %q", es[0].ID, j.ID())
+		}
+		return es[0]
+	}
+	copyFile := func(t *testing.T, from, to string) {
+		t.Helper()
+		b, err := os.ReadFile(from)
+		if err == nil {
+			err = os.WriteFile(to, b, 0o600)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		name string
+		// second opens, after a first journal at a on node-a, the journal
+		// whose first entry is compared.
+		second func(t *testing.T, dir, a string) Entry
+		same   bool
+	}{
+		{"another journal", func(t *testing.T, dir, _ string) Entry {
+			return first(t, filepath.Join(dir, "b.db"), "node-b")
+		}, false},
+		{"the journal recreated", func(t *testing.T, _, a string) Entry {
+			if err := os.Remove(a); err != nil {
+				t.Fatal(err)
+			}
+			return first(t, a, "node-a")
+		}, false},
+		{"the file copied to another node", func(t *testing.T, dir, a string) Entry {
+			b := filepath.Join(dir, "copy.db")
+			copyFile(t, a, b)
+			return first(t, b, "node-b")
+		}, false},
+		{"the journal reopened on its node", func(t *testing.T, _, a string) Entry {
+			return first(t, a, "node-a")
+		}, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			a := filepath.Join(dir, "a.db")
+			x := first(t, a, "node-a")
+			y := tc.second(t, dir, a)
+			prefix := func(id string) string { return id[:strings.LastIndex(id, "-")] }
+			if tc.same {
+				if prefix(x.ID) != prefix(y.ID) || y.Seq != x.Seq+1 {
+					t.Fatalf("reopened journal: %s (seq %d) after %s (seq %d)", y.ID, y.Seq, x.ID, x.Seq)
+				}
+				return
+			}
+			if x.ID == y.ID || prefix(x.ID) == prefix(y.ID) {
+				t.Fatalf("two journals' first entries are %q and %q", x.ID, y.ID)
+			}
+		})
 	}
 }
 

@@ -127,6 +127,40 @@ func TestReporterDeliversInOrderOnceWithRealTimes(t *testing.T) {
 	}
 }
 
+// Two journals (two nodes, or one node's journal recreated) whose first
+// entries concern a pod of the same name give two Events, not one Event and
+// an AlreadyExists taken for a delivery.
+func TestEventNamesDifferAcrossJournals(t *testing.T) {
+	cs := fake.NewClientset()
+	var names []string
+	for _, node := range []string{"node-a", "node-b"} {
+		j, err := journal.Open(filepath.Join(t.TempDir(), "j.db"), journal.Options{Node: node})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer j.Close()
+		es, err := j.Append(t0, []lifecycle.Transition{crash("web", 1)}) // the pod's name reused on another node
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := NewReporter(fakeAPI{cs}, j, ReporterConfig{Node: node}, quiet())
+		ev, ok := r.eventFor(es[0])
+		if !ok {
+			t.Fatal("no event for a crash loop")
+		}
+		names = append(names, ev.Name)
+		if n, err := r.DeliverOnce(context.Background()); err != nil || n != 1 {
+			t.Fatalf("%s: delivered %d, %v", node, n, err)
+		}
+	}
+	if names[0] == names[1] {
+		t.Fatalf("both journals' first entries are Event %s", names[0])
+	}
+	if evs := events(t, cs); len(evs) != 2 || evs[0].ReportingInstance == evs[1].ReportingInstance {
+		t.Fatalf("%d events for two journals' crash loops, want 2 (names %v)", len(evs), names)
+	}
+}
+
 func TestReporterRetryIsIdempotentAndOrdered(t *testing.T) {
 	cs := fake.NewClientset()
 	j := openJournal(t)

@@ -24,6 +24,9 @@ func kubectl(t *testing.T, args ...string) string {
 }
 
 func TestManifests(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real components (kubectl, kube-apiserver, etcd): not in -short")
+	}
 	rendered := kubectl(t, "kustomize", ".")
 	for _, want := range []string{
 		"readOnlyRootFilesystem: true", "allowPrivilegeEscalation: false", "- ALL", "type: RuntimeDefault",

@@ -128,18 +128,28 @@ func TestServers(t *testing.T) {
 	if err != nil || len(pods) < 10 {
 		t.Fatalf("/pods: %v, %d pods", err, len(pods))
 	}
-	n.SetKubeletDown(true)
-	time.Sleep(300 * time.Millisecond)
-	if _, err := http.Get(n.KubeletURL + "/pods"); err == nil {
-		t.Fatal("/pods answered during a kubelet outage")
-	}
-	n.SetKubeletDown(false)
-	time.Sleep(300 * time.Millisecond)
-	if resp, err := http.Get(n.KubeletURL + "/pods"); err != nil {
-		t.Fatalf("kubelet did not come back: %v", err)
-	} else {
+	// An outage takes effect on the simulation's next tick: wait for it (a
+	// loaded machine may be slow to tick), then for the recovery.
+	answers := func() bool {
+		resp, err := http.Get(n.KubeletURL + "/pods")
+		if err != nil {
+			return false
+		}
 		resp.Body.Close()
+		return true
 	}
+	eventually := func(what string, ok func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); !ok(); time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+		}
+	}
+	n.SetKubeletDown(true)
+	eventually("/pods to refuse during a kubelet outage", func() bool { return !answers() })
+	n.SetKubeletDown(false)
+	eventually("the kubelet to come back", answers)
 }
 
 // BenchmarkListContainers500 is the simulator's cost to answer one relist at

@@ -89,6 +89,9 @@ func waitFor(t *testing.T, what string, limit time.Duration, ok func() bool) {
 }
 
 func TestRealAPIServer(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real components (kube-apiserver, etcd): not in -short")
+	}
 	api, admin, agentCS, agent, watch := realAPI(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -265,7 +268,10 @@ func TestFaultyAPIServer(t *testing.T) {
 				fmt.Fprint(w, tc.body)
 			}))
 			defer srv.Close()
-			cs, err := newClientFor(&rest.Config{Host: srv.URL, Timeout: time.Second})
+			// The timeout spans client-go's whole retry loop on 429 and 500:
+			// generous, so that a slow machine under -race cannot turn the
+			// error looked for into a timeout.
+			cs, err := newClientFor(&rest.Config{Host: srv.URL, Timeout: 30 * time.Second})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -196,7 +196,17 @@ func TestHTTPAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	time.Sleep(50 * time.Millisecond)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) { // the watch is registered
+		a.mu.RLock()
+		n := len(a.watchers)
+		a.mu.RUnlock()
+		if n > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the watch never registered")
+		}
+	}
 	f.mu.Lock()
 	f.kl.Health = lifecycle.SourceHealth{Configured: true, Up: false, LastSuccess: fixtures.Now, LastError: "connection refused"}
 	f.mu.Unlock()

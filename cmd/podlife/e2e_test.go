@@ -99,6 +99,86 @@ completed: |
     - {name: job, image: IMG, imagePullPolicy: Never, command: [sh, -c, "exit 0"]}
 `
 
+// listenLine starts the line on which the agent reports its bound address.
+const listenLine = "podlife agent listening on "
+
+// agentProc is a podlife agent process a test started.
+type agentProc struct {
+	*exec.Cmd
+	URL  string        // its HTTP API, as the agent reported it
+	done chan struct{} // closed when it has exited; err is then Wait's error
+	err  error
+}
+
+// wait waits for the agent to exit and returns Wait's error.
+func (p *agentProc) wait() error { <-p.done; return p.err }
+
+// startAgent starts `podlife agent` (bin) with args and --listen-address
+// 127.0.0.1:0, its output appended to logPath, and waits until it reports the
+// address it bound: the agent takes the port itself, so no other process can
+// take it between a test choosing it and the agent binding it. Cleanup kills
+// it.
+func startAgent(t testing.TB, bin, logPath string, args ...string) *agentProc {
+	t.Helper()
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := make(chan string, 1)
+	p := &agentProc{Cmd: exec.Command(bin, append(append([]string{"agent"}, args...), "--listen-address", "127.0.0.1:0")...),
+		done: make(chan struct{})}
+	p.Stdout, p.Stderr = &addrWatcher{w: logf, found: found}, logf
+	p.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := p.Start(); err != nil {
+		logf.Close()
+		t.Fatalf("start agent: %v", err)
+	}
+	go func() { p.err = p.Wait(); logf.Close(); close(p.done) }()
+	t.Cleanup(func() { p.Process.Kill(); <-p.done })
+	select {
+	case p.URL = <-found:
+		return p
+	case <-p.done:
+	case <-time.After(30 * time.Second):
+	}
+	b, _ := os.ReadFile(logPath)
+	t.Fatalf("the agent reported no listening address (exit: %v); log tail:\n%s", p.err, lastBytes(string(b), 3000))
+	return nil
+}
+
+// addrWatcher passes the agent's output on to w and sends the address of the
+// first listenLine to found.
+type addrWatcher struct {
+	w     io.Writer
+	line  []byte
+	found chan<- string
+}
+
+func (a *addrWatcher) Write(b []byte) (int, error) {
+	if a.found != nil {
+		a.line = append(a.line, b...)
+		for {
+			i := bytes.IndexByte(a.line, '\n')
+			if i < 0 {
+				if len(a.line) > 64<<10 { // not the line looked for
+					a.line = nil
+				}
+				break
+			}
+			if url, ok := strings.CutPrefix(string(a.line[:i]), listenLine); ok {
+				a.found <- url
+				a.found, a.line = nil, nil
+				break
+			}
+			a.line = a.line[i+1:]
+		}
+	}
+	return a.w.Write(b)
+}
+
+// freeAddr is a loopback address that was free a moment ago. Another process
+// may take it before it is used: for podlife's own listeners prefer
+// startAgent (the agent binds 127.0.0.1:0 itself).
 func freeAddr(t testing.TB) string {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -111,6 +191,9 @@ func freeAddr(t testing.TB) string {
 // TestAgentEndToEnd runs the real podlife binary against a real containerd
 // and a real kubelet and checks the API, the metrics and the CLI.
 func TestAgentEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real components (containerd, kubelet): not in -short")
+	}
 	bin := buildPodlife(t)
 	ctd := testenv.StartContainerd(t)
 	ctd.ImportImages(t)
@@ -122,27 +205,18 @@ func TestAgentEndToEnd(t *testing.T) {
 	for name, m := range manifests {
 		k.AddStaticPod(t, name, strings.ReplaceAll(m, "IMG", testenv.BusyboxImage))
 	}
-	addr := freeAddr(t)
-	server := "http://" + addr
 	journalPath := filepath.Join(t.TempDir(), "journal.db")
-	logf, _ := os.Create(filepath.Join(t.TempDir(), "agent.log"))
-	cmd := exec.Command(bin, "agent", "--node-name", "podlife-e2e", "--cri-endpoint", ctd.Endpoint,
-		"--kubelet-url", k.ReadOnlyURL, "--listen-address", addr, "--poll-interval", "500ms", "--upstream", "off",
-		"--journal-path", journalPath, "--stuck-threshold", "0")
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	logPath := filepath.Join(t.TempDir(), "agent.log")
 	t.Cleanup(func() {
-		cmd.Process.Kill()
 		if t.Failed() {
-			b, _ := os.ReadFile(logf.Name())
+			b, _ := os.ReadFile(logPath)
 			t.Logf("agent log tail:\n%s", lastBytes(string(b), 3000))
 		}
 	})
+	ag := startAgent(t, bin, logPath, "--node-name", "podlife-e2e", "--cri-endpoint", ctd.Endpoint,
+		"--kubelet-url", k.ReadOnlyURL, "--poll-interval", "500ms", "--upstream", "off",
+		"--journal-path", journalPath, "--stuck-threshold", "0")
+	server := ag.URL
 
 	getJSON := func(path string, v any) int {
 		resp, err := http.Get(server + path)
@@ -245,11 +319,11 @@ func TestAgentEndToEnd(t *testing.T) {
 		}
 	})
 	t.Run("SIGTERM: graceful exit, journal readable", func(t *testing.T) {
-		cmd.Process.Signal(syscall.SIGTERM)
+		ag.Process.Signal(syscall.SIGTERM)
 		select {
-		case err := <-exited:
-			if err != nil {
-				t.Fatalf("agent exit: %v", err)
+		case <-ag.done:
+			if ag.err != nil {
+				t.Fatalf("agent exit: %v", ag.err)
 			}
 		case <-time.After(15 * time.Second):
 			t.Fatal("agent did not stop on SIGTERM")

@@ -115,7 +115,11 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			orDefault(cfg.KubeletURL, kubelet.DefaultURL()), cfg.ListenAddress)
 		return nil
 	}
-	return agent.Run(ctx, cfg, logger(stderr, cfg.LogLevel), nil)
+	// The bound address on stdout: with --listen-address 127.0.0.1:0 it is
+	// how a caller (a test, a script) learns the port.
+	return agent.Run(ctx, cfg, logger(stderr, cfg.LogLevel), func(addr string) {
+		fmt.Fprintf(stdout, "podlife agent listening on http://%s\n", addr)
+	})
 }
 
 func orDefault(s, d string) string {

@@ -640,34 +640,21 @@ func rnByHandRound(ctx context.Context, crictl, endpoint, kubeletURL, curl strin
 	return cpu, failed, nil
 }
 
-// rnStartAgent starts the agent (CRI stream on, 1 s polls) on a free
-// loopback port; Cleanup kills it by PID. It returns its URL and PID.
+// rnStartAgent starts the agent (CRI stream on, 1 s polls) on a loopback
+// port it binds itself; Cleanup kills it. It returns its URL and PID.
 func rnStartAgent(tb testing.TB, bin, criEndpoint, kubeletURL string) (string, int) {
 	tb.Helper()
-	addr := freeAddr(tb)
 	logPath := filepath.Join(tb.TempDir(), "agent.log")
-	logf, err := os.Create(logPath)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	cmd := exec.Command(bin, "agent", "--node-name", rnNode, "--cri-endpoint", criEndpoint, "--cri-stream=true",
-		"--kubelet-url", kubeletURL, "--listen-address", addr, "--poll-interval", "1s", "--upstream", "off",
-		"--stuck-threshold", "0", "--log-level", "error")
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		tb.Fatalf("start agent: %v", err)
-	}
 	tb.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		logf.Close()
 		if tb.Failed() {
 			b, _ := os.ReadFile(logPath)
 			tb.Logf("agent log tail:\n%s", lastBytes(string(b), 3000))
 		}
 	})
-	return "http://" + addr, cmd.Process.Pid
+	ag := startAgent(tb, bin, logPath, "--node-name", rnNode, "--cri-endpoint", criEndpoint, "--cri-stream=true",
+		"--kubelet-url", kubeletURL, "--poll-interval", "1s", "--upstream", "off",
+		"--stuck-threshold", "0", "--log-level", "error")
+	return ag.URL, ag.Process.Pid
 }
 
 // rnWaitServing waits until the agent shows every bench pod Serving.

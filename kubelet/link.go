@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/podlife/podlife/lifecycle"
@@ -101,6 +103,33 @@ func (l *linkTracker) observe(c requestCounts, now time.Time) bool {
 				failed, l.lastAnswered.UTC().Format(time.RFC3339))}
 	}
 	return l.link.CutOff != was
+}
+
+// errUnauthorized is the kubelet's 401: it did not accept podlife's token.
+var errUnauthorized = errors.New("401 Unauthorized")
+
+// linkFromFailure reads a failed /pods poll for what it says of the
+// kubelet's link to the API server. A kubelet with webhook authentication
+// reviews podlife's token with the API server (TokenReview, cached for 2 m on
+// kubeadm): when it rejects a token it accepted before, it cannot reach the
+// API server — its /pods and /metrics are then closed to podlife, and the
+// last /pods answer is the frozen copy it serves anyway. A refused connection
+// means the kubelet itself is gone, which says nothing of its link. It
+// reports whether the link state changed. s.mu is held.
+func (s *Source) linkFromFailure(err error, lastSuccess time.Time) bool {
+	switch {
+	case errors.Is(err, errUnauthorized) && !lastSuccess.IsZero() && !s.links.link.CutOff:
+		s.links.link = lifecycle.KubeletLink{CutOff: true, Since: lastSuccess,
+			Evidence: fmt.Sprintf("the kubelet rejects the token it accepted until %s: its webhook cannot reach the API server to review it",
+				lastSuccess.UTC().Format(time.RFC3339))}
+	case errors.Is(err, syscall.ECONNREFUSED) && s.links.link.CutOff:
+		s.links.link = lifecycle.KubeletLink{}
+	default:
+		return false
+	}
+	s.state.Link = s.links.link
+	s.log.Info("kubelet link to the API server", "cutOff", s.state.Link.CutOff, "since", s.state.Link.Since, "evidence", s.state.Link.Evidence)
+	return true
 }
 
 // readLink reads the kubelet's /metrics once and updates the link state.

@@ -1,8 +1,13 @@
 package kubelet
 
 import (
+	"context"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -57,5 +62,42 @@ func TestLinkTracker(t *testing.T) {
 		if i == 3 && !l.link.Since.Equal(t0.Add(5*time.Second)) {
 			t.Fatalf("cut since %s, want the last read with an answer (%s)", l.link.Since, t0.Add(5*time.Second))
 		}
+	}
+}
+
+// A kubelet with webhook authentication that loses the API server rejects
+// the token it accepted before (its TokenReview fails): the link is cut since
+// the last accepted poll. A refused connection (the kubelet gone) says
+// nothing of the link and clears it.
+func TestLinkFromAuthFailure(t *testing.T) {
+	var status atomic.Int32
+	status.Store(200)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(int(status.Load()))
+		if status.Load() == 200 {
+			w.Write([]byte(`{"kind":"PodList","items":[]}`))
+		}
+	}))
+	defer srv.Close()
+	s, err := New(Config{URL: srv.URL, LinkInterval: -1, Timeout: 5 * time.Second}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	s.Poll(ctx)
+	if st := s.State(); !st.Health.Up || st.Link.CutOff {
+		t.Fatalf("first poll: %+v", st)
+	}
+	accepted := s.State().Health.LastSuccess
+	status.Store(401)
+	s.Poll(ctx)
+	st := s.State()
+	if st.Health.Up || !st.Link.CutOff || !st.Link.Since.Equal(accepted) || !strings.Contains(st.Link.Evidence, "rejects the token it accepted") {
+		t.Fatalf("after a 401: up=%v link %+v, want cut since %s", st.Health.Up, st.Link, accepted)
+	}
+	srv.Close()
+	s.Poll(ctx)
+	if st := s.State(); st.Link.CutOff {
+		t.Fatalf("a refused connection kept the link cut: %+v (%s)", st.Link, st.Health.LastError)
 	}
 }

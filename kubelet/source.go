@@ -280,6 +280,7 @@ func (s *Source) Poll(ctx context.Context) {
 	if err != nil {
 		h.Up, h.LastError = false, oneLine(err)
 		changed = wasUp || wasErr != h.LastError
+		changed = s.linkFromFailure(err, h.LastSuccess) || changed
 		if changed {
 			s.log.Warn("kubelet unreachable", "err", h.LastError)
 		}
@@ -318,7 +319,7 @@ func (s *Source) fetch(ctx context.Context) ([]byte, error) {
 	}
 	resp, err := s.client.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("kubelet %s: %s", s.podsURL, describeTransportError(err, s.cfg.Timeout))
+		return nil, transportError{fmt.Sprintf("kubelet %s: %s", s.podsURL, describeTransportError(err, s.cfg.Timeout)), err}
 	}
 	defer resp.Body.Close()
 	// The answer is read into a buffer kept across polls: an idle node's
@@ -339,7 +340,7 @@ func (s *Source) fetch(ctx context.Context) ([]byte, error) {
 		}
 		return body, nil
 	case http.StatusUnauthorized:
-		return nil, fmt.Errorf("kubelet %s: 401 Unauthorized: the token was rejected (check kubelet-token-file %s)", s.podsURL, s.cfg.TokenFile)
+		return nil, fmt.Errorf("kubelet %s: %w: the token was rejected (check kubelet-token-file %s)", s.podsURL, errUnauthorized, s.cfg.TokenFile)
 	case http.StatusForbidden:
 		return nil, fmt.Errorf("kubelet %s: 403 Forbidden: the service account lacks RBAC `get` on `nodes/proxy` (or `nodes/pods` where the kubelet uses fine-grained authorization)", s.podsURL)
 	}
@@ -364,6 +365,16 @@ func statusObject(body []byte) (string, bool) {
 	}
 	return strings.TrimSpace(st.Reason + " " + st.Message), true
 }
+
+// transportError is a failed request's one-line message; it unwraps to the
+// transport's error, so callers can tell a refused connection.
+type transportError struct {
+	msg string
+	err error
+}
+
+func (e transportError) Error() string { return e.msg }
+func (e transportError) Unwrap() error { return e.err }
 
 // describeTransportError names the common transport failures plainly. A
 // timeout is told the same way every time (net/http words it differently from

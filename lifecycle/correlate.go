@@ -176,6 +176,13 @@ func (c *Correlator) Correlate(in Input) Snapshot {
 			env.apiPods[p.MirrorOf] = p
 		}
 	}
+	if env.kubelet == down && in.KubeletLink.CutOff && in.Kubelet.Synced() {
+		// A kubelet cut off from the API server cannot review podlife's
+		// credentials and stops answering it; what it would serve is the
+		// frozen copy podlife already has. Its last answer stands, and the
+		// runtime tells the rest.
+		env.kubelet = fresh
+	}
 	key := env.key()
 	ix := indexRuntime(in.Sandboxes, in.Containers)
 	snap := Snapshot{
@@ -380,6 +387,9 @@ func (e *env) kubeletPod(pod *Pod, cs []*Container, sb *Sandbox) PodView {
 		}
 		v.StageReason += fmt.Sprintf("; the kubelet cannot reach the API server since %s, its copy of this pod is frozen",
 			e.in.KubeletLink.Since.UTC().Format(time.RFC3339))
+		if !e.in.Kubelet.Up {
+			v.StageReason += " (and it no longer answers podlife: " + e.in.Kubelet.LastError + ")"
+		}
 	}
 	return v
 }

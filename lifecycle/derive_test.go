@@ -93,6 +93,18 @@ func TestDerivedWhileCutOff(t *testing.T) {
 			return in
 		}, want{StageTerminated, PhaseSucceeded, StateTerminated, ReasonCompleted, 0, FromRuntime, FromRuntime,
 			CauseKubeletAPIServerUnreachable, ""}},
+		// With webhook authentication the cut-off kubelet cannot review
+		// podlife's token and answers 401: its last answer stands.
+		{"the cut-off kubelet stops answering podlife", func() Input {
+			p := serving("job")
+			p.RestartPolicy = "Never"
+			in := cutOff(input(p))
+			in.Kubelet = downH("401 Unauthorized")
+			c := &in.Containers[0]
+			c.State, c.ExitCode, c.Reason, c.FinishedAt = RuntimeExited, 0, ReasonCompleted, t0.Add(-5*time.Second)
+			return in
+		}, want{StageTerminated, PhaseSucceeded, StateTerminated, ReasonCompleted, 0, FromRuntime, FromRuntime,
+			CauseKubeletAPIServerUnreachable, "(and it no longer answers podlife: 401 Unauthorized)"}},
 		{"whole node cut off: both causes", func() Input {
 			in := cutOff(input(serving("web")))
 			in.APIServer = downH("apiserver: timed out")

@@ -86,6 +86,9 @@ func splitList(b []byte, stateField protowire.Number) ([]listed, error) {
 		if n < 0 {
 			return nil, fmt.Errorf("list answer: %w", protowire.ParseError(n))
 		}
+		if num > protowire.MaxValidNumber { // protowire takes MessageSet's larger numbers; protobuf messages do not
+			return nil, fmt.Errorf("list answer: field number %d out of range", num)
+		}
 		b = b[n:]
 		if num == fieldItems && typ == protowire.BytesType {
 			msg, m := protowire.ConsumeBytes(b)
@@ -117,6 +120,9 @@ func scanItem(msg []byte, stateField protowire.Number) (listed, error) {
 		num, typ, n := protowire.ConsumeTag(b)
 		if n < 0 {
 			return l, fmt.Errorf("list answer: item: %w", protowire.ParseError(n))
+		}
+		if num > protowire.MaxValidNumber {
+			return l, fmt.Errorf("list answer: item: field number %d out of range", num)
 		}
 		b = b[n:]
 		var m int

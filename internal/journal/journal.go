@@ -226,6 +226,12 @@ func (j *Journal) Pending(limit int) ([]Entry, error) {
 			if err := json.Unmarshal(v, &e); err != nil {
 				return fmt.Errorf("decode entry %d: %w", binary.BigEndian.Uint64(k), err)
 			}
+			// Delivery acknowledges by e.Seq: an entry that is not the one
+			// Append wrote here (null, {}, another sequence) would never be
+			// removed, or would remove undelivered ones.
+			if seq := binary.BigEndian.Uint64(k); e.Seq != seq || e.ID == "" {
+				return fmt.Errorf("decode entry %d: not a journal entry (seq %d, id %q)", seq, e.Seq, e.ID)
+			}
 			out = append(out, e)
 		}
 		return nil

@@ -6,7 +6,7 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -s -w -X github.com/podlife/podlife/internal/version.Version=$(VERSION)
 export PODLIFE_TOOLS_BIN := $(TOOLS_BIN)
 
-.PHONY: all build test unit lint bench tools demo clean
+.PHONY: all build test unit lint bench tools demo clean fuzz
 
 all: lint build test
 
@@ -20,6 +20,20 @@ tools:
 ## test: everything, including the real-component integration tests (needs root).
 test: tools lint
 	$(GO) test -race -count=1 -timeout 40m ./...
+	$(MAKE) fuzz
+
+## fuzz: each fuzz target for FUZZTIME, one after the other (the seed corpora in
+## <pkg>/testdata/fuzz also run as plain tests). A failing input is written to
+## <pkg>/testdata/fuzz/<Target>/: keep it there as a regression seed.
+## FUZZMINIMIZETIME bounds the minimizing of each new input (Go's default is 60s).
+FUZZTIME         ?= 20s
+FUZZMINIMIZETIME ?= 3s
+FUZZFLAGS         = -run '^$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZETIME)
+fuzz:
+	$(GO) test $(FUZZFLAGS) -fuzz '^FuzzSplitList$$' ./cri
+	$(GO) test $(FUZZFLAGS) -fuzz '^FuzzDecode$$' ./kubelet
+	$(GO) test $(FUZZFLAGS) -fuzz '^FuzzConfigFile$$' ./agent
+	$(GO) test $(FUZZFLAGS) -fuzz '^FuzzJournalEntry$$' ./internal/journal
 
 ## unit: only the tests that need no real components.
 unit:

@@ -148,11 +148,27 @@ func (s *Source) readLink(ctx context.Context) {
 	if s.links.observe(c, time.Now()) {
 		s.state.Link = s.links.link
 		s.log.Info("kubelet link to the API server", "cutOff", s.state.Link.CutOff, "since", s.state.Link.Since, "evidence", s.state.Link.Evidence)
-		s.state.Generation++
-		select {
-		case s.updates <- struct{}{}:
-		default:
-		}
+		s.bump()
+	}
+}
+
+// forgetProbes drops the prober's readiness once the kubelet is whole again.
+func (s *Source) forgetProbes() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.readiness = readinessTracker{}
+	if s.state.Readiness != nil {
+		s.state.Readiness = nil
+		s.bump()
+	}
+}
+
+// bump marks the state changed and wakes the agent. s.mu is held.
+func (s *Source) bump() {
+	s.state.Generation++
+	select {
+	case s.updates <- struct{}{}:
+	default:
 	}
 }
 

@@ -2,6 +2,7 @@ package kubelet
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -99,5 +100,41 @@ func TestLinkFromAuthFailure(t *testing.T) {
 	s.Poll(ctx)
 	if st := s.State(); st.Link.CutOff {
 		t.Fatalf("a refused connection kept the link cut: %+v (%s)", st.Link, st.Health.LastError)
+	}
+}
+
+func TestReadinessProbes(t *testing.T) {
+	text := func(ok, failed int) string {
+		return fmt.Sprintf(`# TYPE prober_probe_total counter
+prober_probe_total{container="app",namespace="life",pod="web",pod_uid="u1",probe_type="Readiness",result="successful"} %d
+prober_probe_total{container="app",namespace="life",pod="web",pod_uid="u1",probe_type="Readiness",result="failed"} %d
+prober_probe_total{container="app",namespace="life",pod="web",pod_uid="u1",probe_type="Liveness",result="failed"} 99
+`, ok, failed)
+	}
+	var r readinessTracker
+	t0 := time.Date(2026, 11, 26, 1, 0, 0, 0, time.UTC)
+	steps := []struct {
+		ok, failed int
+		known      bool
+		ready      bool
+	}{
+		{10, 0, false, false}, // first read primes
+		{11, 0, true, true},   // only successes since: ready
+		{11, 0, true, true},   // no new result: unchanged
+		{11, 2, true, false},  // only failures since: not ready
+		{12, 3, true, false},  // both: unchanged
+	}
+	for i, s := range steps {
+		counts, err := parseReadinessProbes(strings.NewReader(text(s.ok, s.failed)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c := counts["u1/app"]; c.succeeded != float64(s.ok) || c.failed != float64(s.failed) {
+			t.Fatalf("step %d: parsed %+v (the liveness probe must not count)", i, c)
+		}
+		got, ok := r.observe(counts, t0.Add(time.Duration(i)*5*time.Second))["u1/app"]
+		if ok != s.known || got.Ready != s.ready {
+			t.Fatalf("step %d: %+v known=%v, want known=%v ready=%v", i, got, ok, s.known, s.ready)
+		}
 	}
 }

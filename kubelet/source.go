@@ -134,6 +134,10 @@ type State struct {
 	// Link is the kubelet's own connection to the API server, as its
 	// /metrics shows it.
 	Link lifecycle.KubeletLink
+	// Readiness is the prober's readiness by "<pod UID>/<container>", read
+	// from /metrics/probes only while the kubelet is cut off (nil otherwise,
+	// or when it cannot be read).
+	Readiness map[string]lifecycle.ProbeReadiness
 	// Generation grows when the pods, the health or the link change.
 	Generation uint64
 }
@@ -157,6 +161,9 @@ type Source struct {
 	state   State
 	links   linkTracker
 	linkErr string // the last /metrics failure, logged once
+	// readiness follows /metrics/probes while the kubelet is cut off.
+	readiness readinessTracker
+	probesErr string
 	last    []byte // last payload, to skip identical ones
 }
 
@@ -224,6 +231,11 @@ func (s *Source) Run(ctx context.Context) error {
 			for {
 				rctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 				s.readLink(rctx)
+				if s.State().Link.CutOff {
+					s.readProbes(rctx)
+				} else {
+					s.forgetProbes()
+				}
 				cancel()
 				select {
 				case <-ctx.Done():

@@ -3,6 +3,7 @@ package lifecycle
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -290,12 +291,27 @@ type envKey struct {
 	kubeletErr, runtimeErr      string
 	link                        KubeletLink
 	grace                       time.Duration
+	readiness                   string
 }
 
 func (e env) key() envKey {
 	return envKey{kubelet: e.kubelet, runtime: e.runtime, apiserver: e.apiserver,
 		kubeletErr: e.in.Kubelet.LastError, runtimeErr: e.in.Runtime.LastError,
-		link: e.in.KubeletLink, grace: e.in.MismatchGrace}
+		link: e.in.KubeletLink, grace: e.in.MismatchGrace, readiness: readinessKey(e.in.Readiness)}
+}
+
+// readinessKey is a canonical string of the prober's readiness (read only
+// while the kubelet is cut off, so usually empty).
+func readinessKey(r map[string]ProbeReadiness) string {
+	if len(r) == 0 {
+		return ""
+	}
+	keys := slices.Sorted(maps.Keys(r))
+	var b strings.Builder
+	for _, k := range keys {
+		fmt.Fprintf(&b, "%s=%v;", k, r[k].Ready)
+	}
+	return b.String()
 }
 
 // env is the per-call context of Correlate.
@@ -364,10 +380,17 @@ func (e *env) kubeletPod(pod *Pod, cs []*Container, sb *Sandbox) PodView {
 	}
 	v.InRuntime = v.Sandbox != nil || len(cs) > 0
 	cut := e.in.KubeletLink.CutOff
-	if len(lags) > 0 && e.runtime == fresh {
+	probed := false
+	if cut {
+		probed = e.probeReadiness(pod, &v)
+	}
+	if (len(lags) > 0 || probed) && e.runtime == fresh {
 		var restarts int32
 		for _, st := range pod.Containers {
 			restarts += st.RestartCount
+		}
+		if lagSince.IsZero() {
+			lagSince = e.in.KubeletLink.Since
 		}
 		v.KubeletCache = &CachedStatus{Phase: pod.Phase, Ready: condStatus(pod, CondReady), Restarts: restarts, LagsSince: lagSince}
 		v.StatusFrom = FromRuntime
@@ -392,6 +415,39 @@ func (e *env) kubeletPod(pod *Pod, cs []*Container, sb *Sandbox) PodView {
 		}
 	}
 	return v
+}
+
+// probeReadiness replaces, while the kubelet is cut off, the frozen
+// readiness of each running container that has a readiness probe: with the
+// prober's live result where podlife can read it, else with "unknown" (not
+// ready) rather than the frozen value. It reports whether any changed.
+func (e *env) probeReadiness(pod *Pod, v *PodView) bool {
+	changed := false
+	for i := range v.Containers {
+		c := &v.Containers[i]
+		if c.Source != SourceKubelet || c.State != StateRunning || c.Kind == KindEphemeral || !hasReadinessProbe(pod, c.Name) {
+			continue
+		}
+		if r, ok := e.in.Readiness[pod.UID+"/"+c.Name]; ok {
+			c.ReadyFrom = FromProbes
+			changed = changed || c.Ready != r.Ready
+			c.Ready = r.Ready
+			continue
+		}
+		c.ReadyFrom = FromUnknown
+		changed = changed || c.Ready
+		c.Ready = false
+	}
+	return changed
+}
+
+func hasReadinessProbe(pod *Pod, name string) bool {
+	for _, st := range pod.Containers {
+		if st.Name == name {
+			return st.ReadinessProbe
+		}
+	}
+	return false
 }
 
 // lag is a container whose kubelet status lags the runtime.

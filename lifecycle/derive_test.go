@@ -244,3 +244,38 @@ func TestDerivePhase(t *testing.T) {
 		t.Errorf("a terminal phase was undone: %s", got)
 	}
 }
+
+// TestReadinessWhileCutOff: while the kubelet is cut off, a container with a
+// readiness probe is as ready as the kubelet's prober says (its
+// /metrics/probes), and "unknown", not the frozen value, when that cannot be read.
+func TestReadinessWhileCutOff(t *testing.T) {
+	tests := []struct {
+		name      string
+		readiness map[string]ProbeReadiness
+		ready     bool
+		from      string
+		stage     Stage
+	}{
+		{"prober unreadable", nil, false, FromUnknown, StageStarting},
+		{"prober says ready", map[string]ProbeReadiness{"uid-p/app": {Ready: true, At: t0}}, true, FromProbes, StageServing},
+		{"prober says not ready", map[string]ProbeReadiness{"uid-p/app": {Ready: false, At: t0}}, false, FromProbes, StageStarting},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := serving("p")
+			p.Containers[0].ReadinessProbe = true
+			in := cutOff(input(p))
+			in.Readiness = tc.readiness
+			v := onlyPod(Correlate(in))
+			c := v.Containers[0]
+			if c.Ready != tc.ready || c.ReadyFrom != tc.from || v.Stage != tc.stage {
+				t.Fatalf("ready=%v from %q stage %s (%s); want %v %q %s", c.Ready, c.ReadyFrom, v.Stage, v.StageReason, tc.ready, tc.from, tc.stage)
+			}
+		})
+	}
+	// Without a readiness probe a running container is ready: nothing to read.
+	v := onlyPod(Correlate(cutOff(input(serving("p")))))
+	if c := v.Containers[0]; !c.Ready || c.ReadyFrom != "" || v.Stage != StageServing {
+		t.Fatalf("no probe: ready=%v from %q stage %s", c.Ready, c.ReadyFrom, v.Stage)
+	}
+}

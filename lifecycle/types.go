@@ -240,6 +240,18 @@ type Input struct {
 	// MismatchGrace is how long the kubelet's copy may lag the runtime before
 	// the difference is a mismatch. Zero means DefaultMismatchGrace.
 	MismatchGrace time.Duration
+	// Readiness is the kubelet prober's readiness by "<pod UID>/<container>"
+	// (its /metrics/probes), read while the kubelet is cut off; nil when
+	// not read.
+	Readiness map[string]ProbeReadiness
+}
+
+// ProbeReadiness is a container's readiness as the kubelet's prober last
+// found it.
+type ProbeReadiness struct {
+	Ready bool
+	// At is when podlife saw the prober's result.
+	At time.Time
 }
 
 // KubeletLink is the state of the kubelet's connection to the API server,

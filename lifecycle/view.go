@@ -63,6 +63,11 @@ const (
 	FromKubeletCache = "kubelet-cache"
 	// FromAPIServer: podlife's own watch of the API server.
 	FromAPIServer = "apiserver"
+	// FromProbes: the kubelet prober's results (its /metrics/probes), live.
+	FromProbes = "kubelet-probes"
+	// FromUnknown: nothing live says it (readiness while the kubelet is cut
+	// off and its prober cannot be read).
+	FromUnknown = "unknown"
 )
 
 // MismatchKind names a way the kubelet's and the runtime's views disagree.
@@ -124,7 +129,10 @@ type ContainerView struct {
 	Ready        bool      `json:"ready"`
 	// Started is the kubelet's started flag: the startup probe (if any)
 	// passed. A sidecar counts as initialized once started.
-	Started     bool            `json:"started"`
+	Started bool `json:"started"`
+	// ReadyFrom is where Ready comes from when it is not the container's
+	// state's source: FromProbes, or FromUnknown (Ready is then false).
+	ReadyFrom   string          `json:"readyFrom,omitempty"`
 	ContainerID string          `json:"containerID,omitempty"`
 	Image       string          `json:"image,omitempty"`
 	LastState   *ContainerState `json:"lastState,omitempty"`

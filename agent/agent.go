@@ -85,7 +85,7 @@ type Agent struct {
 	pods     map[string][]Record // per pod UID
 	watchers map[chan Record]struct{}
 	clock    lifecycle.StageClock
-	started  map[string]bool // pods whose startup was measured
+	started  map[string]startup // pods whose start-up this agent follows
 	lastOK   map[string]time.Time
 	lastGen  [3]uint64 // source generations of the last correlation
 }
@@ -102,7 +102,7 @@ func New(opts Options) *Agent {
 		opts.Log = slog.Default()
 	}
 	a := &Agent{opts: opts, pods: map[string][]Record{}, watchers: map[chan Record]struct{}{},
-		started: map[string]bool{}, lastOK: map[string]time.Time{}}
+		started: map[string]startup{}, lastOK: map[string]time.Time{}}
 	a.metrics = newMetrics(a)
 	a.podText.render, a.podJSON.render = podText, a.views.render
 	return a
@@ -315,12 +315,24 @@ func (a *Agent) observeSources(s *lifecycle.Snapshot) {
 
 // observeStartups measures, once per pod, creation to first Ready and its steps.
 func (a *Agent) observeStartups(s *lifecycle.Snapshot) {
+	seen := make(map[string]bool, len(s.Pods))
 	for i := range s.Pods {
 		p := &s.Pods[i]
-		if p.Stage != lifecycle.StageServing || a.started[p.UID] || p.Created.IsZero() {
+		seen[p.UID] = true
+		st := a.started[p.UID]
+		if p.Stage != lifecycle.StageServing {
+			if st == startupUnseen {
+				a.started[p.UID] = startupWatched
+			}
 			continue
 		}
-		a.started[p.UID] = true
+		a.started[p.UID] = startupDone
+		// Only a start-up this agent watched is measured: a pod already
+		// Serving when first seen (after an agent restart, say) started
+		// before, and its Ready time may be a later flip.
+		if st != startupWatched || p.Created.IsZero() {
+			continue
+		}
 		for _, c := range p.Conditions {
 			step := map[string]string{lifecycle.CondPodScheduled: "scheduled", lifecycle.CondInitialized: "initialized",
 				lifecycle.CondContainersReady: "containers_ready", lifecycle.CondReady: "ready"}[c.Type]
@@ -334,7 +346,21 @@ func (a *Agent) observeStartups(s *lifecycle.Snapshot) {
 			a.metrics.startupStep.WithLabelValues(step).Observe(d)
 		}
 	}
+	for uid := range a.started {
+		if !seen[uid] {
+			delete(a.started, uid)
+		}
+	}
 }
+
+// startup is where a pod's start-up stands for the startup metrics.
+type startup uint8
+
+const (
+	startupUnseen  startup = iota
+	startupWatched         // seen before it served
+	startupDone            // serving: measured, or not to be
+)
 
 // Snapshot is the latest node snapshot (nil before the first correlation).
 func (a *Agent) Snapshot() *lifecycle.Snapshot {

@@ -105,6 +105,14 @@ func New(opts Options) *Agent {
 		started: map[string]startup{}, lastOK: map[string]time.Time{}}
 	a.metrics = newMetrics(a)
 	a.podText.render, a.podJSON.render = podText, a.views.render
+	if j := opts.Journal; j != nil {
+		// The stuck-stage clock goes on from where the journal left it.
+		if stages, err := j.Stages(); err != nil {
+			opts.Log.Warn("stage clock starts afresh: journal stages unreadable", "err", err.Error())
+		} else {
+			a.clock.Seed(stages)
+		}
+	}
 	return a
 }
 

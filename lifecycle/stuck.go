@@ -17,6 +17,28 @@ type stageEntry struct {
 	reported bool
 }
 
+// StageSince is a pod's stage, since when it has been in it, and whether it
+// was reported stuck there: what the StageClock keeps, and the journal
+// persists so the clock survives an agent restart.
+type StageSince struct {
+	Stage    Stage     `json:"stage"`
+	Since    time.Time `json:"since"`
+	Reported bool      `json:"reported,omitempty"`
+}
+
+// Seed starts the clock from stages recorded before (by pod UID): a pod
+// still in the recorded stage at the next snapshot keeps its old since, so a
+// pod crash-looping for days does not read "for 5m" after a restart, and is
+// not reported stuck again.
+func (c *StageClock) Seed(stages map[string]StageSince) {
+	if c.pods == nil {
+		c.pods = map[string]*stageEntry{}
+	}
+	for uid, s := range stages {
+		c.pods[uid] = &stageEntry{stage: s.Stage, since: s.Since, reported: s.Reported}
+	}
+}
+
 // Stuck records the snapshot's stages and returns one StageStuck transition
 // for each pod that has now been Initializing, Starting, Failing or Unknown
 // for longer than threshold — once per stay in a stage.

@@ -1,6 +1,7 @@
 package lifecycle
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -39,5 +40,23 @@ func TestStageClock(t *testing.T) {
 	}
 	if got := c.Stuck(at(20*time.Minute), time.Minute); len(got) != 0 || len(c.pods) != 0 {
 		t.Fatal("a removed pod is still tracked")
+	}
+}
+
+// A clock seeded from the journal keeps a pod's old since across an agent
+// restart and does not report a stay it reported before.
+func TestStageClockSeed(t *testing.T) {
+	t0 := time.Date(2026, 11, 26, 1, 0, 0, 0, time.UTC)
+	snap := &Snapshot{At: t0, Pods: []PodView{{UID: "a", Name: "a", Stage: StageFailing}, {UID: "b", Name: "b", Stage: StageFailing},
+		{UID: "c", Name: "c", Stage: StageStarting}}}
+	var c StageClock
+	c.Seed(map[string]StageSince{
+		"a": {Stage: StageFailing, Since: t0.Add(-72 * time.Hour)},
+		"b": {Stage: StageFailing, Since: t0.Add(-72 * time.Hour), Reported: true},
+		"c": {Stage: StageServing, Since: t0.Add(-72 * time.Hour)}, // another stage now: starts afresh
+	})
+	got := c.Stuck(snap, 5*time.Minute)
+	if len(got) != 1 || got[0].UID != "a" || !got[0].HappenedAt.Equal(t0.Add(-72*time.Hour)) || !strings.Contains(got[0].Detail, "72h0m0s") {
+		t.Fatalf("stuck after a restart: %+v, want only a, in its stage for 72h", got)
 	}
 }

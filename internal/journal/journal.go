@@ -23,6 +23,7 @@ import (
 var (
 	bucketEntries = []byte("entries")
 	bucketMeta    = []byte("meta")
+	bucketStages  = []byte("stages")
 	keyID         = []byte("id")
 	keyNode       = []byte("node")
 	keyDelivered  = []byte("delivered")
@@ -92,6 +93,9 @@ func Open(path string, opts Options) (*Journal, error) {
 	j := &Journal{db: db, opts: opts}
 	err = db.Update(func(tx *bolt.Tx) error {
 		if _, err := tx.CreateBucketIfNotExists(bucketEntries); err != nil {
+			return err
+		}
+		if _, err := tx.CreateBucketIfNotExists(bucketStages); err != nil {
 			return err
 		}
 		meta, err := tx.CreateBucketIfNotExists(bucketMeta)
@@ -170,12 +174,64 @@ func (j *Journal) Append(now time.Time, ts []lifecycle.Transition) ([]Entry, err
 			if err := entries.Put(seqKey(seq), b); err != nil {
 				return err
 			}
+			if err := putStage(tx.Bucket(bucketStages), t); err != nil {
+				return err
+			}
 			out = append(out, e)
 		}
 		return j.enforceBounds(entries, meta, now)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("append %d transitions: %w", len(ts), err)
+	}
+	return out, nil
+}
+
+// putStage keeps, for every pod, the stage it is in and since when, so the
+// agent's stuck-stage clock survives a restart. Delivery does not remove it;
+// the pod's removal does.
+func putStage(b *bolt.Bucket, t lifecycle.Transition) error {
+	key := []byte(t.UID)
+	switch t.Kind {
+	case lifecycle.TransitionPodAdded, lifecycle.TransitionStageChanged:
+		v, err := json.Marshal(lifecycle.StageSince{Stage: lifecycle.Stage(t.To), Since: t.ObservedAt})
+		if err != nil {
+			return err
+		}
+		return b.Put(key, v)
+	case lifecycle.TransitionStageStuck:
+		var s lifecycle.StageSince
+		if json.Unmarshal(b.Get(key), &s) != nil || string(s.Stage) != t.To {
+			s = lifecycle.StageSince{Stage: lifecycle.Stage(t.To), Since: t.HappenedAt}
+		}
+		s.Reported = true
+		v, err := json.Marshal(s)
+		if err != nil {
+			return err
+		}
+		return b.Put(key, v)
+	case lifecycle.TransitionPodRemoved:
+		return b.Delete(key)
+	}
+	return nil
+}
+
+// Stages returns every known pod's stage and since when, by pod UID, as the
+// journaled transitions left them.
+func (j *Journal) Stages() (map[string]lifecycle.StageSince, error) {
+	out := map[string]lifecycle.StageSince{}
+	err := j.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketStages).ForEach(func(k, v []byte) error {
+			var s lifecycle.StageSince
+			if err := json.Unmarshal(v, &s); err != nil {
+				return fmt.Errorf("decode stage of %s: %w", k, err)
+			}
+			out[string(k)] = s
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read stages: %w", err)
 	}
 	return out, nil
 }

@@ -213,3 +213,38 @@ func BenchmarkAppend(b *testing.B) {
 		})
 	}
 }
+
+// The journal keeps each pod's stage and since when, also once its entries
+// are delivered and across a reopen, so the stuck-stage clock survives an
+// agent restart.
+func TestStagesSurviveDeliveryAndReopen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "j.db")
+	j, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 11, 26, 1, 0, 0, 0, time.UTC)
+	es, err := j.Append(t0, []lifecycle.Transition{
+		{Kind: lifecycle.TransitionPodAdded, UID: "a", To: "Starting", ObservedAt: t0},
+		{Kind: lifecycle.TransitionStageChanged, UID: "a", From: "Starting", To: "Failing", ObservedAt: t0.Add(time.Minute)},
+		{Kind: lifecycle.TransitionStageStuck, UID: "a", From: "Failing", To: "Failing", ObservedAt: t0.Add(7 * time.Minute), HappenedAt: t0.Add(time.Minute)},
+		{Kind: lifecycle.TransitionPodAdded, UID: "b", To: "Serving", ObservedAt: t0},
+		{Kind: lifecycle.TransitionPodRemoved, UID: "b", From: "Serving", ObservedAt: t0.Add(time.Minute)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Ack(es[len(es)-1].Seq); err != nil {
+		t.Fatal(err)
+	}
+	j.Close()
+	if j, err = Open(path, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	got, err := j.Stages()
+	want := map[string]lifecycle.StageSince{"a": {Stage: lifecycle.StageFailing, Since: t0.Add(time.Minute), Reported: true}}
+	if err != nil || len(got) != 1 || got["a"].Stage != want["a"].Stage || !got["a"].Since.Equal(want["a"].Since) || !got["a"].Reported {
+		t.Fatalf("stages %+v (%v), want %+v", got, err, want)
+	}
+}

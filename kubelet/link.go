@@ -127,9 +127,14 @@ func (s *Source) linkFromFailure(err error, lastSuccess time.Time) bool {
 	default:
 		return false
 	}
+	s.publishLink()
+	return true
+}
+
+// publishLink makes the tracked link the source's state. s.mu is held.
+func (s *Source) publishLink() {
 	s.state.Link = s.links.link
 	s.log.Info("kubelet link to the API server", "cutOff", s.state.Link.CutOff, "since", s.state.Link.Since, "evidence", s.state.Link.Evidence)
-	return true
 }
 
 // readLink reads the kubelet's /metrics once and updates the link state.
@@ -146,8 +151,7 @@ func (s *Source) readLink(ctx context.Context) {
 	}
 	s.linkErr = ""
 	if s.links.observe(c, time.Now()) {
-		s.state.Link = s.links.link
-		s.log.Info("kubelet link to the API server", "cutOff", s.state.Link.CutOff, "since", s.state.Link.Since, "evidence", s.state.Link.Evidence)
+		s.publishLink()
 		s.bump()
 	}
 }
@@ -174,20 +178,9 @@ func (s *Source) bump() {
 
 // fetchRequestCounts GETs the kubelet's /metrics and sums its API requests.
 func (s *Source) fetchRequestCounts(ctx context.Context) (requestCounts, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.metricsURL, nil)
+	resp, err := s.get(ctx, s.metricsURL, "text/plain")
 	if err != nil {
-		return requestCounts{}, fmt.Errorf("kubelet %s: %w", s.metricsURL, err)
-	}
-	if s.token.path != "" {
-		tok, err := s.token.read()
-		if err != nil {
-			return requestCounts{}, fmt.Errorf("kubelet-token-file: %w", err)
-		}
-		req.Header.Set("Authorization", "Bearer "+tok)
-	}
-	resp, err := s.client.Do(req)
-	if err != nil {
-		return requestCounts{}, fmt.Errorf("kubelet %s: %s", s.metricsURL, describeTransportError(err, s.cfg.Timeout))
+		return requestCounts{}, err
 	}
 	defer resp.Body.Close()
 	switch resp.StatusCode {

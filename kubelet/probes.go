@@ -141,20 +141,9 @@ func (s *Source) readProbes(ctx context.Context) {
 
 func (s *Source) fetchProbes(ctx context.Context) (map[string]probeCounts, error) {
 	url := s.metricsURL + "/probes"
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	resp, err := s.get(ctx, url, "text/plain")
 	if err != nil {
-		return nil, fmt.Errorf("kubelet %s: %w", url, err)
-	}
-	if s.token.path != "" {
-		tok, err := s.token.read()
-		if err != nil {
-			return nil, fmt.Errorf("kubelet-token-file: %w", err)
-		}
-		req.Header.Set("Authorization", "Bearer "+tok)
-	}
-	resp, err := s.client.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("kubelet %s: %s", url, describeTransportError(err, s.cfg.Timeout))
+		return nil, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {

@@ -315,13 +315,14 @@ func (s *Source) Poll(ctx context.Context) {
 	}
 }
 
-// fetch GETs /pods and turns every failure into one clear line.
-func (s *Source) fetch(ctx context.Context) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.podsURL, nil)
+// get GETs one of the kubelet's endpoints with podlife's credentials; a
+// transport failure is one clear line that unwraps to its cause.
+func (s *Source) get(ctx context.Context, url, accept string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return nil, fmt.Errorf("kubelet %s: %w", s.podsURL, err)
+		return nil, fmt.Errorf("kubelet %s: %w", url, err)
 	}
-	req.Header.Set("Accept", "application/json")
+	req.Header.Set("Accept", accept)
 	if s.token.path != "" {
 		tok, err := s.token.read()
 		if err != nil {
@@ -331,7 +332,16 @@ func (s *Source) fetch(ctx context.Context) ([]byte, error) {
 	}
 	resp, err := s.client.Do(req)
 	if err != nil {
-		return nil, transportError{fmt.Sprintf("kubelet %s: %s", s.podsURL, describeTransportError(err, s.cfg.Timeout)), err}
+		return nil, transportError{fmt.Sprintf("kubelet %s: %s", url, describeTransportError(err, s.cfg.Timeout)), err}
+	}
+	return resp, nil
+}
+
+// fetch GETs /pods and turns every failure into one clear line.
+func (s *Source) fetch(ctx context.Context) ([]byte, error) {
+	resp, err := s.get(ctx, s.podsURL, "application/json")
+	if err != nil {
+		return nil, err
 	}
 	defer resp.Body.Close()
 	// The answer is read into a buffer kept across polls: an idle node's

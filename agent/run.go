@@ -70,6 +70,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, listening func(addr 
 	a := New(opts)
 	if u := opts.Upstream; u != nil && u.Reporter != nil {
 		u.Reporter.Running = a.runningContainers
+		u.Reporter.APIUID = a.apiUID
 	}
 	l, err := net.Listen("tcp", cfg.ListenAddress)
 	if err != nil {
@@ -87,6 +88,21 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, listening func(addr 
 		return err
 	}
 	return nil
+}
+
+// apiUID is the UID of the API server's copy of a pod the kubelet knows by
+// uid: a static pod's mirror pod ("" when unknown or the same).
+func (a *Agent) apiUID(uid string) string {
+	s := a.Snapshot()
+	if s == nil {
+		return ""
+	}
+	for i := range s.Pods {
+		if p := &s.Pods[i]; p.UID == uid && p.APIServer != nil {
+			return p.APIServer.UID
+		}
+	}
+	return ""
 }
 
 // runningContainers counts a pod's running containers in the runtime.

@@ -86,6 +86,10 @@ type Reporter struct {
 	// Running, when set, tells how many of a pod's containers run now
 	// (for the partition summary).
 	Running func(uid string) (running, total int)
+	// APIUID, when set, maps the UID the kubelet knows a pod by to the UID
+	// of the API server's object for it: a static pod's config hash to its
+	// mirror pod's UID, so that kubectl describe shows the Events.
+	APIUID func(uid string) string
 }
 
 type limitKey struct{ uid, reason string }
@@ -260,7 +264,13 @@ func (r *Reporter) eventFor(e journal.Entry) (*eventsv1.Event, bool) {
 	if when.IsZero() {
 		when = t.ObservedAt
 	}
-	ref := corev1.ObjectReference{Kind: "Pod", APIVersion: "v1", Namespace: t.Namespace, Name: t.Pod, UID: types.UID(t.UID)}
+	uid := t.UID
+	if r.APIUID != nil {
+		if u := r.APIUID(uid); u != "" {
+			uid = u
+		}
+	}
+	ref := corev1.ObjectReference{Kind: "Pod", APIVersion: "v1", Namespace: t.Namespace, Name: t.Pod, UID: types.UID(uid)}
 	ns := t.Namespace
 	if t.Pod == "" { // node-level
 		ref = corev1.ObjectReference{Kind: "Node", APIVersion: "v1", Name: r.cfg.Node, UID: types.UID(r.cfg.Node)}

@@ -164,7 +164,7 @@ type Source struct {
 	// readiness follows /metrics/probes while the kubelet is cut off.
 	readiness readinessTracker
 	probesErr string
-	last    []byte // last payload, to skip identical ones
+	last      []byte // last payload, to skip identical ones
 }
 
 // New builds a source: the HTTP client and its TLS settings.

@@ -229,3 +229,51 @@ func (c *Containerd) PullImage(t testing.TB, ref string) error {
 	_, err = runtimeapi.NewImageServiceClient(conn).PullImage(ctx, &runtimeapi.PullImageRequest{Image: &runtimeapi.ImageSpec{Image: ref}})
 	return err
 }
+
+// loopbackConflist is a CNI network of the loopback plugin alone: enough for
+// containerd to report the pod network ready (test pods use hostNetwork).
+const loopbackConflist = `{"cniVersion": "1.0.0", "name": "podlife-loopback", "plugins": [{"type": "loopback"}]}
+`
+
+// EnableLoopbackCNI installs the CNI loopback plugin and a network of it alone
+// in containerd's CNI dirs and waits until containerd reports NetworkReady,
+// which a registered kubelet needs to turn its Node Ready.
+func (c *Containerd) EnableLoopbackCNI(t testing.TB) {
+	t.Helper()
+	binDir, confDir := filepath.Join(c.Dir, "cni", "bin"), filepath.Join(c.Dir, "cni", "net.d")
+	for _, d := range []string{binDir, confDir} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatalf("CNI dir: %v", err)
+		}
+	}
+	if err := os.Symlink(Bin(t, "loopback"), filepath.Join(binDir, "loopback")); err != nil && !os.IsExist(err) {
+		t.Fatalf("CNI loopback plugin: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(confDir, "10-loopback.conflist"), []byte(loopbackConflist), 0o644); err != nil {
+		t.Fatalf("CNI network: %v", err)
+	}
+	rs, done, err := c.client()
+	if err != nil {
+		t.Fatalf("CRI client: %v", err)
+	}
+	defer done()
+	var last string
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		st, err := rs.Status(ctx, &runtimeapi.StatusRequest{})
+		cancel()
+		if err != nil {
+			last = err.Error()
+			continue
+		}
+		for _, cond := range st.GetStatus().GetConditions() {
+			if cond.Type == runtimeapi.NetworkReady {
+				if cond.Status {
+					return
+				}
+				last = cond.Reason + ": " + cond.Message
+			}
+		}
+	}
+	t.Fatalf("containerd did not report NetworkReady within 30s: %s", last)
+}

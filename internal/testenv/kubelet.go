@@ -1,8 +1,13 @@
 package testenv
 
 import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -11,24 +16,54 @@ import (
 	"time"
 )
 
-// Kubelet is a real kubelet run standalone (no API server) on a test
-// containerd, serving static pods from ManifestDir.
+// Kubelet is a real kubelet on a test containerd: standalone (StartKubelet)
+// or registered with an API server as a Node (StartCluster). It serves static
+// pods from ManifestDir either way.
 type Kubelet struct {
 	Name        string // node name (--hostname-override)
 	ManifestDir string
-	ReadOnlyURL string // http://127.0.0.1:PORT
-	HTTPSURL    string // https://127.0.0.1:PORT (self-signed, anonymous auth)
-	Dir         string
-	PID         int
-	LogFile     string
+	// ReadOnlyURL is http://127.0.0.1:PORT, standalone only (empty in a cluster).
+	ReadOnlyURL string
+	// HTTPSURL is https://127.0.0.1:PORT, serving ServingCertFile: anonymous
+	// and unrestricted when standalone; in a cluster a bearer token checked by
+	// the API server (token webhook, webhook authorization).
+	HTTPSURL string
+	// ServingCertFile is the kubelet's self-signed serving certificate (for
+	// 127.0.0.1, NodeIP and Name): a client can pin it as its CA.
+	ServingCertFile string
+	// NodeIP is the kubelet's --node-ip, held by a test-only network interface
+	// that nothing sends traffic to; it keeps the kubelet from looking up an
+	// address for its node name.
+	NodeIP  string
+	Dir     string // root, certificates, manifests, pod logs
+	PID     int
+	LogFile string // the kubelet's own log
 }
 
+// kubeletOptions select the kubelet's mode.
+type kubeletOptions struct {
+	kubeconfig string   // register with this API server; empty: standalone
+	args       []string // extra flags, last (they win)
+}
+
+// kubeletConfig sets what only the configuration file can: container logs go
+// under the kubelet's own dir instead of /var/log/pods.
+const kubeletConfig = `apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+podLogsDir: %s
+`
+
 // StartKubelet starts a standalone kubelet against c (cgroupfs, no swap or
-// cgroup v1 checks, root and cert dirs in a temp dir, loopback ports) and
-// waits until /pods answers. Static pod manifests go in ManifestDir (it may
+// cgroup v1 checks, root, cert and pod log dirs in a temp dir, loopback ports)
+// and waits until /pods answers. Static pod manifests go in ManifestDir (it may
 // be filled before or after). t.Cleanup stops it by PID; the containerd
 // harness then removes the pods' sandboxes.
 func StartKubelet(t testing.TB, c *Containerd, name string) *Kubelet {
+	t.Helper()
+	return startKubelet(t, c, name, kubeletOptions{})
+}
+
+func startKubelet(t testing.TB, c *Containerd, name string, opts kubeletOptions) *Kubelet {
 	t.Helper()
 	bin := Bin(t, "kubelet")
 	dir, err := os.MkdirTemp("", "podlife-kubelet-")
@@ -36,24 +71,52 @@ func StartKubelet(t testing.TB, c *Containerd, name string) *Kubelet {
 		t.Fatal(err)
 	}
 	k := &Kubelet{Name: name, Dir: dir, ManifestDir: filepath.Join(dir, "manifests"), LogFile: filepath.Join(dir, "kubelet.log")}
-	for _, d := range []string{k.ManifestDir, filepath.Join(dir, "root"), filepath.Join(dir, "certs")} {
+	for _, d := range []string{k.ManifestDir, filepath.Join(dir, "root"), filepath.Join(dir, "certs"), filepath.Join(dir, "logs")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
-	port, ro, hz := loopbackPort(t), loopbackPort(t), loopbackPort(t)
-	k.ReadOnlyURL = "http://127.0.0.1:" + strconv.Itoa(ro)
+	config := filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(config, fmt.Appendf(nil, kubeletConfig, filepath.Join(dir, "logs")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	k.NodeIP = addNodeIP(t)
+	k.ServingCertFile = filepath.Join(dir, "certs", "kubelet.crt")
+	keyFile := filepath.Join(dir, "certs", "kubelet.key")
+	tmpl := servingTemplate(1, name, []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP(k.NodeIP)}, []string{name, "localhost"})
+	tmpl.IsCA, tmpl.BasicConstraintsValid = true, true
+	tmpl.KeyUsage |= x509.KeyUsageCertSign
+	writeCert(t, k.ServingCertFile, keyFile, tmpl, nil, nil)
+
+	port, hz := loopbackPort(t), loopbackPort(t)
 	k.HTTPSURL = "https://127.0.0.1:" + strconv.Itoa(port)
-	cmd := startLogged(t, k.LogFile, bin,
-		"--pod-manifest-path="+k.ManifestDir,
-		"--container-runtime-endpoint="+c.Endpoint,
+	args := []string{
+		"--config=" + config,
+		"--pod-manifest-path=" + k.ManifestDir,
+		"--container-runtime-endpoint=" + c.Endpoint,
 		"--cgroup-driver=cgroupfs", "--fail-swap-on=false", "--fail-cgroupv1=false",
-		"--root-dir="+filepath.Join(dir, "root"), "--cert-dir="+filepath.Join(dir, "certs"),
-		"--address=127.0.0.1", "--port="+strconv.Itoa(port), "--read-only-port="+strconv.Itoa(ro),
-		"--healthz-bind-address=127.0.0.1", "--healthz-port="+strconv.Itoa(hz),
+		"--root-dir=" + filepath.Join(dir, "root"), "--cert-dir=" + filepath.Join(dir, "certs"),
+		"--tls-cert-file=" + k.ServingCertFile, "--tls-private-key-file=" + keyFile,
+		"--address=127.0.0.1", "--port=" + strconv.Itoa(port),
+		"--healthz-bind-address=127.0.0.1", "--healthz-port=" + strconv.Itoa(hz),
 		"--cgroups-per-qos=false", "--enforce-node-allocatable=",
-		"--hostname-override="+name, "--file-check-frequency=1s", "--sync-frequency=2s",
-		"--image-gc-high-threshold=100", "--eviction-hard=", "--v=1")
+		"--hostname-override=" + name, "--node-ip=" + k.NodeIP,
+		"--file-check-frequency=1s", "--sync-frequency=2s",
+		"--image-gc-high-threshold=100", "--eviction-hard=", "--v=1",
+	}
+	ready := "http://127.0.0.1:" + strconv.Itoa(hz) + "/healthz"
+	if opts.kubeconfig == "" {
+		ro := loopbackPort(t)
+		k.ReadOnlyURL = "http://127.0.0.1:" + strconv.Itoa(ro)
+		ready = k.ReadOnlyURL + "/pods"
+		args = append(args, "--read-only-port="+strconv.Itoa(ro),
+			"--anonymous-auth=true", "--authentication-token-webhook=false", "--authorization-mode=AlwaysAllow")
+	} else {
+		// As kubeadm configures it: bearer tokens reviewed by the API server.
+		args = append(args, "--kubeconfig="+opts.kubeconfig, "--read-only-port=0",
+			"--anonymous-auth=false", "--authentication-token-webhook=true", "--authorization-mode=Webhook")
+	}
+	cmd := startLogged(t, k.LogFile, bin, append(args, opts.args...)...)
 	k.PID = cmd.Process.Pid
 	t.Cleanup(func() {
 		cmd.Process.Signal(syscall.SIGTERM)
@@ -63,34 +126,28 @@ func StartKubelet(t testing.TB, c *Containerd, name string) *Kubelet {
 			cmd.kill()
 		}
 		unmountUnder(dir)
-		// The kubelet writes container logs under /var/log/pods/NS_NAME-NODE_UID.
-		if logs, _ := filepath.Glob("/var/log/pods/*-" + name + "_*"); len(logs) > 0 {
-			for _, l := range logs {
-				os.RemoveAll(l)
-			}
-		}
 		if !t.Failed() {
 			os.RemoveAll(dir)
 		} else {
 			t.Logf("kubelet dir kept for inspection: %s", dir)
 		}
 	})
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		if resp, err := http.Get(k.ReadOnlyURL + "/pods"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return k
-			}
-		}
-		if cmd.exited() {
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
+	if waitHTTP(&http.Client{Timeout: 2 * time.Second}, ready, "", cmd, 60*time.Second) {
+		return k
 	}
 	log, _ := os.ReadFile(k.LogFile)
-	t.Fatalf("kubelet /pods not answering within 60s; log tail:\n%s", lastBytes(string(log), 4000))
+	t.Fatalf("kubelet %s not answering within 60s; log tail:\n%s", ready, lastBytes(string(log), 4000))
 	return nil
+}
+
+// HTTPClient returns a client for HTTPSURL that trusts only ServingCertFile.
+func (k *Kubelet) HTTPClient(t testing.TB) *http.Client {
+	t.Helper()
+	pool, err := certPool(k.ServingCertFile)
+	if err != nil {
+		t.Fatalf("kubelet serving certificate: %v", err)
+	}
+	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 }
 
 // AddStaticPod writes a static pod manifest (YAML) for the kubelet to run.
@@ -99,4 +156,45 @@ func (k *Kubelet) AddStaticPod(t testing.TB, name, yaml string) {
 	if err := os.WriteFile(filepath.Join(k.ManifestDir, name+".yaml"), []byte(strings.TrimSpace(yaml)+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// Node addresses for test kubelets come from TEST-NET-2: interface plnodeN
+// holds 198.51.100.N/32. Creating the interface is the lock that keeps
+// concurrent test processes apart.
+const nodeIfacePrefix, nodeNet = "plnode", "198.51.100."
+
+// addNodeIP creates a test-only interface (dummy, or ifb where the kernel has
+// no dummy driver) holding a free node address, left down; t.Cleanup
+// deletes it.
+func addNodeIP(t testing.TB) string {
+	t.Helper()
+	ipBin, err := exec.LookPath("ip")
+	if err != nil {
+		t.Fatalf("node address: the ip command (Debian package iproute2; run `make tools`): %v", err)
+	}
+	ip := func(args ...string) (string, error) {
+		out, err := exec.Command(ipBin, args...).CombinedOutput()
+		return strings.TrimSpace(string(out)), err
+	}
+	for n := 1; n < 255; n++ {
+		name := nodeIfacePrefix + strconv.Itoa(n)
+		out, err := ip("link", "add", name, "type", "dummy")
+		if err != nil && strings.Contains(out, "Unknown device type") {
+			out, err = ip("link", "add", name, "type", "ifb")
+		}
+		if err != nil {
+			if strings.Contains(out, "File exists") {
+				continue // another cluster's, or left by a killed test
+			}
+			t.Fatalf("node address: ip link add %s: %v: %s", name, err, out)
+		}
+		t.Cleanup(func() { ip("link", "del", name) })
+		addr := nodeNet + strconv.Itoa(n)
+		if out, err := ip("addr", "add", addr+"/32", "dev", name); err != nil {
+			t.Fatalf("node address: ip addr add %s dev %s: %v: %s", addr, name, err, out)
+		}
+		return addr
+	}
+	t.Fatalf("node address: %s1..254 all exist", nodeIfacePrefix)
+	return ""
 }

@@ -35,20 +35,38 @@ func ApplyRBAC(ctx context.Context, cs kubernetes.Interface, user string) error 
 			if err := yaml.Unmarshal(doc, &role); err != nil {
 				return fmt.Errorf("%s: %w", f, err)
 			}
-			if _, err := cs.RbacV1().ClusterRoles().Create(ctx, &role, metav1.CreateOptions{}); err != nil {
-				return fmt.Errorf("create ClusterRole %s: %w", role.Name, err)
-			}
-			binding := &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "test-" + role.Name},
-				RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name},
-				Subjects: []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: user}}}
-			if _, err := cs.RbacV1().ClusterRoleBindings().Create(ctx, binding, metav1.CreateOptions{}); err != nil {
-				return fmt.Errorf("bind ClusterRole %s: %w", role.Name, err)
+			if err := createBoundRole(ctx, cs, &role, user); err != nil {
+				return err
 			}
 			n++
 		}
 	}
 	if n == 0 {
 		return fmt.Errorf("no ClusterRole found in %s/deploy/*.yaml", RepoRoot())
+	}
+	return nil
+}
+
+// GrantKubeletRead lets user read a kubelet's HTTPS API (whose webhook
+// authorization asks the API server): get on nodes/pods, nodes/metrics and
+// nodes/proxy, in a ClusterRole of its own beside the ones of deploy/.
+func GrantKubeletRead(ctx context.Context, cs kubernetes.Interface, user string) error {
+	role := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "podlife-test-kubelet-read"},
+		Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"nodes/pods", "nodes/metrics", "nodes/proxy"},
+			Verbs: []string{"get"}}}}
+	return createBoundRole(ctx, cs, role, user)
+}
+
+// createBoundRole creates role and binds it to user as test-<role name>.
+func createBoundRole(ctx context.Context, cs kubernetes.Interface, role *rbacv1.ClusterRole, user string) error {
+	if _, err := cs.RbacV1().ClusterRoles().Create(ctx, role, metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("create ClusterRole %s: %w", role.Name, err)
+	}
+	binding := &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "test-" + role.Name},
+		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name},
+		Subjects: []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: user}}}
+	if _, err := cs.RbacV1().ClusterRoleBindings().Create(ctx, binding, metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("bind ClusterRole %s: %w", role.Name, err)
 	}
 	return nil
 }

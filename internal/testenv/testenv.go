@@ -1,7 +1,8 @@
 // Package testenv starts real components for integration tests: containerd
-// and runc, the kubelet, kube-apiserver and etcd, all built from the Go module
-// proxy into .tools/bin by hack/install-tools.sh. Every process a test starts
-// is stopped by PID in t.Cleanup.
+// and runc, the kubelet, kube-apiserver and etcd, or a whole one-node cluster
+// with kube-controller-manager and kube-scheduler (StartCluster), all built
+// from the Go module proxy into .tools/bin by hack/install-tools.sh. Every
+// process a test starts is stopped by PID in t.Cleanup.
 package testenv
 
 import (

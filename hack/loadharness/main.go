@@ -15,7 +15,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -88,13 +87,27 @@ func run() int {
 	return 0
 }
 
-func freeAddr() string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
+// listeningURL reads the agent's stdout until it reports the address it
+// bound, and then drains the rest.
+func listeningURL(out io.ReadCloser, limit time.Duration) (string, error) {
+	found := make(chan string, 1)
+	go func() {
+		defer out.Close()
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if url, ok := strings.CutPrefix(sc.Text(), "podlife agent listening on "); ok {
+				found <- url
+				break
+			}
+		}
+		io.Copy(io.Discard, out)
+	}()
+	select {
+	case url := <-found:
+		return url, nil
+	case <-time.After(limit):
+		return "", fmt.Errorf("the agent reported no listening address within %s", limit)
 	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 // measure runs one scenario once.
@@ -118,16 +131,28 @@ func measure(bin string, sc scenario, dur time.Duration) (result, error) {
 		k, v, _ := strings.Cut(sc2.Text(), "=")
 		endpoints[k] = v
 	}
-	addr := freeAddr()
+	// The agent binds a free port itself and says which (no port freed and
+	// then reused, which another process could take in between).
 	agent := exec.Command(bin, "agent", "--node-name", "load", "--cri-endpoint", endpoints["cri-endpoint"],
-		"--kubelet-url", endpoints["kubelet-url"], "--listen-address", addr, "--upstream", "off",
+		"--kubelet-url", endpoints["kubelet-url"], "--listen-address", "127.0.0.1:0", "--upstream", "off",
 		"--cri-stream="+strconv.FormatBool(sc.stream), "--poll-interval", "1s", "--log-level", "error", "--stuck-threshold", "0")
 	agent.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := agent.Start(); err != nil {
+	out, in, err := os.Pipe()
+	if err != nil {
+		return res, fmt.Errorf("agent stdout: %w", err)
+	}
+	agent.Stdout = in
+	err = agent.Start()
+	in.Close()
+	if err != nil {
+		out.Close()
 		return res, err
 	}
 	defer func() { agent.Process.Kill(); agent.Wait() }()
-	base := "http://" + addr
+	base, err := listeningURL(out, 20*time.Second)
+	if err != nil {
+		return res, err
+	}
 	client := &http.Client{Timeout: 5 * time.Second}
 	deadline := time.Now().Add(20 * time.Second)
 	for {

@@ -429,6 +429,10 @@ func notReadyNote(pod *Pod, v *PodView) string {
 	for _, c := range v.Containers {
 		if (c.Kind == KindRegular || c.Kind == KindSidecar) && !c.Ready {
 			s = fmt.Sprintf("; %s not ready (%s)", containerWho(c), strings.ToLower(orUnknown(string(c.State))))
+			if c.ReadyFrom == FromUnknown {
+				s = fmt.Sprintf("; %s readiness unknown (%s; the kubelet's prober cannot be read while it is cut off)",
+					containerWho(c), strings.ToLower(orUnknown(string(c.State))))
+			}
 			break
 		}
 	}

@@ -271,6 +271,9 @@ func TestReadinessWhileCutOff(t *testing.T) {
 			if c.Ready != tc.ready || c.ReadyFrom != tc.from || v.Stage != tc.stage {
 				t.Fatalf("ready=%v from %q stage %s (%s); want %v %q %s", c.Ready, c.ReadyFrom, v.Stage, v.StageReason, tc.ready, tc.from, tc.stage)
 			}
+			if unknown := strings.Contains(v.StageReason, "readiness unknown"); unknown != (tc.from == FromUnknown) {
+				t.Fatalf("stage reason %q: says unknown %v, want %v", v.StageReason, unknown, tc.from == FromUnknown)
+			}
 		})
 	}
 	// Without a readiness probe a running container is ready: nothing to read.

@@ -1,0 +1,472 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"testing"
+	"text/tabwriter"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/podlife/podlife/agent"
+	"github.com/podlife/podlife/internal/testenv"
+	"github.com/podlife/podlife/internal/upstream"
+	"github.com/podlife/podlife/lifecycle"
+)
+
+// cutoffEnv is a real one-node cluster with the podlife agent on its node:
+// the agent reads the real containerd, the registered kubelet's HTTPS /pods
+// and /metrics (through the kubelet's webhook authentication and
+// authorization) and reaches the API server through a link of its own.
+type cutoffEnv struct {
+	t         *testing.T
+	c         *testenv.Cluster
+	admin     kubernetes.Interface
+	agentLink *testenv.Link
+	server    string
+	ns        string
+}
+
+func startCutoffEnv(t *testing.T) *cutoffEnv {
+	if testing.Short() {
+		t.Skip("real components: not in -short")
+	}
+	bin := buildPodlife(t)
+	start := time.Now()
+	c := testenv.StartCluster(t, testenv.ClusterOptions{NodeMonitorGracePeriod: 20 * time.Second})
+	t.Logf("one-node cluster ready in %s", time.Since(start).Round(time.Second))
+	e := &cutoffEnv{t: t, c: c, admin: c.Client(t), ns: "life"}
+	ctx := context.Background()
+	if err := testenv.ApplyRBAC(ctx, e.admin, testenv.AgentUser); err != nil {
+		t.Fatal(err)
+	}
+	c.GrantKubeletAccess(t, testenv.AgentUser)
+	// deploy/rbac.yaml's Role on node Leases, bound to the agent's user.
+	if _, err := e.admin.RbacV1().Roles("kube-node-lease").Create(ctx, &rbacv1.Role{
+		ObjectMeta: metav1.ObjectMeta{Name: "podlife-node-lease"},
+		Rules:      []rbacv1.PolicyRule{{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"get"}}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.admin.RbacV1().RoleBindings("kube-node-lease").Create(ctx, &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "podlife-node-lease"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "podlife-node-lease"},
+		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: testenv.AgentUser}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	c.CreateNamespace(t, e.ns)
+
+	dir := t.TempDir()
+	tokenFile := filepath.Join(dir, "token")
+	if err := os.WriteFile(tokenFile, []byte(testenv.AgentToken), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.agentLink = c.NewLink(t)
+	addr := freeAddr(t)
+	e.server = "http://" + addr
+	logPath := filepath.Join(dir, "agent.log")
+	logf, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "agent", "--node-name", c.NodeName, "--cri-endpoint", c.Containerd.Endpoint,
+		"--kubelet-url", c.KubeletURL, "--kubelet-token-file", tokenFile, "--kubelet-insecure-skip-verify",
+		"--listen-address", addr, "--poll-interval", "1s", "--upstream", "on",
+		"--kubeconfig", e.agentLink.Kubeconfig(t, testenv.AgentToken), "--journal-path", filepath.Join(dir, "journal.db"),
+		"--event-burst", "1000", "--stuck-threshold", "0")
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		logf.Close()
+		if t.Failed() {
+			b, _ := os.ReadFile(logPath)
+			t.Logf("agent log tail:\n%s", lastBytes(string(b), 6000))
+		}
+	})
+	eventually(t, "agent ready", 30*time.Second, func() bool {
+		var r agent.PodsResponse
+		return getJSONFrom(e.server+"/readyz", &r) == 200
+	})
+	return e
+}
+
+// pods is the agent's view of the test namespace's pods by name prefix.
+func (e *cutoffEnv) pods() map[string]lifecycle.PodView {
+	var r agent.PodsResponse
+	getJSONFrom(e.server+"/api/v1/pods", &r)
+	out := map[string]lifecycle.PodView{}
+	for _, p := range r.Pods {
+		if p.Namespace == e.ns {
+			out[p.Name] = p
+		}
+	}
+	return out
+}
+
+// pod finds the agent's view of the pod whose name starts with prefix.
+func (e *cutoffEnv) pod(prefix string) (lifecycle.PodView, bool) {
+	for name, p := range e.pods() {
+		if strings.HasPrefix(name, prefix) && p.InKubelet {
+			return p, true
+		}
+	}
+	return lifecycle.PodView{}, false
+}
+
+func (e *cutoffEnv) journal() agent.JournalResponse {
+	var r agent.JournalResponse
+	getJSONFrom(e.server+"/api/v1/journal", &r)
+	return r
+}
+
+// table prints, for every pod of the namespace, what `kubectl get pods`
+// shows (the API server's copy) beside what `podlife pods` shows.
+func (e *cutoffEnv) table(title string) string {
+	l, err := e.admin.CoreV1().Pods(e.ns).List(context.Background(), metav1.ListOptions{})
+	kubectl := map[string]string{}
+	if err == nil {
+		for _, p := range l.Items {
+			ready, total, restarts := 0, 0, int32(0)
+			for _, c := range p.Status.ContainerStatuses {
+				total++
+				if c.Ready {
+					ready++
+				}
+				restarts += c.RestartCount
+			}
+			kubectl[p.Name] = fmt.Sprintf("%s %d/%d restarts=%d", p.Status.Phase, ready, total, restarts)
+		}
+	}
+	var b strings.Builder
+	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "%s\nPOD\tKUBECTL GET PODS\tPODLIFE PODS\tWHY (podlife)\n", title)
+	views := e.pods()
+	var names []string
+	for n := range views {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		v := views[n]
+		r, tot := v.ReadyCount()
+		k := kubectl[n]
+		if k == "" {
+			k = "(unreachable)"
+		}
+		why := v.StageReason
+		if v.UnknownCause != "" {
+			why = "[" + string(v.UnknownCause) + "] " + why
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s %d/%d restarts=%d\t%s\n", n, k, v.Stage, r, tot, v.Restarts(), oneLineCut(why, 150))
+	}
+	tw.Flush()
+	return b.String()
+}
+
+func oneLineCut(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
+}
+
+// podlifeEvents lists the Events podlife posted in the namespace.
+func (e *cutoffEnv) podlifeEvents() []eventsv1.Event {
+	l, err := e.admin.EventsV1().Events(e.ns).List(context.Background(), metav1.ListOptions{LabelSelector: "podlife.dev/seq"})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return l.Items
+}
+
+// checkEvents asserts every journaled transition made an Event exactly
+// once, in journal order: no seq twice, creation times in seq order.
+func (e *cutoffEnv) checkEvents(what string) int {
+	evs := e.podlifeEvents()
+	seen := map[string]int{}
+	type ev struct {
+		seq     int
+		created time.Time
+	}
+	var list []ev
+	for _, x := range evs {
+		s := x.Labels["podlife.dev/seq"]
+		seen[s]++
+		var n int
+		fmt.Sscan(s, &n)
+		list = append(list, ev{n, x.CreationTimestamp.Time})
+	}
+	for s, n := range seen {
+		if n > 1 {
+			e.t.Errorf("%s: journal entry %s became %d Events", what, s, n)
+		}
+	}
+	sort.Slice(list, func(i, j int) bool { return list[i].seq < list[j].seq })
+	for i := 1; i < len(list); i++ {
+		if list[i].created.Before(list[i-1].created) {
+			e.t.Errorf("%s: Event of entry %d created before that of entry %d", what, list[i].seq, list[i-1].seq)
+		}
+	}
+	return len(evs)
+}
+
+// TestNodeCutOff runs pods created through the API server on a registered
+// kubelet, with the real controllers, and cuts links: the kubelet's, podlife's,
+// both, and then kills the API server. podlife on the node must keep telling
+// what the pods really do, say who lost whom, and lose no Event.
+func TestNodeCutOff(t *testing.T) {
+	e := startCutoffEnv(t)
+	ctx := context.Background()
+	one := int32(1)
+	podSpec := func(cmd string, policy corev1.RestartPolicy) corev1.PodSpec {
+		return corev1.PodSpec{HostNetwork: true, RestartPolicy: policy, TerminationGracePeriodSeconds: new(int64),
+			Containers: []corev1.Container{{Name: "app", Image: testenv.BusyboxImage, ImagePullPolicy: corev1.PullNever,
+				Command: []string{"sh", "-c", cmd}}}}
+	}
+	labels := map[string]string{"app": "web"}
+	if _, err := e.admin.AppsV1().Deployments(e.ns).Create(ctx, &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "web"},
+		Spec: appsv1.DeploymentSpec{Replicas: &one, Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: podSpec("exec sleep 3600", corev1.RestartPolicyAlways)}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// A pod with a readiness probe: while the kubelet is cut off, its
+	// readiness comes from the kubelet's prober (/metrics/probes).
+	probed := podSpec("exec sleep 3600", corev1.RestartPolicyAlways)
+	probed.Containers[0].ReadinessProbe = &corev1.Probe{PeriodSeconds: 2,
+		ProbeHandler: corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{"true"}}}}
+	if _, err := e.admin.CoreV1().Pods(e.ns).Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "probed"},
+		Spec: probed}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.admin.CoreV1().Pods(e.ns).Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "crash"},
+		Spec: podSpec("sleep 4; exit 3", corev1.RestartPolicyAlways)}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "web serving and crash looping, through the API server", 3*time.Minute, func() bool {
+		web, ok1 := e.pod("web-")
+		crash, ok2 := e.pod("crash")
+		probed, ok3 := e.pod("probed")
+		return ok1 && ok2 && ok3 && web.Stage == lifecycle.StageServing && crash.Restarts() >= 2 && probed.Stage == lifecycle.StageServing
+	})
+	if web, _ := e.pod("web-"); web.StatusFrom != lifecycle.FromKubeletCache {
+		t.Fatalf("an API pod's status comes from %q, want %q (the API server's copy)", web.StatusFrom, lifecycle.FromKubeletCache)
+	}
+	t.Log(e.table("before any cut"))
+
+	t.Run("a: the kubelet alone is cut off", func(t *testing.T) {
+		// A Job whose pod completes during the cut.
+		if _, err := e.admin.BatchV1().Jobs(e.ns).Create(ctx, &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: "report"},
+			Spec: batchv1.JobSpec{BackoffLimit: new(int32), Template: corev1.PodTemplateSpec{
+				Spec: podSpec("sleep 20; exit 0", corev1.RestartPolicyNever)}}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "job pod running", 2*time.Minute, func() bool {
+			p, ok := e.pod("report-")
+			return ok && p.Phase == lifecycle.PhaseRunning && p.StatusFrom == lifecycle.FromKubeletCache
+		})
+		before, _ := e.pod("crash")
+		eventsBefore := len(e.podlifeEvents())
+		e.c.KubeletLink.Cut()
+		defer e.c.KubeletLink.Heal()
+		cutAt := time.Now()
+		eventually(t, "podlife names the cause: kubelet-apiserver-unreachable", 90*time.Second, func() bool {
+			p, ok := e.pod("web-")
+			return ok && p.UnknownCause == lifecycle.CauseKubeletAPIServerUnreachable
+		})
+		t.Logf("cause shown %s after the cut", time.Since(cutAt).Round(time.Second))
+		eventually(t, "the API server shows the node Unknown", 90*time.Second, func() bool {
+			n, err := e.c.NodeReadyCondition(ctx, e.admin)
+			return err == nil && n.Status == corev1.ConditionUnknown && n.Reason == "NodeStatusUnknown"
+		})
+		eventually(t, "crash loop advances, job completed, web serving — during the cut", 2*time.Minute, func() bool {
+			crash, _ := e.pod("crash")
+			job, _ := e.pod("report-")
+			web, _ := e.pod("web-")
+			return crash.Restarts() >= before.Restarts()+2 && crash.Stage == lifecycle.StageFailing &&
+				crash.UnknownCause == lifecycle.CauseKubeletAPIServerUnreachable &&
+				job.Stage == lifecycle.StageTerminated && job.Phase == lifecycle.PhaseSucceeded &&
+				job.UnknownCause == lifecycle.CauseKubeletAPIServerUnreachable &&
+				web.Stage == lifecycle.StageServing && web.UnknownCause == lifecycle.CauseKubeletAPIServerUnreachable
+		})
+		eventually(t, "readiness from the kubelet's prober during the cut", time.Minute, func() bool {
+			p, _ := e.pod("probed")
+			return p.Stage == lifecycle.StageServing && len(p.Containers) == 1 && p.Containers[0].ReadyFrom == lifecycle.FromProbes
+		})
+		crash, _ := e.pod("crash")
+		if crash.StatusFrom != lifecycle.FromRuntime || crash.KubeletCache == nil || crash.KubeletCache.Restarts >= crash.Restarts() {
+			t.Errorf("crash: status from %q, kubelet's copy %+v, restarts %d: want derived from the runtime, ahead of the frozen copy",
+				crash.StatusFrom, crash.KubeletCache, crash.Restarts())
+		}
+		for _, p := range e.pods() {
+			for _, m := range p.Mismatches {
+				if m.Kind != lifecycle.MismatchAPIStale && m.Kind != lifecycle.MismatchAPIRunningButExited {
+					t.Errorf("%s: mismatch %s (%s) from a cut-off kubelet's frozen copy", p.Name, m.Kind, m.Detail)
+				}
+			}
+		}
+		t.Log(e.table("(a) during the kubelet's cut"))
+		if n := len(e.podlifeEvents()); n <= eventsBefore {
+			t.Errorf("no Event reached the API server during the kubelet's cut (%d before, %d now)", eventsBefore, n)
+		}
+		e.c.KubeletLink.Heal()
+		eventually(t, "the node Ready again after healing", 2*time.Minute, func() bool {
+			n, err := e.c.NodeReadyCondition(ctx, e.admin)
+			return err == nil && n.Status == corev1.ConditionTrue
+		})
+		eventually(t, "the cause clears", 90*time.Second, func() bool {
+			p, ok := e.pod("web-")
+			return ok && p.UnknownCause == "" && p.Stage == lifecycle.StageServing
+		})
+		eventually(t, "journal delivered", 60*time.Second, func() bool {
+			j := e.journal()
+			return j.Stats.Delivered >= j.Stats.LastSeq
+		})
+		e.checkEvents("(a)")
+		t.Log(e.table("(a) after healing"))
+	})
+
+	// partition cuts podlife's own link (and the kubelet's when both) and
+	// checks that the journal keeps everything and delivers it after healing.
+	// newCrashLoop starts a fresh crash-looping pod, so the kubelet's
+	// back-off (10 s, doubling) is short again for this scenario.
+	newCrashLoop := func(t *testing.T, name string) {
+		if _, err := e.admin.CoreV1().Pods(e.ns).Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name},
+			Spec: podSpec("sleep 4; exit 3", corev1.RestartPolicyAlways)}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, name+" running", 2*time.Minute, func() bool {
+			p, ok := e.pod(name)
+			return ok && p.Phase == lifecycle.PhaseRunning
+		})
+	}
+	partition := func(t *testing.T, crash string, cutKubelet bool, wantCause lifecycle.Cause) {
+		newCrashLoop(t, crash)
+		before, _ := e.pod(crash)
+		cutAt := time.Now().Add(-time.Second)
+		e.agentLink.Cut()
+		if cutKubelet {
+			e.c.KubeletLink.Cut()
+		}
+		healed := false
+		defer func() { // a failed scenario leaves the next one a whole cluster
+			if !healed {
+				e.agentLink.Heal()
+				e.c.KubeletLink.Heal()
+			}
+		}()
+		eventually(t, "podlife names the cause "+string(wantCause), 90*time.Second, func() bool {
+			p, ok := e.pod("web-")
+			return ok && p.UnknownCause == wantCause
+		})
+		eventually(t, "the crash loop advances during the cut", 2*time.Minute, func() bool {
+			p, _ := e.pod(crash)
+			return p.Restarts() >= before.Restarts()+2
+		})
+		j := e.journal()
+		var during []string
+		for _, p := range j.Pending {
+			if upstream.Reportable(p.Transition) && p.Transition.Kind != lifecycle.TransitionSourceDown &&
+				p.Transition.Kind != lifecycle.TransitionSourceUp && p.Transition.Pod == crash {
+				during = append(during, fmt.Sprint(p.Seq))
+			}
+		}
+		if len(during) == 0 {
+			t.Fatalf("no container transition of the crash loop pending during the cut; journal %+v", j.Stats)
+		}
+		t.Log(e.table(fmt.Sprintf("during the cut (%s)", wantCause)))
+		if cutKubelet {
+			e.c.KubeletLink.Heal()
+		}
+		e.agentLink.Heal()
+		healed = true
+		eventually(t, "journal delivered after healing", 2*time.Minute, func() bool {
+			j := e.journal()
+			return j.Stats.Delivered >= j.Stats.LastSeq
+		})
+		got := map[string]int{}
+		for _, ev := range e.podlifeEvents() {
+			got[ev.Labels["podlife.dev/seq"]]++
+		}
+		// The summary follows once the backlog has drained.
+		summary := false
+		eventually(t, "a PartitionSummary", time.Minute, func() bool {
+			l, _ := e.admin.EventsV1().Events(e.ns).List(ctx, metav1.ListOptions{})
+			for _, ev := range l.Items {
+				if ev.Reason == "PartitionSummary" && ev.Regarding.Name == crash && ev.CreationTimestamp.After(cutAt) {
+					summary = true
+					t.Logf("summary: %s", ev.Note)
+				}
+			}
+			return summary
+		})
+		for _, s := range during {
+			if got[s] != 1 {
+				t.Errorf("journal entry %s of the cut became %d Events, want 1", s, got[s])
+			}
+		}
+		if !summary {
+			t.Error("no PartitionSummary after the cut healed")
+		}
+		e.checkEvents(string(wantCause))
+		t.Logf("%d container transitions of the crash loop journaled during the cut, all delivered once after it", len(during))
+	}
+	t.Run("b: podlife alone is cut off", func(t *testing.T) {
+		partition(t, "crash-b", false, lifecycle.CauseAPIServerUnreachable)
+	})
+	t.Run("c: the whole node is cut off", func(t *testing.T) {
+		partition(t, "crash-c", true, lifecycle.CauseNodeCutOff)
+	})
+	t.Run("d: the API server is killed and restarted", func(t *testing.T) {
+		newCrashLoop(t, "crash-d")
+		before, _ := e.pod("crash-d")
+		e.c.KillAPIServer()
+		restarted := false
+		defer func() {
+			if !restarted {
+				e.c.StartAPIServer()
+			}
+		}()
+		eventually(t, "podlife says the node is cut off", 90*time.Second, func() bool {
+			p, ok := e.pod("web-")
+			return ok && p.UnknownCause == lifecycle.CauseNodeCutOff
+		})
+		eventually(t, "the crash loop advances without an API server", 2*time.Minute, func() bool {
+			crash, _ := e.pod("crash-d")
+			return crash.Restarts() >= before.Restarts()+2 && crash.Stage == lifecycle.StageFailing
+		})
+		t.Log(e.table("(d) API server down"))
+		e.c.StartAPIServer()
+		restarted = true
+		eventually(t, "journal delivered after the API server is back", 2*time.Minute, func() bool {
+			j := e.journal()
+			return j.Stats.Delivered >= j.Stats.LastSeq
+		})
+		eventually(t, "the cause clears", 2*time.Minute, func() bool {
+			p, ok := e.pod("web-")
+			return ok && p.UnknownCause == ""
+		})
+		e.checkEvents("(d)")
+	})
+}

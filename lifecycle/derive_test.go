@@ -123,7 +123,7 @@ func TestDerivedWhileCutOff(t *testing.T) {
 			in.Containers[0].StartedAt = t0.Add(-10 * time.Minute)
 			attempt(&in, "probed", "app", 1, RuntimeRunning, 0, t0.Add(-2*time.Minute), time.Time{})
 			return in
-		}, want{StageStarting, PhaseRunning, StateRunning, "", 1, FromRuntime, FromRuntime, CauseKubeletAPIServerUnreachable, "not ready"}},
+		}, want{StageStarting, PhaseRunning, StateRunning, "", 1, FromRuntime, FromRuntime, CauseKubeletAPIServerUnreachable, "readiness unknown"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

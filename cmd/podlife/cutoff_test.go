@@ -17,7 +17,6 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
@@ -54,20 +53,6 @@ func startCutoffEnv(t *testing.T) *cutoffEnv {
 		t.Fatal(err)
 	}
 	c.GrantKubeletAccess(t, testenv.AgentUser)
-	// deploy/rbac.yaml's Role on node Leases, bound to the agent's user.
-	if _, err := e.admin.RbacV1().Roles("kube-node-lease").Create(ctx, &rbacv1.Role{
-		ObjectMeta: metav1.ObjectMeta{Name: "podlife-node-lease"},
-		Rules:      []rbacv1.PolicyRule{{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"get"}}},
-	}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.admin.RbacV1().RoleBindings("kube-node-lease").Create(ctx, &rbacv1.RoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: "podlife-node-lease"},
-		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "podlife-node-lease"},
-		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: testenv.AgentUser}},
-	}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
 	c.CreateNamespace(t, e.ns)
 
 	dir := t.TempDir()

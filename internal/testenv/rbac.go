@@ -13,8 +13,9 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-// ApplyRBAC creates the ClusterRoles of deploy/ on a test API server and
-// binds them to user, so tests exercise exactly the permissions podlife ships.
+// ApplyRBAC creates the ClusterRoles and Roles of deploy/ on a test API
+// server and binds them to user, so tests exercise exactly the permissions
+// podlife ships.
 func ApplyRBAC(ctx context.Context, cs kubernetes.Interface, user string) error {
 	files, err := filepath.Glob(filepath.Join(RepoRoot(), "deploy", "*.yaml"))
 	if err != nil {
@@ -28,7 +29,16 @@ func ApplyRBAC(ctx context.Context, cs kubernetes.Interface, user string) error 
 		}
 		for _, doc := range bytes.Split(b, []byte("\n---")) {
 			var meta struct{ Kind string }
-			if yaml.Unmarshal(doc, &meta) != nil || meta.Kind != "ClusterRole" {
+			if yaml.Unmarshal(doc, &meta) != nil {
+				continue
+			}
+			if meta.Kind == "Role" {
+				if err := createBoundNamespacedRole(ctx, cs, doc, user); err != nil {
+					return fmt.Errorf("%s: %w", f, err)
+				}
+				continue
+			}
+			if meta.Kind != "ClusterRole" {
 				continue
 			}
 			var role rbacv1.ClusterRole
@@ -55,6 +65,25 @@ func GrantKubeletRead(ctx context.Context, cs kubernetes.Interface, user string)
 		Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"nodes/pods", "nodes/metrics", "nodes/proxy"},
 			Verbs: []string{"get"}}}}
 	return createBoundRole(ctx, cs, role, user)
+}
+
+// createBoundNamespacedRole creates a Role of deploy/ in its namespace and
+// binds it to user there.
+func createBoundNamespacedRole(ctx context.Context, cs kubernetes.Interface, doc []byte, user string) error {
+	var role rbacv1.Role
+	if err := yaml.Unmarshal(doc, &role); err != nil {
+		return err
+	}
+	if _, err := cs.RbacV1().Roles(role.Namespace).Create(ctx, &role, metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("create Role %s/%s: %w", role.Namespace, role.Name, err)
+	}
+	binding := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "test-" + role.Name, Namespace: role.Namespace},
+		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: role.Name},
+		Subjects: []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: user}}}
+	if _, err := cs.RbacV1().RoleBindings(role.Namespace).Create(ctx, binding, metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("bind Role %s/%s: %w", role.Namespace, role.Name, err)
+	}
+	return nil
 }
 
 // createBoundRole creates role and binds it to user as test-<role name>.

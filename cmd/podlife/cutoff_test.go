@@ -4,11 +4,9 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
-	"syscall"
 	"testing"
 	"text/tabwriter"
 	"time"
@@ -61,27 +59,14 @@ func startCutoffEnv(t *testing.T) *cutoffEnv {
 		t.Fatal(err)
 	}
 	e.agentLink = c.NewLink(t)
-	addr := freeAddr(t)
-	e.server = "http://" + addr
 	logPath := filepath.Join(dir, "agent.log")
-	logf, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "agent", "--node-name", c.NodeName, "--cri-endpoint", c.Containerd.Endpoint,
+	p := startAgent(t, bin, logPath, "--node-name", c.NodeName, "--cri-endpoint", c.Containerd.Endpoint,
 		"--kubelet-url", c.KubeletURL, "--kubelet-token-file", tokenFile, "--kubelet-insecure-skip-verify",
-		"--listen-address", addr, "--poll-interval", "1s", "--upstream", "on",
+		"--poll-interval", "1s", "--upstream", "on",
 		"--kubeconfig", e.agentLink.Kubeconfig(t, testenv.AgentToken), "--journal-path", filepath.Join(dir, "journal.db"),
 		"--event-burst", "1000", "--stuck-threshold", "0")
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	e.server = p.URL
 	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		logf.Close()
 		if t.Failed() {
 			b, _ := os.ReadFile(logPath)
 			t.Logf("agent log tail:\n%s", lastBytes(string(b), 6000))

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -174,18 +173,6 @@ func (a *addrWatcher) Write(b []byte) (int, error) {
 		}
 	}
 	return a.w.Write(b)
-}
-
-// freeAddr is a loopback address that was free a moment ago. Another process
-// may take it before it is used: for podlife's own listeners prefer
-// startAgent (the agent binds 127.0.0.1:0 itself).
-func freeAddr(t testing.TB) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 // TestAgentEndToEnd runs the real podlife binary against a real containerd

@@ -497,7 +497,38 @@ func (e env) withAPIServer(pod *Pod, v PodView) PodView {
 			v.UnknownCause = CauseNodeStatusStale
 		}
 	}
+	if v.UnknownSince.IsZero() {
+		v.UnknownSince = e.causeSince(v.UnknownCause)
+	}
 	return v
+}
+
+// causeSince is when a cause began, as far as the sources tell: the last
+// success of the source that went away, the node's last heartbeat.
+func (e env) causeSince(c Cause) time.Time {
+	earliest := func(a, b time.Time) time.Time {
+		if a.IsZero() || (!b.IsZero() && b.Before(a)) {
+			return b
+		}
+		return a
+	}
+	switch c {
+	case CauseRuntimeUnreachable:
+		return e.in.Runtime.LastSuccess
+	case CauseKubeletUnreachable:
+		return e.in.Kubelet.LastSuccess
+	case CauseSourcesUnreachable:
+		return earliest(e.in.Runtime.LastSuccess, e.in.Kubelet.LastSuccess)
+	case CauseAPIServerUnreachable:
+		return e.in.APIServer.LastSuccess
+	case CauseNodeCutOff:
+		return earliest(e.in.KubeletLink.Since, e.in.APIServer.LastSuccess)
+	case CauseNodeStatusStale:
+		if e.in.APINode != nil {
+			return e.in.APINode.LastHeartbeat
+		}
+	}
+	return time.Time{}
 }
 
 // runtimeOnlyPod builds the view of a pod only the runtime knows. With the
@@ -524,6 +555,7 @@ func (e env) runtimeOnlyPod(uid string, cs []*Container, sb *Sandbox) (PodView, 
 	if e.kubelet == down || e.kubelet == absent {
 		v.Mismatches = []Mismatch{} // without a kubelet view there is nothing to disagree with
 		v.Stage, v.StageReason, v.UnknownCause = e.classify(nil, &v)
+		v.UnknownSince = e.causeSince(v.UnknownCause)
 		return v, true
 	}
 	if running == 0 {

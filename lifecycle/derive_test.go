@@ -282,3 +282,39 @@ func TestReadinessWhileCutOff(t *testing.T) {
 		t.Fatalf("no probe: ready=%v from %q stage %s", c.Ready, c.ReadyFrom, v.Stage)
 	}
 }
+
+// Every cause says since when.
+func TestUnknownSince(t *testing.T) {
+	tests := []struct {
+		name  string
+		in    func() Input
+		cause Cause
+		since time.Time
+	}{
+		{"kubelet cut off: since the link was lost", func() Input { return cutOff(input(serving("p"))) },
+			CauseKubeletAPIServerUnreachable, t0.Add(-time.Minute)},
+		{"podlife cut off: since its last answer from the API server", func() Input {
+			in := input(serving("p"))
+			in.APIServer = downH("timed out")
+			in.APIServer.LastSuccess = t0.Add(-3 * time.Minute)
+			return in
+		}, CauseAPIServerUnreachable, t0.Add(-3 * time.Minute)},
+		{"kubelet gone: since its last answer", func() Input {
+			in := input(serving("p"))
+			in.Kubelet = downH("refused")
+			return in
+		}, CauseKubeletUnreachable, t0.Add(-time.Minute)},
+		{"node Unknown upstream: since its last heartbeat", func() Input {
+			in := input(serving("p"))
+			in.APIServer = upH()
+			in.APINode = &APINode{Ready: "Unknown", Reason: "NodeStatusUnknown", LastHeartbeat: t0.Add(-90 * time.Second)}
+			return in
+		}, CauseNodeStatusStale, t0.Add(-90 * time.Second)},
+	}
+	for _, tc := range tests {
+		v := onlyPod(Correlate(tc.in()))
+		if v.UnknownCause != tc.cause || !v.UnknownSince.Equal(tc.since) {
+			t.Errorf("%s: %s since %s, want %s since %s", tc.name, v.UnknownCause, v.UnknownSince, tc.cause, tc.since)
+		}
+	}
+}

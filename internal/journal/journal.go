@@ -191,6 +191,9 @@ func (j *Journal) Append(now time.Time, ts []lifecycle.Transition) ([]Entry, err
 // agent's stuck-stage clock survives a restart. Delivery does not remove it;
 // the pod's removal does.
 func putStage(b *bolt.Bucket, t lifecycle.Transition) error {
+	if t.UID == "" {
+		return nil // node-level
+	}
 	key := []byte(t.UID)
 	switch t.Kind {
 	case lifecycle.TransitionPodAdded, lifecycle.TransitionStageChanged:

@@ -28,6 +28,8 @@ type Config struct {
 	KubeletURL                string        `mapstructure:"kubelet-url"`
 	KubeletTokenFile          string        `mapstructure:"kubelet-token-file"`
 	KubeletCAFile             string        `mapstructure:"kubelet-ca-file"`
+	KubeletServingCertFile    string        `mapstructure:"kubelet-serving-cert-file"`
+	KubeletTLSServerName      string        `mapstructure:"kubelet-tls-server-name"`
 	KubeletInsecureSkipVerify bool          `mapstructure:"kubelet-insecure-skip-verify"`
 	KubeletKubeconfig         string        `mapstructure:"kubelet-kubeconfig"`
 	PollInterval              time.Duration `mapstructure:"poll-interval"`
@@ -57,8 +59,10 @@ func Flags(fs *pflag.FlagSet) {
 	fs.Bool("cri-stream", true, "stream container events from the runtime where it supports them")
 	fs.String("kubelet-url", "", "kubelet base URL (default https://$NODE_IP:10250; read-only port: http://127.0.0.1:10255)")
 	fs.String("kubelet-token-file", "", "bearer token file for the kubelet (default the pod's service-account token)")
-	fs.String("kubelet-ca-file", "", "CA that signed the kubelet's serving certificate (default the in-cluster CA)")
-	fs.Bool("kubelet-insecure-skip-verify", false, "do not verify the kubelet's serving certificate (self-signed kubelet certs)")
+	fs.String("kubelet-ca-file", "", "CA that signed the kubelet's serving certificate, tried first (default the in-cluster CA)")
+	fs.String("kubelet-serving-cert-file", "", "pin the kubelet's own serving certificate, tried after the CA: a self-signed one (kubeadm, kind: /var/lib/kubelet/pki/kubelet.crt, mounted as a single read-only file); re-read when it changes")
+	fs.String("kubelet-tls-server-name", "", "the name the pinned kubelet certificate must cover (default the node name)")
+	fs.Bool("kubelet-insecure-skip-verify", false, "do not verify the kubelet's serving certificate: explicit opt-in, for testing; the token is still sent (logged, and shown in podlife_kubelet_tls_verified and the kubelet source's status)")
 	fs.String("kubelet-kubeconfig", "", "off-cluster: read /pods through the API server's node proxy with this kubeconfig")
 	fs.Duration("poll-interval", time.Second, "kubelet poll and CRI relist interval")
 	fs.String("listen-address", ":9808", "HTTP API and metrics address")
@@ -153,13 +157,16 @@ func (c *Config) Validate() error {
 		return &ConfigError{"kubelet-url", fmt.Sprintf("%q: want https://HOST:10250 or http://HOST:10255", c.KubeletURL)}
 	}
 	for key, path := range map[string]string{"kubelet-token-file": c.KubeletTokenFile, "kubelet-ca-file": c.KubeletCAFile,
-		"kubeconfig": c.Kubeconfig, "kubelet-kubeconfig": c.KubeletKubeconfig} {
+		"kubelet-serving-cert-file": c.KubeletServingCertFile, "kubeconfig": c.Kubeconfig, "kubelet-kubeconfig": c.KubeletKubeconfig} {
 		if path == "" {
 			continue
 		}
 		if _, err := os.Stat(path); err != nil {
 			return &ConfigError{key, oneLine(err)}
 		}
+	}
+	if c.KubeletInsecureSkipVerify && (c.KubeletServingCertFile != "" || c.KubeletCAFile != "") {
+		return &ConfigError{"kubelet-insecure-skip-verify", "turns verification off: set it, or kubelet-ca-file/kubelet-serving-cert-file, not both"}
 	}
 	switch {
 	case c.PollInterval < 10*time.Millisecond:

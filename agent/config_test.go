@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"errors"
 	"path/filepath"
 	"testing"
 	"time"
@@ -71,5 +72,40 @@ func TestConfigDefaults(t *testing.T) {
 	if c.NodeName != "node-from-downward-api" || c.ListenAddress != ":9808" || c.PollInterval != time.Second ||
 		c.HistorySize != 1000 || c.CRIEndpoint != "unix:///run/containerd/containerd.sock" || !c.CRIStream {
 		t.Fatalf("defaults %+v", c)
+	}
+}
+
+// The kubelet TLS flags: a pin file must exist, and verification cannot be
+// both off and configured.
+func TestKubeletTLSFlags(t *testing.T) {
+	t.Setenv("NODE_NAME", "n")
+	pin := filepath.Join("testdata", "config", "good.yaml") // any existing file
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--kubelet-serving-cert-file", "/nonexistent/kubelet.crt"}, "config: kubelet-serving-cert-file: stat /nonexistent/kubelet.crt: no such file or directory"},
+		{[]string{"--kubelet-insecure-skip-verify", "--kubelet-serving-cert-file", pin},
+			"config: kubelet-insecure-skip-verify: turns verification off: set it, or kubelet-ca-file/kubelet-serving-cert-file, not both"},
+		{[]string{"--kubelet-serving-cert-file", pin, "--kubelet-tls-server-name", "node-a"}, ""},
+	}
+	for _, tc := range tests {
+		c, err := load(t, tc.args...)
+		if (tc.want == "") != (err == nil) || (err != nil && err.Error() != tc.want) {
+			t.Errorf("%v: %v, want %q", tc.args, err, tc.want)
+		}
+		if err == nil && (c.KubeletServingCertFile != pin || c.KubeletTLSServerName != "node-a") {
+			t.Errorf("%v: %+v", tc.args, c)
+		}
+	}
+	for _, tc := range []struct{ err, key, problem string }{
+		{"kubelet-serving-cert-file: open /x: no such file", "kubelet-serving-cert-file", "open /x: no such file"},
+		{`kubelet-url "ftp://x": want https`, "kubelet-url", `kubelet-url "ftp://x": want https`},
+		{"poll-interval 1ms: must be at least 10ms", "kubelet-url", "poll-interval 1ms: must be at least 10ms"},
+	} {
+		var ce *ConfigError
+		if !errors.As(kubeletConfigError(errors.New(tc.err)), &ce) || ce.Key != tc.key || ce.Problem != tc.problem {
+			t.Errorf("kubeletConfigError(%q) = %+v, want %s: %s", tc.err, ce, tc.key, tc.problem)
+		}
 	}
 }

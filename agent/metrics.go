@@ -23,6 +23,7 @@ var (
 	descJournalDropped = desc("journal_dropped_total", "Undelivered transitions dropped because the journal was full or they were too old.")
 	descEvents         = desc("upstream_events_total", "Journal entries handled by the event reporter, by outcome (delivered, skipped, suppressed, rejected).", "outcome")
 	descEventFailures  = desc("upstream_event_failures_total", "Failed event deliveries (retried).")
+	descKubeletTLS     = desc("kubelet_tls_verified", "Whether the last connection to the kubelet was verified (1) or not (0: kubelet-insecure-skip-verify, plain HTTP, or verification failed), by how it is checked (mode).", "mode")
 )
 
 // metrics holds the agent's registry: event counters, histograms, the Go
@@ -67,13 +68,19 @@ func newMetrics(a *Agent) *metrics {
 
 // Describe implements prometheus.Collector.
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descJournalPending, descJournalDropped, descEvents, descEventFailures} {
+	for _, d := range []*prometheus.Desc{descJournalPending, descJournalDropped, descEvents, descEventFailures, descKubeletTLS} {
 		ch <- d
 	}
 }
 
-// Collect implements prometheus.Collector: the journal and reporter counters.
+// Collect implements prometheus.Collector: the journal and reporter
+// counters, and whether the kubelet is verified.
 func (m *metrics) Collect(ch chan<- prometheus.Metric) {
+	if k := m.agent.opts.Kubelet; k != nil {
+		if tls := k.State().TLS; tls.Mode != "" {
+			gauge(ch, descKubeletTLS, b2f(tls.Verified), tls.Mode)
+		}
+	}
 	if j := m.agent.opts.Journal; j != nil {
 		if st, err := j.Stats(); err == nil {
 			gauge(ch, descJournalPending, float64(st.Pending))

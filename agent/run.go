@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -26,10 +27,11 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, listening func(addr 
 		return &ConfigError{"cri-endpoint", err.Error()}
 	}
 	kl, err := kubelet.New(kubelet.Config{URL: cfg.KubeletURL, TokenFile: cfg.KubeletTokenFile, CAFile: cfg.KubeletCAFile,
+		ServingCertFile: cfg.KubeletServingCertFile, ServerName: cfg.KubeletTLSServerName,
 		InsecureSkipVerify: cfg.KubeletInsecureSkipVerify, Kubeconfig: cfg.KubeletKubeconfig, Node: cfg.NodeName,
 		PollInterval: cfg.PollInterval}, log)
 	if err != nil {
-		return &ConfigError{"kubelet-url", err.Error()}
+		return kubeletConfigError(err)
 	}
 	// The kubelet's copy of a pod lags the runtime by a PLEG relist, a status
 	// round trip through the API server (at worst the status manager's 10 s
@@ -88,6 +90,16 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, listening func(addr 
 		return err
 	}
 	return nil
+}
+
+// kubeletConfigError names the key of a kubelet source error that starts
+// with one (kubelet-ca-file: ...), else kubelet-url.
+func kubeletConfigError(err error) error {
+	msg := err.Error()
+	if key, rest, ok := strings.Cut(msg, ": "); ok && strings.HasPrefix(key, "kubelet-") && !strings.ContainsAny(key, " \"") {
+		return &ConfigError{key, rest}
+	}
+	return &ConfigError{"kubelet-url", msg}
 }
 
 // apiUID is the UID of the API server's copy of a pod the kubelet knows by

@@ -248,6 +248,15 @@ func TestRealKubelet(t *testing.T) {
 		if st := v.State(); st.Health.Up || !strings.Contains(st.Health.LastError, "TLS verification failed") {
 			t.Fatalf("verification against the wrong CA: %+v", st.Health)
 		}
+		// The kubelet's own self-signed certificate, pinned: verified for its node name.
+		p, err := New(Config{URL: k.HTTPSURL, CAFile: writeCA(t), ServingCertFile: k.ServingCertFile, Node: k.Name, TokenFile: writeToken(t)}, quiet())
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Poll(ctx)
+		if st := p.State(); !st.Health.Up || !st.TLS.Verified || !strings.Contains(st.TLS.Detail, "pinned in kubelet-serving-cert-file") {
+			t.Fatalf("pinned kubelet certificate: %+v, TLS %+v", st.Health, st.TLS)
+		}
 	})
 
 	// The kubelet process is stopped (SIGSTOP: it answers nothing, as a hung

@@ -5,10 +5,13 @@
 // Access modes and the least RBAC each needs:
 //
 //   - HTTPS on 10250 (default https://$NODE_IP:10250, else 127.0.0.1) with the
-//     pod's service-account token (re-read when it rotates) and the cluster CA
-//     (or InsecureSkipVerify for self-signed kubelet serving certificates):
-//     `get` on `nodes/proxy`; on kubelets with fine-grained authorization
-//     (KubeletFineGrainedAuthz) `get` on `nodes/pods` is enough.
+//     pod's service-account token (re-read when it rotates). The kubelet's
+//     serving certificate is verified with the cluster CA first, then with
+//     the kubelet's own certificate pinned from a file (self-signed kubelet
+//     certificates: kubeadm, kind); skipping verification is an explicit
+//     opt-in that shows in the source's status. `get` on `nodes/pods` and
+//     `nodes/metrics` (KubeletFineGrainedAuthz, GA in 1.36); older kubelets
+//     need `get` on `nodes/proxy`, which also allows exec into every pod.
 //   - HTTP on the read-only port 10255 (http://127.0.0.1:10255): no RBAC, no token.
 //   - A kubeconfig (off-cluster debugging): /pods through the API server's
 //     node proxy, /api/v1/nodes/NODE/proxy/pods: `get` on `nodes/proxy`.
@@ -17,7 +20,6 @@ package kubelet
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"errors"
@@ -60,9 +62,17 @@ type Config struct {
 	URL string
 	// TokenFile holds the bearer token (HTTPS only); re-read when it changes.
 	TokenFile string
-	// CAFile verifies the kubelet's serving certificate (HTTPS only).
+	// CAFile is the cluster CA that verifies the kubelet's serving
+	// certificate (HTTPS only; default the service-account CA).
 	CAFile string
-	// InsecureSkipVerify skips verification, for self-signed kubelet certs.
+	// ServingCertFile pins the kubelet's own serving certificate (a
+	// self-signed one: kubeadm, kind), tried after CAFile and checked for
+	// ServerName; re-read when it changes.
+	ServingCertFile string
+	// ServerName is the name the pinned certificate must cover (default Node).
+	ServerName string
+	// InsecureSkipVerify skips verification: an explicit opt-in, logged at
+	// start, shown in State.TLS; the token is still sent.
 	InsecureSkipVerify bool
 	// Kubeconfig switches to off-cluster mode: /pods via the API server's
 	// node proxy for Node, with the kubeconfig's credentials.
@@ -110,6 +120,12 @@ func (c *Config) Validate() error {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return fmt.Errorf("kubelet-url %q: want https://HOST:10250 or http://HOST:10255", c.URL)
 	}
+	if u.Scheme == "http" && (c.ServingCertFile != "" || c.InsecureSkipVerify || c.ServerName != "") {
+		return fmt.Errorf("kubelet-url %q is plain HTTP: kubelet-serving-cert-file, kubelet-tls-server-name and kubelet-insecure-skip-verify apply to https:// only", c.URL)
+	}
+	if c.InsecureSkipVerify && (c.ServingCertFile != "" || c.CAFile != "") {
+		return errors.New("kubelet-insecure-skip-verify turns verification off: set it, or kubelet-ca-file/kubelet-serving-cert-file, not both")
+	}
 	if u.Scheme == "https" && c.TokenFile == "" {
 		c.TokenFile = DefaultTokenFile
 	}
@@ -138,6 +154,9 @@ type State struct {
 	// from /metrics/probes only while the kubelet is cut off (nil otherwise,
 	// or when it cannot be read).
 	Readiness map[string]lifecycle.ProbeReadiness
+	// TLS is how the kubelet is trusted, and whether the last connection
+	// was verified (Health.TLS says the same in one line).
+	TLS TLSState
 	// Generation grows when the pods, the health or the link change.
 	Generation uint64
 }
@@ -152,6 +171,8 @@ type Source struct {
 	metricsURL string
 	token      tokenFile
 	updates    chan struct{}
+	// trust verifies the kubelet's serving certificate (nil: not HTTPS).
+	trust *trust
 
 	pollMu sync.Mutex   // one Poll at a time: they share buf and dec
 	buf    bytes.Buffer // the answer being read, reused across polls
@@ -184,6 +205,12 @@ func New(cfg Config, log *slog.Logger) (*Source, error) {
 			return nil, fmt.Errorf("kubelet via kubeconfig %s: %w", cfg.Kubeconfig, err)
 		}
 		s.client = &http.Client{Transport: rt, Timeout: cfg.Timeout}
+		s.state.TLS = TLSState{Mode: TLSModeAPIServerProxy, Verified: !rc.Insecure,
+			Detail: "through the API server's node proxy: the kubeconfig's CA verifies the API server"}
+		if rc.Insecure {
+			s.state.TLS.Detail = "through the API server's node proxy: not verified (the kubeconfig sets insecure-skip-tls-verify)"
+		}
+		s.state.Health.TLS = s.state.TLS.Detail
 		s.podsURL = strings.TrimSuffix(rc.Host, "/") + "/api/v1/nodes/" + url.PathEscape(cfg.Node) + "/proxy/pods"
 		s.metricsURL = strings.TrimSuffix(s.podsURL, "/pods") + "/metrics"
 		return s, nil
@@ -191,21 +218,21 @@ func New(cfg Config, log *slog.Logger) (*Source, error) {
 	tr := &http.Transport{Proxy: nil, MaxIdleConns: 2, IdleConnTimeout: time.Minute, TLSHandshakeTimeout: cfg.Timeout,
 		ResponseHeaderTimeout: cfg.Timeout, DisableCompression: false}
 	if strings.HasPrefix(cfg.URL, "https://") {
-		tc := &tls.Config{InsecureSkipVerify: cfg.InsecureSkipVerify} //nolint:gosec // explicit opt-in
-		if !cfg.InsecureSkipVerify {
-			pem, err := os.ReadFile(cfg.CAFile)
-			if err != nil {
-				return nil, fmt.Errorf("kubelet-ca-file: %w", err)
-			}
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("kubelet-ca-file %s: no PEM certificates in it", cfg.CAFile)
-			}
-			tc.RootCAs = pool
+		t, tc, err := newTrust(cfg, log)
+		if err != nil {
+			return nil, err
 		}
-		tr.TLSClientConfig = tc
+		s.trust, tr.TLSClientConfig = t, tc
 		s.token.path = cfg.TokenFile
+		if t.insecure {
+			s.log.Warn("kubelet TLS verification is OFF (kubelet-insecure-skip-verify, an explicit opt-in): the service-account token is sent to whatever answers at the kubelet URL; pin the kubelet's certificate with kubelet-serving-cert-file instead",
+				"url", cfg.URL, "tlsMode", t.mode)
+		} else {
+			s.log.Info("kubelet TLS", "url", cfg.URL, "tlsMode", t.mode, "caFile", fileOf(t.ca), "servingCertFile", fileOf(t.pin), "serverName", t.serverName)
+		}
 	}
+	s.state.TLS = s.tlsState()
+	s.state.Health.TLS = s.state.TLS.Detail
 	s.client = &http.Client{Transport: tr, Timeout: cfg.Timeout}
 	s.podsURL = strings.TrimSuffix(cfg.URL, "/") + "/pods"
 	s.metricsURL = strings.TrimSuffix(cfg.URL, "/") + "/metrics"
@@ -289,6 +316,9 @@ func (s *Source) Poll(ctx context.Context) {
 	wasUp, wasErr := h.Up, h.LastError
 	h.Latency = time.Since(start)
 	changed := false
+	if tls := s.tlsState(); tls != s.state.TLS {
+		s.state.TLS, h.TLS, changed = tls, tls.Detail, true
+	}
 	if err != nil {
 		h.Up, h.LastError = false, oneLine(err)
 		changed = wasUp || wasErr != h.LastError
@@ -299,7 +329,11 @@ func (s *Source) Poll(ctx context.Context) {
 	} else {
 		h.Up, h.LastError, h.LastSuccess = true, "", time.Now()
 		if !wasUp {
-			s.log.Info("kubelet reachable", "url", s.podsURL)
+			if s.trust != nil && !s.state.TLS.Verified {
+				s.log.Warn("kubelet reachable, NOT verified: the service-account token was sent to it (kubelet-insecure-skip-verify)", "url", s.podsURL, "tls", s.state.TLS.Detail)
+			} else {
+				s.log.Info("kubelet reachable", "url", s.podsURL, "tls", s.state.TLS.Detail)
+			}
 			changed = true
 		}
 		if !same {
@@ -364,7 +398,7 @@ func (s *Source) fetch(ctx context.Context) ([]byte, error) {
 	case http.StatusUnauthorized:
 		return nil, fmt.Errorf("kubelet %s: %w: the token was rejected (check kubelet-token-file %s)", s.podsURL, errUnauthorized, s.cfg.TokenFile)
 	case http.StatusForbidden:
-		return nil, fmt.Errorf("kubelet %s: 403 Forbidden: the service account lacks RBAC `get` on `nodes/proxy` (or `nodes/pods` where the kubelet uses fine-grained authorization)", s.podsURL)
+		return nil, fmt.Errorf("kubelet %s: 403 Forbidden%s: %s", s.podsURL, kubeletSaid(body), missingPodsPermission)
 	}
 	msg, ok := statusObject(body)
 	if !ok {
@@ -405,11 +439,18 @@ func describeTransportError(err error, timeout time.Duration) string {
 	var cert x509.UnknownAuthorityError
 	var host x509.HostnameError
 	var inv x509.CertificateInvalidError
+	var tlsErr *TLSError
+	if msg, ok := describeTLSFailure(err); ok {
+		return msg
+	}
 	switch {
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return "connection refused (is the kubelet running, and is this the right port?)"
+	case errors.As(err, &tlsErr):
+		return tlsErr.Error()
 	case errors.As(err, &cert), errors.As(err, &host), errors.As(err, &inv):
-		return "TLS verification failed: " + err.Error() + " (set kubelet-ca-file, or kubelet-insecure-skip-verify for self-signed kubelet certificates)"
+		// Only through the API server's proxy: the kubeconfig's CA.
+		return "TLS verification failed: " + err.Error() + " (check the certificate-authority of kubelet-kubeconfig)"
 	case errors.Is(err, context.DeadlineExceeded), os.IsTimeout(err):
 		return fmt.Sprintf("timed out: no answer within %s (is the kubelet hung or overloaded?)", timeout)
 	}
@@ -445,6 +486,45 @@ func (t *tokenFile) read() (string, error) {
 }
 
 func oneLine(err error) string { return strings.Join(strings.Fields(err.Error()), " ") }
+
+// missingPodsPermission is what a 403 from /pods means, and where the opt-in lives.
+const missingPodsPermission = "the service account lacks RBAC `get` on `nodes/pods` (deploy/rbac.yaml grants it); " +
+	"a kubelet without fine-grained authorization (KubeletFineGrainedAuthz: off, or before 1.33) checks `get` on `nodes/proxy` instead, " +
+	"which also allows exec into every pod on the node: grant it only there, with the opt-in kustomize component deploy/components/kubelet-proxy-rbac"
+
+// kubeletSaid is the kubelet's own one-line reason from a 4xx body, as
+// " (kubelet: ...)", or "".
+func kubeletSaid(body []byte) string {
+	msg, ok := statusObject(body)
+	if !ok {
+		msg = strings.Join(strings.Fields(string(body)), " ")
+	}
+	if msg == "" {
+		return ""
+	}
+	if len(msg) > 200 {
+		msg = msg[:200] + "…"
+	}
+	return " (kubelet: " + msg + ")"
+}
+
+// tlsState is the trust's last outcome, or the mode without TLS.
+func (s *Source) tlsState() TLSState {
+	switch {
+	case s.trust != nil:
+		return s.trust.state()
+	case s.cfg.Kubeconfig != "":
+		return s.state.TLS
+	}
+	return TLSState{Mode: TLSModePlainHTTP, Detail: "plain HTTP (read-only port): not verified, no token sent"}
+}
+
+func fileOf(f *pemFile) string {
+	if f == nil {
+		return ""
+	}
+	return f.path
+}
 
 // URL is the /pods URL the source polls.
 func (s *Source) URL() string { return s.podsURL }

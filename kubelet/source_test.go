@@ -134,7 +134,7 @@ func TestFetchErrors(t *testing.T) {
 	}{
 		{"401", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(401) }, 0, "401 Unauthorized: the token was rejected"},
 		{"403", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(403); io.WriteString(w, statusBody) }, 0,
-			"403 Forbidden: the service account lacks RBAC `get` on `nodes/proxy` (or `nodes/pods`"},
+			"403 Forbidden (kubelet: Forbidden pods is forbidden): the service account lacks RBAC `get` on `nodes/pods`"},
 		{"500 with Status", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(500); io.WriteString(w, statusBody) }, 0,
 			"HTTP 500: Forbidden pods is forbidden"},
 		{"502 text", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(502); io.WriteString(w, "bad\ngateway") }, 0, "HTTP 502: bad gateway"},
@@ -186,7 +186,7 @@ func TestFetchErrors(t *testing.T) {
 		tok := filepath.Join(t.TempDir(), "token")
 		os.WriteFile(tok, []byte("t"), 0o600)
 		st := pollOnce(t, Config{URL: srv.URL, CAFile: ca, TokenFile: tok})
-		if !strings.Contains(st.Health.LastError, "TLS verification failed") || !strings.Contains(st.Health.LastError, "kubelet-insecure-skip-verify") {
+		if !strings.Contains(st.Health.LastError, "TLS verification failed") || !strings.Contains(st.Health.LastError, "--kubelet-serving-cert-file") {
 			t.Fatalf("error %q", st.Health.LastError)
 		}
 	})

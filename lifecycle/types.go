@@ -190,7 +190,13 @@ const (
 	SourceRuntime   = "runtime"
 	SourceKubelet   = "kubelet"
 	SourceAPIServer = "apiserver"
+	// SourceKubeletLink is the kubelet's own connection to the API server,
+	// as podlife infers it: "down" while the kubelet is cut off.
+	SourceKubeletLink = "kubelet-apiserver"
 )
+
+// SourceNames lists the sources in the order snapshots and metrics show them.
+var SourceNames = []string{SourceRuntime, SourceKubelet, SourceAPIServer, SourceKubeletLink}
 
 // SourceHealth is a source's health record, kept by the source and handed to
 // Correlate as input.
@@ -206,6 +212,11 @@ type SourceHealth struct {
 	LastError string `json:"lastError,omitempty"`
 	// Latency is the duration of the last call.
 	Latency time.Duration `json:"latencyNanos"`
+	// TLS says in one line how podlife trusts the source's answers (the
+	// kubelet: verified with the cluster CA or the pinned certificate, not
+	// verified by explicit opt-in, or why verification failed); "" where
+	// the source is local.
+	TLS string `json:"tls,omitempty"`
 }
 
 // Synced reports whether the source has answered at least once.

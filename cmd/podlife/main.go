@@ -188,6 +188,8 @@ func runCLI(ctx context.Context, cmd string, args []string, stdout io.Writer) er
 	kubeletURL := fs.String("kubelet-url", "", "kubelet URL, with --direct")
 	tokenFile := fs.String("kubelet-token-file", "", "kubelet token file, with --direct")
 	caFile := fs.String("kubelet-ca-file", "", "kubelet CA, with --direct")
+	pin := fs.String("kubelet-serving-cert-file", "", "the kubelet's own serving certificate to pin, with --direct")
+	serverName := fs.String("kubelet-tls-server-name", "", "the name the pinned certificate covers (default the hostname), with --direct")
 	insecure := fs.Bool("kubelet-insecure-skip-verify", false, "with --direct")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
@@ -202,8 +204,11 @@ func runCLI(ctx context.Context, cmd string, args []string, stdout io.Writer) er
 	now := time.Now()
 	var pods *agent.PodsResponse
 	if *direct {
+		if *pin != "" && *serverName == "" {
+			*serverName, _ = os.Hostname()
+		}
 		snap, err := directSnapshot(ctx, *criEndpoint, kubelet.Config{URL: *kubeletURL, TokenFile: *tokenFile, CAFile: *caFile,
-			InsecureSkipVerify: *insecure})
+			ServingCertFile: *pin, ServerName: *serverName, InsecureSkipVerify: *insecure})
 		if err != nil {
 			return err
 		}

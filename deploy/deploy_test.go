@@ -3,7 +3,9 @@
 package deploy
 
 import (
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -31,15 +33,36 @@ func TestManifests(t *testing.T) {
 	for _, want := range []string{
 		"readOnlyRootFilesystem: true", "allowPrivilegeEscalation: false", "- ALL", "type: RuntimeDefault",
 		"fieldPath: spec.nodeName", "readOnly: true", "operator: Exists", "memory: 128Mi", "path: /var/lib/podlife",
-		"kind: ClusterRole", "nodes/proxy", "events.k8s.io",
+		"kind: ClusterRole", "- nodes/pods", "- nodes/metrics", "events.k8s.io",
+		"name: podlife-node-lease\n  namespace: kube-node-lease", "fieldPath: status.hostIP",
 	} {
 		if !strings.Contains(rendered, want) {
 			t.Errorf("rendered manifests lack %q", want)
 		}
 	}
-	for _, never := range []string{"privileged: true", "secrets", `"*"`} {
+	// Least RBAC by default: no nodes/proxy (exec into every pod through the
+	// kubelet), and no pin of a file that only kubeadm and kind nodes have.
+	for _, never := range []string{"privileged: true", "secrets", `"*"`, "nodes/proxy", "kubelet.crt", "/var/lib/kubelet/pki\n"} {
 		if strings.Contains(rendered, never) {
 			t.Errorf("rendered manifests contain %q", never)
+		}
+	}
+	// The opt-in components, through an overlay as a user would write one.
+	components := overlay(t, "components/kubelet-proxy-rbac", "components/pin-kubelet-cert")
+	withComponents := kubectl(t, "kustomize", components)
+	for _, want := range []string{
+		"name: podlife-kubelet-proxy", "- nodes/proxy",
+		"name: PODLIFE_KUBELET_SERVING_CERT_FILE\n          value: /var/lib/kubelet/pki/kubelet.crt",
+		"- mountPath: /var/lib/kubelet/pki/kubelet.crt\n          name: kubelet-serving-cert\n          readOnly: true",
+		"path: /var/lib/kubelet/pki/kubelet.crt\n          type: File",
+	} {
+		if !strings.Contains(withComponents, want) {
+			t.Errorf("manifests with the components lack %q", want)
+		}
+	}
+	for _, never := range []string{"path: /var/lib/kubelet/pki\n", "kubelet.key"} {
+		if strings.Contains(withComponents, never) {
+			t.Errorf("manifests with the components contain %q", never)
 		}
 	}
 	// Client- and server-side dry runs against a real API server on loopback.
@@ -53,4 +76,31 @@ func TestManifests(t *testing.T) {
 	if !strings.Contains(out, "daemonset.apps/podlife created (server dry run)") {
 		t.Fatalf("server dry run: %s", out)
 	}
+	out = kubectl(t, "--kubeconfig", api.AdminKubeconfig, "apply", "--dry-run=server", "-k", components)
+	if !strings.Contains(out, "clusterrole.rbac.authorization.k8s.io/podlife-kubelet-proxy created (server dry run)") {
+		t.Fatalf("server dry run with the components: %s", out)
+	}
+}
+
+// overlay writes a kustomization in a temp dir that takes deploy/ with the
+// given components (paths relative to deploy/), and returns the dir.
+func overlay(t *testing.T, components ...string) string {
+	t.Helper()
+	dir := t.TempDir()
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel, err := filepath.Rel(dir, wd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [" + rel + "]\ncomponents:\n"
+	for _, c := range components {
+		k += "- " + filepath.Join(rel, c) + "\n"
+	}
+	if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(k), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }

@@ -169,7 +169,7 @@ func nodeText(s *lifecycle.Snapshot) []byte {
 	}
 	up := "# HELP podlife_source_up Whether the source answered its last request.\n# TYPE podlife_source_up gauge\n"
 	last := "# HELP podlife_source_last_success_timestamp_seconds When the source last answered.\n# TYPE podlife_source_last_success_timestamp_seconds gauge\n"
-	for _, name := range []string{lifecycle.SourceRuntime, lifecycle.SourceKubelet, lifecycle.SourceAPIServer} {
+	for _, name := range lifecycle.SourceNames {
 		h := s.Sources[name]
 		if !h.Configured {
 			continue

@@ -191,6 +191,7 @@ func (c *Correlator) Correlate(in Input) Snapshot {
 		At:   in.Now,
 		Sources: map[string]SourceHealth{
 			SourceRuntime: in.Runtime, SourceKubelet: in.Kubelet, SourceAPIServer: in.APIServer,
+			SourceKubeletLink: linkHealth(in),
 		},
 		Pods: make([]PodView, 0, len(in.Pods)),
 	}
@@ -465,6 +466,19 @@ func condStatus(pod *Pod, t string) string {
 		}
 	}
 	return ""
+}
+
+// linkHealth shows the kubelet's link to the API server as a source: known
+// once the kubelet answered, down while cut off, since when, and the evidence.
+func linkHealth(in Input) SourceHealth {
+	if !in.Kubelet.Configured || (!in.Kubelet.Synced() && !in.KubeletLink.CutOff) {
+		return SourceHealth{}
+	}
+	h := SourceHealth{Configured: true, Up: !in.KubeletLink.CutOff, LastSuccess: in.KubeletLink.Since}
+	if in.KubeletLink.CutOff {
+		h.LastError = "the kubelet cannot reach the API server: " + in.KubeletLink.Evidence
+	}
+	return h
 }
 
 // due notes that the view being built changes by itself at t.

@@ -18,7 +18,7 @@ func Diff(prev, cur *Snapshot) []Transition {
 		prev = &Snapshot{}
 	}
 	d := differ{at: cur.At}
-	for _, name := range []string{SourceRuntime, SourceKubelet, SourceAPIServer} {
+	for _, name := range SourceNames {
 		d.source(name, prev.Sources[name], cur.Sources[name])
 	}
 	old := make(map[string]*PodView, len(prev.Pods))

@@ -314,6 +314,16 @@ func TestNodeCutOff(t *testing.T) {
 			return j.Stats.Delivered >= j.Stats.LastSeq
 		})
 		e.checkEvents("(a)")
+		eventually(t, "a KubeletPartitionSummary for the crash-looping pod", time.Minute, func() bool {
+			l, _ := e.admin.EventsV1().Events(e.ns).List(ctx, metav1.ListOptions{})
+			for _, ev := range l.Items {
+				if ev.Reason == "KubeletPartitionSummary" && ev.Regarding.Name == "crash" {
+					t.Logf("summary: %s", ev.Note)
+					return true
+				}
+			}
+			return false
+		})
 		t.Log(e.table("(a) after healing"))
 	})
 

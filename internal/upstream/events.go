@@ -83,6 +83,10 @@ type Reporter struct {
 	// partition accounting, per pod UID, while deliveries fail and until the
 	// backlog has drained.
 	partition map[string]*podPartition
+	// kubelet-cut accounting, per pod UID, from the journaled SourceDown of
+	// the kubelet's link to the API server until its SourceUp.
+	kubeletCutSince time.Time
+	kubeletCut      map[string]*podPartition
 	// Running, when set, tells how many of a pod's containers run now
 	// (for the partition summary).
 	Running func(uid string) (running, total int)
@@ -112,7 +116,7 @@ type podPartition struct {
 func NewReporter(cs EventCreator, j *journal.Journal, cfg ReporterConfig, log *slog.Logger) *Reporter {
 	cfg.defaults()
 	return &Reporter{cs: cs, j: j, cfg: cfg, log: log, Now: time.Now,
-		buckets: map[limitKey]*bucket{}, partition: map[string]*podPartition{}}
+		buckets: map[limitKey]*bucket{}, partition: map[string]*podPartition{}, kubeletCut: map[string]*podPartition{}}
 }
 
 // Stats returns the reporter's counters.
@@ -191,10 +195,15 @@ func (r *Reporter) deliver(ctx context.Context, e journal.Entry) error {
 		r.mu.Unlock()
 		return nil
 	}
-	if !r.allow(e, ev) {
-		return nil
+	if r.allow(e, ev) {
+		if err := r.create(ctx, ev); err != nil {
+			return err
+		}
 	}
-	return r.create(ctx, ev)
+	if t := e.Transition; t.Kind == lifecycle.TransitionSourceUp && t.Source == lifecycle.SourceKubeletLink {
+		return r.finishKubeletCut(ctx)
+	}
+	return nil
 }
 
 // create creates an event; an event that already exists was delivered by an
@@ -361,6 +370,8 @@ func sourceReason(s string) string {
 		return "ContainerRuntime"
 	case lifecycle.SourceKubelet:
 		return "Kubelet"
+	case lifecycle.SourceKubeletLink:
+		return "KubeletAPIServer"
 	}
 	return "APIServer"
 }
@@ -383,14 +394,26 @@ func (r *Reporter) account(e journal.Entry) {
 	t := e.Transition
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	since := r.stats.PartitionSince
-	if since.IsZero() || t.ObservedAt.Before(since) || t.Pod == "" {
+	if t.Kind == lifecycle.TransitionSourceDown && t.Source == lifecycle.SourceKubeletLink && r.kubeletCutSince.IsZero() {
+		r.kubeletCutSince = t.ObservedAt
+	}
+	if t.Pod == "" {
 		return
 	}
-	p := r.partition[t.UID]
+	if since := r.stats.PartitionSince; !since.IsZero() && !t.ObservedAt.Before(since) {
+		accountPod(r.partition, t)
+	}
+	if since := r.kubeletCutSince; !since.IsZero() && !t.ObservedAt.Before(since) {
+		accountPod(r.kubeletCut, t)
+	}
+}
+
+// accountPod counts a pod's restarts and exits into one window's statistics.
+func accountPod(pods map[string]*podPartition, t lifecycle.Transition) {
+	p := pods[t.UID]
 	if p == nil {
 		p = &podPartition{ref: corev1.ObjectReference{Kind: "Pod", APIVersion: "v1", Namespace: t.Namespace, Name: t.Pod, UID: types.UID(t.UID)}}
-		r.partition[t.UID] = p
+		pods[t.UID] = p
 	}
 	switch {
 	case t.Kind == lifecycle.TransitionContainerRestarted:
@@ -407,45 +430,73 @@ func (r *Reporter) account(e journal.Entry) {
 }
 
 // finishPartition sends one summary event per pod affected by a partition
-// once the backlog has drained.
+// of podlife's own once the backlog has drained.
 func (r *Reporter) finishPartition(ctx context.Context) error {
 	r.mu.Lock()
-	since := r.stats.PartitionSince
-	pods := r.partition
+	since, pods := r.stats.PartitionSince, r.partition
 	r.mu.Unlock()
 	if since.IsZero() {
 		return nil
 	}
-	now := r.Now()
-	dur := now.Sub(since).Round(time.Second)
-	for uid, p := range pods {
-		note := fmt.Sprintf("while the node was unreachable for %s: %d restarts, %d exits", dur, p.restarts, p.exits)
-		if r.Running != nil {
-			if run, total := r.Running(uid); total > 0 {
-				note = fmt.Sprintf("%d/%d containers kept running for %s while the node was unreachable; %d restarts, %d exits",
-					run, total, dur, p.restarts, p.exits)
-			}
-		}
-		if p.lastExit != "" {
-			note += ", last exit " + strings.TrimSpace(p.lastExit)
-		}
-		ev := &eventsv1.Event{
-			ObjectMeta:          metav1.ObjectMeta{Name: eventName(p.ref.Name, fmt.Sprintf("partition-%d-%s", since.Unix(), uid[:min(8, len(uid))])), Namespace: p.ref.Namespace},
-			EventTime:           metav1.NewMicroTime(now),
-			ReportingController: Controller, ReportingInstance: r.cfg.Node,
-			Action: "Observed", Reason: "PartitionSummary", Regarding: p.ref, Type: corev1.EventTypeNormal,
-			Note: truncate(note, 1024),
-		}
-		if err := r.create(ctx, ev); err != nil {
-			return err
-		}
-		r.mu.Lock()
-		delete(r.partition, uid)
-		r.mu.Unlock()
+	dur, err := r.summarize(ctx, pods, since, "PartitionSummary", "the node was unreachable")
+	if err != nil {
+		return err
 	}
 	r.mu.Lock()
 	r.stats.PartitionSince = time.Time{}
 	r.mu.Unlock()
 	r.log.Info("partition healed; backlog delivered", "duration", dur.String())
 	return nil
+}
+
+// finishKubeletCut sends one summary event per pod that restarted or exited
+// while the kubelet was cut off from the API server, once the cut's SourceUp
+// is delivered: what the cluster did not hear while it lasted.
+func (r *Reporter) finishKubeletCut(ctx context.Context) error {
+	r.mu.Lock()
+	since, pods := r.kubeletCutSince, r.kubeletCut
+	r.mu.Unlock()
+	if since.IsZero() {
+		return nil
+	}
+	if _, err := r.summarize(ctx, pods, since, "KubeletPartitionSummary", "the kubelet was cut off from the API server"); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	r.kubeletCutSince = time.Time{}
+	r.mu.Unlock()
+	return nil
+}
+
+// summarize posts one Normal event per pod of a window (a partition, a
+// kubelet cut) and forgets each pod once its event is created.
+func (r *Reporter) summarize(ctx context.Context, pods map[string]*podPartition, since time.Time, reason, while string) (time.Duration, error) {
+	now := r.Now()
+	dur := now.Sub(since).Round(time.Second)
+	for uid, p := range pods {
+		note := fmt.Sprintf("while %s for %s: %d restarts, %d exits", while, dur, p.restarts, p.exits)
+		if r.Running != nil {
+			if run, total := r.Running(uid); total > 0 {
+				note = fmt.Sprintf("%d/%d containers kept running for %s while %s; %d restarts, %d exits",
+					run, total, dur, while, p.restarts, p.exits)
+			}
+		}
+		if p.lastExit != "" {
+			note += ", last exit " + strings.TrimSpace(p.lastExit)
+		}
+		ev := &eventsv1.Event{
+			ObjectMeta:          metav1.ObjectMeta{Name: eventName(p.ref.Name, fmt.Sprintf("%s-%d-%s", strings.ToLower(reason), since.Unix(), uid[:min(8, len(uid))])), Namespace: p.ref.Namespace},
+			EventTime:           metav1.NewMicroTime(now),
+			ReportingController: Controller, ReportingInstance: r.cfg.Node,
+			Action: "Observed", Reason: reason, Regarding: p.ref, Type: corev1.EventTypeNormal,
+			Note: truncate(note, 1024),
+		}
+		if err := r.create(ctx, ev); err != nil {
+			return dur, err
+		}
+		r.mu.Lock()
+		delete(pods, uid)
+		r.mu.Unlock()
+	}
+	return dur, nil
 }

@@ -309,3 +309,39 @@ func TestNodeConditionsPatchOnlyOnChange(t *testing.T) {
 	}
 
 }
+
+// While the kubelet is cut off from the API server (podlife reaching it),
+// the restarts the cluster cannot hear of are delivered as they happen, and
+// when the kubelet's link comes back each affected pod gets a
+// KubeletPartitionSummary after the link's recovery Event.
+func TestKubeletCutSummary(t *testing.T) {
+	cs := fake.NewClientset()
+	j := openJournal(t)
+	r := NewReporter(fakeAPI{cs}, j, ReporterConfig{Node: "node-a"}, quiet())
+	r.Now = func() time.Time { return t0.Add(90 * time.Second) }
+	link := func(kind lifecycle.TransitionKind, at time.Duration) lifecycle.Transition {
+		return lifecycle.Transition{Kind: kind, Source: lifecycle.SourceKubeletLink, ObservedAt: t0.Add(at)}
+	}
+	restart := lifecycle.Transition{Kind: lifecycle.TransitionContainerRestarted, Source: lifecycle.SourceRuntime,
+		Namespace: "ns", Pod: "crash", UID: "uid-crash", Container: "app", From: "2", To: "3", Reason: "Error",
+		ExitCode: exit(3), ObservedAt: t0.Add(30 * time.Second)}
+	trs := []lifecycle.Transition{crash("before", 0), link(lifecycle.TransitionSourceDown, 10*time.Second), restart,
+		link(lifecycle.TransitionSourceUp, 80*time.Second)}
+	if _, err := j.Append(t0, trs); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.DeliverOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range events(t, cs) {
+		got = append(got, e.Regarding.Name+":"+e.Reason)
+		if e.Reason == "KubeletPartitionSummary" && e.Note != "while the kubelet was cut off from the API server for 1m20s: 1 restarts, 0 exits, last exit 3 Error" {
+			t.Errorf("summary %q", e.Note)
+		}
+	}
+	want := "before:CrashLoopBackOff node-a:KubeletAPIServerUnreachable crash:ContainerRestarted node-a:KubeletAPIServerRecovered crash:KubeletPartitionSummary"
+	if strings.Join(got, " ") != want {
+		t.Fatalf("events %v\nwant %s", got, want)
+	}
+}

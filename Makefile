@@ -6,12 +6,22 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -s -w -X github.com/podlife/podlife/internal/version.Version=$(VERSION)
 export PODLIFE_TOOLS_BIN := $(TOOLS_BIN)
 
-.PHONY: all build test unit lint bench tools demo clean fuzz
+.PHONY: all build image test unit lint bench tools demo clean fuzz
 
 all: lint build test
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/podlife ./cmd/podlife
+
+## image: the container image, built without Docker by hack/image (go-containerregistry):
+## the static binary for each of IMAGE_PLATFORMS on distroless/static's users, run as
+## 65532. bin/podlife-image.tar is an OCI layout with a multi-platform index (for
+## `ctr images import`, `docker load` with the containerd store, skopeo, crane) and a
+## docker-archive manifest.json of linux/amd64 (classic `docker load`).
+IMAGE           ?= ghcr.io/podlife/podlife:$(VERSION)
+IMAGE_PLATFORMS ?= linux/amd64,linux/arm64
+image:
+	$(GO) run ./hack/image -out bin/podlife-image.tar -ref $(IMAGE) -version $(VERSION) -platforms $(IMAGE_PLATFORMS)
 
 ## tools: Debian packages and the real components the integration tests run.
 tools:

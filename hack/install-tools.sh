@@ -25,8 +25,10 @@ build() { # build NAME VERSION-STAMP CMD...
   local name=$1 stamp=$2; shift 2
   if [ -x "$bin/$name" ] && [ "$(cat "$bin/.$name.version" 2>/dev/null)" = "$stamp" ]; then return; fi
   echo "install-tools: building $name $stamp"
+  local t0=$SECONDS
   GOBIN=$bin "$@"
   echo "$stamp" > "$bin/.$name.version"
+  echo "install-tools: built $name in $((SECONDS - t0))s"
 }
 build containerd $CONTAINERD_VERSION go install github.com/containerd/containerd/v2/cmd/containerd@$CONTAINERD_VERSION
 build containerd-shim-runc-v2 $CONTAINERD_VERSION go install github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2@$CONTAINERD_VERSION
@@ -36,5 +38,32 @@ build crictl $CRICTL_VERSION go install sigs.k8s.io/cri-tools/cmd/crictl@$CRICTL
 # The CNI loopback plugin alone makes containerd report the pod network ready, so a
 # registered kubelet turns its Node Ready (test pods use hostNetwork).
 build loopback $CNI_PLUGINS_VERSION go install github.com/containernetworking/plugins/plugins/main/loopback@$CNI_PLUGINS_VERSION
+# Chart and monitoring tests: helm v4 (helm lint/template), and Prometheus 3
+# (prometheus for the one-node cluster's alert test, promtool for rule unit
+# tests and `promtool check metrics`). Prometheus' module is tagged v0.3MM.P for
+# release 3.MM.P; the UI's assets are not embedded (no builtinassets tag): the
+# tests use only its HTTP API.
+HELM_VERSION=v4.3.1
+PROMETHEUS_VERSION=v0.316.0 # Prometheus 3.16.0
+build helm $HELM_VERSION go install helm.sh/helm/v4/cmd/helm@$HELM_VERSION
+build promtool $PROMETHEUS_VERSION go install github.com/prometheus/prometheus/cmd/promtool@$PROMETHEUS_VERSION
+build prometheus $PROMETHEUS_VERSION go install github.com/prometheus/prometheus/cmd/prometheus@$PROMETHEUS_VERSION
+# The Prometheus Operator's CRDs (ServiceMonitor, PodMonitor, PrometheusRule),
+# from its Go module, for server-side dry runs of the monitoring objects
+# against a real API server. (v0.85.0: the newest version the proxy serves.)
+PROMETHEUS_OPERATOR_VERSION=v0.85.0
+crds=$(dirname "$bin")/crds
+if [ "$(cat "$crds/.version" 2>/dev/null)" != "$PROMETHEUS_OPERATOR_VERSION" ]; then
+  echo "install-tools: Prometheus Operator CRDs $PROMETHEUS_OPERATOR_VERSION"
+  tmp=$(mktemp -d) # outside any module: go mod download touches no go.mod
+  dir=$(cd "$tmp" && go mod download -json github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
+  rmdir "$tmp"
+  mkdir -p "$crds"
+  for k in servicemonitors podmonitors prometheusrules; do
+    cp "$dir/example/prometheus-operator-crd/monitoring.coreos.com_$k.yaml" "$crds/"
+  done
+  chmod 0644 "$crds"/*.yaml
+  echo "$PROMETHEUS_OPERATOR_VERSION" > "$crds/.version"
+fi
 "$(dirname "$0")/build-kube.sh" "$bin"
 echo "install-tools: ok ($bin)"

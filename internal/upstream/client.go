@@ -56,15 +56,9 @@ type NodeStatusPatcher interface {
 // NewClient builds a client with timeouts and a client-side rate limit. It
 // also returns the REST configuration it was built from.
 func NewClient(cfg ClientConfig) (*Client, *rest.Config, error) {
-	var rc *rest.Config
-	var err error
-	if cfg.Kubeconfig != "" {
-		rc, err = clientcmd.BuildConfigFromFlags("", cfg.Kubeconfig)
-	} else {
-		rc, err = rest.InClusterConfig()
-	}
+	rc, err := RESTConfig(cfg.Kubeconfig)
 	if err != nil {
-		return nil, nil, fmt.Errorf("API server config: %w", err)
+		return nil, nil, err
 	}
 	switch {
 	case cfg.Timeout < 0:
@@ -87,6 +81,22 @@ func NewClient(cfg ClientConfig) (*Client, *rest.Config, error) {
 		return nil, nil, err
 	}
 	return c, rc, nil
+}
+
+// RESTConfig is the API server access of a kubeconfig file, or the in-cluster
+// configuration when kubeconfig is empty.
+func RESTConfig(kubeconfig string) (*rest.Config, error) {
+	var rc *rest.Config
+	var err error
+	if kubeconfig != "" {
+		rc, err = clientcmd.BuildConfigFromFlags("", kubeconfig)
+	} else {
+		rc, err = rest.InClusterConfig()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("API server config: %w", err)
+	}
+	return rc, nil
 }
 
 // newClientFor builds the REST clients of both API groups from rc. They share

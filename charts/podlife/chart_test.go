@@ -610,3 +610,116 @@ func lineDiff(a, b string) string {
 	}
 	return out.String()
 }
+
+// crdFiles are the Prometheus Operator's CRDs that make tools fetches.
+func crdFiles(t *testing.T) []string {
+	t.Helper()
+	dir := filepath.Join(filepath.Dir(testenv.Bin(t, "helm")), "..", "crds")
+	files, err := filepath.Glob(filepath.Join(dir, "monitoring.coreos.com_*.yaml"))
+	if err != nil || len(files) != 3 {
+		t.Fatalf("the Prometheus Operator CRDs in %s (%v, %v): run make tools", dir, files, err)
+	}
+	return files
+}
+
+// installCRDs creates the ServiceMonitor, PodMonitor and PrometheusRule CRDs
+// and waits until the API server serves them.
+func installCRDs(t *testing.T, kubeconfig string) {
+	t.Helper()
+	for _, f := range crdFiles(t) {
+		if out, err := kubectl(t, "", "--kubeconfig", kubeconfig, "apply", "--server-side", "-f", f); err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+	}
+	if out, err := kubectl(t, "", "--kubeconfig", kubeconfig, "wait", "--for=condition=Established", "--timeout=60s",
+		"crd/servicemonitors.monitoring.coreos.com", "crd/podmonitors.monitoring.coreos.com",
+		"crd/prometheusrules.monitoring.coreos.com"); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+}
+
+// TestServerDryRun applies the chart's renders and deploy/monitoring with
+// kubectl apply --dry-run=server against a real API server that has the
+// Prometheus Operator's CRDs: the API server validates every object,
+// the ServiceMonitor, PodMonitor and PrometheusRule against the CRDs'
+// schemas (unknown fields are errors: kubectl's strict field validation).
+// Then a real helm install and uninstall.
+func TestServerDryRun(t *testing.T) {
+	skipShort(t)
+	api := testenv.StartAPIServer(t)
+	kc := api.AdminKubeconfig
+	installCRDs(t, kc)
+	if out, err := kubectl(t, "", "--kubeconfig", kc, "create", "namespace", "podlife"); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	for _, values := range [][]string{
+		nil,
+		{"kubelet.tls.mode=pinned", "rbac.kubeletAccess=proxy", "hostNetwork=true", "reader.subjects[0].kind=User", "reader.subjects[0].name=jane"},
+		{"serviceMonitor.enabled=true", "prometheusRule.enabled=true", "grafanaDashboard.enabled=true"},
+		{"podMonitor.enabled=true", "podMonitor.interval=15s"},
+	} {
+		args := []string{"template", "podlife", chartDir, "--namespace", "podlife"}
+		for _, v := range values {
+			args = append(args, "--set", v)
+		}
+		rendered, err := helm(t, args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		objs, _ := parseObjects(rendered)
+		out, err := kubectl(t, rendered, "--kubeconfig", kc, "apply", "--dry-run=server", "-f", "-")
+		if err != nil {
+			t.Errorf("values %v: %v", values, err)
+			continue
+		}
+		if n := strings.Count(out, "(server dry run)"); n != len(objs) {
+			t.Errorf("values %v: %d objects rendered, %d applied:\n%s", values, len(objs), n, out)
+		}
+	}
+	monitoring := filepath.Join(testenv.RepoRoot(), "deploy", "monitoring")
+	for _, args := range [][]string{{"-k", monitoring}, {"-f", filepath.Join(monitoring, "podmonitor.yaml")}} {
+		if out, err := kubectl(t, "", append([]string{"--kubeconfig", kc, "apply", "--dry-run=server"}, args...)...); err != nil {
+			t.Errorf("%v\n%s", err, out)
+		}
+	}
+	// A bad field is refused, so the dry runs above do check the schemas.
+	bad := strings.Replace(mustRender(t, "serviceMonitor.enabled=true"), "honorLabels: true", "honourLabels: true", 1)
+	if out, err := kubectl(t, bad, "--kubeconfig", kc, "apply", "--dry-run=server", "-f", "-"); err == nil || !strings.Contains(out, "honourLabels") {
+		t.Errorf("a ServiceMonitor with an unknown field was accepted: %v\n%s", err, out)
+	}
+
+	out, err := helm(t, "install", "podlife", chartDir, "--kubeconfig", kc, "--namespace", "podlife",
+		"--set", "serviceMonitor.enabled=true", "--set", "prometheusRule.enabled=true", "--set", "grafanaDashboard.enabled=true")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "STATUS: deployed") || !strings.Contains(out, "podlife pods --server") {
+		t.Errorf("helm install:\n%s", out)
+	}
+	got, err := kubectl(t, "", "--kubeconfig", kc, "-n", "podlife", "get", "daemonset,servicemonitor,prometheusrule,configmap,secret", "-o", "name")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"daemonset.apps/podlife", "servicemonitor.monitoring.coreos.com/podlife",
+		"prometheusrule.monitoring.coreos.com/podlife", "configmap/podlife-dashboard", "secret/podlife-scraper-token"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("after helm install, no %s in:\n%s", want, got)
+		}
+	}
+	if out, err := helm(t, "uninstall", "podlife", "--kubeconfig", kc, "--namespace", "podlife", "--wait"); err != nil {
+		t.Errorf("%v\n%s", err, out)
+	}
+}
+
+func mustRender(t *testing.T, values ...string) string {
+	t.Helper()
+	args := []string{"template", "podlife", chartDir, "--namespace", "podlife"}
+	for _, v := range values {
+		args = append(args, "--set", v)
+	}
+	out, err := helm(t, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}

@@ -186,7 +186,7 @@ func (s *Source) fetchRequestCounts(ctx context.Context) (requestCounts, error) 
 	switch resp.StatusCode {
 	case http.StatusOK:
 	case http.StatusForbidden:
-		return requestCounts{}, fmt.Errorf("kubelet %s: 403 Forbidden: the service account lacks RBAC `get` on `nodes/metrics`", s.metricsURL)
+		return requestCounts{}, fmt.Errorf("kubelet %s: 403 Forbidden: %s", s.metricsURL, missingMetricsPermission)
 	default:
 		return requestCounts{}, fmt.Errorf("kubelet %s: HTTP %d", s.metricsURL, resp.StatusCode)
 	}

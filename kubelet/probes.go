@@ -146,7 +146,11 @@ func (s *Source) fetchProbes(ctx context.Context) (map[string]probeCounts, error
 		return nil, err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
+	switch resp.StatusCode {
+	case http.StatusOK:
+	case http.StatusForbidden:
+		return nil, fmt.Errorf("kubelet %s: 403 Forbidden: %s", url, missingMetricsPermission)
+	default:
 		return nil, fmt.Errorf("kubelet %s: HTTP %d", url, resp.StatusCode)
 	}
 	return parseReadinessProbes(io.LimitReader(resp.Body, s.cfg.MaxBodyBytes))

@@ -492,6 +492,9 @@ const missingPodsPermission = "the service account lacks RBAC `get` on `nodes/po
 	"a kubelet without fine-grained authorization (KubeletFineGrainedAuthz: off, or before 1.33) checks `get` on `nodes/proxy` instead, " +
 	"which also allows exec into every pod on the node: grant it only there, with the opt-in kustomize component deploy/components/kubelet-proxy-rbac"
 
+// missingMetricsPermission is what a 403 from /metrics or /metrics/probes means.
+const missingMetricsPermission = "the service account lacks RBAC `get` on `nodes/metrics` (deploy/rbac.yaml grants it)"
+
 // kubeletSaid is the kubelet's own one-line reason from a 4xx body, as
 // " (kubelet: ...)", or "".
 func kubeletSaid(body []byte) string {

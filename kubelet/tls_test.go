@@ -329,4 +329,16 @@ func TestKubeletNotTLSAnd403(t *testing.T) {
 			t.Errorf("403: %q lacks %q", st.Health.LastError, want)
 		}
 	}
+	// /metrics and /metrics/probes: nodes/metrics.
+	s, err := New(Config{URL: forbidden.URL, LinkInterval: -1}, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, errLink := s.fetchRequestCounts(context.Background())
+	_, errProbes := s.fetchProbes(context.Background())
+	for _, err := range []error{errLink, errProbes} {
+		if err == nil || !strings.Contains(err.Error(), "403 Forbidden: the service account lacks RBAC `get` on `nodes/metrics` (deploy/rbac.yaml grants it)") {
+			t.Errorf("metrics 403: %v", err)
+		}
+	}
 }

@@ -95,3 +95,49 @@ func TestStuckStagesAreRaisedAndJournaled(t *testing.T) {
 		t.Fatalf("%d StageStuck after another tick, want still %d", n, len(want))
 	}
 }
+
+// An agent restarted on its journal goes on with the stage clock where the
+// last one left it: a pod Failing for three days says so, at once, and a
+// pod already reported stuck is not reported again.
+func TestStageClockSurvivesRestart(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "journal.db")
+	first, _ := generatedAgent(t)
+	var failing, reported lifecycle.PodView
+	for _, p := range first.Snapshot().Pods {
+		if p.Stage == lifecycle.StageFailing {
+			if failing.UID == "" {
+				failing = p
+			} else if reported.UID == "" {
+				reported = p
+			}
+		}
+	}
+	if reported.UID == "" {
+		t.Fatal("the generated node has fewer than two Failing pods")
+	}
+	j, err := journal.Open(path, journal.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	longAgo := fixtures.Now.Add(-72 * time.Hour)
+	if _, err := j.Append(longAgo, []lifecycle.Transition{
+		{Kind: lifecycle.TransitionPodAdded, UID: failing.UID, Pod: failing.Name, To: string(lifecycle.StageFailing), ObservedAt: longAgo},
+		{Kind: lifecycle.TransitionPodAdded, UID: reported.UID, Pod: reported.Name, To: string(lifecycle.StageFailing), ObservedAt: longAgo},
+		{Kind: lifecycle.TransitionStageStuck, UID: reported.UID, Pod: reported.Name, From: string(lifecycle.StageFailing),
+			To: string(lifecycle.StageFailing), ObservedAt: longAgo.Add(5 * time.Minute), HappenedAt: longAgo},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	a, _ := generatedAgent(t, func(o *Options) { o.Journal, o.StuckAfter = j, 5*time.Minute })
+	var got []string
+	for _, r := range a.Since(time.Time{}) {
+		if r.Kind == lifecycle.TransitionStageStuck {
+			got = append(got, r.Pod+": "+r.Detail)
+		}
+	}
+	want := failing.Name + ": in stage Failing for 72h0m0s (threshold 5m0s)"
+	if len(got) != 1 || got[0] != want {
+		t.Fatalf("StageStuck after the restart: %q, want only %q", got, want)
+	}
+}

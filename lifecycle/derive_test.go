@@ -318,3 +318,17 @@ func TestUnknownSince(t *testing.T) {
 		}
 	}
 }
+
+// A static pod is known to /pods and the runtime by its config hash; the API
+// server's copy is its mirror pod (annotation kubernetes.io/config.mirror =
+// the hash, pkg/kubelet/pod/mirror_client.go), joined by it.
+func TestMirrorPodJoin(t *testing.T) {
+	in := input(serving("static"))
+	in.Pods[0].StatusFrom = FromKubelet
+	in.APIServer = upH()
+	in.APIPods = []APIPod{{UID: "mirror-uid", Namespace: "default", Name: "static", Phase: PhaseRunning, Ready: "True", MirrorOf: "uid-static"}}
+	v := onlyPod(Correlate(in))
+	if v.APIServer == nil || v.APIServer.UID != "mirror-uid" {
+		t.Fatalf("static pod not joined to its mirror pod: %+v", v.APIServer)
+	}
+}

@@ -345,3 +345,27 @@ func TestKubeletCutSummary(t *testing.T) {
 		t.Fatalf("events %v\nwant %s", got, want)
 	}
 }
+
+// Events about a static pod name its mirror pod's UID, the object kubectl
+// describe lists Events for.
+func TestEventsNameTheMirrorPod(t *testing.T) {
+	cs := fake.NewClientset()
+	j := openJournal(t)
+	r := NewReporter(fakeAPI{cs}, j, ReporterConfig{Node: "node-a"}, quiet())
+	r.APIUID = func(uid string) string {
+		if uid == "uid-static" {
+			return "mirror-uid"
+		}
+		return ""
+	}
+	if _, err := j.Append(t0, []lifecycle.Transition{crash("static", 0), crash("plain", 1)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.DeliverOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	evs := events(t, cs)
+	if len(evs) != 2 || evs[0].Regarding.UID != "mirror-uid" || evs[1].Regarding.UID != "uid-plain" {
+		t.Fatalf("regarding %v, %v; want mirror-uid, uid-plain", evs[0].Regarding, evs[1].Regarding)
+	}
+}

@@ -234,6 +234,18 @@ func TestNodeCutOff(t *testing.T) {
 		Spec: podSpec("sleep 4; exit 3", corev1.RestartPolicyAlways)}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	// A static pod: /pods carries the kubelet's live status, and the API
+	// server's copy is its mirror pod, joined by the config hash.
+	e.c.Kubelet.AddStaticPod(t, "static", `
+apiVersion: v1
+kind: Pod
+metadata: {name: static, namespace: life}
+spec:
+  hostNetwork: true
+  terminationGracePeriodSeconds: 0
+  containers:
+  - {name: app, image: `+testenv.BusyboxImage+`, imagePullPolicy: Never, command: [sleep, "3600"]}
+`)
 	eventually(t, "web serving and crash looping, through the API server", 3*time.Minute, func() bool {
 		web, ok1 := e.pod("web-")
 		crash, ok2 := e.pod("crash")
@@ -243,6 +255,10 @@ func TestNodeCutOff(t *testing.T) {
 	if web, _ := e.pod("web-"); web.StatusFrom != lifecycle.FromKubeletCache {
 		t.Fatalf("an API pod's status comes from %q, want %q (the API server's copy)", web.StatusFrom, lifecycle.FromKubeletCache)
 	}
+	eventually(t, "the static pod joined to its mirror pod", time.Minute, func() bool {
+		p, ok := e.pod("static-")
+		return ok && p.StatusFrom == lifecycle.FromKubelet && p.APIServer != nil && p.APIServer.UID != p.UID
+	})
 	t.Log(e.table("before any cut"))
 
 	t.Run("a: the kubelet alone is cut off", func(t *testing.T) {

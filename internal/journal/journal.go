@@ -12,6 +12,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
+	"math"
+	"os"
+	"runtime/debug"
+	"slices"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -28,6 +34,22 @@ var (
 	keyNode       = []byte("node")
 	keyDelivered  = []byte("delivered")
 	keyDropped    = []byte("dropped")
+	keyFormat     = []byte("format")
+)
+
+// FormatVersion is the journal format this build reads and writes, kept in
+// the meta bucket. A journal written before the key existed is format 1.
+const FormatVersion = 1
+
+var (
+	// ErrCorrupt is returned by Open for a file that is not a readable
+	// journal: truncated, damaged, or not a bbolt file at all.
+	ErrCorrupt = errors.New("journal file is corrupt")
+	// ErrUnknownFormat is returned by Open for a journal of a format version
+	// this build does not know (written by a newer podlife).
+	ErrUnknownFormat = errors.New("journal format unknown to this build")
+	// ErrLocked is returned by Open while another process holds the journal.
+	ErrLocked = errors.New("journal locked by another process")
 )
 
 // Options bound the journal.
@@ -72,7 +94,10 @@ type Journal struct {
 	opts Options
 }
 
-// Open opens or creates the journal file at path.
+// Open opens or creates the journal file at path. A file that is not a
+// readable journal yields an error wrapping ErrCorrupt, one of another format
+// ErrUnknownFormat, one held by another process ErrLocked; anything else
+// (a missing or read-only directory, a full disk) is returned as it is.
 func Open(path string, opts Options) (*Journal, error) {
 	if opts.MaxEntries <= 0 {
 		opts.MaxEntries = 100000
@@ -83,49 +108,293 @@ func Open(path string, opts Options) (*Journal, error) {
 	if opts.OpenTimeout <= 0 {
 		opts.OpenTimeout = 2 * time.Second
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.OpenTimeout})
-	if errors.Is(err, bolterrors.ErrTimeout) {
-		return nil, fmt.Errorf("open journal %s: locked by another process (is another podlife agent running?)", path)
-	}
+	j := &Journal{opts: opts}
+	db, err := openChecked(path, opts.OpenTimeout, func(db *bolt.DB) error { return db.Update(j.initialise) })
 	if err != nil {
+		return nil, err
+	}
+	j.db = db
+	return j, nil
+}
+
+// initialise creates the buckets, the format version and the journal's ID
+// where they are missing, and reads the ID.
+func (j *Journal) initialise(tx *bolt.Tx) error {
+	opts := j.opts
+	if _, err := tx.CreateBucketIfNotExists(bucketEntries); err != nil {
+		return err
+	}
+	if _, err := tx.CreateBucketIfNotExists(bucketStages); err != nil {
+		return err
+	}
+	meta, err := tx.CreateBucketIfNotExists(bucketMeta)
+	if err != nil {
+		return err
+	}
+	if meta.Get(keyFormat) == nil {
+		if err := meta.Put(keyFormat, seqKey(FormatVersion)); err != nil {
+			return err
+		}
+	}
+	// A new ID never duplicates anything (an entry keeps the ID it was
+	// appended with), so when in doubt the journal takes a new one.
+	if id := meta.Get(keyID); id != nil && (opts.Node == "" || string(meta.Get(keyNode)) == opts.Node) {
+		j.id = string(id)
+		return nil
+	}
+	// A new journal, or one last written on another node: a new random ID.
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return fmt.Errorf("journal ID: %w", err)
+	}
+	j.id = hex.EncodeToString(b[:])
+	if opts.Node != "" {
+		if err := meta.Put(keyNode, []byte(opts.Node)); err != nil {
+			return err
+		}
+	}
+	return meta.Put(keyID, []byte(j.id))
+}
+
+// openChecked opens the bbolt file at path and reads all of it once: every
+// page it references lies within the file, every entry and stage decodes,
+// and the format is one this build knows. bbolt trusts its file: a damaged
+// one can make it panic, or fault on a page past the end of a truncated file,
+// so both are turned into ErrCorrupt here instead of killing the agent.
+// init then runs under the same protection.
+func openChecked(path string, timeout time.Duration, init func(*bolt.DB) error) (db *bolt.DB, err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	var file *os.File
+	defer func() {
+		if r := recover(); r != nil {
+			if db != nil {
+				closeQuietly(db)
+			} else if file != nil {
+				file.Close() // bbolt panicked before it returned: release its lock
+			}
+			db, err = nil, fmt.Errorf("open journal %s: %w: %v", path, ErrCorrupt, r)
+		}
+	}()
+	openFile := func(name string, flag int, perm os.FileMode) (*os.File, error) {
+		f, err := os.OpenFile(name, flag, perm)
+		file = f
+		return f, err
+	}
+	if err := precheck(path); err != nil {
 		return nil, fmt.Errorf("open journal %s: %w", path, err)
 	}
-	j := &Journal{db: db, opts: opts}
-	err = db.Update(func(tx *bolt.Tx) error {
-		if _, err := tx.CreateBucketIfNotExists(bucketEntries); err != nil {
-			return err
-		}
-		if _, err := tx.CreateBucketIfNotExists(bucketStages); err != nil {
-			return err
-		}
-		meta, err := tx.CreateBucketIfNotExists(bucketMeta)
-		if err != nil {
-			return err
-		}
-		// A new ID never duplicates anything (an entry keeps the ID it was
-		// appended with), so when in doubt the journal takes a new one.
-		if id := meta.Get(keyID); id != nil && (opts.Node == "" || string(meta.Get(keyNode)) == opts.Node) {
-			j.id = string(id)
-			return nil
-		}
-		// A new journal, or one last written on another node: a new random ID.
-		var b [8]byte
-		if _, err := rand.Read(b[:]); err != nil {
-			return fmt.Errorf("journal ID: %w", err)
-		}
-		j.id = hex.EncodeToString(b[:])
-		if opts.Node != "" {
-			if err := meta.Put(keyNode, []byte(opts.Node)); err != nil {
-				return err
-			}
-		}
-		return meta.Put(keyID, []byte(j.id))
-	})
-	if err != nil {
+	db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout, OpenFile: openFile})
+	switch {
+	case errors.Is(err, bolterrors.ErrTimeout):
+		return nil, fmt.Errorf("open journal %s: %w (is another podlife agent running?)", path, ErrLocked)
+	case isCorruption(err):
+		return nil, fmt.Errorf("open journal %s: %w: %v", path, ErrCorrupt, err)
+	case err != nil:
+		return nil, fmt.Errorf("open journal %s: %w", path, err)
+	}
+	if err := db.View(func(tx *bolt.Tx) error { return verify(tx, path) }); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open journal %s: %w", path, err)
+	}
+	if err := init(db); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("initialise journal %s: %w", path, err)
 	}
-	return j, nil
+	return db, nil
+}
+
+// precheck reads a bbolt file's meta pages as bbolt will and checks, before
+// bbolt maps the file, what bbolt itself trusts: that the pages the meta
+// names (the high-water mark, the root, the freelist) lie within the file and
+// are what they should be. A fault in bbolt's Open cannot be undone (its
+// mapping keeps the file's lock), so the common damage, a truncated file, is
+// caught here. A file that is empty, missing or without a valid meta page is
+// left to bbolt, which creates or refuses it.
+func precheck(path string) error {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	size := fi.Size()
+	meta := func(off int64) (m boltMeta, ok bool) {
+		var b [boltMetaSize]byte
+		if n, _ := f.ReadAt(b[:], off+boltPageHeader); n != len(b) {
+			return m, false
+		}
+		h := fnv.New64a()
+		h.Write(b[:56])
+		le := binary.LittleEndian // bbolt writes its pages in the machine's order: amd64, arm64
+		m = boltMeta{pageSize: int64(le.Uint32(b[8:])), root: le.Uint64(b[16:]), freelist: le.Uint64(b[32:]),
+			pgid: le.Uint64(b[40:]), txid: le.Uint64(b[48:])}
+		return m, le.Uint32(b[0:]) == 0xED0CDAED && le.Uint32(b[4:]) == 2 && le.Uint64(b[56:]) == h.Sum64() && m.pageSize >= 512
+	}
+	m, ok := meta(0)
+	if m1, ok1 := meta(m.pageSize); ok1 && (!ok || m1.txid > m.txid) {
+		m, ok = m1, true
+	} else if !ok {
+		if m1, ok1 := meta(4096); ok1 {
+			m, ok = m1, true
+		}
+	}
+	if !ok {
+		return nil
+	}
+	if need := int64(m.pgid) * m.pageSize; need > size || need <= 0 {
+		return fmt.Errorf("%w: truncated: the file has %d bytes, its pages need %d", ErrCorrupt, size, need)
+	}
+	page := func(what string, id uint64, want ...uint16) error {
+		if id < 2 || id >= m.pgid {
+			return fmt.Errorf("%w: %s page %d outside the file's %d pages", ErrCorrupt, what, id, m.pgid)
+		}
+		var b [boltPageHeader]byte
+		if _, err := f.ReadAt(b[:], int64(id)*m.pageSize); err != nil {
+			return fmt.Errorf("%w: %s page %d: %v", ErrCorrupt, what, id, err)
+		}
+		flags, overflow := binary.LittleEndian.Uint16(b[8:]), uint64(binary.LittleEndian.Uint32(b[12:]))
+		if !slices.Contains(want, flags) || id+overflow >= m.pgid {
+			return fmt.Errorf("%w: %s page %d: type %#x, %d overflow pages, in %d pages", ErrCorrupt, what, id, flags, overflow, m.pgid)
+		}
+		return nil
+	}
+	if m.freelist != math.MaxUint64 {
+		if err := page("freelist", m.freelist, 0x10); err != nil {
+			return err
+		}
+	}
+	return page("root", m.root, 0x01, 0x02)
+}
+
+// boltMeta is what precheck reads of a bbolt meta page.
+type boltMeta struct {
+	pageSize                   int64
+	root, freelist, pgid, txid uint64
+}
+
+const (
+	boltPageHeader = 16 // id, flags, count, overflow
+	boltMetaSize   = 64 // magic, version, page size, flags, root bucket, freelist, pgid, txid, checksum
+)
+
+// closeQuietly closes a database that faulted, which may fault again.
+func closeQuietly(db *bolt.DB) {
+	defer func() { recover() }()
+	db.Close()
+}
+
+// isCorruption tells bbolt's errors about the file's content from those
+// about the file system (permissions, a full disk), which say nothing about
+// the journal.
+func isCorruption(err error) bool {
+	if err == nil {
+		return false
+	}
+	for _, e := range []error{bolterrors.ErrInvalid, bolterrors.ErrVersionMismatch, bolterrors.ErrChecksum,
+		bolterrors.ErrInvalidMapping} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return strings.HasPrefix(err.Error(), "file size too small")
+}
+
+// verify reads the whole journal in tx.
+func verify(tx *bolt.Tx, path string) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	if fi.Size() < tx.Size() {
+		return fmt.Errorf("%w: truncated: the file has %d bytes, its pages need %d", ErrCorrupt, fi.Size(), tx.Size())
+	}
+	if meta := tx.Bucket(bucketMeta); meta != nil {
+		if v := meta.Get(keyFormat); v != nil {
+			if len(v) != 8 {
+				return fmt.Errorf("%w: format version %q", ErrCorrupt, v)
+			}
+			if f := binary.BigEndian.Uint64(v); f != FormatVersion {
+				return fmt.Errorf("%w: format version %d (this build reads %d)", ErrUnknownFormat, f, FormatVersion)
+			}
+		}
+	}
+	if entries := tx.Bucket(bucketEntries); entries != nil {
+		last := entries.Sequence()
+		err := entries.ForEach(func(k, v []byte) error {
+			if len(k) != 8 {
+				return fmt.Errorf("%w: entry key %x", ErrCorrupt, k)
+			}
+			seq := binary.BigEndian.Uint64(k)
+			var e Entry
+			if err := json.Unmarshal(v, &e); err != nil {
+				return fmt.Errorf("%w: entry %d: %v", ErrCorrupt, seq, err)
+			}
+			if e.Seq != seq || e.ID == "" || seq > last {
+				return fmt.Errorf("%w: entry %d: not a journal entry (seq %d, id %q, last %d)", ErrCorrupt, seq, e.Seq, e.ID, last)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	if stages := tx.Bucket(bucketStages); stages != nil {
+		return stages.ForEach(func(k, v []byte) error {
+			var s lifecycle.StageSince
+			if err := json.Unmarshal(v, &s); err != nil {
+				return fmt.Errorf("%w: stage of %s: %v", ErrCorrupt, k, err)
+			}
+			return nil
+		})
+	}
+	return nil
+}
+
+// MovedAside says what OpenOrMoveAside did with a journal it could not use.
+type MovedAside struct {
+	// Path is where the unusable file is now (it is never deleted).
+	Path string
+	// Err is why it could not be used (wraps ErrCorrupt or ErrUnknownFormat).
+	Err error
+}
+
+// OpenOrMoveAside opens the journal at path; a corrupt one, or one of a
+// format this build does not know, is renamed to path.corrupt-TIME or
+// path.unknown-format-TIME (kept, never deleted) and a fresh journal is
+// started in its place. moved says so; it is nil when the file was fine.
+func OpenOrMoveAside(path string, opts Options, now time.Time) (j *Journal, moved *MovedAside, err error) {
+	j, err = Open(path, opts)
+	suffix := ".corrupt-"
+	switch {
+	case errors.Is(err, ErrUnknownFormat):
+		suffix = ".unknown-format-"
+	case errors.Is(err, ErrCorrupt):
+	default:
+		return j, nil, err
+	}
+	base := path + suffix + now.UTC().Format("20060102T150405Z")
+	to := base
+	for i := 2; ; i++ {
+		if _, serr := os.Lstat(to); errors.Is(serr, os.ErrNotExist) {
+			break
+		}
+		to = fmt.Sprintf("%s.%d", base, i)
+	}
+	if rerr := os.Rename(path, to); rerr != nil {
+		return nil, nil, fmt.Errorf("%w; moving it aside failed: %v", err, rerr)
+	}
+	moved = &MovedAside{Path: to, Err: err}
+	j, err = Open(path, opts)
+	if err != nil {
+		return nil, moved, fmt.Errorf("fresh journal after moving %s aside: %w", to, err)
+	}
+	return j, moved, nil
 }
 
 // ID is the journal's random identity, the prefix of its entries' IDs.

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	json "github.com/goccy/go-json"
 	"hash/maphash"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/podlife/podlife/lifecycle"
@@ -52,9 +54,38 @@ type pod struct {
 
 // specContainer is the part of a container's spec the model needs.
 type specContainer struct {
-	Name           string    `json:"name"`
-	RestartPolicy  string    `json:"restartPolicy"`
-	ReadinessProbe *struct{} `json:"readinessProbe"`
+	Name               string    `json:"name"`
+	RestartPolicy      string    `json:"restartPolicy"`
+	ReadinessProbe     *struct{} `json:"readinessProbe"`
+	RestartPolicyRules []struct {
+		Action    string `json:"action"`
+		ExitCodes *struct {
+			Operator string  `json:"operator"`
+			Values   []int32 `json:"values"`
+		} `json:"exitCodes"`
+	} `json:"restartPolicyRules"`
+}
+
+// restartRules encodes restartPolicyRules as lifecycle.ContainerStatus
+// keeps them: "ACTION:OPERATOR:CODE,CODE;..." in spec order.
+func (c *specContainer) restartRules() string {
+	var b strings.Builder
+	for i, r := range c.RestartPolicyRules {
+		if r.ExitCodes == nil {
+			continue
+		}
+		if i > 0 {
+			b.WriteByte(';')
+		}
+		b.WriteString(r.Action + ":" + r.ExitCodes.Operator + ":")
+		for j, v := range r.ExitCodes.Values {
+			if j > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString(strconv.Itoa(int(v)))
+		}
+	}
+	return b.String()
 }
 
 type containerStatus struct {
@@ -177,25 +208,29 @@ func (p *pod) convert() lifecycle.Pod {
 		lp.Conditions = append(lp.Conditions, lifecycle.Condition{Type: c.Type, Status: c.Status, Reason: c.Reason,
 			Message: c.Message, LastTransitionTime: tm(c.LastTransitionTime), LastProbeTime: tm(c.LastProbeTime)})
 	}
-	sidecar, probed := map[string]bool{}, map[string]bool{}
-	for _, c := range p.Spec.InitContainers {
+	sidecar, spec := map[string]bool{}, map[string]*specContainer{}
+	for i := range p.Spec.InitContainers {
+		c := &p.Spec.InitContainers[i]
 		if c.RestartPolicy == "Always" {
 			sidecar[c.Name] = true
 		}
-		probed[c.Name] = c.ReadinessProbe != nil
+		spec[c.Name] = c
 	}
-	for _, c := range p.Spec.Containers {
-		probed[c.Name] = c.ReadinessProbe != nil
+	for i := range p.Spec.Containers {
+		spec[p.Spec.Containers[i].Name] = &p.Spec.Containers[i]
 	}
 	n := len(p.Status.InitContainerStatuses) + len(p.Status.ContainerStatuses) + len(p.Status.EphemeralContainerStatuses)
 	lp.Containers = make([]lifecycle.ContainerStatus, 0, n)
 	add := func(cs []containerStatus, kind func(string) lifecycle.ContainerKind) {
 		for i := range cs {
 			c := &cs[i]
-			lp.Containers = append(lp.Containers, lifecycle.ContainerStatus{Name: c.Name, Kind: kind(c.Name),
+			st := lifecycle.ContainerStatus{Name: c.Name, Kind: kind(c.Name),
 				State: c.State.convert(), LastState: c.LastTerminationState.convert(), Ready: c.Ready, Started: c.Started,
-				RestartCount: c.RestartCount, Image: c.Image, ImageID: c.ImageID, ContainerID: c.ContainerID,
-				ReadinessProbe: probed[c.Name]})
+				RestartCount: c.RestartCount, Image: c.Image, ImageID: c.ImageID, ContainerID: c.ContainerID}
+			if sc := spec[c.Name]; sc != nil {
+				st.ReadinessProbe, st.RestartPolicy, st.RestartRules = sc.ReadinessProbe != nil, sc.RestartPolicy, sc.restartRules()
+			}
+			lp.Containers = append(lp.Containers, st)
 		}
 	}
 	add(p.Status.InitContainerStatuses, func(name string) lifecycle.ContainerKind {

@@ -141,3 +141,20 @@ func TestDecoderReusesAcrossPolls(t *testing.T) {
 		t.Fatalf("pods decoded again at polls %v", decodedAt)
 	}
 }
+
+// The decoder keeps what decides restarts: a container's own restart
+// policy and its restartPolicyRules, in spec order.
+func TestDecodeRestartRules(t *testing.T) {
+	body := `{"kind":"PodList","items":[{"metadata":{"uid":"u","name":"p","namespace":"n"},
+"spec":{"restartPolicy":"Never","containers":[{"name":"app","restartPolicy":"Never","readinessProbe":{"exec":{"command":["true"]}},
+"restartPolicyRules":[{"action":"Restart","exitCodes":{"operator":"In","values":[42,43]}},{"action":"Restart","exitCodes":{"operator":"NotIn","values":[0]}}]}]},
+"status":{"phase":"Running","containerStatuses":[{"name":"app","restartCount":1}]}}]}`
+	pods, err := Decode([]byte(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := pods[0].Containers[0]
+	if c.RestartPolicy != "Never" || c.RestartRules != "Restart:In:42,43;Restart:NotIn:0" || !c.ReadinessProbe {
+		t.Fatalf("got policy %q rules %q probe %v", c.RestartPolicy, c.RestartRules, c.ReadinessProbe)
+	}
+}

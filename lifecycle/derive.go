@@ -1,7 +1,9 @@
 package lifecycle
 
 import (
+	"cmp"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -99,7 +101,7 @@ func derivedContainer(pod *Pod, st *ContainerStatus, rc, last *Container, cs []*
 	case RuntimeExited:
 		// The first exit is restarted at once and shows as terminated until
 		// then; later ones wait out the back-off.
-		if willRestart(pod, st.Kind, last.ExitCode) && pod.Deleting.IsZero() && last.Attempt > 0 {
+		if willRestart(pod, st, last.ExitCode) && pod.Deleting.IsZero() && last.Attempt > 0 {
 			ls := terminatedState(last, scheme)
 			v.LastState = &ls
 			v.State, v.Reason = StateWaiting, ReasonCrashLoopBackOff
@@ -140,22 +142,52 @@ func terminatedState(c *Container, scheme string) ContainerState {
 		StartedAt: c.StartedAt, FinishedAt: c.FinishedAt, ContainerID: scheme + c.ID}
 }
 
-// willRestart reports whether the kubelet restarts a container of this kind
-// that exited with this code (pkg/kubelet/container/helpers.go
-// ShouldContainerBeRestarted): sidecars always; init and regular containers
-// by the pod's restart policy.
-func willRestart(pod *Pod, kind ContainerKind, exitCode int32) bool {
+// willRestart reports whether the kubelet restarts a container that exited
+// with this code (pkg/kubelet/container/helpers.go ShouldContainerBeRestarted):
+// sidecars always; a container's restartPolicyRules first, the first rule
+// whose exit codes match deciding (ContainerRestartRules, 1.34+); then the
+// container's own restart policy; then the pod's (init containers restart
+// only on failure).
+func willRestart(pod *Pod, st *ContainerStatus, exitCode int32) bool {
 	switch {
-	case kind == KindEphemeral:
+	case st.Kind == KindEphemeral:
 		return false
-	case kind == KindSidecar:
+	case st.Kind == KindSidecar:
 		return true
-	case pod.RestartPolicy == "Never":
+	}
+	if restart, ok := matchRestartRule(st.RestartRules, exitCode); ok {
+		return restart
+	}
+	policy := cmp.Or(st.RestartPolicy, pod.RestartPolicy, "Always")
+	switch {
+	case policy == "Never":
 		return false
-	case pod.RestartPolicy == "OnFailure" || kind == KindInit:
+	case policy == "OnFailure" || st.Kind == KindInit:
 		return exitCode != 0
 	}
-	return true // Always, the default
+	return true
+}
+
+// matchRestartRule evaluates encoded restartPolicyRules in order; ok is
+// false when none matches. Both actions (Restart, RestartAllContainers)
+// restart the container.
+func matchRestartRule(rules string, exitCode int32) (restart, ok bool) {
+	for _, rule := range strings.Split(rules, ";") {
+		parts := strings.SplitN(rule, ":", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		in := false
+		for _, v := range strings.Split(parts[2], ",") {
+			if v == strconv.Itoa(int(exitCode)) {
+				in = true
+			}
+		}
+		if (parts[1] == "In" && in) || (parts[1] == "NotIn" && !in) {
+			return parts[0] == "Restart" || parts[0] == "RestartAllContainers", true
+		}
+	}
+	return false, false
 }
 
 // derivePhase is the phase the kubelet computes from these container states:

@@ -332,3 +332,36 @@ func TestMirrorPodJoin(t *testing.T) {
 		t.Fatalf("static pod not joined to its mirror pod: %+v", v.APIServer)
 	}
 }
+
+// pkg/kubelet/container/helpers.go ShouldContainerBeRestarted, with the
+// container-level restart policy and restartPolicyRules of ContainerRestartRules.
+func TestWillRestart(t *testing.T) {
+	tests := []struct {
+		podPolicy, policy, rules string
+		kind                     ContainerKind
+		exit                     int32
+		want                     bool
+	}{
+		{"Always", "", "", KindRegular, 0, true},
+		{"OnFailure", "", "", KindRegular, 0, false},
+		{"OnFailure", "", "", KindRegular, 1, true},
+		{"Never", "", "", KindRegular, 1, false},
+		{"Never", "", "", KindSidecar, 0, true},
+		{"Always", "", "", KindInit, 0, false},
+		{"Always", "", "", KindInit, 1, true},
+		{"Always", "Never", "", KindRegular, 1, false},  // the container's own policy wins
+		{"Never", "OnFailure", "", KindRegular, 1, true}, // ...both ways
+		{"Never", "Never", "Restart:In:42", KindRegular, 42, true},
+		{"Never", "Never", "Restart:In:42", KindRegular, 1, false},
+		{"Always", "Always", "Restart:NotIn:0,1", KindRegular, 7, true},
+		{"Never", "Never", "Restart:NotIn:0,1;Restart:In:0", KindRegular, 0, true}, // the first match decides
+		{"Never", "Never", "RestartAllContainers:In:3", KindRegular, 3, true},
+	}
+	for _, tc := range tests {
+		pod := &Pod{RestartPolicy: tc.podPolicy}
+		st := &ContainerStatus{Kind: tc.kind, RestartPolicy: tc.policy, RestartRules: tc.rules}
+		if got := willRestart(pod, st, tc.exit); got != tc.want {
+			t.Errorf("pod %s, container %q rules %q, %s exit %d: %v, want %v", tc.podPolicy, tc.policy, tc.rules, tc.kind, tc.exit, got, tc.want)
+		}
+	}
+}

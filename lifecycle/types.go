@@ -94,6 +94,13 @@ type ContainerStatus struct {
 	// ReadinessProbe is whether the container's spec has a readiness probe:
 	// without one the kubelet calls a running container ready.
 	ReadinessProbe bool `json:"readinessProbe,omitempty"`
+	// RestartPolicy is the container's own spec.restartPolicy ("" when it
+	// follows the pod's; "Always" for sidecars), and RestartRules its
+	// restartPolicyRules (ContainerRestartRules), encoded as
+	// "ACTION:OPERATOR:CODE,CODE;..." in spec order so that the struct
+	// stays comparable.
+	RestartPolicy string `json:"restartPolicy,omitempty"`
+	RestartRules  string `json:"restartRules,omitempty"`
 }
 
 // Pod is what the kubelet's /pods endpoint says about one pod, reduced to

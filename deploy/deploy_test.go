@@ -35,6 +35,10 @@ func TestManifests(t *testing.T) {
 		"fieldPath: spec.nodeName", "readOnly: true", "operator: Exists", "memory: 128Mi", "path: /var/lib/podlife",
 		"kind: ClusterRole", "- nodes/pods", "- nodes/metrics", "events.k8s.io",
 		"name: podlife-node-lease\n  namespace: kube-node-lease", "fieldPath: status.hostIP",
+		// The secure API by default: probes over HTTPS, the agent may review
+		// callers, and readers have a ClusterRole to bind.
+		"port: https\n            scheme: HTTPS", "- tokenreviews", "- subjectaccessreviews",
+		"name: podlife-reader\nrules:\n- apiGroups:\n  - \"\"\n  resources:\n  - nodes/podlife\n  - nodes/metrics",
 	} {
 		if !strings.Contains(rendered, want) {
 			t.Errorf("rendered manifests lack %q", want)

@@ -115,10 +115,12 @@ var errUnauthorized = errors.New("401 Unauthorized")
 // API server — its /pods and /metrics are then closed to podlife, and the
 // last /pods answer is the frozen copy it serves anyway. A refused connection
 // means the kubelet itself is gone, which says nothing of its link. It
-// reports whether the link state changed. s.mu is held.
+// reports whether the link state changed. A 401 to a token that rotated
+// since the last accepted request is the new token's rejection, not a sign
+// of the link. s.mu is held.
 func (s *Source) linkFromFailure(err error, lastSuccess time.Time) bool {
 	switch {
-	case errors.Is(err, errUnauthorized) && !lastSuccess.IsZero() && !s.links.link.CutOff:
+	case errors.Is(err, errUnauthorized) && !lastSuccess.IsZero() && !s.links.link.CutOff && !s.token.rotatedSince(lastSuccess):
 		s.links.link = lifecycle.KubeletLink{CutOff: true, Since: lastSuccess,
 			Evidence: fmt.Sprintf("the kubelet rejects the token it accepted until %s: its webhook cannot reach the API server to review it",
 				lastSuccess.UTC().Format(time.RFC3339))}

@@ -383,6 +383,10 @@ func (s *Source) fetch(ctx context.Context) ([]byte, error) {
 	s.buf.Reset()
 	_, err = s.buf.ReadFrom(io.LimitReader(resp.Body, s.cfg.MaxBodyBytes+1))
 	body := s.buf.Bytes()
+	if err != nil && (os.IsTimeout(err) || errors.Is(err, context.DeadlineExceeded)) {
+		return nil, fmt.Errorf("kubelet %s: timed out after %d bytes of the answer: it came slower than the %s timeout (is the kubelet hung or overloaded?)",
+			s.podsURL, len(body), s.cfg.Timeout)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("kubelet %s: reading body after %d bytes (truncated answer): %w", s.podsURL, len(body), err)
 	}
@@ -396,7 +400,7 @@ func (s *Source) fetch(ctx context.Context) ([]byte, error) {
 		}
 		return body, nil
 	case http.StatusUnauthorized:
-		return nil, fmt.Errorf("kubelet %s: %w: the token was rejected (check kubelet-token-file %s)", s.podsURL, errUnauthorized, s.cfg.TokenFile)
+		return nil, fmt.Errorf("kubelet %s: %w: the token was rejected (check kubelet-token-file %s)", s.podsURL, errUnauthorized, s.token.path)
 	case http.StatusForbidden:
 		return nil, fmt.Errorf("kubelet %s: 403 Forbidden%s: %s", s.podsURL, kubeletSaid(body), missingPodsPermission)
 	}
@@ -458,14 +462,22 @@ func describeTransportError(err error, timeout time.Duration) string {
 }
 
 // tokenFile re-reads the token file when its modification time changes, so
-// rotated service-account tokens are picked up.
+// rotated service-account tokens are picked up. The /pods poll and the
+// /metrics reader share it.
 type tokenFile struct {
-	path  string
+	path string
+
+	mu    sync.Mutex
 	mod   time.Time
 	token string
+	// rotated is when a token different from the one before was first read
+	// (zero until the token changes).
+	rotated time.Time
 }
 
 func (t *tokenFile) read() (string, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	fi, err := os.Stat(t.path)
 	if err != nil {
 		return "", err
@@ -481,8 +493,19 @@ func (t *tokenFile) read() (string, error) {
 	if tok == "" {
 		return "", fmt.Errorf("%s is empty", t.path)
 	}
+	if t.token != "" && tok != t.token {
+		t.rotated = time.Now()
+	}
 	t.token, t.mod = tok, fi.ModTime()
 	return tok, nil
+}
+
+// rotatedSince reports whether the token read now differs from the one in
+// use at since.
+func (t *tokenFile) rotatedSince(since time.Time) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.rotated.After(since)
 }
 
 func oneLine(err error) string { return strings.Join(strings.Fields(err.Error()), " ") }

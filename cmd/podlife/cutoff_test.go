@@ -61,7 +61,8 @@ func startCutoffEnv(t *testing.T) *cutoffEnv {
 	e.agentLink = c.NewLink(t)
 	logPath := filepath.Join(dir, "agent.log")
 	p := startAgent(t, bin, logPath, "--node-name", c.NodeName, "--cri-endpoint", c.Containerd.Endpoint,
-		"--kubelet-url", c.KubeletURL, "--kubelet-token-file", tokenFile, "--kubelet-insecure-skip-verify",
+		"--kubelet-url", c.KubeletURL, "--kubelet-token-file", tokenFile,
+		"--kubelet-ca-file", c.API.CAFile, "--kubelet-serving-cert-file", c.KubeletServingCertFile,
 		"--poll-interval", "1s", "--upstream", "on",
 		"--kubeconfig", e.agentLink.Kubeconfig(t, testenv.AgentToken), "--journal-path", filepath.Join(dir, "journal.db"),
 		"--event-burst", "1000", "--stuck-threshold", "0")

@@ -409,8 +409,12 @@ func (e *env) kubeletPod(pod *Pod, cs []*Container, sb *Sandbox) PodView {
 		if e.apiserver == down {
 			v.UnknownCause = CauseNodeCutOff
 		}
-		v.StageReason += fmt.Sprintf("; the kubelet cannot reach the API server since %s, its copy of this pod is frozen",
-			e.in.KubeletLink.Since.UTC().Format(time.RFC3339))
+		frozen := "its copy of this pod is frozen"
+		if from == FromKubelet {
+			frozen = "the cluster does not hear of this pod (its status here is the kubelet's own)"
+		}
+		v.StageReason += fmt.Sprintf("; the kubelet cannot reach the API server since %s, %s",
+			e.in.KubeletLink.Since.UTC().Format(time.RFC3339), frozen)
 		if !e.in.Kubelet.Up {
 			v.StageReason += " (and it no longer answers podlife: " + e.in.Kubelet.LastError + ")"
 		}

@@ -105,6 +105,12 @@ func TestDerivedWhileCutOff(t *testing.T) {
 			return in
 		}, want{StageTerminated, PhaseSucceeded, StateTerminated, ReasonCompleted, 0, FromRuntime, FromRuntime,
 			CauseKubeletAPIServerUnreachable, "(and it no longer answers podlife: 401 Unauthorized)"}},
+		{"a static pod's live status while the kubelet is cut off", func() Input {
+			in := cutOff(input(serving("static")))
+			in.Pods[0].StatusFrom = FromKubelet
+			return in
+		}, want{StageServing, PhaseRunning, StateRunning, "", 0, FromKubelet, FromKubelet,
+			CauseKubeletAPIServerUnreachable, "the cluster does not hear of this pod (its status here is the kubelet's own)"}},
 		{"whole node cut off: both causes", func() Input {
 			in := cutOff(input(serving("web")))
 			in.APIServer = downH("apiserver: timed out")

@@ -355,7 +355,7 @@ func TestWillRestart(t *testing.T) {
 		{"Never", "", "", KindSidecar, 0, true},
 		{"Always", "", "", KindInit, 0, false},
 		{"Always", "", "", KindInit, 1, true},
-		{"Always", "Never", "", KindRegular, 1, false},  // the container's own policy wins
+		{"Always", "Never", "", KindRegular, 1, false},   // the container's own policy wins
 		{"Never", "OnFailure", "", KindRegular, 1, true}, // ...both ways
 		{"Never", "Never", "Restart:In:42", KindRegular, 42, true},
 		{"Never", "Never", "Restart:In:42", KindRegular, 1, false},

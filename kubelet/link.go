@@ -30,9 +30,27 @@ type requestCounts struct{ answered, failed float64 }
 func parseRequestCounts(r io.Reader) (requestCounts, bool, error) {
 	var c requestCounts
 	found := false
+	err := scanSamples(r, "rest_client_requests_total", func(labels []byte, v float64) {
+		found = true
+		if bytes.Contains(labels, []byte(`code="<error>"`)) {
+			c.failed += v
+		} else {
+			c.answered += v
+		}
+	})
+	if err != nil {
+		return c, false, err
+	}
+	return c, found, nil
+}
+
+// scanSamples calls fn with the labels (the text between the braces) and
+// the value of every sample of one metric family in a text exposition.
+// Other lines are skipped without being parsed.
+func scanSamples(r io.Reader, family string, fn func(labels []byte, v float64)) error {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	prefix := []byte("rest_client_requests_total{")
+	prefix := []byte(family + "{")
 	for sc.Scan() {
 		line := sc.Bytes()
 		if !bytes.HasPrefix(line, prefix) {
@@ -40,7 +58,7 @@ func parseRequestCounts(r io.Reader) (requestCounts, bool, error) {
 		}
 		end := bytes.LastIndexByte(line, '}')
 		if end < 0 {
-			return c, false, fmt.Errorf("rest_client_requests_total: malformed line %q", truncate(line))
+			return fmt.Errorf("%s: malformed line %q", family, truncate(line))
 		}
 		labels, rest := line[len(prefix):end], bytes.TrimSpace(line[end+1:])
 		if sp := bytes.IndexByte(rest, ' '); sp >= 0 {
@@ -48,19 +66,14 @@ func parseRequestCounts(r io.Reader) (requestCounts, bool, error) {
 		}
 		v, err := strconv.ParseFloat(string(rest), 64)
 		if err != nil {
-			return c, false, fmt.Errorf("rest_client_requests_total: value %q: %w", truncate(rest), err)
+			return fmt.Errorf("%s: value %q: %w", family, truncate(rest), err)
 		}
-		found = true
-		if bytes.Contains(labels, []byte(`code="<error>"`)) {
-			c.failed += v
-		} else {
-			c.answered += v
-		}
+		fn(labels, v)
 	}
 	if err := sc.Err(); err != nil {
-		return c, false, fmt.Errorf("reading kubelet metrics: %w", err)
+		return fmt.Errorf("reading kubelet metrics: %w", err)
 	}
-	return c, found, nil
+	return nil
 }
 
 func truncate(b []byte) string {

@@ -1,14 +1,12 @@
 package kubelet
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"maps"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/podlife/podlife/lifecycle"
@@ -23,29 +21,9 @@ type probeCounts struct{ succeeded, failed float64 }
 // readiness probe counters by "<pod UID>/<container>".
 func parseReadinessProbes(r io.Reader) (map[string]probeCounts, error) {
 	out := map[string]probeCounts{}
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	prefix := []byte("prober_probe_total{")
-	for sc.Scan() {
-		line := sc.Bytes()
-		if !bytes.HasPrefix(line, prefix) {
-			continue
-		}
-		end := bytes.LastIndexByte(line, '}')
-		if end < 0 {
-			return nil, fmt.Errorf("prober_probe_total: malformed line %q", truncate(line))
-		}
-		labels := line[len(prefix):end]
+	err := scanSamples(r, "prober_probe_total", func(labels []byte, v float64) {
 		if label(labels, "probe_type") != "Readiness" {
-			continue
-		}
-		val := bytes.TrimSpace(line[end+1:])
-		if sp := bytes.IndexByte(val, ' '); sp >= 0 {
-			val = val[:sp]
-		}
-		v, err := strconv.ParseFloat(string(val), 64)
-		if err != nil {
-			return nil, fmt.Errorf("prober_probe_total: value %q: %w", truncate(val), err)
+			return
 		}
 		key := label(labels, "pod_uid") + "/" + label(labels, "container")
 		c := out[key]
@@ -56,9 +34,9 @@ func parseReadinessProbes(r io.Reader) (map[string]probeCounts, error) {
 			c.failed += v
 		}
 		out[key] = c
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("reading kubelet probe metrics: %w", err)
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }

@@ -204,8 +204,8 @@ var (
 // pod and node families of agent/testdata/metrics.golden (what exposition.go
 // writes), the registry's families named in agent/*.go (counters, gauges,
 // histograms, desc("...") collectors), and the Go and process collectors'
-// process_* and go_* families that the dashboard uses. TestLiveMetrics
-// checks it against a running agent's /metrics.
+// process_* families that the dashboard uses. TestLiveMetrics checks it
+// against a running agent's /metrics.
 func staticExported() (exported, error) {
 	root := testenv.RepoRoot()
 	golden, err := os.ReadFile(filepath.Join(root, "agent", "testdata", "metrics.golden"))

@@ -117,7 +117,6 @@ func TestLiveMetrics(t *testing.T) {
 		"podlife_upstream_events_total":         "--upstream",
 		"podlife_upstream_event_failures_total": "--upstream",
 		"podlife_kubelet_tls_verified":          "a kubelet over TLS",
-		
 	}
 	qs := append(ruleQueries(t), dashboardQueries(t, readDashboard(t))...)
 	for _, q := range qs {

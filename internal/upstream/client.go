@@ -141,9 +141,13 @@ func newClientFor(rc *rest.Config) (*Client, error) {
 }
 
 // CreateEvent creates ev in its namespace. The error is client-go's, so
-// k8s.io/apimachinery/pkg/api/errors can classify it.
+// k8s.io/apimachinery/pkg/api/errors can classify it. client-go does not
+// retry it: a 429 comes back at once with its Retry-After
+// (apierrors.SuggestsClientDelay), which the reporter honours; client-go's
+// own retries would wait inside the request's timeout and, cut short by it,
+// lose the Retry-After.
 func (c *Client) CreateEvent(ctx context.Context, ev *eventsv1.Event) error {
-	return c.events.Post().UseProtobufAsDefault().
+	return c.events.Post().UseProtobufAsDefault().MaxRetries(0).
 		Namespace(ev.Namespace).Resource("events").
 		Body(ev).Do(ctx).Into(&eventsv1.Event{})
 }

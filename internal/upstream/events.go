@@ -133,11 +133,17 @@ func (r *Reporter) Run(ctx context.Context, wake <-chan struct{}) {
 	for {
 		n, err := r.DeliverOnce(ctx)
 		wait := 5 * time.Second // also retry periodically without a wake-up
+		woken := wake
 		switch {
 		case err != nil:
 			backoff = min(max(backoff*2, r.cfg.RetryMin), r.cfg.RetryMax)
 			wait = backoff
-			r.log.Warn("event delivery failed; will retry", "err", oneLine(err), "retryIn", backoff)
+			// The API server's Retry-After (a 429, or a 5xx that names one)
+			// is a floor that new transitions do not cut short.
+			if s, ok := apierrors.SuggestsClientDelay(err); ok && time.Duration(s)*time.Second > wait {
+				wait, woken = time.Duration(s)*time.Second, nil
+			}
+			r.log.Warn("event delivery failed; will retry", "err", oneLine(err), "retryIn", wait)
 		case n == r.cfg.Batch:
 			backoff, wait = 0, 0 // more pending
 		default:
@@ -148,7 +154,7 @@ func (r *Reporter) Run(ctx context.Context, wake <-chan struct{}) {
 		case <-ctx.Done():
 			t.Stop()
 			return
-		case <-wake:
+		case <-woken:
 			t.Stop()
 		case <-t.C:
 		}

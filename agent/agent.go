@@ -45,8 +45,15 @@ type Options struct {
 	Runtime RuntimeSource
 	Kubelet KubeletSource
 	// Journal, when set, records every transition before anything reports it.
-	Journal  *journal.Journal
-	Upstream *Upstream
+	Journal *journal.Journal
+	// OpenJournal, when Journal is nil, opens the journal: once in New, and
+	// again, with backoff, until it succeeds. The agent closes a journal it
+	// opened (Close).
+	OpenJournal JournalOpener
+	// MaxUnwritten bounds the transitions held in memory while the journal
+	// cannot be written (0: DefaultMaxUnwritten).
+	MaxUnwritten int
+	Upstream     *Upstream
 	// HistorySize bounds the node history and each pod's history.
 	HistorySize int
 	// Pprof serves /debug/pprof/ on the HTTP API.
@@ -70,6 +77,7 @@ type Record struct {
 // Agent is one node's podlife.
 type Agent struct {
 	opts    Options
+	journal *journalKeeper // nil without a journal
 	metrics *metrics
 	podText podsCache // the metrics' pod families
 	podJSON podsCache // the pods of GET /api/v1/pods
@@ -103,11 +111,14 @@ func New(opts Options) *Agent {
 	}
 	a := &Agent{opts: opts, pods: map[string][]Record{}, watchers: map[chan Record]struct{}{},
 		started: map[string]startup{}, lastOK: map[string]time.Time{}}
+	if opts.Journal != nil || opts.OpenJournal != nil {
+		a.journal = newJournalKeeper(opts.Journal, opts.OpenJournal, opts.MaxUnwritten, opts.Log, opts.Now())
+	}
 	a.metrics = newMetrics(a)
 	a.podText.render, a.podJSON.render = podText, a.views.render
-	if j := opts.Journal; j != nil {
+	if a.journal != nil && a.journal.j != nil {
 		// The stuck-stage clock goes on from where the journal left it.
-		if stages, err := j.Stages(); err != nil {
+		if stages, err := a.journal.j.Stages(); err != nil {
 			opts.Log.Warn("stage clock starts afresh: journal stages unreadable", "err", err.Error())
 		} else {
 			a.clock.Seed(stages)
@@ -147,6 +158,9 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.coalesce(apiUpdates)
 		case <-apiUpdates:
 		case <-tick.C:
+			if a.journal != nil {
+				a.journal.retry(a.opts.Now())
+			}
 			if a.refresh() {
 				continue
 			}
@@ -267,14 +281,33 @@ func (a *Agent) refresh() bool {
 	return true
 }
 
-// journalAndRecord journals transitions, then records them.
+// journalAndRecord journals transitions, then records them. A journal that
+// cannot take them now has them held in memory, in order, until it can: the
+// agent goes on serving either way.
 func (a *Agent) journalAndRecord(now time.Time, trs []lifecycle.Transition) {
-	if j := a.opts.Journal; j != nil {
-		if _, err := j.Append(now, trs); err != nil {
-			a.opts.Log.Error("journal append failed; transitions kept in memory only", "err", err.Error(), "count", len(trs))
-		}
+	if a.journal != nil {
+		a.journal.write(now, trs)
 	}
 	a.record(trs)
+}
+
+// Close writes to the journal what it can and closes the journal if the
+// agent opened it (Options.OpenJournal). Transitions the journal could not
+// take are counted lost and logged.
+func (a *Agent) Close() error {
+	if a.journal == nil {
+		return nil
+	}
+	return a.journal.close(a.opts.Now())
+}
+
+// JournalEntries is the journal as the upstream reporter reads it: nothing
+// pending while it is not open.
+func (a *Agent) JournalEntries() upstream.Journal {
+	if a.journal == nil {
+		return nil
+	}
+	return a.journal
 }
 
 // record appends transitions to the histories and fans them out.

@@ -198,32 +198,38 @@ func (a *Agent) handleTransitions(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// JournalResponse is GET /api/v1/journal: what is not yet delivered upstream.
+// JournalResponse is GET /api/v1/journal: what is not yet delivered upstream,
+// and how the journal fares.
 type JournalResponse struct {
 	Stats   journal.Stats   `json:"stats"`
 	Pending []journal.Entry `json:"pending"`
+	Health  JournalHealth   `json:"health"`
 }
 
 func (a *Agent) handleJournal(w http.ResponseWriter, _ *http.Request) {
-	j := a.opts.Journal
-	if j == nil {
+	if a.journal == nil {
 		writeError(w, http.StatusNotFound, "this agent runs without a journal (--journal-path)")
 		return
 	}
-	st, err := j.Stats()
-	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
-		return
+	j, h := a.journal.snapshot()
+	r := JournalResponse{Pending: []journal.Entry{}, Health: h}
+	if j != nil { // else not open yet: health says why
+		st, err := j.Stats()
+		if err != nil {
+			writeError(w, http.StatusInternalServerError, err.Error())
+			return
+		}
+		p, err := j.Pending(10000)
+		if err != nil {
+			writeError(w, http.StatusInternalServerError, err.Error())
+			return
+		}
+		r.Stats = st
+		if p != nil {
+			r.Pending = p
+		}
 	}
-	p, err := j.Pending(10000)
-	if err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
-		return
-	}
-	if p == nil {
-		p = []journal.Entry{}
-	}
-	writeJSON(w, http.StatusOK, JournalResponse{Stats: st, Pending: p})
+	writeJSON(w, http.StatusOK, r)
 }
 
 // Serve serves the HTTP API on l until ctx is done, then shuts down gracefully.

@@ -21,6 +21,10 @@ func desc(name, help string, labels ...string) *prometheus.Desc {
 var (
 	descJournalPending = desc("journal_pending", "Journaled transitions not yet delivered upstream.")
 	descJournalDropped = desc("journal_dropped_total", "Undelivered transitions dropped because the journal was full or they were too old.")
+	descJournalUp      = desc("journal_up", "Whether the journal is open and its last write succeeded (0: transitions are held in memory until it can be written).")
+	descJournalErrors  = desc("journal_errors_total", "Failed opens of and writes to the journal.")
+	descJournalHeld    = desc("journal_unwritten", "Transitions held in memory because the journal could not take them yet.")
+	descJournalLost    = desc("journal_lost_total", "Transitions never journaled: held in memory past the bound while the journal was down, or when the agent stopped.")
 	descEvents         = desc("upstream_events_total", "Journal entries handled by the event reporter, by outcome (delivered, skipped, suppressed, rejected).", "outcome")
 	descEventFailures  = desc("upstream_event_failures_total", "Failed event deliveries (retried).")
 	descKubeletTLS     = desc("kubelet_tls_verified", "Whether the last connection to the kubelet was verified (1) or not (0: kubelet-insecure-skip-verify, plain HTTP, or verification failed), by how it is checked (mode).", "mode")
@@ -68,7 +72,8 @@ func newMetrics(a *Agent) *metrics {
 
 // Describe implements prometheus.Collector.
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descJournalPending, descJournalDropped, descEvents, descEventFailures, descKubeletTLS} {
+	for _, d := range []*prometheus.Desc{descJournalPending, descJournalDropped, descJournalUp, descJournalErrors, descJournalHeld,
+		descJournalLost, descEvents, descEventFailures, descKubeletTLS} {
 		ch <- d
 	}
 }
@@ -81,11 +86,18 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 			gauge(ch, descKubeletTLS, b2f(tls.Verified), tls.Mode)
 		}
 	}
-	if j := m.agent.opts.Journal; j != nil {
-		if st, err := j.Stats(); err == nil {
-			gauge(ch, descJournalPending, float64(st.Pending))
-			ch <- prometheus.MustNewConstMetric(descJournalDropped, prometheus.CounterValue, float64(st.Dropped))
+	if k := m.agent.journal; k != nil {
+		j, h := k.snapshot()
+		if j != nil {
+			if st, err := j.Stats(); err == nil {
+				gauge(ch, descJournalPending, float64(st.Pending))
+				ch <- prometheus.MustNewConstMetric(descJournalDropped, prometheus.CounterValue, float64(st.Dropped))
+			}
 		}
+		gauge(ch, descJournalUp, b2f(h.Up))
+		gauge(ch, descJournalHeld, float64(h.Unwritten))
+		ch <- prometheus.MustNewConstMetric(descJournalErrors, prometheus.CounterValue, float64(h.Errors))
+		ch <- prometheus.MustNewConstMetric(descJournalLost, prometheus.CounterValue, float64(h.Lost))
 	}
 	if u := m.agent.opts.Upstream; u != nil && u.Reporter != nil {
 		st := u.Reporter.Stats()

@@ -40,18 +40,20 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, listening func(addr 
 	opts := Options{Node: cfg.NodeName, Runtime: rt, Kubelet: kl, HistorySize: cfg.HistorySize,
 		StuckAfter: cfg.StuckThreshold, Log: log, Pprof: cfg.Pprof, MismatchGrace: grace}
 	if cfg.JournalPath != "" {
-		if err := os.MkdirAll(filepath.Dir(cfg.JournalPath), 0o700); err != nil {
-			return fmt.Errorf("journal-path: %w", err)
+		// A journal that cannot be opened (a read-only or full directory,
+		// another agent's lock) does not stop the agent: it holds transitions
+		// in memory and tries again; a corrupt one is moved aside.
+		opts.OpenJournal = func() (*journal.Journal, *journal.MovedAside, error) {
+			if err := os.MkdirAll(filepath.Dir(cfg.JournalPath), 0o700); err != nil {
+				return nil, nil, fmt.Errorf("journal-path: %w", err)
+			}
+			return journal.OpenOrMoveAside(cfg.JournalPath, journal.Options{Node: cfg.NodeName}, time.Now())
 		}
-		j, err := journal.Open(cfg.JournalPath, journal.Options{Node: cfg.NodeName})
-		if err != nil {
-			return fmt.Errorf("journal-path: %w", err)
-		}
-		defer j.Close()
-		opts.Journal = j
 	}
+	var probe *upstream.Client // the reporter's client
 	if cfg.UpstreamEnabled() {
-		probe, _, err := upstream.NewClient(upstream.ClientConfig{Kubeconfig: cfg.Kubeconfig})
+		var err error
+		probe, _, err = upstream.NewClient(upstream.ClientConfig{Kubeconfig: cfg.Kubeconfig})
 		if err != nil {
 			return &ConfigError{"kubeconfig", err.Error()}
 		}
@@ -61,16 +63,16 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, listening func(addr 
 		}
 		u := &Upstream{View: upstream.NewAPIView(watch, probe, cfg.NodeName, 0, log),
 			Conditions: upstream.NewNodeConditions(probe, cfg.NodeName, log)}
-		if opts.Journal != nil {
-			u.Reporter = upstream.NewReporter(probe, opts.Journal, upstream.ReporterConfig{Node: cfg.NodeName,
-				Burst: cfg.EventBurst, Every: cfg.EventInterval}, log)
-		} else {
+		if cfg.JournalPath == "" {
 			log.Warn("upstream events need a journal (--journal-path); only node conditions will be reported")
 		}
 		opts.Upstream = u
 	}
 	a := New(opts)
-	if u := opts.Upstream; u != nil && u.Reporter != nil {
+	defer a.Close()
+	if u := opts.Upstream; u != nil && cfg.JournalPath != "" {
+		u.Reporter = upstream.NewReporter(probe, a.JournalEntries(), upstream.ReporterConfig{Node: cfg.NodeName,
+			Burst: cfg.EventBurst, Every: cfg.EventInterval}, log)
 		u.Reporter.Running = a.runningContainers
 		u.Reporter.APIUID = a.apiUID
 	}

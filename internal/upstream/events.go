@@ -71,7 +71,7 @@ type ReporterStats struct {
 // restart finds the event already there instead of creating a duplicate.
 type Reporter struct {
 	cs  EventCreator
-	j   *journal.Journal
+	j   Journal
 	cfg ReporterConfig
 	log *slog.Logger
 	// Now is the clock (tests replace it).
@@ -112,8 +112,17 @@ type podPartition struct {
 	lastExit string
 }
 
+// Journal is what the reporter needs of the journal (a *journal.Journal, or
+// the agent's keeper of it).
+type Journal interface {
+	// Pending returns up to limit undelivered entries, oldest first.
+	Pending(limit int) ([]journal.Entry, error)
+	// Ack marks every entry up to seq delivered.
+	Ack(seq uint64) error
+}
+
 // NewReporter builds a reporter over a journal; cs is usually a *Client.
-func NewReporter(cs EventCreator, j *journal.Journal, cfg ReporterConfig, log *slog.Logger) *Reporter {
+func NewReporter(cs EventCreator, j Journal, cfg ReporterConfig, log *slog.Logger) *Reporter {
 	cfg.defaults()
 	return &Reporter{cs: cs, j: j, cfg: cfg, log: log, Now: time.Now,
 		buckets: map[limitKey]*bucket{}, partition: map[string]*podPartition{}, kubeletCut: map[string]*podPartition{}}

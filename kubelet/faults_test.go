@@ -40,6 +40,35 @@ func TestTrickledBodyTimesOut(t *testing.T) {
 	}
 }
 
+// A 404 says where to look; an answer past the limit is refused and its
+// buffer not kept for the next polls.
+func TestNotFoundAndOversizedAnswers(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("huge") != "" {
+			w.Write([]byte(strings.Repeat(" ", 4<<20)))
+			return
+		}
+		http.NotFound(w, r)
+	}))
+	defer srv.Close()
+	st := pollOnce(t, Config{URL: srv.URL, Timeout: 10 * time.Second})
+	if want := "/pods: HTTP 404 (kubelet: 404 page not found): nothing serves /pods there; is kubelet-url the kubelet's base URL"; !strings.Contains(st.Health.LastError, want) {
+		t.Errorf("404: %q, want %q", st.Health.LastError, want)
+	}
+	s, err := New(Config{URL: srv.URL, Timeout: 10 * time.Second, MaxBodyBytes: 1 << 20, LinkInterval: -1}, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.podsURL += "?huge=1"
+	s.Poll(context.Background())
+	if e := s.State().Health.LastError; !strings.Contains(e, "answer larger than the 1048576-byte limit") {
+		t.Fatalf("oversized: %q", e)
+	}
+	if c := s.buf.Cap(); c > 1<<20 {
+		t.Errorf("the read buffer keeps %d bytes after an answer past the limit", c)
+	}
+}
+
 // A 401 right after the token file changed is the new token's rejection: the
 // kubelet's link to the API server is not judged from it (the old token was
 // accepted, so a 401 with it would mean the kubelet cannot review tokens).

@@ -391,6 +391,7 @@ func (s *Source) fetch(ctx context.Context) ([]byte, error) {
 		return nil, fmt.Errorf("kubelet %s: reading body after %d bytes (truncated answer): %w", s.podsURL, len(body), err)
 	}
 	if int64(len(body)) > s.cfg.MaxBodyBytes {
+		s.buf = bytes.Buffer{} // the next polls need not keep a buffer past the limit
 		return nil, fmt.Errorf("kubelet %s: answer larger than the %d-byte limit", s.podsURL, s.cfg.MaxBodyBytes)
 	}
 	switch resp.StatusCode {
@@ -403,6 +404,12 @@ func (s *Source) fetch(ctx context.Context) ([]byte, error) {
 		return nil, fmt.Errorf("kubelet %s: %w: the token was rejected (check kubelet-token-file %s)", s.podsURL, errUnauthorized, s.token.path)
 	case http.StatusForbidden:
 		return nil, fmt.Errorf("kubelet %s: 403 Forbidden%s: %s", s.podsURL, kubeletSaid(body), missingPodsPermission)
+	case http.StatusNotFound:
+		hint := "is kubelet-url the kubelet's base URL, such as https://NODE_IP:10250?"
+		if s.cfg.Kubeconfig != "" {
+			hint = fmt.Sprintf("is node-name %q a node of the API server in kubelet-kubeconfig?", s.cfg.Node)
+		}
+		return nil, fmt.Errorf("kubelet %s: HTTP 404%s: nothing serves /pods there; %s", s.podsURL, kubeletSaid(body), hint)
 	}
 	msg, ok := statusObject(body)
 	if !ok {

@@ -58,6 +58,9 @@ type APIServerOptions struct {
 	NodeAuthorization bool
 	// Tokens are static tokens accepted besides AdminToken and AgentToken.
 	Tokens []StaticToken
+	// Args are kube-apiserver flags appended to the harness's (a repeated
+	// flag overrides it), such as --watch-cache=false.
+	Args []string
 }
 
 // StaticToken is one identity of the API server's --token-auth-file.
@@ -139,6 +142,7 @@ func StartAPIServerWith(t testing.TB, opts APIServerOptions) *APIServer {
 		// No controller-manager runs, so no default service accounts exist.
 		a.args = append(a.args, "--authorization-mode=RBAC", "--disable-admission-plugins=ServiceAccount")
 	}
+	a.args = append(a.args, opts.Args...)
 	a.logFile = filepath.Join(dir, "kube-apiserver.log")
 	a.apis = startLogged(t, a.logFile, apiBin, a.args...)
 	a.waitReady(90 * time.Second)

@@ -38,6 +38,11 @@ type Kubelet struct {
 	Dir     string // root, certificates, manifests, pod logs
 	PID     int
 	LogFile string // the kubelet's own log
+
+	bin, keyFile, ready string
+	args                []string
+	cmd                 *proc
+	serial              int64 // of the serving certificate
 }
 
 // kubeletOptions select the kubelet's mode.
@@ -83,10 +88,8 @@ func startKubelet(t testing.TB, c *Containerd, name string, opts kubeletOptions)
 	k.NodeIP = addNodeIP(t)
 	k.ServingCertFile = filepath.Join(dir, "certs", "kubelet.crt")
 	keyFile := filepath.Join(dir, "certs", "kubelet.key")
-	tmpl := servingTemplate(1, name, []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP(k.NodeIP)}, []string{name, "localhost"})
-	tmpl.IsCA, tmpl.BasicConstraintsValid = true, true
-	tmpl.KeyUsage |= x509.KeyUsageCertSign
-	writeCert(t, k.ServingCertFile, keyFile, tmpl, nil, nil)
+	k.keyFile = keyFile
+	k.writeServingCert(t)
 
 	port, hz := loopbackPort(t), loopbackPort(t)
 	k.HTTPSURL = "https://127.0.0.1:" + strconv.Itoa(port)
@@ -116,15 +119,9 @@ func startKubelet(t testing.TB, c *Containerd, name string, opts kubeletOptions)
 		args = append(args, "--kubeconfig="+opts.kubeconfig, "--read-only-port=0",
 			"--anonymous-auth=false", "--authentication-token-webhook=true", "--authorization-mode=Webhook")
 	}
-	cmd := startLogged(t, k.LogFile, bin, append(args, opts.args...)...)
-	k.PID = cmd.Process.Pid
+	k.bin, k.args, k.ready = bin, append(args, opts.args...), ready
 	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-cmd.done:
-		case <-time.After(5 * time.Second):
-			cmd.kill()
-		}
+		k.stop()
 		unmountUnder(dir)
 		if !t.Failed() {
 			os.RemoveAll(dir)
@@ -132,12 +129,55 @@ func startKubelet(t testing.TB, c *Containerd, name string, opts kubeletOptions)
 			t.Logf("kubelet dir kept for inspection: %s", dir)
 		}
 	})
-	if waitHTTP(&http.Client{Timeout: 2 * time.Second}, ready, "", cmd, 60*time.Second) {
-		return k
+	k.start(t)
+	return k
+}
+
+// writeServingCert writes a new self-signed serving certificate and key (for
+// 127.0.0.1, NodeIP and Name), as kubeadm's kubelet makes its own.
+func (k *Kubelet) writeServingCert(t testing.TB) {
+	t.Helper()
+	k.serial++
+	tmpl := servingTemplate(k.serial, k.Name, []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP(k.NodeIP)}, []string{k.Name, "localhost"})
+	tmpl.IsCA, tmpl.BasicConstraintsValid = true, true
+	tmpl.KeyUsage |= x509.KeyUsageCertSign
+	writeCert(t, k.ServingCertFile, k.keyFile, tmpl, nil, nil)
+}
+
+// start runs the kubelet and waits until it answers.
+func (k *Kubelet) start(t testing.TB) {
+	t.Helper()
+	k.cmd = startLogged(t, k.LogFile, k.bin, k.args...)
+	k.PID = k.cmd.Process.Pid
+	if waitHTTP(&http.Client{Timeout: 2 * time.Second}, k.ready, "", k.cmd, 60*time.Second) {
+		return
 	}
 	log, _ := os.ReadFile(k.LogFile)
-	t.Fatalf("kubelet %s not answering within 60s; log tail:\n%s", ready, lastBytes(string(log), 4000))
-	return nil
+	t.Fatalf("kubelet %s not answering within 60s; log tail:\n%s", k.ready, lastBytes(string(log), 4000))
+}
+
+// stop stops the kubelet by PID: SIGTERM, then SIGKILL after 5 s.
+func (k *Kubelet) stop() {
+	if k.cmd == nil {
+		return
+	}
+	k.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-k.cmd.done:
+	case <-time.After(5 * time.Second):
+		k.cmd.kill()
+	}
+}
+
+// RestartWithNewCert stops the kubelet, gives it a new self-signed serving
+// certificate and key in the same files (as a kubelet that renews its own
+// certificate on restart), and starts it again with the same flags, root dir
+// and static pods; the pods' containers keep running meanwhile.
+func (k *Kubelet) RestartWithNewCert(t testing.TB) {
+	t.Helper()
+	k.stop()
+	k.writeServingCert(t)
+	k.start(t)
 }
 
 // HTTPClient returns a client for HTTPSURL that trusts only ServingCertFile.

@@ -1,0 +1,432 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/podlife/podlife/agent"
+	"github.com/podlife/podlife/internal/journal"
+	"github.com/podlife/podlife/internal/testenv"
+	"github.com/podlife/podlife/lifecycle"
+)
+
+// The fault table's rows (README "Failure behaviour"): each injects one
+// fault into a real component (or, where a real one cannot show it, into a
+// proxy in front of the real one) under the real agent binary, and checks
+// that the agent keeps serving, reports the source down with a one-line
+// error, recovers by itself, and neither loses nor duplicates a transition
+// it journaled.
+
+// faultPods are static pods that keep transitions coming through every
+// fault: one serving, one crash-looping.
+const faultPods = `
+serving: |
+  apiVersion: v1
+  kind: Pod
+  metadata: {name: serving, namespace: faults}
+  spec:
+    hostNetwork: true
+    containers:
+    - {name: web, image: IMG, imagePullPolicy: Never, command: [sleep, "3600"]}
+crashloop: |
+  apiVersion: v1
+  kind: Pod
+  metadata: {name: crashloop, namespace: faults}
+  spec:
+    hostNetwork: true
+    containers:
+    - {name: app, image: IMG, imagePullPolicy: Never, command: [sh, -c, "sleep 1; exit 7"]}
+`
+
+// addFaultPods gives a kubelet the static pods of faultPods.
+func addFaultPods(t *testing.T, k *testenv.Kubelet) {
+	t.Helper()
+	var manifests map[string]string
+	if err := yamlUnmarshal(faultPods, &manifests); err != nil {
+		t.Fatal(err)
+	}
+	for name, m := range manifests {
+		k.AddStaticPod(t, name, strings.ReplaceAll(m, "IMG", testenv.BusyboxImage))
+	}
+}
+
+// faultAgent is a real agent under a fault test, read through its plain
+// HTTP API.
+type faultAgent struct {
+	*agentProc
+	t       *testing.T
+	logPath string
+}
+
+// startFaultAgent starts the agent with a journal of its own and no secure
+// listener; args add to (or override) that.
+func startFaultAgent(t *testing.T, bin string, args ...string) *faultAgent {
+	t.Helper()
+	dir := t.TempDir()
+	a := &faultAgent{t: t, logPath: filepath.Join(dir, "agent.log")}
+	t.Cleanup(func() {
+		if t.Failed() {
+			b, _ := os.ReadFile(a.logPath)
+			t.Logf("agent log tail (%s):\n%s", a.logPath, lastBytes(string(b), 6000))
+		}
+	})
+	a.agentProc = startAgent(t, bin, a.logPath, append([]string{"--journal-path", filepath.Join(dir, "journal.db"),
+		"--poll-interval", "500ms", "--stuck-threshold", "0", "--secure-listen-address="}, args...)...)
+	eventually(t, "agent ready", 60*time.Second, func() bool { return getJSONFrom(a.URL+"/readyz", nil) == 200 })
+	return a
+}
+
+func (a *faultAgent) pods() (agent.PodsResponse, int) {
+	var r agent.PodsResponse
+	code := getJSONFrom(a.URL+"/api/v1/pods", &r)
+	return r, code
+}
+
+func (a *faultAgent) metrics() string {
+	resp, err := (&http.Client{Timeout: 5 * time.Second}).Get(a.URL + "/metrics")
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+// sourceUp is podlife_source_up of source as /metrics has it ("" if absent).
+func (a *faultAgent) sourceUp(source string) string {
+	prefix := fmt.Sprintf("podlife_source_up{source=%q} ", source)
+	for _, l := range strings.Split(a.metrics(), "\n") {
+		if v, ok := strings.CutPrefix(l, prefix); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+func (a *faultAgent) history() []agent.Record {
+	var recs []agent.Record
+	getJSONFrom(a.URL+"/api/v1/transitions", &recs)
+	return recs
+}
+
+func (a *faultAgent) journal() agent.JournalResponse {
+	var r agent.JournalResponse
+	getJSONFrom(a.URL+"/api/v1/journal", &r)
+	return r
+}
+
+// waitDown waits until source is reported down with an error holding every
+// part of want, and checks how it is reported: one line, podlife_source_up
+// 0, and the API still answering with the pods it knew. It returns the error.
+func (a *faultAgent) waitDown(source string, limit time.Duration, want ...string) string {
+	a.t.Helper()
+	var last lifecycle.SourceHealth
+	eventually(a.t, source+" down with "+strings.Join(want, " … "), limit, func() bool {
+		r, _ := a.pods()
+		last = r.Sources[source]
+		if last.Up || last.LastError == "" {
+			return false
+		}
+		for _, w := range want {
+			if !strings.Contains(last.LastError, w) {
+				return false
+			}
+		}
+		return true
+	})
+	if strings.ContainsAny(last.LastError, "\n\r") {
+		a.t.Errorf("%s: lastError is not one line: %q", source, last.LastError)
+	}
+	eventually(a.t, "podlife_source_up{source="+source+"} 0", 10*time.Second, func() bool { return a.sourceUp(source) == "0" })
+	r, code := a.pods()
+	if code != http.StatusOK || len(r.Pods) == 0 || getJSONFrom(a.URL+"/healthz", nil) != http.StatusOK {
+		a.t.Errorf("while %s is down: /api/v1/pods %d with %d pods, /healthz: want 200 with the pods it knew", source, code, len(r.Pods))
+	}
+	a.t.Logf("%s down: %s", source, last.LastError)
+	return last.LastError
+}
+
+// waitUp waits until source is up again, in the API and in /metrics.
+func (a *faultAgent) waitUp(source string, limit time.Duration) {
+	a.t.Helper()
+	eventually(a.t, source+" up again", limit, func() bool {
+		r, _ := a.pods()
+		h := r.Sources[source]
+		return h.Up && h.LastError == "" && a.sourceUp(source) == "1"
+	})
+}
+
+// mark is what the agent had journaled before a fault.
+type mark struct {
+	history []agent.Record
+	pending []journal.Entry
+}
+
+func (a *faultAgent) mark() mark {
+	return mark{history: a.history(), pending: a.journal().Pending}
+}
+
+// checkJournal checks, after a fault, that the agent went on journaling
+// every transition once. With nothing delivered upstream (--upstream off)
+// every journaled entry is still pending: sequences 1..lastSeq with no gap,
+// each the transition the agent recorded with that number; every entry of
+// before is there unchanged; nothing was dropped; source went down and up
+// once each since before; and no transition with a time of its own (a
+// container's start or exit) was journaled again.
+func (a *faultAgent) checkJournal(before mark, source string) {
+	a.t.Helper()
+	j, hist := a.journal(), a.history()
+	if j.Stats.Dropped != 0 || !j.Health.Up || j.Health.Lost != 0 {
+		a.t.Errorf("journal: dropped %d, up %v, lost %d (%s)", j.Stats.Dropped, j.Health.Up, j.Health.Lost, j.Health.Error)
+	}
+	if uint64(len(j.Pending)) != j.Stats.LastSeq || len(hist) != len(j.Pending) {
+		a.t.Fatalf("journal: %d pending, last seq %d, %d in the agent's history: want all the same", len(j.Pending), j.Stats.LastSeq, len(hist))
+	}
+	for i, e := range j.Pending {
+		h := hist[i]
+		if e.Seq != uint64(i+1) || h.Seq != e.Seq || !sameTransition(e.Transition, h.Transition) {
+			a.t.Fatalf("journal entry %d: seq %d %s; the agent recorded seq %d %s", i, e.Seq, describe(e.Transition), h.Seq, describe(h.Transition))
+		}
+	}
+	for _, e := range before.pending {
+		if i := int(e.Seq) - 1; i >= len(j.Pending) || j.Pending[i].ID != e.ID || !sameTransition(j.Pending[i].Transition, e.Transition) {
+			a.t.Errorf("journaled before the fault, lost or changed: seq %d %s", e.Seq, describe(e.Transition))
+		}
+	}
+	seen := map[string]uint64{}
+	var downs, ups int
+	for _, e := range j.Pending {
+		tr := e.Transition
+		if e.Seq > uint64(len(before.pending)) && tr.Source == source {
+			switch tr.Kind {
+			case lifecycle.TransitionSourceDown:
+				downs++
+			case lifecycle.TransitionSourceUp:
+				ups++
+			}
+		}
+		if tr.HappenedAt.IsZero() || tr.Kind == lifecycle.TransitionStageChanged || strings.EqualFold(tr.From, "unknown") || strings.EqualFold(tr.To, "unknown") {
+			continue // no time of its own, or a view lost and found again
+		}
+		k := fmt.Sprintf("%s %s %s/%s %s->%s at %s", tr.Kind, tr.Source, tr.UID, tr.Container, tr.From, tr.To, tr.HappenedAt.Format(time.RFC3339Nano))
+		if s, dup := seen[k]; dup {
+			a.t.Errorf("journaled twice: seq %d and %d: %s", s, e.Seq, k)
+		}
+		seen[k] = e.Seq
+	}
+	if downs != 1 || ups != 1 {
+		a.t.Errorf("since the fault: %d SourceDown and %d SourceUp of %s journaled, want 1 and 1", downs, ups, source)
+	}
+}
+
+func sameTransition(a, b lifecycle.Transition) bool {
+	return a.Kind == b.Kind && a.UID == b.UID && a.Container == b.Container && a.Source == b.Source &&
+		a.From == b.From && a.To == b.To && a.ObservedAt.Equal(b.ObservedAt) && a.HappenedAt.Equal(b.HappenedAt)
+}
+
+func describe(t lifecycle.Transition) string {
+	return fmt.Sprintf("%s %s/%s %s %s->%s", t.Kind, t.Pod, t.Container, t.Source, t.From, t.To)
+}
+
+// faultyKubelet stands between the agent and a real kubelet's read-only
+// port: it passes /pods through, or answers it with the fault it is set to
+// (a real kubelet cannot be made to send a bad body); the kubelet's other
+// endpoints always pass through.
+type faultyKubelet struct {
+	real  *url.URL
+	proxy *httputil.ReverseProxy
+	mode  atomic.Value // string: "" passes through
+}
+
+func newFaultyKubelet(t *testing.T, realURL string) (*faultyKubelet, string) {
+	u, err := url.Parse(realURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &faultyKubelet{real: u, proxy: httputil.NewSingleHostReverseProxy(u)}
+	f.mode.Store("")
+	srv := httptest.NewServer(f)
+	t.Cleanup(srv.Close)
+	return f, srv.URL
+}
+
+// The largest /pods answer the agent accepts (kubelet.Config.MaxBodyBytes).
+const kubeletBodyLimit = 64 << 20
+
+func (f *faultyKubelet) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	mode := f.mode.Load().(string)
+	if r.URL.Path != "/pods" || mode == "" {
+		f.proxy.ServeHTTP(w, r)
+		return
+	}
+	head := `{"kind":"PodList","apiVersion":"v1","metadata":{},"items":[`
+	rc := http.NewResponseController(w)
+	switch mode {
+	case "404": // the real kubelet's own 404
+		r.URL.Path = "/pods-not-here"
+		f.proxy.ServeHTTP(w, r)
+	case "garbage":
+		w.Header().Set("Content-Type", "text/html")
+		io.WriteString(w, "<html><body><h1>502 Bad Gateway</h1></body></html>\n")
+	case "truncated": // the real answer, cut off halfway through
+		resp, err := http.Get(f.real.String() + "/pods")
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Content-Length", fmt.Sprint(len(body)))
+		w.Write(body[:len(body)/2])
+		// Returning short of Content-Length closes the connection.
+	case "huge":
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, head)
+		chunk := []byte(strings.Repeat(" ", 1<<20))
+		for n := len(head); n <= kubeletBodyLimit+len(chunk); n += len(chunk) {
+			if _, err := w.Write(chunk); err != nil {
+				return
+			}
+		}
+	case "trickle": // headers at once, then a byte now and then
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, head)
+		rc.Flush()
+		for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); {
+			select {
+			case <-r.Context().Done():
+				return
+			case <-time.After(500 * time.Millisecond):
+			}
+			if _, err := w.Write([]byte(" ")); err != nil {
+				return
+			}
+			rc.Flush()
+		}
+	}
+}
+
+// TestKubeletFaults: the kubelet rows of the fault table that a real
+// kubelet can show on its own (a serving certificate it renews, a token file
+// that disappears) and the bad answers it cannot (a 404 from its own mux
+// behind a proxy that rewrites the path; garbage, a truncated body, one past
+// the limit, one that trickles), under the real agent.
+func TestKubeletFaults(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real components (containerd, kubelet): not in -short")
+	}
+	bin := buildPodlife(t)
+	ctd := testenv.StartContainerd(t)
+	ctd.ImportImages(t)
+	k := testenv.StartKubelet(t, ctd, "podlife-faults")
+	addFaultPods(t, k)
+	faulty, faultyURL := newFaultyKubelet(t, k.ReadOnlyURL)
+	ag := startFaultAgent(t, bin, "--node-name", k.Name, "--cri-endpoint", ctd.Endpoint, "--kubelet-url", faultyURL, "--upstream", "off")
+	eventually(t, "both static pods seen, the crash loop restarting", 120*time.Second, func() bool {
+		r, _ := ag.pods()
+		n := 0
+		for _, p := range r.Pods {
+			if p.Name == "serving-"+k.Name && p.Stage == lifecycle.StageServing || p.Name == "crashloop-"+k.Name && p.Restarts() >= 1 {
+				n++
+			}
+		}
+		return n == 2
+	})
+
+	for _, tc := range []struct {
+		mode string
+		want []string
+	}{
+		{"404", []string{"/pods: HTTP 404 (kubelet: 404 page not found): nothing serves /pods there"}},
+		{"garbage", []string{"/pods: decode /pods: invalid character '<'"}},
+		{"truncated", []string{"/pods: reading body after", "bytes (truncated answer): unexpected EOF"}},
+		{"huge", []string{"/pods: answer larger than the 67108864-byte limit"}},
+		{"trickle", []string{"/pods: timed out after", "bytes of the answer: it came slower than the 5s timeout"}},
+	} {
+		t.Run(tc.mode, func(t *testing.T) {
+			ag.t = t
+			before := ag.mark()
+			faulty.mode.Store(tc.mode)
+			ag.waitDown(lifecycle.SourceKubelet, 60*time.Second, tc.want...)
+			faulty.mode.Store("")
+			ag.waitUp(lifecycle.SourceKubelet, 30*time.Second)
+			ag.checkJournal(before, lifecycle.SourceKubelet)
+		})
+	}
+
+	// Over HTTPS, with the kubelet's serving certificate pinned from a file
+	// and a token file (the standalone kubelet accepts any caller).
+	dir := t.TempDir()
+	pin, token := filepath.Join(dir, "kubelet.crt"), filepath.Join(dir, "token")
+	copyFile(t, k.ServingCertFile, pin)
+	writeFile(t, token, "podlife-token")
+	tlsAgent := startFaultAgent(t, bin, "--node-name", k.Name, "--cri-endpoint", ctd.Endpoint, "--upstream", "off",
+		"--kubelet-url", k.HTTPSURL, "--kubelet-serving-cert-file", pin, "--kubelet-token-file", token)
+	tlsAgent.waitUp(lifecycle.SourceKubelet, 30*time.Second)
+
+	t.Run("token file disappears", func(t *testing.T) {
+		tlsAgent.t = t
+		before := tlsAgent.mark()
+		if err := os.Rename(token, token+".away"); err != nil {
+			t.Fatal(err)
+		}
+		tlsAgent.waitDown(lifecycle.SourceKubelet, 30*time.Second, "kubelet-token-file: stat "+token+": no such file or directory")
+		if err := os.Rename(token+".away", token); err != nil {
+			t.Fatal(err)
+		}
+		tlsAgent.waitUp(lifecycle.SourceKubelet, 30*time.Second)
+		tlsAgent.checkJournal(before, lifecycle.SourceKubelet)
+	})
+	// The kubelet renews its self-signed certificate on a restart; the pinned
+	// copy still holds the old one (a single-file mount of a certificate
+	// replaced by a rename keeps the old file) until it is rewritten in place.
+	t.Run("serving certificate renewed", func(t *testing.T) {
+		tlsAgent.t = t
+		before := tlsAgent.mark()
+		verified := `podlife_kubelet_tls_verified{mode="pinned-cert"} `
+		if !hasLine(tlsAgent.metrics(), verified+"1") {
+			t.Fatalf("not verified with the pin before the renewal:\n%s", tlsAgent.metrics())
+		}
+		k.RestartWithNewCert(t)
+		tlsAgent.waitDown(lifecycle.SourceKubelet, 90*time.Second, "TLS verification failed: the kubelet's certificate (subject "+k.Name,
+			"is not the certificate pinned in kubelet-serving-cert-file "+pin+" (re-read at every connection)")
+		if !hasLine(tlsAgent.metrics(), verified+"0") {
+			t.Errorf("podlife_kubelet_tls_verified not 0 while the pin does not match")
+		}
+		copyFile(t, k.ServingCertFile, pin) // rewritten in place: same inode
+		tlsAgent.waitUp(lifecycle.SourceKubelet, 30*time.Second)
+		if !hasLine(tlsAgent.metrics(), verified+"1") {
+			t.Errorf("podlife_kubelet_tls_verified not 1 once the pin holds the new certificate")
+		}
+		tlsAgent.checkJournal(before, lifecycle.SourceKubelet)
+	})
+}
+
+// copyFile writes src's content over dst in place (dst keeps its inode).
+func copyFile(t *testing.T, src, dst string) {
+	t.Helper()
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, dst, string(b))
+}
+
+// writeFile writes content to path in place.
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,110 @@
+package testenv
+
+import (
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// RestartWithNewServingCert stops the API server, gives it a new serving
+// certificate and key signed by the same CA (a new serial; clients that
+// trust CAFile accept it), and starts it again on the same port and etcd.
+// It returns the new certificate's serial number.
+func (a *APIServer) RestartWithNewServingCert(t testing.TB) string {
+	t.Helper()
+	ca, caKey := a.loadCA(t)
+	a.Stop()
+	serial := time.Now().UnixNano()
+	cert, _ := writeCert(t, filepath.Join(a.Dir, "serving.crt"), filepath.Join(a.Dir, "serving.key"),
+		servingTemplate(serial, "kube-apiserver", []net.IP{net.ParseIP("127.0.0.1")}, []string{"localhost"}), ca, caKey)
+	a.Start()
+	return cert.SerialNumber.String()
+}
+
+// loadCA reads the test CA and its key back from CAFile and CAKeyFile.
+func (a *APIServer) loadCA(t testing.TB) (*x509.Certificate, *rsa.PrivateKey) {
+	t.Helper()
+	cb, err := os.ReadFile(a.CAFile)
+	if err != nil {
+		t.Fatalf("API server CA: %v", err)
+	}
+	kb, err := os.ReadFile(a.CAKeyFile)
+	if err != nil {
+		t.Fatalf("API server CA key: %v", err)
+	}
+	cblk, _ := pem.Decode(cb)
+	kblk, _ := pem.Decode(kb)
+	if cblk == nil || kblk == nil {
+		t.Fatalf("API server CA or key: not PEM")
+	}
+	ca, err := x509.ParseCertificate(cblk.Bytes)
+	if err != nil {
+		t.Fatalf("API server CA: %v", err)
+	}
+	key, err := x509.ParsePKCS1PrivateKey(kblk.Bytes)
+	if err != nil {
+		t.Fatalf("API server CA key: %v", err)
+	}
+	return ca, key
+}
+
+// RestartAccepting stops the API server, rewrites its static token file so
+// that token is accepted or not (kube-apiserver reads the file only at start),
+// and starts it again. A token that is not accepted gets 401 Unauthorized.
+func (a *APIServer) RestartAccepting(t testing.TB, token string, accepted bool) {
+	t.Helper()
+	file := filepath.Join(a.Dir, "tokens.csv")
+	aside := filepath.Join(a.Dir, "tokens-revoked.csv") // its lines while not accepted
+	from, to := file, aside
+	if accepted {
+		from, to = aside, file
+	}
+	src, _ := os.ReadFile(from)
+	dst, _ := os.ReadFile(to)
+	var keep, moved []string
+	for _, l := range strings.Split(strings.TrimSpace(string(src)), "\n") {
+		switch {
+		case l == "":
+		case strings.HasPrefix(l, token+","):
+			moved = append(moved, l)
+		default:
+			keep = append(keep, l)
+		}
+	}
+	if len(moved) == 0 {
+		t.Fatalf("token %q: not in %s", token, from)
+	}
+	a.Stop()
+	if err := os.WriteFile(from, []byte(strings.Join(keep, "\n")+"\n"), 0o600); err != nil {
+		t.Fatalf("token file: %v", err)
+	}
+	if err := os.WriteFile(to, append(dst, strings.Join(moved, "\n")+"\n"...), 0o600); err != nil {
+		t.Fatalf("token file: %v", err)
+	}
+	a.Start()
+}
+
+// Stop stops containerd gracefully (SIGTERM, SIGKILL after 10 s), as a
+// service manager restarting it does; containers and shims keep running.
+// Restart starts it again.
+func (c *Containerd) Stop(t testing.TB) {
+	t.Helper()
+	c.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-c.cmd.done:
+	case <-time.After(10 * time.Second):
+		t.Logf("containerd did not stop on SIGTERM within 10s: killed")
+		c.cmd.kill()
+	}
+	if c.cmd.ProcessState != nil && !c.cmd.ProcessState.Success() {
+		t.Logf("containerd exit: %s", fmt.Sprint(c.cmd.ProcessState))
+	}
+}

@@ -33,7 +33,13 @@ type Config struct {
 	KubeletInsecureSkipVerify bool          `mapstructure:"kubelet-insecure-skip-verify"`
 	KubeletKubeconfig         string        `mapstructure:"kubelet-kubeconfig"`
 	PollInterval              time.Duration `mapstructure:"poll-interval"`
-	ListenAddress             string        `mapstructure:"listen-address"`
+	SecureListenAddress       string        `mapstructure:"secure-listen-address"`
+	InsecureListenAddress     string        `mapstructure:"insecure-listen-address"`
+	ListenAddress             string        `mapstructure:"listen-address"` // deprecated: the old name of InsecureListenAddress
+	TLSCertFile               string        `mapstructure:"tls-cert-file"`
+	TLSPrivateKeyFile         string        `mapstructure:"tls-private-key-file"`
+	AuthenticationKubeconfig  string        `mapstructure:"authentication-kubeconfig"`
+	AuthorizationKubeconfig   string        `mapstructure:"authorization-kubeconfig"`
 	HistorySize               int           `mapstructure:"history-size"`
 	Upstream                  string        `mapstructure:"upstream"`
 	Kubeconfig                string        `mapstructure:"kubeconfig"`
@@ -65,7 +71,16 @@ func Flags(fs *pflag.FlagSet) {
 	fs.Bool("kubelet-insecure-skip-verify", false, "do not verify the kubelet's serving certificate: explicit opt-in, for testing; the token is still sent (logged, and shown in podlife_kubelet_tls_verified and the kubelet source's status)")
 	fs.String("kubelet-kubeconfig", "", "off-cluster: read /pods through the API server's node proxy with this kubeconfig")
 	fs.Duration("poll-interval", time.Second, "kubelet poll and CRI relist interval")
-	fs.String("listen-address", ":9808", "HTTP API and metrics address")
+	fs.String("secure-listen-address", ":9808", "HTTPS address of the API and metrics, for callers the API server vouches for "+
+		"(TokenReview, then SubjectAccessReview on nodes/podlife or nodes/metrics); serves in a cluster or with --kubeconfig; empty: off")
+	fs.String("insecure-listen-address", "", "plain HTTP address of the API and metrics, without authentication (demo, local debugging: e.g. 127.0.0.1:9809); empty: off")
+	fs.String("listen-address", "", "the old name of --insecure-listen-address")
+	old := fs.Lookup("listen-address") // as pflag's MarkDeprecated, which cannot fail here
+	old.Deprecated, old.Hidden = "use --insecure-listen-address (plain HTTP, no authentication)", true
+	fs.String("tls-cert-file", "", "serving certificate of the secure address, re-read when it changes (default: self-signed, generated at start)")
+	fs.String("tls-private-key-file", "", "the key of --tls-cert-file")
+	fs.String("authentication-kubeconfig", "", "API server that reviews callers' tokens (default: --kubeconfig, then in-cluster)")
+	fs.String("authorization-kubeconfig", "", "API server that reviews callers' access (default: --kubeconfig, then in-cluster)")
 	fs.Int("history-size", 1000, "transitions kept in memory, per node and per pod")
 	fs.String("upstream", "auto", "report to the API server: auto (when in a cluster or --kubeconfig is set), on, off")
 	fs.String("kubeconfig", "", "kubeconfig for the API server (default in-cluster configuration)")
@@ -157,7 +172,9 @@ func (c *Config) Validate() error {
 		return &ConfigError{"kubelet-url", fmt.Sprintf("%q: want https://HOST:10250 or http://HOST:10255", c.KubeletURL)}
 	}
 	for key, path := range map[string]string{"kubelet-token-file": c.KubeletTokenFile, "kubelet-ca-file": c.KubeletCAFile,
-		"kubelet-serving-cert-file": c.KubeletServingCertFile, "kubeconfig": c.Kubeconfig, "kubelet-kubeconfig": c.KubeletKubeconfig} {
+		"kubelet-serving-cert-file": c.KubeletServingCertFile, "kubeconfig": c.Kubeconfig, "kubelet-kubeconfig": c.KubeletKubeconfig,
+		"tls-cert-file": c.TLSCertFile, "tls-private-key-file": c.TLSPrivateKeyFile,
+		"authentication-kubeconfig": c.AuthenticationKubeconfig, "authorization-kubeconfig": c.AuthorizationKubeconfig} {
 		if path == "" {
 			continue
 		}
@@ -182,8 +199,8 @@ func (c *Config) Validate() error {
 	case c.StuckThreshold < 0:
 		return &ConfigError{"stuck-threshold", fmt.Sprintf("%s: must not be negative", c.StuckThreshold)}
 	}
-	if _, _, err := net.SplitHostPort(c.ListenAddress); err != nil {
-		return &ConfigError{"listen-address", fmt.Sprintf("%q: want HOST:PORT or :PORT", c.ListenAddress)}
+	if err := c.validateServing(); err != nil {
+		return err
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
@@ -191,6 +208,66 @@ func (c *Config) Validate() error {
 		return &ConfigError{"log-level", fmt.Sprintf("%q: want debug, info, warn or error", c.LogLevel)}
 	}
 	return nil
+}
+
+// validateServing checks the listeners, the serving certificate and the
+// API server access the secure listener needs.
+func (c *Config) validateServing() error {
+	for _, a := range []struct{ key, addr string }{{"secure-listen-address", c.SecureListenAddress},
+		{"insecure-listen-address", c.InsecureListenAddress}, {"listen-address", c.ListenAddress}} {
+		if _, _, err := net.SplitHostPort(a.addr); a.addr != "" && err != nil {
+			return &ConfigError{a.key, fmt.Sprintf("%q: want HOST:PORT or :PORT", a.addr)}
+		}
+	}
+	if c.ListenAddress != "" {
+		if c.InsecureListenAddress != "" && c.InsecureListenAddress != c.ListenAddress {
+			return &ConfigError{"listen-address", "the old name of insecure-listen-address: set only insecure-listen-address"}
+		}
+		c.InsecureListenAddress = c.ListenAddress
+	}
+	if (c.TLSCertFile == "") != (c.TLSPrivateKeyFile == "") {
+		if c.TLSCertFile == "" {
+			return &ConfigError{"tls-cert-file", "needed with tls-private-key-file"}
+		}
+		return &ConfigError{"tls-private-key-file", "needed with tls-cert-file"}
+	}
+	inCluster := os.Getenv("KUBERNETES_SERVICE_HOST") != ""
+	authn := c.AuthenticationKubeconfig != "" || c.Kubeconfig != "" || inCluster
+	authz := c.AuthorizationKubeconfig != "" || c.Kubeconfig != "" || inCluster
+	switch {
+	case authn && !authz:
+		return &ConfigError{"authorization-kubeconfig", "needed with authentication-kubeconfig outside a cluster without kubeconfig"}
+	case authz && !authn:
+		return &ConfigError{"authentication-kubeconfig", "needed with authorization-kubeconfig outside a cluster without kubeconfig"}
+	}
+	switch {
+	case c.SecureServing() && c.InsecureListenAddress != "" && overlap(c.SecureListenAddress, c.InsecureListenAddress):
+		return &ConfigError{"insecure-listen-address", fmt.Sprintf("%q is also secure-listen-address: give plain HTTP another port", c.InsecureListenAddress)}
+	case c.SecureServing() || c.InsecureListenAddress != "":
+		return nil
+	case c.SecureListenAddress == "":
+		return &ConfigError{"secure-listen-address", "empty and no insecure-listen-address: the agent would serve nothing"}
+	}
+	return &ConfigError{"secure-listen-address", fmt.Sprintf("%q needs an API server to review callers: run in a cluster or set kubeconfig; "+
+		"for plain HTTP without authentication set insecure-listen-address instead", c.SecureListenAddress)}
+}
+
+// overlap says whether two HOST:PORT addresses would take the same port: the
+// same port, not 0, on the same host or where either is every address.
+func overlap(a, b string) bool {
+	ah, ap, _ := net.SplitHostPort(a)
+	bh, bp, _ := net.SplitHostPort(b)
+	every := func(h string) bool { ip := net.ParseIP(h); return h == "" || ip != nil && ip.IsUnspecified() }
+	return ap == bp && ap != "0" && (ah == bh || every(ah) || every(bh))
+}
+
+// SecureServing says whether the secure listener serves: its address is set
+// and there is an API server to review callers (in a cluster, or a kubeconfig).
+func (c *Config) SecureServing() bool {
+	if c.SecureListenAddress == "" {
+		return false
+	}
+	return c.AuthenticationKubeconfig != "" || c.Kubeconfig != "" || os.Getenv("KUBERNETES_SERVICE_HOST") != ""
 }
 
 // UpstreamEnabled says whether to connect to the API server.

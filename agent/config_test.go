@@ -31,7 +31,18 @@ func TestBadConfigFiles(t *testing.T) {
 		"missing-ca.yaml":      "config: kubelet-ca-file: stat /nonexistent/ca.crt: no such file or directory",
 		"not-yaml.yaml":        "config: config: testdata/config/not-yaml.yaml: error converting YAML to JSON: yaml: did not find expected key",
 		"bad-duration.yaml":    `config: poll-interval: "soon": time: invalid duration`,
+		// Serving: the secure listener needs an API server to review callers.
+		"bad-secure-address.yaml":  `config: secure-listen-address: "9808": want HOST:PORT or :PORT`,
+		"same-addresses.yaml":      `config: insecure-listen-address: "127.0.0.1:9808" is also secure-listen-address: give plain HTTP another port`,
+		"cert-without-key.yaml":    "config: tls-private-key-file: needed with tls-cert-file",
+		"missing-cert.yaml":        "config: tls-cert-file: stat /nonexistent/tls.crt: no such file or directory",
+		"authn-without-authz.yaml": "config: authorization-kubeconfig: needed with authentication-kubeconfig outside a cluster without kubeconfig",
+		"no-api-server.yaml": `config: secure-listen-address: ":9808" needs an API server to review callers: run in a cluster or set kubeconfig; ` +
+			"for plain HTTP without authentication set insecure-listen-address instead",
+		"nothing-served.yaml":      "config: secure-listen-address: empty and no insecure-listen-address: the agent would serve nothing",
+		"both-insecure-names.yaml": "config: listen-address: the old name of insecure-listen-address: set only insecure-listen-address",
 	}
+	t.Setenv("KUBERNETES_SERVICE_HOST", "") // outside a cluster
 	for file, want := range tests {
 		t.Run(file, func(t *testing.T) {
 			_, err := load(t, "--config", filepath.Join("testdata", "config", file))
@@ -65,13 +76,53 @@ func TestConfigPrecedence(t *testing.T) {
 
 func TestConfigDefaults(t *testing.T) {
 	t.Setenv("NODE_NAME", "node-from-downward-api")
+	t.Setenv("KUBERNETES_SERVICE_HOST", "10.96.0.1") // in a cluster
 	c, err := load(t)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.NodeName != "node-from-downward-api" || c.ListenAddress != ":9808" || c.PollInterval != time.Second ||
+	if c.NodeName != "node-from-downward-api" || c.SecureListenAddress != ":9808" || !c.SecureServing() ||
+		c.InsecureListenAddress != "" || c.PollInterval != time.Second ||
 		c.HistorySize != 1000 || c.CRIEndpoint != "unix:///run/containerd/containerd.sock" || !c.CRIStream {
 		t.Fatalf("defaults %+v", c)
+	}
+}
+
+// Which listeners serve: the secure one needs an API server to review
+// callers (in a cluster or a kubeconfig); plain HTTP only when asked for,
+// under its new name or the old one.
+func TestConfigListeners(t *testing.T) {
+	t.Setenv("NODE_NAME", "n")
+	kubeconfig := filepath.Join("testdata", "config", "good.yaml") // any existing file
+	tests := []struct {
+		name             string
+		inCluster        bool
+		args             []string
+		secure, insecure string // "" when that listener does not serve
+	}{
+		{"in a cluster", true, nil, ":9808", ""},
+		{"kubeconfig", false, []string{"--kubeconfig", kubeconfig}, ":9808", ""},
+		{"review kubeconfigs", false, []string{"--authentication-kubeconfig", kubeconfig, "--authorization-kubeconfig", kubeconfig}, ":9808", ""},
+		{"both", true, []string{"--insecure-listen-address", "127.0.0.1:9809"}, ":9808", "127.0.0.1:9809"},
+		{"off-cluster plain HTTP", false, []string{"--insecure-listen-address", "127.0.0.1:0"}, "", "127.0.0.1:0"},
+		{"old name", false, []string{"--listen-address", "127.0.0.1:0"}, "", "127.0.0.1:0"},
+		{"secure off", true, []string{"--secure-listen-address=", "--listen-address", "127.0.0.1:0"}, "", "127.0.0.1:0"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("KUBERNETES_SERVICE_HOST", map[bool]string{true: "10.96.0.1"}[tc.inCluster])
+			c, err := load(t, tc.args...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			secure := ""
+			if c.SecureServing() {
+				secure = c.SecureListenAddress
+			}
+			if secure != tc.secure || c.InsecureListenAddress != tc.insecure {
+				t.Fatalf("secure %q insecure %q, want %q and %q", secure, c.InsecureListenAddress, tc.secure, tc.insecure)
+			}
+		})
 	}
 }
 
@@ -79,7 +130,8 @@ func TestConfigDefaults(t *testing.T) {
 // both off and configured.
 func TestKubeletTLSFlags(t *testing.T) {
 	t.Setenv("NODE_NAME", "n")
-	pin := filepath.Join("testdata", "config", "good.yaml") // any existing file
+	t.Setenv("PODLIFE_INSECURE_LISTEN_ADDRESS", "127.0.0.1:0") // something to serve, outside a cluster
+	pin := filepath.Join("testdata", "config", "good.yaml")    // any existing file
 	tests := []struct {
 		args []string
 		want string

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,8 +19,9 @@ import (
 )
 
 // Run builds the agent from cfg and runs it until ctx is done. listening, if
-// set, is called with the bound address once the HTTP API is up.
-func Run(ctx context.Context, cfg Config, log *slog.Logger, listening func(addr string)) error {
+// set, is called with the base URL of each listener once the HTTP API is up:
+// the plain HTTP one (http://ADDR) first, then the secure one (https://ADDR).
+func Run(ctx context.Context, cfg Config, log *slog.Logger, listening func(url string)) error {
 	rt, err := cri.New(cri.Config{Endpoint: cfg.CRIEndpoint, RelistInterval: cfg.PollInterval, Stream: cfg.CRIStream}, log)
 	if err != nil {
 		return &ConfigError{"cri-endpoint", err.Error()}
@@ -76,17 +76,23 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, listening func(addr 
 		u.Reporter.Running = a.runningContainers
 		u.Reporter.APIUID = a.apiUID
 	}
-	l, err := net.Listen("tcp", cfg.ListenAddress)
+	eps, err := openEndpoints(cfg, log)
 	if err != nil {
-		return &ConfigError{"listen-address", err.Error()}
+		return err
 	}
-	if listening != nil {
-		listening(l.Addr().String())
+	var urls []string
+	for _, e := range eps {
+		urls = append(urls, e.URL())
+		if listening != nil {
+			listening(e.URL())
+		}
 	}
-	log.Info("podlife agent started", "node", cfg.NodeName, "listen", l.Addr().String(), "cri", cfg.CRIEndpoint,
+	log.Info("podlife agent started", "node", cfg.NodeName, "listen", urls, "cri", cfg.CRIEndpoint,
 		"kubelet", kl.URL(), "upstream", opts.Upstream != nil, "journal", cfg.JournalPath)
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return a.Serve(gctx, l) })
+	for _, e := range eps {
+		g.Go(func() error { return serveHTTP(gctx, e.l, e.handler(a.Handler()), e.tls, log) })
+	}
 	g.Go(func() error { return a.Run(gctx) })
 	if err := g.Wait(); err != nil && !errors.Is(err, context.Canceled) {
 		return err

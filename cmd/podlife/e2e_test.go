@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -42,7 +43,9 @@ func TestCLIExitCodes(t *testing.T) {
 		{[]string{"agent", "--poll-interval", "1ms", "--node-name", "n"}, 2, "podlife: config: poll-interval: 1ms: must be at least 10ms\n"},
 		{[]string{"agent", "--cri-endpoint", "tcp://x", "--node-name", "n"}, 2, `podlife: config: cri-endpoint: cri-endpoint "tcp://x": want unix:///path/to/socket` + "\n"},
 		{[]string{"agent", "--no-such-flag"}, 2, "podlife: config: flags: unknown flag: --no-such-flag\n"},
-		{[]string{"agent", "--check-config", "--node-name", "n"}, 0, ""},
+		{[]string{"agent", "--check-config", "--node-name", "n", "--insecure-listen-address", "127.0.0.1:9809"}, 0, ""},
+		{[]string{"agent", "--check-config", "--node-name", "n"}, 2, `podlife: config: secure-listen-address: ":9808" needs an API server to review callers`},
+		{[]string{"pods", "--server", "http://127.0.0.1:1", "--token", "t"}, 2, "podlife: usage: a token for http://127.0.0.1:1: it would travel in clear"},
 		{[]string{"bogus"}, 2, "podlife: unknown command \"bogus\" (see 'podlife help')\n"},
 		{[]string{"pods", "--server", "http://127.0.0.1:1"}, 1, "podlife: cannot reach the podlife agent at http://127.0.0.1:1"},
 		{[]string{"version"}, 0, ""},
@@ -104,16 +107,32 @@ const listenLine = "podlife agent listening on "
 // agentProc is a podlife agent process a test started.
 type agentProc struct {
 	*exec.Cmd
-	URL  string        // its HTTP API, as the agent reported it
+	URL  string        // its plain HTTP API, as the agent reported it
+	urls chan string   // the other addresses it reported (its secure one)
 	done chan struct{} // closed when it has exited; err is then Wait's error
 	err  error
+}
+
+// secureURL waits for the agent's secure address (https://), which it
+// reports after the plain one where it has an API server to review callers.
+func (p *agentProc) secureURL(t testing.TB) string {
+	t.Helper()
+	select {
+	case u := <-p.urls:
+		return u
+	case <-p.done:
+	case <-time.After(30 * time.Second):
+	}
+	t.Fatalf("the agent reported no secure address (exit: %v)", p.err)
+	return ""
 }
 
 // wait waits for the agent to exit and returns Wait's error.
 func (p *agentProc) wait() error { <-p.done; return p.err }
 
-// startAgent starts `podlife agent` (bin) with args and --listen-address
-// 127.0.0.1:0, its output appended to logPath, and waits until it reports the
+// startAgent starts `podlife agent` (bin) with args and --insecure-listen-address
+// 127.0.0.1:0 (and --secure-listen-address 127.0.0.1:0 unless args set it),
+// its output appended to logPath, and waits until it reports the plain
 // address it bound: the agent takes the port itself, so no other process can
 // take it between a test choosing it and the agent binding it. Cleanup kills
 // it.
@@ -123,9 +142,12 @@ func startAgent(t testing.TB, bin, logPath string, args ...string) *agentProc {
 	if err != nil {
 		t.Fatal(err)
 	}
-	found := make(chan string, 1)
-	p := &agentProc{Cmd: exec.Command(bin, append(append([]string{"agent"}, args...), "--listen-address", "127.0.0.1:0")...),
-		done: make(chan struct{})}
+	found := make(chan string, 2)
+	args = append(append([]string{"agent"}, args...), "--insecure-listen-address", "127.0.0.1:0")
+	if !slices.ContainsFunc(args, func(a string) bool { return strings.HasPrefix(a, "--secure-listen-address") }) {
+		args = append(args, "--secure-listen-address", "127.0.0.1:0")
+	}
+	p := &agentProc{Cmd: exec.Command(bin, args...), urls: found, done: make(chan struct{})}
 	p.Stdout, p.Stderr = &addrWatcher{w: logf, found: found}, logf
 	p.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := p.Start(); err != nil {
@@ -145,8 +167,8 @@ func startAgent(t testing.TB, bin, logPath string, args ...string) *agentProc {
 	return nil
 }
 
-// addrWatcher passes the agent's output on to w and sends the address of the
-// first listenLine to found.
+// addrWatcher passes the agent's output on to w and sends the address of
+// each listenLine to found (a buffer of two: the plain and the secure one).
 type addrWatcher struct {
 	w     io.Writer
 	line  []byte
@@ -165,9 +187,14 @@ func (a *addrWatcher) Write(b []byte) (int, error) {
 				break
 			}
 			if url, ok := strings.CutPrefix(string(a.line[:i]), listenLine); ok {
-				a.found <- url
-				a.found, a.line = nil, nil
-				break
+				select {
+				case a.found <- url:
+				default: // nobody waits for more
+				}
+				if strings.HasPrefix(url, "https://") { // the last one
+					a.found, a.line = nil, nil
+					break
+				}
 			}
 			a.line = a.line[i+1:]
 		}

@@ -39,8 +39,11 @@ Usage:
   podlife journal --journal-path FILE   transitions not yet delivered upstream
   podlife version                print the version
 
-CLI flags: --server URL (default http://127.0.0.1:9808), --direct (read the
-CRI socket and the kubelet yourself, with the agent's source flags), -o json|yaml.
+CLI flags: --server URL (default http://127.0.0.1:9808, the demo), --direct (read
+the CRI socket and the kubelet yourself, with the agent's source flags), -o json|yaml.
+A secured agent (https://NODE:9808): --token or --token-file (a token the API
+server accepts, bound to ClusterRole podlife-reader), and --certificate-authority
+FILE or --insecure-skip-tls-verify (its certificate is self-signed by default).
 `
 
 // run dispatches a subcommand and returns the exit code: 0 ok, 1 failure,
@@ -112,14 +115,26 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if check, _ := fs.GetBool("check-config"); check {
 		fmt.Fprintf(stdout, "configuration ok: node %s, cri %s, kubelet %s, listen %s\n", cfg.NodeName, cfg.CRIEndpoint,
-			orDefault(cfg.KubeletURL, kubelet.DefaultURL()), cfg.ListenAddress)
+			orDefault(cfg.KubeletURL, kubelet.DefaultURL()), listenSummary(cfg))
 		return nil
 	}
 	// The bound address on stdout: with --listen-address 127.0.0.1:0 it is
 	// how a caller (a test, a script) learns the port.
-	return agent.Run(ctx, cfg, logger(stderr, cfg.LogLevel), func(addr string) {
-		fmt.Fprintf(stdout, "podlife agent listening on http://%s\n", addr)
+	return agent.Run(ctx, cfg, logger(stderr, cfg.LogLevel), func(url string) {
+		fmt.Fprintf(stdout, "podlife agent listening on %s\n", url)
 	})
+}
+
+// listenSummary says what the agent's listeners will serve.
+func listenSummary(cfg agent.Config) string {
+	var s []string
+	if cfg.InsecureListenAddress != "" {
+		s = append(s, "http://"+cfg.InsecureListenAddress+" (no authentication)")
+	}
+	if cfg.SecureServing() {
+		s = append(s, "https://"+cfg.SecureListenAddress+" (TokenReview, SubjectAccessReview)")
+	}
+	return strings.Join(s, " and ")
 }
 
 func orDefault(s, d string) string {
@@ -156,13 +171,12 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	defer node.Close()
 	cfg := agent.Config{NodeName: "podlife-demo", CRIEndpoint: node.CRIEndpoint, CRIStream: *stream, KubeletURL: node.KubeletURL,
-		PollInterval: *poll, ListenAddress: *listen, HistorySize: 1000, Upstream: "off", EventBurst: 5,
+		PollInterval: *poll, InsecureListenAddress: *listen, HistorySize: 1000, Upstream: "off", EventBurst: 5,
 		EventInterval: time.Minute, StuckThreshold: 30 * time.Second, LogLevel: *level}
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	return agent.Run(ctx, cfg, log, func(addr string) {
-		base := "http://" + addr
+	return agent.Run(ctx, cfg, log, func(base string) {
 		fmt.Fprintf(stdout, `podlife demo: the agent runs against a simulated node (CRI %s, kubelet %s).
 Pods walk through every stage: init containers, starting, serving, a completed Job, CrashLoopBackOff,
 ErrImagePull/ImagePullBackOff, InvalidImageName, OOMKilled, Evicted, Terminating; the kubelet is
@@ -182,6 +196,7 @@ Ctrl-C stops it.
 func runCLI(ctx context.Context, cmd string, args []string, stdout io.Writer) error {
 	fs := pflag.NewFlagSet(cmd, pflag.ContinueOnError)
 	server := fs.String("server", "http://127.0.0.1:9808", "the podlife agent's HTTP API")
+	auth := clientAuthFlags(fs)
 	output := fs.StringP("output", "o", "", "json or yaml (default: a table)")
 	direct := fs.Bool("direct", false, "read the CRI socket and the kubelet directly (no agent needed)")
 	criEndpoint := fs.String("cri-endpoint", cri.DefaultEndpoint, "CRI socket, with --direct")
@@ -200,7 +215,10 @@ func runCLI(ctx context.Context, cmd string, args []string, stdout io.Writer) er
 	if *output != "" && *output != "json" && *output != "yaml" {
 		return fmt.Errorf("%w: -o %q: want json or yaml", errUsage, *output)
 	}
-	c := cli.NewClient(*server)
+	c, err := cli.NewClientWith(*server, *auth)
+	if err != nil && !*direct {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
 	now := time.Now()
 	var pods *agent.PodsResponse
 	if *direct {
@@ -263,6 +281,16 @@ func runCLI(ctx context.Context, cmd string, args []string, stdout io.Writer) er
 	return nil
 }
 
+// clientAuthFlags defines the flags that reach a secured agent on fs.
+func clientAuthFlags(fs *pflag.FlagSet) *cli.Auth {
+	var a cli.Auth
+	fs.StringVar(&a.Token, "token", "", "bearer token for a secured agent (https://): one the API server accepts, bound to ClusterRole podlife-reader")
+	fs.StringVar(&a.TokenFile, "token-file", "", "file holding the bearer token")
+	fs.StringVar(&a.CertificateAuthority, "certificate-authority", "", "CA file that signed the agent's serving certificate (--tls-cert-file)")
+	fs.BoolVar(&a.InsecureSkipTLSVerify, "insecure-skip-tls-verify", false, "do not verify the agent's certificate (its default one is self-signed)")
+	return &a
+}
+
 // directSnapshot reads both sources once, without an agent.
 func directSnapshot(ctx context.Context, endpoint string, kc kubelet.Config) (*lifecycle.Snapshot, error) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -293,6 +321,7 @@ func directSnapshot(ctx context.Context, endpoint string, kc kubelet.Config) (*l
 func runJournal(args []string, stdout io.Writer) error {
 	fs := pflag.NewFlagSet("journal", pflag.ContinueOnError)
 	server := fs.String("server", "http://127.0.0.1:9808", "the running agent's HTTP API")
+	auth := clientAuthFlags(fs)
 	path := fs.String("journal-path", "", "read this journal file directly (only while no agent holds it)")
 	output := fs.StringP("output", "o", "", "json or yaml")
 	if err := fs.Parse(args); err != nil {
@@ -313,8 +342,14 @@ func runJournal(args []string, stdout io.Writer) error {
 		if r.Pending, err = j.Pending(0); err != nil {
 			return err
 		}
-	} else if err := cli.NewClient(*server).Journal(context.Background(), &r); err != nil {
-		return err
+	} else {
+		c, err := cli.NewClientWith(*server, *auth)
+		if err != nil {
+			return fmt.Errorf("%w: %v", errUsage, err)
+		}
+		if err := c.Journal(context.Background(), &r); err != nil {
+			return err
+		}
 	}
 	if *output != "" {
 		return cli.Output(stdout, *output, r)

@@ -134,7 +134,7 @@ func measure(bin string, sc scenario, dur time.Duration) (result, error) {
 	// The agent binds a free port itself and says which (no port freed and
 	// then reused, which another process could take in between).
 	agent := exec.Command(bin, "agent", "--node-name", "load", "--cri-endpoint", endpoints["cri-endpoint"],
-		"--kubelet-url", endpoints["kubelet-url"], "--listen-address", "127.0.0.1:0", "--upstream", "off",
+		"--kubelet-url", endpoints["kubelet-url"], "--insecure-listen-address", "127.0.0.1:0", "--upstream", "off",
 		"--cri-stream="+strconv.FormatBool(sc.stream), "--poll-interval", "1s", "--log-level", "error", "--stuck-threshold", "0")
 	agent.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	out, in, err := os.Pipe()

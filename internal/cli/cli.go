@@ -6,11 +6,15 @@ package cli
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -27,12 +31,80 @@ import (
 // Client talks to an agent.
 type Client struct {
 	Server string
-	HTTP   *http.Client
+	// HTTP makes requests with a timeout; Stream (no timeout) follows watches.
+	HTTP, Stream *http.Client
 }
 
-// NewClient is a client with a request timeout.
+// Auth says how to reach an agent's secure address (https://): the bearer
+// token the agent has the API server review, and how to verify the agent's
+// serving certificate (by default: the system's roots).
+type Auth struct {
+	Token, TokenFile      string // a token, or a file holding one
+	CertificateAuthority  string // PEM file of the CA that signed the agent's certificate
+	InsecureSkipTLSVerify bool   // do not verify the agent's certificate (its default one is self-signed)
+}
+
+// NewClient is a client with a request timeout and no credentials.
 func NewClient(server string) *Client {
-	return &Client{Server: strings.TrimSuffix(server, "/"), HTTP: &http.Client{Timeout: 10 * time.Second}}
+	c, _ := NewClientWith(server, Auth{}) // cannot fail without credentials
+	return c
+}
+
+// NewClientWith is a client for server with the credentials and TLS
+// verification of auth. A token is only sent over https.
+func NewClientWith(server string, auth Auth) (*Client, error) {
+	server = strings.TrimSuffix(server, "/")
+	token := auth.Token
+	if auth.TokenFile != "" {
+		if token != "" {
+			return nil, fmt.Errorf("--token and --token-file: give one")
+		}
+		b, err := os.ReadFile(auth.TokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("--token-file: %w", err)
+		}
+		if token = strings.TrimSpace(string(b)); token == "" {
+			return nil, fmt.Errorf("--token-file %s: empty", auth.TokenFile)
+		}
+	}
+	if token != "" && !strings.HasPrefix(server, "https://") {
+		return nil, fmt.Errorf("a token for %s: it would travel in clear; the agent's secure address is https://", server)
+	}
+	tlsConfig := &tls.Config{InsecureSkipVerify: auth.InsecureSkipTLSVerify}
+	if auth.CertificateAuthority != "" {
+		if auth.InsecureSkipTLSVerify {
+			return nil, fmt.Errorf("--certificate-authority and --insecure-skip-tls-verify: give one")
+		}
+		b, err := os.ReadFile(auth.CertificateAuthority)
+		if err != nil {
+			return nil, fmt.Errorf("--certificate-authority: %w", err)
+		}
+		tlsConfig.RootCAs = x509.NewCertPool()
+		if !tlsConfig.RootCAs.AppendCertsFromPEM(b) {
+			return nil, fmt.Errorf("--certificate-authority %s: no PEM certificate", auth.CertificateAuthority)
+		}
+	}
+	base := http.DefaultTransport.(*http.Transport).Clone()
+	base.TLSClientConfig = tlsConfig
+	var rt http.RoundTripper = base
+	if token != "" {
+		rt = bearer{token: token, next: base}
+	}
+	return &Client{Server: server, HTTP: &http.Client{Timeout: 10 * time.Second, Transport: rt},
+		Stream: &http.Client{Transport: rt}}, nil
+}
+
+// bearer adds a bearer token to every request.
+type bearer struct {
+	token string
+	next  http.RoundTripper
+}
+
+// RoundTrip sends r with the token, on a copy as RoundTrippers must.
+func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "Bearer "+b.token)
+	return b.next.RoundTrip(r)
 }
 
 func (c *Client) get(ctx context.Context, path string, v any) error {
@@ -42,21 +114,42 @@ func (c *Client) get(ctx context.Context, path string, v any) error {
 	}
 	resp, err := c.HTTP.Do(req)
 	if err != nil {
-		return fmt.Errorf("cannot reach the podlife agent at %s (is it running? try --direct): %w", c.Server, err)
+		return fmt.Errorf("cannot reach the podlife agent at %s (is it running? try --direct): %w%s", c.Server, err, tlsHint(err))
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return httpError(resp, path)
+	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
 	if err != nil {
 		return fmt.Errorf("read %s: %w", path, err)
 	}
-	if resp.StatusCode != http.StatusOK {
-		var e struct{ Error string }
-		if json.Unmarshal(body, &e) == nil && e.Error != "" {
-			return fmt.Errorf("%s", e.Error)
-		}
-		return fmt.Errorf("GET %s: HTTP %d", path, resp.StatusCode)
-	}
 	return json.Unmarshal(body, v)
+}
+
+// tlsHint says what to do about an agent certificate that did not verify.
+func tlsHint(err error) string {
+	var v *tls.CertificateVerificationError
+	if errors.As(err, &v) {
+		return " (the agent's certificate is self-signed unless it was given one: --certificate-authority FILE, or --insecure-skip-tls-verify)"
+	}
+	return ""
+}
+
+// httpError is the error of an answer other than 200: the agent's
+// {"error": ...} where it sent one, with a hint for 401 and 403.
+func httpError(resp *http.Response, path string) error {
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	msg := fmt.Sprintf("GET %s: HTTP %d", path, resp.StatusCode)
+	var e struct{ Error string }
+	if json.Unmarshal(body, &e) == nil && e.Error != "" {
+		msg = e.Error
+	}
+	switch resp.StatusCode {
+	case http.StatusUnauthorized:
+		msg += " (give --token or --token-file)"
+	}
+	return errors.New(msg)
 }
 
 // Pods fetches the node's pods.
@@ -82,11 +175,14 @@ func (c *Client) Watch(ctx context.Context, fn func(agent.Record) error) error {
 	if err != nil {
 		return err
 	}
-	resp, err := (&http.Client{}).Do(req)
+	resp, err := c.Stream.Do(req)
 	if err != nil {
-		return fmt.Errorf("cannot reach the podlife agent at %s: %w", c.Server, err)
+		return fmt.Errorf("cannot reach the podlife agent at %s: %w%s", c.Server, err, tlsHint(err))
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return httpError(resp, "/api/v1/transitions")
+	}
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {

@@ -2,6 +2,12 @@ package cli
 
 import (
 	"bytes"
+	"context"
+	"encoding/pem"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -62,5 +68,67 @@ func TestFormatTransition(t *testing.T) {
 	}
 	if err := Output(&b, "xml", 1); err == nil {
 		t.Fatal("xml accepted")
+	}
+}
+
+// The client reaches a secured agent: the token only over https, the
+// agent's certificate verified with a CA file or not at all, and 401/403
+// explained.
+func TestSecuredClient(t *testing.T) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.Header.Get("Authorization") {
+		case "Bearer good":
+			w.Write([]byte(`{"node":"n1","pods":[]}`))
+		case "":
+			w.WriteHeader(http.StatusUnauthorized)
+			w.Write([]byte(`{"error":"Unauthorized: send a bearer token"}`))
+		default:
+			w.WriteHeader(http.StatusForbidden)
+			w.Write([]byte(`{"error":"Forbidden: user \"x\" cannot get nodes/podlife \"n1\""}`))
+		}
+	}))
+	defer srv.Close()
+	dir := t.TempDir()
+	ca := filepath.Join(dir, "ca.crt")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tokenFile, empty := filepath.Join(dir, "token"), filepath.Join(dir, "empty")
+	os.WriteFile(tokenFile, []byte("good\n"), 0o600)
+	os.WriteFile(empty, nil, 0o600)
+	tests := []struct {
+		name   string
+		server string
+		auth   Auth
+		want   string // the error; "" for the pods
+	}{
+		{"token, CA", srv.URL, Auth{Token: "good", CertificateAuthority: ca}, ""},
+		{"token file, no verification", srv.URL, Auth{TokenFile: tokenFile, InsecureSkipTLSVerify: true}, ""},
+		{"no token", srv.URL, Auth{CertificateAuthority: ca}, "Unauthorized: send a bearer token (give --token or --token-file)"},
+		{"no role", srv.URL, Auth{Token: "other", CertificateAuthority: ca}, `Forbidden: user "x" cannot get nodes/podlife "n1"`},
+		{"unverified certificate", srv.URL, Auth{Token: "good"}, "the agent's certificate is self-signed unless it was given one: " +
+			"--certificate-authority FILE, or --insecure-skip-tls-verify)"},
+		{"token over http", "http://127.0.0.1:9808", Auth{Token: "good"},
+			"a token for http://127.0.0.1:9808: it would travel in clear; the agent's secure address is https://"},
+		{"both tokens", srv.URL, Auth{Token: "good", TokenFile: tokenFile}, "--token and --token-file: give one"},
+		{"empty token file", srv.URL, Auth{TokenFile: empty}, "--token-file " + empty + ": empty"},
+		{"CA and no verification", srv.URL, Auth{CertificateAuthority: ca, InsecureSkipTLSVerify: true},
+			"--certificate-authority and --insecure-skip-tls-verify: give one"},
+		{"CA not PEM", srv.URL, Auth{CertificateAuthority: tokenFile}, "--certificate-authority " + tokenFile + ": no PEM certificate"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := NewClientWith(tc.server, tc.auth)
+			var pods *agent.PodsResponse
+			if err == nil {
+				pods, err = c.Pods(context.Background())
+			}
+			switch {
+			case tc.want == "" && (err != nil || pods.Node != "n1"):
+				t.Fatalf("%v %+v", err, pods)
+			case tc.want != "" && (err == nil || !strings.HasSuffix(err.Error(), tc.want)):
+				t.Fatalf("%v, want …%s", err, tc.want)
+			}
+		})
 	}
 }

@@ -91,7 +91,7 @@ type Agent struct {
 	seq      uint64
 	history  []Record            // node-wide ring, oldest first
 	pods     map[string][]Record // per pod UID
-	watchers map[chan Record]struct{}
+	watchers map[*watcher]struct{}
 	clock    lifecycle.StageClock
 	started  map[string]startup // pods whose start-up this agent follows
 	lastOK   map[string]time.Time
@@ -109,7 +109,7 @@ func New(opts Options) *Agent {
 	if opts.Log == nil {
 		opts.Log = slog.Default()
 	}
-	a := &Agent{opts: opts, pods: map[string][]Record{}, watchers: map[chan Record]struct{}{},
+	a := &Agent{opts: opts, pods: map[string][]Record{}, watchers: map[*watcher]struct{}{},
 		started: map[string]startup{}, lastOK: map[string]time.Time{}}
 	if opts.Journal != nil || opts.OpenJournal != nil {
 		a.journal = newJournalKeeper(opts.Journal, opts.OpenJournal, opts.MaxUnwritten, opts.Log, opts.Now())
@@ -327,11 +327,7 @@ func (a *Agent) record(trs []lifecycle.Transition) {
 		}
 		a.metrics.transitions.WithLabelValues(string(t.Kind)).Inc()
 		for w := range a.watchers {
-			select {
-			case w <- r:
-			default: // a slow watcher loses events rather than stalling the agent
-				a.metrics.watchDropped.Inc()
-			}
+			w.offer(r, a.metrics.watchDropped)
 		}
 	}
 }
@@ -436,15 +432,71 @@ func (a *Agent) PodHistory(uid string) []Record {
 	return append([]Record{}, a.pods[uid]...)
 }
 
-// Watch streams new transitions until cancel is called.
-func (a *Agent) Watch() (<-chan Record, func()) {
-	ch := make(chan Record, 1024)
-	a.mu.Lock()
-	a.watchers[ch] = struct{}{}
-	a.mu.Unlock()
-	return ch, func() {
-		a.mu.Lock()
-		delete(a.watchers, ch)
-		a.mu.Unlock()
+// WatchBuffer is how many transitions a watcher may fall behind by. Past
+// it the agent drops what the watcher cannot take, counts it, and tells the
+// watcher it overflowed; it never waits for a watcher.
+const WatchBuffer = 1024
+
+// watcher is one subscriber to new transitions.
+type watcher struct {
+	ch chan Record
+	// over is closed at the first transition the buffer had no room for;
+	// from then on every transition is dropped (counted), none delivered,
+	// so that what the watcher got is a gapless prefix.
+	over    chan struct{}
+	dropped uint64 // guarded by Agent.mu
+}
+
+// offer hands r to the watcher, or counts it dropped. Called with Agent.mu held.
+func (w *watcher) offer(r Record, dropped interface{ Inc() }) {
+	if w.dropped == 0 {
+		select {
+		case w.ch <- r:
+			return
+		default:
+			close(w.over)
+		}
 	}
+	w.dropped++
+	dropped.Inc()
+}
+
+// Subscription is a stream of new transitions (Agent.Subscribe).
+type Subscription struct {
+	// C delivers transitions in order.
+	C <-chan Record
+	// Overflow is closed once the subscriber fell WatchBuffer behind: C then
+	// holds what was delivered before, and nothing after.
+	Overflow <-chan struct{}
+	a        *Agent
+	w        *watcher
+}
+
+// Subscribe starts a subscription to new transitions, with a buffer of
+// WatchBuffer (or buffer, when positive).
+func (a *Agent) Subscribe(buffer int) *Subscription {
+	if buffer <= 0 {
+		buffer = WatchBuffer
+	}
+	w := &watcher{ch: make(chan Record, buffer), over: make(chan struct{})}
+	a.mu.Lock()
+	a.watchers[w] = struct{}{}
+	a.mu.Unlock()
+	return &Subscription{C: w.ch, Overflow: w.over, a: a, w: w}
+}
+
+// Stop ends the subscription and returns how many transitions it dropped.
+// C keeps what was delivered before.
+func (s *Subscription) Stop() (dropped uint64) {
+	s.a.mu.Lock()
+	defer s.a.mu.Unlock()
+	delete(s.a.watchers, s.w)
+	return s.w.dropped
+}
+
+// Watch streams new transitions until cancel is called; a watcher that
+// falls WatchBuffer behind gets nothing more (see Subscribe).
+func (a *Agent) Watch() (<-chan Record, func()) {
+	s := a.Subscribe(0)
+	return s.C, func() { s.Stop() }
 }

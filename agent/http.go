@@ -4,9 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/url"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/podlife/podlife/internal/journal"
@@ -47,7 +51,72 @@ func (a *Agent) Handler() http.Handler {
 		}
 		w.Write([]byte("ok\n"))
 	})
-	return mux
+	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			writeError(w, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed: the API is read-only")
+			return
+		}
+		writeError(w, http.StatusNotFound, "no such API path: "+clip(r.URL.Path))
+	})
+	return canonicalAPIPaths(mux)
+}
+
+// canonicalAPIPaths answers 400 for an /api/ path with an empty, "." or ".."
+// segment (also escaped, %2e%2e), which the mux would otherwise redirect to
+// another path.
+func canonicalAPIPaths(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p := r.URL.EscapedPath(); strings.HasPrefix(p, "/api/") {
+			for _, seg := range strings.Split(p[1:], "/") {
+				if u, err := url.PathUnescape(seg); err != nil || u == "" || u == "." || u == ".." {
+					writeError(w, http.StatusBadRequest, "path "+clip(p)+": empty, \".\" and \"..\" segments are not allowed")
+					return
+				}
+			}
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// clip shortens what a caller sent for an error message.
+func clip(s string) string {
+	const max = 100
+	if len(s) <= max {
+		return strconv.Quote(s)
+	}
+	return fmt.Sprintf("%q... (%d bytes)", s[:max], len(s))
+}
+
+// dnsLabel is an RFC 1123 label, as Kubernetes checks a namespace
+// (k8s.io/apimachinery/pkg/util/validation IsDNS1123Label).
+func dnsLabel(s string) bool { return len(s) <= 63 && labelChars(s) }
+
+// labelChars: a-z, 0-9 and '-', not at either end, not empty.
+func labelChars(s string) bool {
+	if len(s) == 0 || s[0] == '-' || s[len(s)-1] == '-' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// dnsSubdomain is an RFC 1123 subdomain, as Kubernetes checks a pod's name
+// (IsDNS1123Subdomain: labels of any length, 253 bytes in all).
+func dnsSubdomain(s string) bool {
+	if len(s) > 253 {
+		return false
+	}
+	for _, l := range strings.Split(s, ".") {
+		if !labelChars(l) {
+			return false
+		}
+	}
+	return true
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
@@ -80,9 +149,13 @@ func (a *Agent) handlePods(w http.ResponseWriter, _ *http.Request) {
 		writeError(w, http.StatusInternalServerError, "encode pods: a pod has a time JSON cannot hold")
 		return
 	}
-	head = append(head[:len(head)-len(`null}`)], pods...)
+	// Written in three parts: the pods, shared by every request for this
+	// snapshot, are not copied (a thousand callers at once cost no more).
 	w.Header().Set("Content-Type", "application/json")
-	w.Write(append(head, "}\n"...))
+	w.Header().Set("Content-Length", strconv.Itoa(len(head)-len(`null}`)+len(pods)+len("}\n")))
+	w.Write(head[:len(head)-len(`null}`)])
+	w.Write(pods)
+	w.Write([]byte("}\n"))
 }
 
 // viewJSONCache keeps each pod's encoded view while the view stays the same
@@ -130,6 +203,14 @@ func (c *viewJSONCache) render(pods []lifecycle.PodView) []byte {
 
 func (a *Agent) handlePod(w http.ResponseWriter, r *http.Request) {
 	ns, name := r.PathValue("namespace"), r.PathValue("name")
+	if !dnsLabel(ns) {
+		writeError(w, http.StatusBadRequest, "namespace "+clip(ns)+": not a namespace (an RFC 1123 label: at most 63 of a-z, 0-9, '-')")
+		return
+	}
+	if !dnsSubdomain(name) {
+		writeError(w, http.StatusBadRequest, "name "+clip(name)+": not a pod name (an RFC 1123 subdomain: at most 253 of a-z, 0-9, '-', '.')")
+		return
+	}
 	s := a.snapshotOrEmpty()
 	for _, p := range s.Pods {
 		if p.Namespace == ns && p.Name == name {
@@ -154,36 +235,67 @@ func (a *Agent) handleTransitions(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, a.Since(since))
 		return
 	}
-	// Newline-delimited JSON: the backlog since `since`, then live transitions.
-	ch, cancel := a.Watch()
-	defer cancel()
+	// Newline-delimited JSON: the backlog since `since`, then live
+	// transitions. A reader that falls WatchBuffer behind gets what it was
+	// sent and a last line saying how many it missed; the agent never waits
+	// for it. Each write may take watchWriteTimeout (a watch is long-lived,
+	// a reader that stopped reading is not).
+	sub := a.Subscribe(0)
+	defer sub.Stop()
 	rc := http.NewResponseController(w)
-	rc.SetWriteDeadline(time.Time{}) // a watch is long-lived
+	deadline := func() { rc.SetWriteDeadline(time.Now().Add(watchWriteTimeout)) }
+	deadline()
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	enc := json.NewEncoder(w)
-	var last uint64
+	var last Record
+	send := func(rec Record) error {
+		if rec.Seq <= last.Seq {
+			return nil
+		}
+		last = rec
+		return enc.Encode(rec)
+	}
 	if v := r.URL.Query().Get("since"); v != "" {
 		for _, rec := range a.Since(since) {
-			enc.Encode(rec)
-			last = rec.Seq
+			if send(rec) != nil {
+				return
+			}
 		}
 	}
 	rc.Flush()
 	keepalive := time.NewTicker(30 * time.Second)
 	defer keepalive.Stop()
 	for {
+		deadline()
 		select {
 		case <-r.Context().Done():
 			return
-		case rec := <-ch:
+		case <-sub.Overflow:
+			dropped := sub.Stop()
+			for more := true; more; { // what was delivered before the overflow
+				select {
+				case rec := <-sub.C:
+					if send(rec) != nil {
+						return
+					}
+				default:
+					more = false
+				}
+			}
+			enc.Encode(WatchEnd{Dropped: dropped, LastSeq: last.Seq, Error: fmt.Sprintf("watch reader too slow: "+
+				"%d transitions after seq %d were not delivered; reconnect with since=%s to read them from the history",
+				dropped, last.Seq, last.ObservedAt.UTC().Format(time.RFC3339Nano))})
+			rc.Flush()
+			return
+		case rec := <-sub.C:
 			// Write what else has arrived with it, then flush once: one
 			// correlation's transitions come together.
 			for more := true; more; {
-				if rec.Seq > last && enc.Encode(rec) != nil {
+				if send(rec) != nil {
 					return
 				}
 				select {
-				case rec = <-ch:
+				case rec = <-sub.C:
 				default:
 					more = false
 				}
@@ -196,6 +308,17 @@ func (a *Agent) handleTransitions(w http.ResponseWriter, r *http.Request) {
 			rc.Flush()
 		}
 	}
+}
+
+// watchWriteTimeout bounds each write of a watch stream.
+const watchWriteTimeout = 30 * time.Second
+
+// WatchEnd is the last line of a watch stream that ended because its reader
+// fell behind: how many transitions it missed, after which one.
+type WatchEnd struct {
+	Dropped uint64 `json:"dropped"`
+	LastSeq uint64 `json:"lastSeq"`
+	Error   string `json:"error"`
 }
 
 // JournalResponse is GET /api/v1/journal: what is not yet delivered upstream,

@@ -70,8 +70,12 @@ type syncBuffer struct {
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
-func (s *syncBuffer) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 // lines returns the log lines whose msg starts with prefix.
 func (s *syncBuffer) lines(prefix string) []string {
@@ -103,9 +107,16 @@ type runningAgent struct {
 // Cleanup stops both.
 func runAgent(t *testing.T, path string) *runningAgent {
 	t.Helper()
+	return startRunningAgent(t, path, simnode.Options{Pods: 10, ChurnPerSecond: 20}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+}
+
+// startRunningAgent starts the simulated node of o and the agent with its
+// journal at path ("": none). Cleanup stops both.
+func startRunningAgent(t *testing.T, path string, o simnode.Options, simLog *slog.Logger) *runningAgent {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	node, err := simnode.Start(ctx, simnode.Options{Dir: t.TempDir(), Pods: 10, ChurnPerSecond: 20},
-		slog.New(slog.NewTextHandler(io.Discard, nil)))
+	o.Dir = t.TempDir()
+	node, err := simnode.Start(ctx, o, simLog)
 	if err != nil {
 		cancel()
 		t.Fatal(err)

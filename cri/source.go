@@ -329,16 +329,19 @@ func (s *Source) streamLoop(ctx context.Context, rs runtimeapi.RuntimeServiceCli
 	retry := time.Second
 	for ctx.Err() == nil {
 		err := s.streamOnce(ctx, rs)
-		s.setStreaming(false)
+		was := s.setStreaming(false)
 		if ctx.Err() != nil {
 			return
 		}
 		wait := retry
-		if status.Code(err) == codes.Unimplemented {
+		switch {
+		case status.Code(err) == codes.Unimplemented:
 			wait = 30 * time.Second
 			s.log.Info("runtime does not stream container events; relisting only", "relist", s.cfg.RelistInterval)
-		} else {
-			s.log.Debug("container event stream ended; relisting until it is back", "err", oneLine(err))
+		case was:
+			s.log.Info("container event stream ended; relisting until it is back", "err", oneLine(err))
+		default:
+			s.log.Debug("container event stream not open; relisting until it is", "err", oneLine(err))
 		}
 		select {
 		case <-ctx.Done():
@@ -348,13 +351,20 @@ func (s *Source) streamLoop(ctx context.Context, rs runtimeapi.RuntimeServiceCli
 	}
 }
 
-func (s *Source) setStreaming(on bool) {
+// setStreaming records whether container events arrive and returns what it
+// was before; an opened stream is logged.
+func (s *Source) setStreaming(on bool) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.streaming != on {
+	was := s.streaming
+	if was != on {
 		s.streaming = on
+		if on {
+			s.log.Info("following the runtime's container events", "endpoint", s.cfg.Endpoint)
+		}
 		s.changed(false)
 	}
+	return was
 }
 
 func (s *Source) streamOnce(ctx context.Context, rs runtimeapi.RuntimeServiceClient) error {

@@ -1,0 +1,40 @@
+package cri
+
+import (
+	"testing"
+	"time"
+
+	"github.com/podlife/podlife/internal/testenv"
+	"github.com/podlife/podlife/lifecycle"
+)
+
+// containerd restarted (stopped gracefully, as a service manager does) while
+// the event stream is open: the stream ends, is reopened once containerd is
+// back, and carries the next exit on its own — the relist runs once an hour
+// here, so nothing else could show it.
+func TestStreamReopensAfterContainerdRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real components (containerd): not in -short")
+	}
+	ctd := testenv.StartContainerd(t)
+	ctd.ImportImages(t)
+	rs := ctd.Runtime(t)
+	s, _ := startSource(t, Config{Endpoint: ctd.Endpoint, Stream: true, RelistInterval: time.Hour, CallTimeout: 2 * time.Second})
+	waitState(t, s, "streaming", 10*time.Second, func(st State) bool { return st.Streaming })
+	ctd.Stop(t)
+	waitState(t, s, "the stream ended", 10*time.Second, func(st State) bool { return !st.Streaming })
+	ctd.Restart(t)
+	waitState(t, s, "the stream reopened", 15*time.Second, func(st State) bool { return st.Streaming })
+	pod := testenv.PodSpec{Namespace: "ns", Name: "after-restart", UID: "uid-after-restart"}
+	sb, cfg := testenv.RunSandbox(t, rs, pod)
+	if _, err := testenv.CreateContainer(t, rs, sb, cfg, testenv.ContainerSpec{Name: "c", Command: []string{"sh", "-c", "sleep 0.3; exit 3"}}, true); err != nil {
+		t.Fatal(err)
+	}
+	st := waitState(t, s, "the exit, through the reopened stream", 20*time.Second, func(st State) bool {
+		c := findContainer(st, pod.UID, "c", 0)
+		return c != nil && c.State == lifecycle.RuntimeExited
+	})
+	if c := findContainer(st, pod.UID, "c", 0); c.ExitCode != 3 || !st.Streaming {
+		t.Fatalf("container %+v, streaming %v", c, st.Streaming)
+	}
+}

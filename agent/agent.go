@@ -86,6 +86,10 @@ type Agent struct {
 	corrMu sync.Mutex
 	corr   lifecycle.Correlator // reuses unchanged pods' views between correlations
 
+	clockMu   sync.Mutex
+	lastSeen  time.Time // the latest observedAt recorded
+	clockBack bool      // the clock is behind lastSeen (it stepped back)
+
 	mu       sync.RWMutex
 	snap     *lifecycle.Snapshot
 	seq      uint64
@@ -285,10 +289,42 @@ func (a *Agent) refresh() bool {
 // cannot take them now has them held in memory, in order, until it can: the
 // agent goes on serving either way.
 func (a *Agent) journalAndRecord(now time.Time, trs []lifecycle.Transition) {
+	a.inOrder(trs)
 	if a.journal != nil {
 		a.journal.write(now, trs)
 	}
 	a.record(trs)
+}
+
+// inOrder keeps observation times in sequence order. A transition's
+// observedAt is the clock's time at the correlation that saw it; when the
+// wall clock steps back, that would be before the previous transition's, so
+// it takes the previous one's instead until the clock has caught up: in the
+// history, the journal, the stream and ?since=, sequence order is time order.
+// A step forward is taken as it comes (times jump ahead, as after a pause).
+// happenedAt is the sources' own and stays as they say. The correlation
+// itself (staleness, graces) runs on the clock as it is. Said once per step.
+func (a *Agent) inOrder(trs []lifecycle.Transition) {
+	a.clockMu.Lock()
+	defer a.clockMu.Unlock()
+	for i := range trs {
+		t := &trs[i]
+		t.ObservedAt = t.ObservedAt.Round(0) // the wall clock: a monotonic reading would hide the step
+		if t.ObservedAt.Before(a.lastSeen) {
+			if !a.clockBack {
+				a.clockBack = true
+				a.opts.Log.Warn("clock stepped back: transitions keep the last observation time until it catches up",
+					"by", a.lastSeen.Sub(t.ObservedAt).String(), "holding", a.lastSeen.UTC().Format(time.RFC3339Nano))
+			}
+			t.ObservedAt = a.lastSeen
+			continue
+		}
+		if a.clockBack && t.ObservedAt.After(a.lastSeen) {
+			a.clockBack = false
+			a.opts.Log.Info("clock caught up after stepping back", "at", t.ObservedAt.UTC().Format(time.RFC3339Nano))
+		}
+		a.lastSeen = t.ObservedAt
+	}
 }
 
 // Close writes to the journal what it can and closes the journal if the

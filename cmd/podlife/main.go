@@ -371,6 +371,9 @@ func runSimnode(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	pods := fs.Int("pods", 250, "simulated serving pods (4 containers each)")
 	churn := fs.Float64("churn", 0, "container restarts per second")
 	script := fs.Bool("script", false, "also run the demo timeline")
+	replace := fs.Float64("replace", 0, "pods deleted and created again under a new UID per second")
+	outageEvery := fs.Duration("outage-every", 0, "take each source down once in every period: the kubelet a third into it, the runtime two thirds")
+	outageFor := fs.Duration("outage-for", 10*time.Second, "how long each outage of --outage-every lasts")
 	dir := fs.String("dir", "", "directory for the CRI socket (default a temp dir)")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
@@ -383,7 +386,8 @@ func runSimnode(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		defer os.RemoveAll(d)
 		*dir = d
 	}
-	node, err := simnode.Start(ctx, simnode.Options{Dir: *dir, Script: *script, Pods: *pods, ChurnPerSecond: *churn},
+	node, err := simnode.Start(ctx, simnode.Options{Dir: *dir, Script: *script, Pods: *pods, ChurnPerSecond: *churn,
+		ReplacePerSecond: *replace, OutageEvery: *outageEvery, OutageFor: *outageFor},
 		logger(stderr, "warn"))
 	if err != nil {
 		return err

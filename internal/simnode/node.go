@@ -34,6 +34,13 @@ type Options struct {
 	Tick time.Duration
 	// KubeletLag is how far the kubelet's view trails the runtime (default 1s).
 	KubeletLag time.Duration
+	// ReplacePerSecond deletes that many load pods per second and creates
+	// each again under a new UID (a pod's churn, beside its containers').
+	ReplacePerSecond float64
+	// OutageEvery takes each source down for OutageFor once every
+	// OutageEvery: the kubelet a third into the period, the runtime two
+	// thirds (0: no outages but the script's).
+	OutageEvery, OutageFor time.Duration
 }
 
 // Node is a running simulated node.
@@ -54,6 +61,7 @@ type Node struct {
 	demo        []simPod                               // the scripted pods, now
 	load        []simPod                               // the load pods (changed copy-on-write)
 	applied     int                                    // churn restarts applied so far
+	replaced    int                                    // load pods replaced so far
 	gen         uint64                                 // grows when the runtime's state changed
 	renderedGen uint64                                 // the generation /pods was rendered from
 	kubelet     []byte                                 // /pods as of now - lag
@@ -163,8 +171,20 @@ func (n *Node) step(now time.Time) {
 	var events []*runtimeapi.ContainerEventResponse
 	total := n.opts.Pods * n.opts.ContainersPerPod
 	target := int(elapsed.Seconds() * n.opts.ChurnPerSecond)
-	if total > 0 && n.applied < target {
+	replace := int(elapsed.Seconds() * n.opts.ReplacePerSecond)
+	if total > 0 && (n.applied < target || n.replaced < replace) {
 		n.load = append([]simPod(nil), n.load...) // earlier snapshots keep their pods
+	}
+	for ; total > 0 && n.replaced < replace; n.replaced++ {
+		idx := n.replaced % n.opts.Pods
+		old := &n.load[idx]
+		events = append(events, deletedEvents(old)...)
+		p := loadPod(now, idx, n.opts.ContainersPerPod)
+		p.uid = fmt.Sprintf("load-%04d-%d", idx, n.replaced/n.opts.Pods+1)
+		n.load[idx] = p
+		for k := range p.containers {
+			events = append(events, containerEvents(&n.load[idx], &n.load[idx].containers[k])...)
+		}
 	}
 	for ; total > 0 && n.applied < target; n.applied++ {
 		idx := n.applied % total
@@ -195,6 +215,11 @@ func (n *Node) step(now time.Time) {
 	}
 	wantRuntimeOff := n.forced["runtime"] || (n.opts.Script && inWindow(inLoop, runtimeOutage))
 	wantKubeletOff := n.forced["kubelet"] || (n.opts.Script && inWindow(inLoop, kubeletOutage))
+	if e := n.opts.OutageEvery; e > 0 {
+		in := elapsed % e
+		wantKubeletOff = wantKubeletOff || inWindow(in, [2]time.Duration{e / 3, e/3 + n.opts.OutageFor})
+		wantRuntimeOff = wantRuntimeOff || inWindow(in, [2]time.Duration{2 * e / 3, 2*e/3 + n.opts.OutageFor})
+	}
 	events = append(diffEvents(prevDemo, demo), events...)
 	for ch := range n.streams {
 		for _, ev := range events {
@@ -226,6 +251,21 @@ func containerEvents(p *simPod, c *simContainer) []*runtimeapi.ContainerEventRes
 			CreatedAt: time.Now().UnixNano(), PodSandboxStatus: psb, ContainersStatuses: []*runtimeapi.ContainerStatus{st}})
 	}
 	return out
+}
+
+// deletedEvents are the CRI events of a pod's removal: every container
+// record it has (the current attempt and the last exited one), then its
+// sandbox, deleted.
+func deletedEvents(p *simPod) []*runtimeapi.ContainerEventResponse {
+	psb := &runtimeapi.PodSandboxStatus{Id: sandboxID(p), State: runtimeapi.PodSandboxState_SANDBOX_NOTREADY,
+		Metadata: &runtimeapi.PodSandboxMetadata{Name: p.name, Namespace: p.ns, Uid: p.uid}, Labels: labels(p)}
+	var out []*runtimeapi.ContainerEventResponse
+	for _, st := range criContainers([]simPod{*p}) {
+		out = append(out, &runtimeapi.ContainerEventResponse{ContainerId: st.Id, PodSandboxStatus: psb,
+			ContainerEventType: runtimeapi.ContainerEventType_CONTAINER_DELETED_EVENT, CreatedAt: time.Now().UnixNano()})
+	}
+	return append(out, &runtimeapi.ContainerEventResponse{ContainerId: psb.Id, PodSandboxStatus: psb,
+		ContainerEventType: runtimeapi.ContainerEventType_CONTAINER_DELETED_EVENT, CreatedAt: time.Now().UnixNano()})
 }
 
 // containerStatuses returns the runtime's containers and an index by ID,

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"testing"
 	"time"
 
@@ -160,4 +161,111 @@ func BenchmarkListContainers500(b *testing.B) {
 	for b.Loop() {
 		s.ListContainers(context.Background(), &runtimeapi.ListContainersRequest{})
 	}
+}
+
+// Outages every period take the kubelet down a third into it and the runtime
+// two thirds, each for OutageFor, and bring them back; replaced pods come
+// back under new UIDs, their old containers and sandbox deleted on the event
+// stream.
+func TestOutagesAndReplacement(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	const every, down = 3 * time.Second, 600 * time.Millisecond
+	n, err := Start(ctx, Options{Dir: t.TempDir(), Pods: 5, ReplacePerSecond: 10, OutageEvery: every, OutageFor: down, Tick: 20 * time.Millisecond},
+		slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	conn, err := grpc.NewClient(n.CRIEndpoint, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	rs := runtimeapi.NewRuntimeServiceClient(conn)
+	stream, err := rs.GetContainerEvents(ctx, &runtimeapi.GetEventsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deleted := make(chan string, 1000)
+	go func() {
+		for {
+			ev, err := stream.Recv()
+			if err != nil {
+				return
+			}
+			if ev.ContainerEventType == runtimeapi.ContainerEventType_CONTAINER_DELETED_EVENT {
+				deleted <- ev.ContainerId
+			}
+		}
+	}()
+	uids := func() map[string]bool {
+		cctx, ccancel := context.WithTimeout(ctx, 2*time.Second)
+		defer ccancel()
+		l, err := rs.ListPodSandbox(cctx, &runtimeapi.ListPodSandboxRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]bool{}
+		for _, sb := range l.Items {
+			out[sb.Metadata.Uid] = true
+		}
+		return out
+	}
+	first := uids()
+	// Sample both sources through one period (from a moment into it).
+	kubeletUp := func() bool {
+		resp, err := http.Get(n.KubeletURL + "/pods")
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err == nil
+	}
+	runtimeUp := func() bool { _, err := os.Stat(n.sock); return err == nil }
+	type sample struct {
+		at          time.Duration
+		kubelet, rt bool
+	}
+	var samples []sample
+	for start := time.Now(); time.Since(start) < every+time.Second; time.Sleep(20 * time.Millisecond) {
+		samples = append(samples, sample{time.Since(n.start) % every, kubeletUp(), runtimeUp()})
+	}
+	var kubeletDown, runtimeDown int
+	for _, s := range samples {
+		if !s.kubelet {
+			kubeletDown++
+			// a tick's and a request's slack around the window
+			if s.at < every/3-100*time.Millisecond || s.at > every/3+down+300*time.Millisecond {
+				t.Errorf("kubelet down at %s into the period, outside its window", s.at)
+			}
+		}
+		if !s.rt {
+			runtimeDown++
+			if s.at < 2*every/3-100*time.Millisecond || s.at > 2*every/3+down+300*time.Millisecond {
+				t.Errorf("runtime down at %s into the period, outside its window", s.at)
+			}
+		}
+	}
+	if kubeletDown == 0 || runtimeDown == 0 || !samples[len(samples)-1].kubelet || !samples[len(samples)-1].rt {
+		t.Fatalf("over a period: kubelet down in %d samples, runtime in %d, both up at the end: %v", kubeletDown, runtimeDown,
+			samples[len(samples)-1])
+	}
+	for deadline := time.Now().Add(10 * time.Second); !runtimeUp(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the runtime did not come back")
+		}
+	}
+	later := uids()
+	if len(later) != 5 || len(first) != 5 {
+		t.Fatalf("pods: %d, then %d; want 5", len(first), len(later))
+	}
+	for uid := range later {
+		if first[uid] {
+			t.Errorf("pod %s not replaced after %s at 10 replacements/s", uid, every)
+		}
+	}
+	if len(deleted) == 0 {
+		t.Fatal("no CONTAINER_DELETED event for the replaced pods")
+	}
+	t.Logf("kubelet down in %d samples, runtime in %d; %d deletions streamed", kubeletDown, runtimeDown, len(deleted))
 }

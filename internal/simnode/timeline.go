@@ -158,18 +158,24 @@ func loadPods(base time.Time, n, per int, changes int) []simPod {
 	pods := make([]simPod, 0, n)
 	total := n * per
 	for i := 0; i < n; i++ {
-		p := simPod{ns: "load", name: fmt.Sprintf("load-%04d", i), uid: fmt.Sprintf("load-%04d", i), created: base,
-			restartPolicy: "Always", phase: "Running"}
-		for k := 0; k < per; k++ {
-			idx := i*per + k
-			restarts := 0
-			if total > 0 && changes > idx {
-				restarts = (changes - idx + total - 1) / total
+		p := loadPod(base, i, per)
+		for k := range p.containers {
+			if idx := i*per + k; total > 0 && changes > idx {
+				p.containers[k].attempt = (changes - idx + total - 1) / total
 			}
-			p.containers = append(p.containers, simContainer{name: fmt.Sprintf("c%d", k), kind: "regular",
-				image: "localhost/podlife/demo:1", attempt: restarts, state: "running", started: base, ready: true})
 		}
 		pods = append(pods, p)
 	}
 	return pods
+}
+
+// loadPod is load pod i, created at base, serving.
+func loadPod(base time.Time, i, per int) simPod {
+	p := simPod{ns: "load", name: fmt.Sprintf("load-%04d", i), uid: fmt.Sprintf("load-%04d", i), created: base,
+		restartPolicy: "Always", phase: "Running"}
+	for k := 0; k < per; k++ {
+		p.containers = append(p.containers, simContainer{name: fmt.Sprintf("c%d", k), kind: "regular",
+			image: "localhost/podlife/demo:1", state: "running", started: base, ready: true})
+	}
+	return p
 }

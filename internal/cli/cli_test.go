@@ -78,6 +78,10 @@ func TestSecuredClient(t *testing.T) {
 	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.Header.Get("Authorization") {
 		case "Bearer good":
+			if r.URL.Path == "/api/v1/transitions" { // a watch: one record, then the end
+				w.Write([]byte(`{"seq":7,"kind":"ContainerStarted"}` + "\n"))
+				return
+			}
 			w.Write([]byte(`{"node":"n1","pods":[]}`))
 		case "":
 			w.WriteHeader(http.StatusUnauthorized)
@@ -105,6 +109,7 @@ func TestSecuredClient(t *testing.T) {
 		{"token, CA", srv.URL, Auth{Token: "good", CertificateAuthority: ca}, ""},
 		{"token file, no verification", srv.URL, Auth{TokenFile: tokenFile, InsecureSkipTLSVerify: true}, ""},
 		{"no token", srv.URL, Auth{CertificateAuthority: ca}, "Unauthorized: send a bearer token (give --token or --token-file)"},
+		{"no token, watch", srv.URL + "/watch", Auth{CertificateAuthority: ca}, "Unauthorized: send a bearer token (give --token or --token-file)"},
 		{"no role", srv.URL, Auth{Token: "other", CertificateAuthority: ca}, `Forbidden: user "x" cannot get nodes/podlife "n1"`},
 		{"unverified certificate", srv.URL, Auth{Token: "good"}, "the agent's certificate is self-signed unless it was given one: " +
 			"--certificate-authority FILE, or --insecure-skip-tls-verify)"},
@@ -118,10 +123,21 @@ func TestSecuredClient(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := NewClientWith(tc.server, tc.auth)
+			server, watch := strings.CutSuffix(tc.server, "/watch")
+			c, err := NewClientWith(server, tc.auth)
 			var pods *agent.PodsResponse
-			if err == nil {
+			switch {
+			case err == nil && watch:
+				err = c.Watch(context.Background(), func(agent.Record) error { return nil })
+			case err == nil:
 				pods, err = c.Pods(context.Background())
+			}
+			if tc.want == "" && err == nil { // the watch goes with the same credentials
+				var seqs []uint64
+				err = c.Watch(context.Background(), func(r agent.Record) error { seqs = append(seqs, r.Seq); return nil })
+				if err != nil || len(seqs) != 1 || seqs[0] != 7 {
+					t.Fatalf("watch: %v %v", err, seqs)
+				}
 			}
 			switch {
 			case tc.want == "" && (err != nil || pods.Node != "n1"):

@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"sync"
 	"time"
 
@@ -273,8 +274,8 @@ func (a *Agent) refresh() bool {
 	}
 	snap := *a.snap
 	snap.At = now
-	snap.Sources = map[string]lifecycle.SourceHealth{lifecycle.SourceRuntime: rs.Health, lifecycle.SourceKubelet: ks.Health,
-		lifecycle.SourceAPIServer: a.snap.Sources[lifecycle.SourceAPIServer]}
+	snap.Sources = maps.Clone(a.snap.Sources) // the API server's and the kubelet link's stand
+	snap.Sources[lifecycle.SourceRuntime], snap.Sources[lifecycle.SourceKubelet] = rs.Health, ks.Health
 	a.snap = &snap
 	a.observeSources(&snap)
 	if stuck := a.clock.Stuck(&snap, a.opts.StuckAfter); len(stuck) > 0 {

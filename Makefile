@@ -6,7 +6,7 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -s -w -X github.com/podlife/podlife/internal/version.Version=$(VERSION)
 export PODLIFE_TOOLS_BIN := $(TOOLS_BIN)
 
-.PHONY: all build image test unit lint bench tools demo clean fuzz
+.PHONY: all build image test unit lint bench tools demo clean fuzz soak
 
 all: lint build test
 
@@ -72,6 +72,13 @@ bench: build tools
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./lifecycle ./kubelet ./cri ./agent ./internal/journal ./internal/simnode | tee bench.out
 	$(GO) test -run '^$$' -bench RealNode -benchtime 1x -timeout 30m -v ./cmd/podlife | tee -a bench.out
 	$(GO) run ./hack/loadharness -bin bin/podlife -runs 5 -duration 10s -bench bench.out -out BENCHMARKS.md
+
+## soak: the real agent for SOAK_DURATION against podlife simnode (250 pods, churn, pods
+## replaced, each source down 10 s every minute); judges RSS, goroutines, fds, journal and
+## transitions delivered (see hack/soak). Not part of `make test`.
+SOAK_DURATION ?= 10m
+soak: build
+	$(GO) run ./hack/soak -bin bin/podlife -duration $(SOAK_DURATION)
 
 demo:
 	$(GO) run ./cmd/podlife demo

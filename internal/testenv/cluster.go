@@ -42,6 +42,8 @@ type ClusterOptions struct {
 	// KubeletArgs, ControllerManagerArgs and SchedulerArgs are appended to
 	// each component's flags (a repeated flag overrides the harness's).
 	KubeletArgs, ControllerManagerArgs, SchedulerArgs []string
+	// APIServerArgs are appended to kube-apiserver's flags (APIServerOptions.Args).
+	APIServerArgs []string
 }
 
 // Cluster is a real one-node Kubernetes cluster on loopback: etcd,
@@ -101,7 +103,7 @@ func StartCluster(t testing.TB, opts ClusterOptions) *Cluster {
 		{controllerManagerToken, "system:kube-controller-manager", nil},
 		{schedulerToken, "system:kube-scheduler", nil},
 		{nodeToken, "system:node:" + opts.NodeName, []string{"system:nodes"}},
-	}})
+	}, Args: opts.APIServerArgs})
 	c.AdminKubeconfig = c.API.AdminKubeconfig
 	dir, err := os.MkdirTemp("", "podlife-cluster-")
 	if err != nil {

@@ -14,18 +14,16 @@ import (
 	"time"
 )
 
-// RestartWithNewServingCert stops the API server, gives it a new serving
-// certificate and key signed by the same CA (a new serial; clients that
-// trust CAFile accept it), and starts it again on the same port and etcd.
-// It returns the new certificate's serial number.
-func (a *APIServer) RestartWithNewServingCert(t testing.TB) string {
+// RenewServingCert writes the API server a new serving certificate and key
+// signed by the same CA (a new serial: clients that trust CAFile accept it)
+// and returns its serial number. A running kube-apiserver takes it for new
+// connections (it watches the files); Stop and Start make every client
+// reconnect to it.
+func (a *APIServer) RenewServingCert(t testing.TB) string {
 	t.Helper()
 	ca, caKey := a.loadCA(t)
-	a.Stop()
-	serial := time.Now().UnixNano()
 	cert, _ := writeCert(t, filepath.Join(a.Dir, "serving.crt"), filepath.Join(a.Dir, "serving.key"),
-		servingTemplate(serial, "kube-apiserver", []net.IP{net.ParseIP("127.0.0.1")}, []string{"localhost"}), ca, caKey)
-	a.Start()
+		servingTemplate(time.Now().UnixNano(), "kube-apiserver", []net.IP{net.ParseIP("127.0.0.1")}, []string{"localhost"}), ca, caKey)
 	return cert.SerialNumber.String()
 }
 
@@ -56,10 +54,10 @@ func (a *APIServer) loadCA(t testing.TB) (*x509.Certificate, *rsa.PrivateKey) {
 	return ca, key
 }
 
-// RestartAccepting stops the API server, rewrites its static token file so
-// that token is accepted or not (kube-apiserver reads the file only at start),
-// and starts it again. A token that is not accepted gets 401 Unauthorized.
-func (a *APIServer) RestartAccepting(t testing.TB, token string, accepted bool) {
+// SetTokenAccepted rewrites the API server's static token file so that
+// token is accepted or not (a token not accepted gets 401 Unauthorized).
+// kube-apiserver reads the file at start only: Stop and Start it to apply.
+func (a *APIServer) SetTokenAccepted(t testing.TB, token string, accepted bool) {
 	t.Helper()
 	file := filepath.Join(a.Dir, "tokens.csv")
 	aside := filepath.Join(a.Dir, "tokens-revoked.csv") // its lines while not accepted
@@ -82,14 +80,12 @@ func (a *APIServer) RestartAccepting(t testing.TB, token string, accepted bool) 
 	if len(moved) == 0 {
 		t.Fatalf("token %q: not in %s", token, from)
 	}
-	a.Stop()
 	if err := os.WriteFile(from, []byte(strings.Join(keep, "\n")+"\n"), 0o600); err != nil {
 		t.Fatalf("token file: %v", err)
 	}
 	if err := os.WriteFile(to, append(dst, strings.Join(moved, "\n")+"\n"...), 0o600); err != nil {
 		t.Fatalf("token file: %v", err)
 	}
-	a.Start()
 }
 
 // Stop stops containerd gracefully (SIGTERM, SIGKILL after 10 s), as a

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/tools/cache"
 
@@ -97,7 +98,7 @@ func (v *APIView) probeOnce(ctx context.Context) {
 	was := v.health.Up
 	v.health.Latency = time.Since(start)
 	if err != nil {
-		v.health.Up, v.health.LastError = false, "apiserver: "+oneLine(err)
+		v.health.Up, v.health.LastError = false, "apiserver: "+describeAPIError(err)
 	} else {
 		v.health.Up, v.health.LastError, v.health.LastSuccess = true, "", time.Now()
 	}
@@ -183,6 +184,19 @@ func APINodeOf(n *corev1.Node) *lifecycle.APINode {
 		}
 	}
 	return &lifecycle.APINode{Ready: "Unknown", Reason: "NoReadyCondition"}
+}
+
+// describeAPIError words an API server's answer plainly where client-go's
+// words do not say what to do (a 401 is "the server has asked for the client
+// to provide credentials"); anything else is client-go's own line.
+func describeAPIError(err error) string {
+	switch {
+	case apierrors.IsUnauthorized(err):
+		return "401 Unauthorized: the API server does not accept podlife's credentials (a revoked or expired token? check --kubeconfig, or the service account's token): " + oneLine(err)
+	case apierrors.IsForbidden(err):
+		return "403 Forbidden: " + oneLine(err)
+	}
+	return oneLine(err)
 }
 
 // oneLine flattens an error to one line.

@@ -84,3 +84,24 @@ func TestReporterHonoursRetryAfter(t *testing.T) {
 		t.Errorf("%d entries still pending", len(p))
 	}
 }
+
+// A probe refused with 401 says the credentials are not accepted, in one line.
+func TestProbeUnauthorizedSaysSo(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// As kube-apiserver answers a token it does not know.
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusUnauthorized)
+		fmt.Fprint(w, `{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"Unauthorized","reason":"Unauthorized","code":401}`)
+	}))
+	defer srv.Close()
+	cs, err := newClientFor(&rest.Config{Host: srv.URL, Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := NewAPIView(cs, cs, "node-a", time.Second, quiet())
+	v.probeOnce(context.Background())
+	h := v.Health()
+	if want := "apiserver: 401 Unauthorized: the API server does not accept podlife's credentials"; h.Up || !strings.HasPrefix(h.LastError, want) || strings.Contains(h.LastError, "\n") {
+		t.Fatalf("health %+v, want one line starting %q", h, want)
+	}
+}

@@ -47,37 +47,32 @@ import (
 // error, recovers by itself, and neither loses nor duplicates a transition
 // it journaled.
 
-// faultPods are static pods that keep transitions coming through every
-// fault: one serving, one crash-looping.
-const faultPods = `
-serving: |
-  apiVersion: v1
-  kind: Pod
-  metadata: {name: serving, namespace: faults}
-  spec:
-    hostNetwork: true
-    containers:
-    - {name: web, image: IMG, imagePullPolicy: Never, command: [sleep, "3600"]}
-crashloop: |
-  apiVersion: v1
-  kind: Pod
-  metadata: {name: crashloop, namespace: faults}
-  spec:
-    hostNetwork: true
-    containers:
-    - {name: app, image: IMG, imagePullPolicy: Never, command: [sh, -c, "sleep 1; exit 7"]}
-`
-
-// addFaultPods gives a kubelet the static pods of faultPods.
+// addFaultPods gives a kubelet the static pods that keep transitions coming
+// through every fault: serving and crashloop of e2ePods.
 func addFaultPods(t *testing.T, k *testenv.Kubelet) {
 	t.Helper()
 	var manifests map[string]string
-	if err := yamlUnmarshal(faultPods, &manifests); err != nil {
+	if err := yamlUnmarshal(e2ePods, &manifests); err != nil {
 		t.Fatal(err)
 	}
-	for name, m := range manifests {
-		k.AddStaticPod(t, name, strings.ReplaceAll(m, "IMG", testenv.BusyboxImage))
+	for _, name := range []string{"serving", "crashloop"} {
+		k.AddStaticPod(t, name, strings.ReplaceAll(manifests[name], "IMG", testenv.BusyboxImage))
 	}
+}
+
+// startFaultNode builds the agent and starts a real containerd and a
+// standalone kubelet named node with the pods of addFaultPods.
+func startFaultNode(t *testing.T, node string) (bin string, ctd *testenv.Containerd, k *testenv.Kubelet) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("real components (containerd, kubelet): not in -short")
+	}
+	bin = buildPodlife(t)
+	ctd = testenv.StartContainerd(t)
+	ctd.ImportImages(t)
+	k = testenv.StartKubelet(t, ctd, node)
+	addFaultPods(t, k)
+	return bin, ctd, k
 }
 
 // faultAgent is a real agent under a fault test, read through its plain
@@ -371,14 +366,7 @@ func (f *faultyKubelet) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // behind a proxy that rewrites the path; garbage, a truncated body, one past
 // the limit, one that trickles), under the real agent.
 func TestKubeletFaults(t *testing.T) {
-	if testing.Short() {
-		t.Skip("real components (containerd, kubelet): not in -short")
-	}
-	bin := buildPodlife(t)
-	ctd := testenv.StartContainerd(t)
-	ctd.ImportImages(t)
-	k := testenv.StartKubelet(t, ctd, "podlife-faults")
-	addFaultPods(t, k)
+	bin, ctd, k := startFaultNode(t, "podlife-faults")
 	faulty, faultyURL := newFaultyKubelet(t, k.ReadOnlyURL)
 	ag := startFaultAgent(t, bin, "--node-name", k.Name, "--cri-endpoint", ctd.Endpoint, "--kubelet-url", faultyURL, "--upstream", "off")
 	ag.waitFaultPods(k.Name)
@@ -585,14 +573,7 @@ func TestKubeletAuthFaults(t *testing.T) {
 // TestRuntimeFaults: the runtime rows of the fault table, on a real
 // containerd under the real agent.
 func TestRuntimeFaults(t *testing.T) {
-	if testing.Short() {
-		t.Skip("real components (containerd, kubelet): not in -short")
-	}
-	bin := buildPodlife(t)
-	ctd := testenv.StartContainerd(t)
-	ctd.ImportImages(t)
-	k := testenv.StartKubelet(t, ctd, "podlife-rtfaults")
-	addFaultPods(t, k)
+	bin, ctd, k := startFaultNode(t, "podlife-rtfaults")
 	ag := startFaultAgent(t, bin, "--node-name", k.Name, "--cri-endpoint", ctd.Endpoint, "--kubelet-url", k.ReadOnlyURL, "--upstream", "off")
 	ag.waitFaultPods(k.Name)
 	const streamOpen = "following the runtime's container events"
@@ -676,16 +657,12 @@ func TestRuntimeFaults(t *testing.T) {
 		})
 		before := el.mark()
 		// A pod that runs and exits now is seen by relisting alone.
-		k.AddStaticPod(t, "oneshot", strings.ReplaceAll(`
-apiVersion: v1
-kind: Pod
-metadata: {name: oneshot, namespace: faults}
-spec:
-  hostNetwork: true
-  restartPolicy: Never
-  containers:
-  - {name: job, image: IMG, imagePullPolicy: Never, command: [sh, -c, "sleep 2; exit 3"]}
-`, "IMG", testenv.BusyboxImage))
+		var manifests map[string]string
+		if err := yamlUnmarshal(e2ePods, &manifests); err != nil {
+			t.Fatal(err)
+		}
+		oneshot := strings.NewReplacer("name: completed", "name: oneshot", `"exit 0"`, `"sleep 2; exit 3"`, "IMG", testenv.BusyboxImage).Replace(manifests["completed"])
+		k.AddStaticPod(t, "oneshot", oneshot)
 		var seen []string
 		t.Cleanup(func() {
 			if t.Failed() {

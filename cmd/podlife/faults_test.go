@@ -101,12 +101,14 @@ func startFaultAgent(t *testing.T, bin string, args ...string) *faultAgent {
 	return a
 }
 
+// pods is GET /api/v1/pods and its status code.
 func (a *faultAgent) pods() (agent.PodsResponse, int) {
 	var r agent.PodsResponse
 	code := getJSONFrom(a.URL+"/api/v1/pods", &r)
 	return r, code
 }
 
+// metrics is GET /metrics ("" when it does not answer).
 func (a *faultAgent) metrics() string {
 	resp, err := (&http.Client{Timeout: 5 * time.Second}).Get(a.URL + "/metrics")
 	if err != nil {
@@ -128,12 +130,14 @@ func (a *faultAgent) sourceUp(source string) string {
 	return ""
 }
 
+// history is every transition the agent recorded (GET /api/v1/transitions).
 func (a *faultAgent) history() []agent.Record {
 	var recs []agent.Record
 	getJSONFrom(a.URL+"/api/v1/transitions", &recs)
 	return recs
 }
 
+// journal is GET /api/v1/journal.
 func (a *faultAgent) journal() agent.JournalResponse {
 	var r agent.JournalResponse
 	getJSONFrom(a.URL+"/api/v1/journal", &r)
@@ -209,6 +213,7 @@ type mark struct {
 	pending []journal.Entry
 }
 
+// mark records what the agent has journaled now.
 func (a *faultAgent) mark() mark {
 	return mark{history: a.history(), pending: a.journal().Pending}
 }
@@ -272,11 +277,13 @@ func (a *faultAgent) checkJournalCycles(before mark, source string, cycles int) 
 	}
 }
 
+// sameTransition compares what identifies a transition.
 func sameTransition(a, b lifecycle.Transition) bool {
 	return a.Kind == b.Kind && a.UID == b.UID && a.Container == b.Container && a.Source == b.Source &&
 		a.From == b.From && a.To == b.To && a.ObservedAt.Equal(b.ObservedAt) && a.HappenedAt.Equal(b.HappenedAt)
 }
 
+// describe names a transition in a few words.
 func describe(t lifecycle.Transition) string {
 	return fmt.Sprintf("%s %s/%s %s %s->%s", t.Kind, t.Pod, t.Container, t.Source, t.From, t.To)
 }
@@ -291,6 +298,8 @@ type faultyKubelet struct {
 	mode  atomic.Value // string: "" passes through
 }
 
+// newFaultyKubelet serves a faultyKubelet for the kubelet at realURL until
+// the test ends, and returns it and its URL.
 func newFaultyKubelet(t *testing.T, realURL string) (*faultyKubelet, string) {
 	u, err := url.Parse(realURL)
 	if err != nil {

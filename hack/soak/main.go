@@ -4,9 +4,18 @@
 // down for 10 s once a minute, as a Prometheus would scrape it. It measures
 // the agent from outside (/proc, /debug/pprof, the API) and judges:
 //
-//   - RSS is flat: the least-squares slope of VmRSS over the second half of
-//     the run (after start-up, the history ring and the caches have filled)
-//     is at most -rss-slope-max MiB/min;
+//   - memory is flat over the second half of the run (after start-up, once
+//     the history ring has filled and every pod has been replaced, about 4
+//     minutes at 250 pods and one replacement a second): the least-squares
+//     slope of the RSS is at most -rss-slope-max MiB/min, and that of the live
+//     heap (HeapAlloc right after two GCs forced every 15 s through
+//     /debug/pprof/heap?gc=1: the second empties sync.Pool's victim cache, which
+//     may hold a 10 MB encoder buffer of the last /api/v1/journal) at most
+//     -heap-slope-max. The RSS judged is VmRSS
+//     less the resident pages of the journal's mapping (/proc/PID/smaps):
+//     bbolt maps its file, the pages an append or a read touches stay resident
+//     (clean, reclaimable page cache), and with no API server to deliver to,
+//     the soak's journal only grows; that part is reported beside it;
 //   - goroutines (/debug/pprof/goroutine?debug=1) and open file descriptors
 //     (/proc/PID/fd) are the same at the start and at the end, both read at
 //     the same point of the outage minute (both sources up for a while, no
@@ -58,6 +67,8 @@ type config struct {
 	sample               time.Duration
 	scrape               time.Duration
 	rssSlopeMax          float64
+	heapSlopeMax         float64
+	heapEvery            time.Duration
 	goroutineTolerance   int
 	fdTolerance          int
 	keep                 bool
@@ -78,7 +89,9 @@ func run() int {
 	flag.DurationVar(&c.outageFor, "outage-for", 10*time.Second, "for this long")
 	flag.DurationVar(&c.sample, "sample", 5*time.Second, "how often RSS, goroutines and fds are read")
 	flag.DurationVar(&c.scrape, "scrape", 15*time.Second, "how often /metrics, /api/v1/pods and /api/v1/journal are read")
-	flag.Float64Var(&c.rssSlopeMax, "rss-slope-max", 0.25, "the largest RSS growth over the second half, MiB/min, still called flat")
+	flag.Float64Var(&c.rssSlopeMax, "rss-slope-max", 0.5, "the largest RSS growth (less the journal's mapping) over the second half, MiB/min, still called flat")
+	flag.Float64Var(&c.heapSlopeMax, "heap-slope-max", 0.2, "the largest live-heap growth over the second half, MiB/min, still called flat")
+	flag.DurationVar(&c.heapEvery, "heap-every", 15*time.Second, "how often the live heap is read (forcing a GC)")
 	flag.IntVar(&c.goroutineTolerance, "goroutine-tolerance", 0, "goroutines the end may differ from the start by")
 	flag.IntVar(&c.fdTolerance, "fd-tolerance", 0, "file descriptors the end may differ from the start by")
 	flag.BoolVar(&c.keep, "keep", false, "keep the work directory (journal, agent log)")
@@ -145,6 +158,8 @@ func lines(r io.Reader, f func(string)) {
 type sample struct {
 	at                  time.Duration // since the simulated node started
 	rss, anon, file     float64       // MiB
+	journalRSS          float64       // MiB of the journal's mapping resident
+	heap                float64       // MiB live after a forced GC (0: not read this time)
 	goroutines, fds     int
 	transitions, stream int
 }
@@ -269,6 +284,9 @@ func soak(c config) (string, error) {
 			return s, fmt.Errorf("the agent is gone: %w", err)
 		}
 		s.rss, s.anon, s.file = statusMiB(st, "VmRSS"), statusMiB(st, "RssAnon"), statusMiB(st, "RssFile")
+		if s.journalRSS, err = mappingRSS(pid, journalPath); err != nil {
+			return s, err
+		}
 		fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
 		if err != nil {
 			return s, err
@@ -302,7 +320,8 @@ func soak(c config) (string, error) {
 			if i == 0 || s.fds < best.fds {
 				best.fds = s.fds
 			}
-			best.at, best.rss, best.anon, best.file, best.transitions, best.stream = s.at, s.rss, s.anon, s.file, s.transitions, s.stream
+			best.at, best.rss, best.anon, best.file, best.journalRSS = s.at, s.rss, s.anon, s.file, s.journalRSS
+			best.transitions, best.stream = s.transitions, s.stream
 		}
 		return best, nil
 	}
@@ -322,6 +341,7 @@ func soak(c config) (string, error) {
 	tick := time.NewTicker(c.sample)
 	defer tick.Stop()
 	nextLog := time.Minute
+	var nextHeap time.Duration
 	for measured := 0; measured < 2; {
 		now := time.Since(simStart)
 		switch {
@@ -352,11 +372,18 @@ func soak(c config) (string, error) {
 		if err != nil {
 			return "", err
 		}
+		if s.at >= nextHeap {
+			nextHeap = s.at + c.heapEvery
+			if s.heap, err = liveHeap(client, base); err != nil {
+				return "", err
+			}
+		}
 		samples = append(samples, s)
 		if s.at >= nextLog {
 			nextLog += time.Minute
-			fmt.Fprintf(os.Stderr, "soak: %5s rss %.1f MiB (anon %.1f, file %.1f) goroutines %d fds %d transitions %d streamed %d\n",
-				s.at.Round(time.Second), s.rss, s.anon, s.file, s.goroutines, s.fds, s.transitions, s.stream)
+			fmt.Fprintf(os.Stderr, "soak: %5s rss %.1f MiB (anon %.1f, file %.1f, of which the journal %.1f) goroutines %d fds %d "+
+				"transitions %d streamed %d\n", s.at.Round(time.Second), s.rss, s.anon, s.file, s.journalRSS, s.goroutines, s.fds,
+				s.transitions, s.stream)
 		}
 	}
 	close(stopScrape)
@@ -401,11 +428,20 @@ func soak(c config) (string, error) {
 
 	// Judge.
 	var fails []string
-	slope, n := rssSlope(samples, c.duration/2)
-	if n < 10 {
-		fails = append(fails, fmt.Sprintf("only %d RSS samples in the second half", n))
-	} else if slope > c.rssSlopeMax {
-		fails = append(fails, fmt.Sprintf("RSS grows %.3f MiB/min over the second half (limit %.3f)", slope, c.rssSlopeMax))
+	half := c.duration / 2
+	slope, n := trend(samples, half, func(s sample) (float64, bool) { return s.rss - s.journalRSS, true })
+	heapSlope, nh := trend(samples, half, func(s sample) (float64, bool) { return s.heap, s.heap > 0 })
+	vmSlope, _ := trend(samples, half, func(s sample) (float64, bool) { return s.rss, true })
+	jSlope, _ := trend(samples, half, func(s sample) (float64, bool) { return s.journalRSS, true })
+	switch {
+	case n < 10 || nh < 5:
+		fails = append(fails, fmt.Sprintf("only %d RSS and %d heap samples in the second half", n, nh))
+	case slope > c.rssSlopeMax:
+		fails = append(fails, fmt.Sprintf("RSS (less the journal's mapping) grows %.3f MiB/min over the second half (limit %.3f)",
+			slope, c.rssSlopeMax))
+	}
+	if heapSlope > c.heapSlopeMax {
+		fails = append(fails, fmt.Sprintf("the live heap grows %.3f MiB/min over the second half (limit %.3f)", heapSlope, c.heapSlopeMax))
 	}
 	if d := endM.goroutines - startM.goroutines; abs(d) > c.goroutineTolerance {
 		fails = append(fails, fmt.Sprintf("goroutines %d -> %d", startM.goroutines, endM.goroutines))
@@ -436,13 +472,21 @@ func soak(c config) (string, error) {
 	if !exited || aerr != nil {
 		fails = append(fails, fmt.Sprintf("the agent did not stop cleanly on SIGTERM: exited %v, %v", exited, aerr))
 	}
-	rssMin, rssMax := math.Inf(1), 0.0
+	rssMin, rssMax, heapMin, heapMax := math.Inf(1), 0.0, math.Inf(1), 0.0
 	for _, s := range samples {
-		rssMin, rssMax = math.Min(rssMin, s.rss), math.Max(rssMax, s.rss)
+		if s.at >= half {
+			rssMin, rssMax = math.Min(rssMin, s.rss-s.journalRSS), math.Max(rssMax, s.rss-s.journalRSS)
+			if s.heap > 0 {
+				heapMin, heapMax = math.Min(heapMin, s.heap), math.Max(heapMax, s.heap)
+			}
+		}
 	}
-	fmt.Fprintf(os.Stderr, "soak: rss %.1f MiB at %s, %.1f MiB at %s, min %.1f max %.1f; slope over the second half %+.3f MiB/min "+
-		"(%d samples, limit %.2f)\n", startM.rss, startM.at.Round(time.Second), endM.rss, endM.at.Round(time.Second), rssMin, rssMax,
-		slope, n, c.rssSlopeMax)
+	fmt.Fprintf(os.Stderr, "soak: second half (from %s, %d samples): rss less the journal's mapping %.1f..%.1f MiB, slope %+.3f MiB/min "+
+		"(limit %.2f); live heap %.1f..%.1f MiB, slope %+.3f MiB/min (%d readings, limit %.2f); VmRSS slope %+.3f, the journal's "+
+		"mapping %+.3f MiB/min (%.1f MiB resident at the end, the file %s)\n", half, n, rssMin, rssMax, slope, c.rssSlopeMax, heapMin,
+		heapMax, heapSlope, nh, c.heapSlopeMax, vmSlope, jSlope, endM.journalRSS, mib(fi.Size()))
+	fmt.Fprintf(os.Stderr, "soak: VmRSS %.1f MiB at %s (journal mapping %.1f), %.1f MiB at %s (journal mapping %.1f)\n",
+		startM.rss, startM.at.Round(time.Second), startM.journalRSS, endM.rss, endM.at.Round(time.Second), endM.journalRSS)
 	fmt.Fprintf(os.Stderr, "soak: outages seen: kubelet %d, runtime %d (in %d periods); journal %d entries pending, %s on disk; "+
 		"transitions produced %d, journaled %d, delivered on the watch %d, dropped %g\n", downs["kubelet"], downs["runtime"],
 		outages, js.Stats.Pending, mib(fi.Size()), produced, js.Stats.LastSeq, delivered, dropped)
@@ -457,16 +501,59 @@ func soak(c config) (string, error) {
 		verdict, slope, startM.goroutines, endM.goroutines, startM.fds, endM.fds, mib(fi.Size()), produced, delivered), nil
 }
 
-// rssSlope is the least-squares slope of RSS over time, in MiB/min, of the
-// samples taken from `from` on, and how many there were.
-func rssSlope(samples []sample, from time.Duration) (float64, int) {
+// trend is the least-squares slope over time, per minute, of what value
+// reads from the samples taken from `from` on (those it has a value for),
+// and how many there were.
+func trend(samples []sample, from time.Duration, value func(sample) (float64, bool)) (float64, int) {
 	var xs, ys []float64
 	for _, s := range samples {
-		if s.at >= from {
-			xs, ys = append(xs, s.at.Minutes()), append(ys, s.rss)
+		if v, ok := value(s); ok && s.at >= from {
+			xs, ys = append(xs, s.at.Minutes()), append(ys, v)
 		}
 	}
 	return slope(xs, ys), len(xs)
+}
+
+// mappingRSS sums the resident pages of pid's mappings of path, in MiB.
+func mappingRSS(pid int, path string) (float64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps", pid))
+	if err != nil {
+		return 0, err
+	}
+	var kb float64
+	in := false
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		switch {
+		case len(f) >= 5 && strings.Contains(f[0], "-") && !strings.HasSuffix(f[0], ":"): // a mapping's header
+			in = len(f) >= 6 && f[5] == path
+		case in && len(f) >= 2 && f[0] == "Rss:":
+			v, _ := strconv.ParseFloat(f[1], 64)
+			kb += v
+		}
+	}
+	return kb / 1024, nil
+}
+
+var heapAlloc = regexp.MustCompile(`(?m)^# HeapAlloc = (\d+)$`)
+
+// liveHeap forces two GCs in the agent (/debug/pprof/heap?gc=1: the first
+// moves sync.Pool's contents to its victim cache, the second frees them) and
+// reads HeapAlloc right after, in MiB: what is live.
+func liveHeap(c *http.Client, base string) (float64, error) {
+	if _, err := get(c, base+"/debug/pprof/heap?gc=1"); err != nil {
+		return 0, err
+	}
+	b, err := get(c, base+"/debug/pprof/heap?gc=1&debug=1")
+	if err != nil {
+		return 0, err
+	}
+	m := heapAlloc.FindSubmatch(b)
+	if m == nil {
+		return 0, errors.New("heap profile without HeapAlloc")
+	}
+	v, err := strconv.ParseFloat(string(m[1]), 64)
+	return v / (1 << 20), err
 }
 
 // slope is the least-squares slope of ys over xs (0 with fewer than two

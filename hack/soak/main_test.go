@@ -2,6 +2,9 @@ package main
 
 import (
 	"math"
+	"os"
+	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -26,8 +29,8 @@ func TestSlope(t *testing.T) {
 	}
 }
 
-// rssSlope fits only the samples of the second half, in MiB per minute.
-func TestRSSSlopeSecondHalf(t *testing.T) {
+// trend fits only the samples of the second half, in MiB per minute.
+func TestTrendSecondHalf(t *testing.T) {
 	var ss []sample
 	for i := range 120 {
 		at := time.Duration(i) * 5 * time.Second
@@ -37,8 +40,37 @@ func TestRSSSlopeSecondHalf(t *testing.T) {
 		}
 		ss = append(ss, sample{at: at, rss: rss})
 	}
-	got, n := rssSlope(ss, 5*time.Minute)
+	got, n := trend(ss, 5*time.Minute, func(s sample) (float64, bool) { return s.rss, true })
 	if n != 60 || math.Abs(got-0.1) > 1e-9 {
 		t.Fatalf("slope %v over %d samples, want 0.1 over 60", got, n)
+	}
+}
+
+// mappingRSS counts the resident pages of a file's mapping, and only its.
+func TestMappingRSS(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "mapped")
+	if err := os.WriteFile(path, make([]byte, 8<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	m, err := syscall.Mmap(int(f.Fd()), 0, 8<<20, syscall.PROT_READ, syscall.MAP_SHARED)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Munmap(m)
+	var sum byte
+	for i := 0; i < 4<<20; i += 4096 { // touch the first half
+		sum += m[i]
+	}
+	got, err := mappingRSS(os.Getpid(), path)
+	if err != nil || got < 3.9 || got > 4.1 {
+		t.Fatalf("%.2f MiB resident, want 4 (%v, %d)", got, err, sum)
+	}
+	if other, _ := mappingRSS(os.Getpid(), path+".other"); other != 0 {
+		t.Fatalf("%.2f MiB for a file not mapped", other)
 	}
 }

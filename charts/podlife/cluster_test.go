@@ -93,7 +93,7 @@ func TestChartInCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := freePort(t)
+	port := testenv.LoopbackPort(t)
 	values := strings.NewReplacer("{{port}}", strconv.Itoa(port), "{{kubeletURL}}", c.KubeletURL,
 		"{{kubeletCert}}", c.KubeletServingCertFile, "{{criSocket}}", c.Containerd.Socket,
 		"{{journal}}", filepath.Join(dir, "journal"), "{{apiPort}}", apiPort).Replace(clusterValues)
@@ -181,15 +181,6 @@ func TestChartInCluster(t *testing.T) {
 	t.Logf("TestChartInCluster: %s", time.Since(testStart).Round(time.Second))
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
 
 func eventually(t *testing.T, what string, limit time.Duration, ok func() bool) {
 	t.Helper()

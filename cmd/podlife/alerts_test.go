@@ -66,7 +66,7 @@ func startPrometheus(t *testing.T, dir, config string) *prometheus {
 	}
 	p := &prometheus{log: filepath.Join(dir, "prometheus.log")}
 	for attempt := 0; attempt < 3; attempt++ {
-		addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+		addr := fmt.Sprintf("127.0.0.1:%d", testenv.LoopbackPort(t))
 		p.url = "http://" + addr
 		logf, err := os.OpenFile(p.log, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 		if err != nil {

@@ -183,7 +183,7 @@ func (e *dsEnv) writeOverlay(dir, journalDir string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := freePort(t)
+	port := testenv.LoopbackPort(t)
 	// The agent serves its API on port; the test reads it over plain HTTP on
 	// 127.0.0.1. Where the API has a secure listener (HTTPS, callers
 	// reviewed by the API server), that one takes port and a plain one on
@@ -193,7 +193,7 @@ func (e *dsEnv) writeOverlay(dir, journalDir string) string {
 	listenEnv := fmt.Sprintf("            - {name: PODLIFE_LISTEN_ADDRESS, value: \":%d\"}", port)
 	e.server = fmt.Sprintf("http://127.0.0.1:%d", port)
 	if fs.Lookup("secure-listen-address") != nil {
-		plain := freePort(t)
+		plain := testenv.LoopbackPort(t)
 		listenEnv = fmt.Sprintf("            - {name: PODLIFE_SECURE_LISTEN_ADDRESS, value: \":%d\"}\n"+
 			"            - {name: PODLIFE_INSECURE_LISTEN_ADDRESS, value: \"127.0.0.1:%d\"}", port, plain)
 		e.server = fmt.Sprintf("http://127.0.0.1:%d", plain)
@@ -208,15 +208,6 @@ func (e *dsEnv) writeOverlay(dir, journalDir string) string {
 	return overlay
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
 
 func (e *dsEnv) kubectl(args ...string) string {
 	e.t.Helper()

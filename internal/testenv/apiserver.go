@@ -95,7 +95,7 @@ func StartAPIServerWith(t testing.TB, opts APIServerOptions) *APIServer {
 		}
 	})
 
-	clientPort, peerPort, apiPort := loopbackPort(t), loopbackPort(t), loopbackPort(t)
+	clientPort, peerPort, apiPort := LoopbackPort(t), LoopbackPort(t), LoopbackPort(t)
 	etcdURL := "http://127.0.0.1:" + strconv.Itoa(clientPort)
 	peerURL := "http://127.0.0.1:" + strconv.Itoa(peerPort)
 	a.etcd = startLogged(t, filepath.Join(dir, "etcd.log"), etcdBin,
@@ -321,7 +321,9 @@ func startLogged(t testing.TB, logFile, bin string, args ...string) *proc {
 	return p
 }
 
-func loopbackPort(t testing.TB) int {
+// LoopbackPort is a 127.0.0.1 port that was free a moment ago, for a
+// process the test starts that cannot be told to pick its own.
+func LoopbackPort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

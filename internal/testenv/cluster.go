@@ -148,7 +148,7 @@ func (c *Cluster) startComponent(t testing.TB, name, token string, args []string
 	t.Helper()
 	link := c.API.NewLink(t)
 	kubeconfig := link.Kubeconfig(t, token)
-	port := loopbackPort(t)
+	port := LoopbackPort(t)
 	logFile := filepath.Join(c.Dir, name+".log")
 	p := startLogged(t, logFile, Bin(t, name), append([]string{
 		"--kubeconfig=" + kubeconfig, "--leader-elect=false",

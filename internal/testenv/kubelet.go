@@ -91,7 +91,7 @@ func startKubelet(t testing.TB, c *Containerd, name string, opts kubeletOptions)
 	k.keyFile = keyFile
 	k.writeServingCert(t)
 
-	port, hz := loopbackPort(t), loopbackPort(t)
+	port, hz := LoopbackPort(t), LoopbackPort(t)
 	k.HTTPSURL = "https://127.0.0.1:" + strconv.Itoa(port)
 	args := []string{
 		"--config=" + config,
@@ -109,7 +109,7 @@ func startKubelet(t testing.TB, c *Containerd, name string, opts kubeletOptions)
 	}
 	ready := "http://127.0.0.1:" + strconv.Itoa(hz) + "/healthz"
 	if opts.kubeconfig == "" {
-		ro := loopbackPort(t)
+		ro := LoopbackPort(t)
 		k.ReadOnlyURL = "http://127.0.0.1:" + strconv.Itoa(ro)
 		ready = k.ReadOnlyURL + "/pods"
 		args = append(args, "--read-only-port="+strconv.Itoa(ro),

@@ -181,7 +181,6 @@ func TestChartInCluster(t *testing.T) {
 	t.Logf("TestChartInCluster: %s", time.Since(testStart).Round(time.Second))
 }
 
-
 func eventually(t *testing.T, what string, limit time.Duration, ok func() bool) {
 	t.Helper()
 	for deadline := time.Now().Add(limit); !ok(); time.Sleep(250 * time.Millisecond) {

@@ -208,7 +208,6 @@ func (e *dsEnv) writeOverlay(dir, journalDir string) string {
 	return overlay
 }
 
-
 func (e *dsEnv) kubectl(args ...string) string {
 	e.t.Helper()
 	out, err := exec.Command(e.kubect, append([]string{"--kubeconfig", e.c.AdminKubeconfig}, args...)...).CombinedOutput()

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -26,7 +27,14 @@ import (
 	"github.com/podlife/podlife/lifecycle"
 )
 
-func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+func main() {
+	// Installed as kubectl-podlife (a kubectl plugin), it is the CLI that
+	// reaches a node's agent through the API server: kubectl podlife pods --node NODE.
+	if strings.HasPrefix(filepath.Base(os.Args[0]), "kubectl-podlife") {
+		os.Exit(runPlugin(os.Args[1:], os.Stdout, os.Stderr))
+	}
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
 
 const usage = `podlife: what the pods on this node are really doing.
 
@@ -44,7 +52,63 @@ the CRI socket and the kubelet yourself, with the agent's source flags), -o json
 A secured agent (https://NODE:9808): --token or --token-file (a token the API
 server accepts, bound to ClusterRole podlife-reader), and --certificate-authority
 FILE or --insecure-skip-tls-verify (its certificate is self-signed by default).
+Any node's agent from anywhere with cluster access: --node NODE [--kubeconfig FILE]
+[--context NAME] (through the API server's pod proxy; see kubectl podlife --help).
 `
+
+const pluginUsage = `kubectl podlife: what the pods on a node are really doing, from its podlife agent.
+
+Usage:
+  kubectl podlife pods --node NODE [-o json|yaml]     the node's pods: stage, readiness, restarts, why
+  kubectl podlife describe NS/POD --node NODE         one pod: conditions, both views, mismatches, timeline
+  kubectl podlife watch --node NODE                   live transitions
+  kubectl podlife journal --node NODE                 transitions not yet delivered upstream
+
+It finds the agent pod on NODE and reaches it through the API server's pod
+proxy, with your kubeconfig (--kubeconfig FILE, --context NAME; default
+$KUBECONFIG, then ~/.kube/config). For the agent it requests a 10-minute
+token of ServiceAccount podlife/podlife-viewer (or give --token/--token-file).
+You need Role podlife-cli in namespace podlife (deploy/cli-rbac.yaml):
+  kubectl -n podlife create rolebinding podlife-cli-jane --role=podlife-cli --user=jane
+Flags for other installs: --agent-namespace, --agent-selector, --agent-port-name,
+--viewer-serviceaccount.
+`
+
+// runPlugin is the kubectl plugin: the CLI commands, always through the API
+// server.
+func runPlugin(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		fmt.Fprint(stdout, pluginUsage)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	switch args[0] {
+	case "pods", "describe", "watch", "journal", "version":
+	default:
+		fmt.Fprintf(stderr, "kubectl podlife: unknown command %q (see 'kubectl podlife help')\n", args[0])
+		return 2
+	}
+	if args[0] != "version" && !hasFlag(args[1:], "node") {
+		fmt.Fprintf(stderr, "kubectl podlife %s: --node NODE: which node's agent (see 'kubectl podlife help')\n", args[0])
+		return 2
+	}
+	return run(args, stdout, stderr)
+}
+
+// hasFlag reports whether args set --name (as --name V or --name=V).
+func hasFlag(args []string, name string) bool {
+	for _, a := range args {
+		if a == "--" {
+			return false
+		}
+		if a == "--"+name || strings.HasPrefix(a, "--"+name+"=") {
+			return true
+		}
+	}
+	return false
+}
 
 // run dispatches a subcommand and returns the exit code: 0 ok, 1 failure,
 // 2 usage or configuration error.
@@ -206,6 +270,7 @@ func runCLI(ctx context.Context, cmd string, args []string, stdout io.Writer) er
 	pin := fs.String("kubelet-serving-cert-file", "", "the kubelet's own serving certificate to pin, with --direct")
 	serverName := fs.String("kubelet-tls-server-name", "", "the name the pinned certificate covers (default the hostname), with --direct")
 	insecure := fs.Bool("kubelet-insecure-skip-verify", false, "with --direct")
+	remote := remoteFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
 			return err
@@ -215,9 +280,15 @@ func runCLI(ctx context.Context, cmd string, args []string, stdout io.Writer) er
 	if *output != "" && *output != "json" && *output != "yaml" {
 		return fmt.Errorf("%w: -o %q: want json or yaml", errUsage, *output)
 	}
-	c, err := cli.NewClientWith(*server, *auth)
-	if err != nil && !*direct {
-		return fmt.Errorf("%w: %v", errUsage, err)
+	if *direct && remote.Node != "" {
+		return fmt.Errorf("%w: --direct reads this node, --node another through the API server: give one", errUsage)
+	}
+	var c *cli.Client
+	var err error
+	if !*direct {
+		if c, err = clientFor(ctx, fs, *server, *auth, *remote); err != nil {
+			return err
+		}
 	}
 	now := time.Now()
 	var pods *agent.PodsResponse
@@ -281,6 +352,45 @@ func runCLI(ctx context.Context, cmd string, args []string, stdout io.Writer) er
 	return nil
 }
 
+// remoteFlags defines the flags that reach a node's agent through the API
+// server on fs.
+func remoteFlags(fs *pflag.FlagSet) *cli.Remote {
+	r := cli.RemoteDefaults
+	fs.StringVar(&r.Node, "node", "", "reach this node's agent through the API server's pod proxy (with --kubeconfig)")
+	fs.StringVar(&r.Kubeconfig, "kubeconfig", "", "with --node: kubeconfig file (default $KUBECONFIG, then ~/.kube/config)")
+	fs.StringVar(&r.Context, "context", "", "with --node: kubeconfig context (default the current one)")
+	fs.StringVar(&r.Namespace, "agent-namespace", r.Namespace, "with --node: the agent pods' namespace")
+	fs.StringVar(&r.Selector, "agent-selector", r.Selector, "with --node: the agent pods' label selector")
+	fs.StringVar(&r.Port, "agent-port-name", r.Port, "with --node: the agent container's API port name")
+	fs.StringVar(&r.Viewer, "viewer-serviceaccount", r.Viewer, "with --node and no --token: the ServiceAccount (in --agent-namespace) whose short-lived token the agent gets")
+	return &r
+}
+
+// clientFor is the agent client the flags ask for: through the API server
+// with --node, else at server.
+func clientFor(ctx context.Context, fs *pflag.FlagSet, server string, auth cli.Auth, remote cli.Remote) (*cli.Client, error) {
+	if remote.Node == "" {
+		for _, f := range []string{"kubeconfig", "context"} {
+			if fs.Changed(f) {
+				return nil, fmt.Errorf("%w: --%s goes with --node NODE", errUsage, f)
+			}
+		}
+		c, err := cli.NewClientWith(server, auth)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", errUsage, err)
+		}
+		return c, nil
+	}
+	if fs.Changed("server") {
+		return nil, fmt.Errorf("%w: --server and --node: give one", errUsage)
+	}
+	if auth.CertificateAuthority != "" || auth.InsecureSkipTLSVerify {
+		return nil, fmt.Errorf("%w: with --node the API server reaches the agent; --certificate-authority and --insecure-skip-tls-verify do not apply", errUsage)
+	}
+	c, _, err := cli.NewRemoteClient(ctx, remote, auth)
+	return c, err
+}
+
 // clientAuthFlags defines the flags that reach a secured agent on fs.
 func clientAuthFlags(fs *pflag.FlagSet) *cli.Auth {
 	var a cli.Auth
@@ -324,11 +434,15 @@ func runJournal(args []string, stdout io.Writer) error {
 	auth := clientAuthFlags(fs)
 	path := fs.String("journal-path", "", "read this journal file directly (only while no agent holds it)")
 	output := fs.StringP("output", "o", "", "json or yaml")
+	remote := remoteFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
 	var r agent.JournalResponse
 	where := *server
+	if remote.Node != "" {
+		where = "of the agent on node " + remote.Node
+	}
 	if *path != "" {
 		where = *path
 		j, err := journal.Open(*path, journal.Options{OpenTimeout: 500 * time.Millisecond})
@@ -343,9 +457,9 @@ func runJournal(args []string, stdout io.Writer) error {
 			return err
 		}
 	} else {
-		c, err := cli.NewClientWith(*server, *auth)
+		c, err := clientFor(context.Background(), fs, *server, *auth, *remote)
 		if err != nil {
-			return fmt.Errorf("%w: %v", errUsage, err)
+			return err
 		}
 		if err := c.Journal(context.Background(), &r); err != nil {
 			return err

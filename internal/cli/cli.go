@@ -54,18 +54,9 @@ func NewClient(server string) *Client {
 // verification of auth. A token is only sent over https.
 func NewClientWith(server string, auth Auth) (*Client, error) {
 	server = strings.TrimSuffix(server, "/")
-	token := auth.Token
-	if auth.TokenFile != "" {
-		if token != "" {
-			return nil, fmt.Errorf("--token and --token-file: give one")
-		}
-		b, err := os.ReadFile(auth.TokenFile)
-		if err != nil {
-			return nil, fmt.Errorf("--token-file: %w", err)
-		}
-		if token = strings.TrimSpace(string(b)); token == "" {
-			return nil, fmt.Errorf("--token-file %s: empty", auth.TokenFile)
-		}
+	token, err := auth.token()
+	if err != nil {
+		return nil, err
 	}
 	if token != "" && !strings.HasPrefix(server, "https://") {
 		return nil, fmt.Errorf("a token for %s: it would travel in clear; the agent's secure address is https://", server)
@@ -95,6 +86,25 @@ func NewClientWith(server string, auth Auth) (*Client, error) {
 }
 
 // bearer adds a bearer token to every request.
+// token is the token given, or read from the file given; "" if none.
+func (a Auth) token() (string, error) {
+	if a.TokenFile == "" {
+		return a.Token, nil
+	}
+	if a.Token != "" {
+		return "", fmt.Errorf("--token and --token-file: give one")
+	}
+	b, err := os.ReadFile(a.TokenFile)
+	if err != nil {
+		return "", fmt.Errorf("--token-file: %w", err)
+	}
+	token := strings.TrimSpace(string(b))
+	if token == "" {
+		return "", fmt.Errorf("--token-file %s: empty", a.TokenFile)
+	}
+	return token, nil
+}
+
 type bearer struct {
 	token string
 	next  http.RoundTripper
@@ -141,9 +151,15 @@ func tlsHint(err error) string {
 func httpError(resp *http.Response, path string) error {
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	msg := fmt.Sprintf("GET %s: HTTP %d", path, resp.StatusCode)
-	var e struct{ Error string }
-	if json.Unmarshal(body, &e) == nil && e.Error != "" {
+	// The agent answers {"error": ...}; the API server (its pod proxy), a
+	// Status with a message.
+	var e struct{ Error, Message, Kind string }
+	switch {
+	case json.Unmarshal(body, &e) != nil:
+	case e.Error != "":
 		msg = e.Error
+	case e.Kind == "Status" && e.Message != "":
+		msg = "API server: " + e.Message
 	}
 	switch resp.StatusCode {
 	case http.StatusUnauthorized:

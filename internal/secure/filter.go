@@ -64,6 +64,14 @@ func verb(method string) string {
 	return "get"
 }
 
+// ProxyAuthorizationHeader carries the caller's "Bearer TOKEN" where the
+// Authorization header cannot: through the API server's pod proxy
+// (/api/v1/namespaces/NS/pods/https:POD:PORT/proxy/...), which authenticates
+// the caller itself and removes Authorization before proxying. The token
+// gets the same TokenReview and SubjectAccessReview; Authorization wins
+// where both are sent. kubectl podlife --node sends it.
+const ProxyAuthorizationHeader = "X-Podlife-Authorization"
+
 // OpenPaths are served without authentication: the probes.
 var OpenPaths = map[string]bool{"/healthz": true, "/readyz": true}
 
@@ -71,14 +79,20 @@ var OpenPaths = map[string]bool{"/healthz": true, "/readyz": true}
 // node; OpenPaths go through untouched. It answers 401 to a request without
 // a token the API server accepts, 403 to one it does not allow, and 500 when
 // the API server could not be asked about the request; each with a JSON body
-// {"error": ...}, like the rest of the API. The Authorization header is not
-// passed on.
+// {"error": ...}, like the rest of the API. A token may come in
+// ProxyAuthorizationHeader instead of Authorization. Neither header is passed
+// on.
 func Filter(next http.Handler, authn authenticator.Request, authz authorizer.Authorizer, node string, log *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		proxied := r.Header.Get(ProxyAuthorizationHeader)
+		r.Header.Del(ProxyAuthorizationHeader)
 		if OpenPaths[r.URL.Path] {
 			r.Header.Del("Authorization")
 			next.ServeHTTP(w, r)
 			return
+		}
+		if r.Header.Get("Authorization") == "" && proxied != "" {
+			r.Header.Set("Authorization", proxied)
 		}
 		resp, ok, err := authn.AuthenticateRequest(r)
 		r.Header.Del("Authorization")
@@ -88,7 +102,7 @@ func Filter(next http.Handler, authn authenticator.Request, authz authorizer.Aut
 			return
 		}
 		if err != nil || !ok {
-			writeError(w, http.StatusUnauthorized, "Unauthorized: send a bearer token the API server accepts (Authorization: Bearer ...)")
+			writeError(w, http.StatusUnauthorized, "Unauthorized: send a bearer token the API server accepts (Authorization: Bearer ..., or "+ProxyAuthorizationHeader+" through the API server's pod proxy)")
 			return
 		}
 		attrs := Attributes(resp.User, r, node)

@@ -193,46 +193,56 @@ func (f fakeAuthz) Authorize(_ context.Context, a authorizer.Attributes) (author
 
 func TestFilter(t *testing.T) {
 	var seen authorizer.Attributes
-	var gotAuthz string
+	var gotAuthz, gotProxied string
 	next := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		gotAuthz = r.Header.Get("Authorization")
+		gotAuthz, gotProxied = r.Header.Get("Authorization"), r.Header.Get(ProxyAuthorizationHeader)
 		w.Write([]byte("data"))
 	})
 	h := Filter(next, newBearer(fakeAuthn{"good": "reader", "nobody": "stranger", "flaky": "flaky"}),
 		fakeAuthz{&seen}, "node-1", quiet)
 	tests := []struct {
 		name, path, token string
+		proxied           string // X-Podlife-Authorization: Bearer proxied
 		code              int
 		body              string
 	}{
-		{"anonymous", "/api/v1/pods", "", 401, `{"error":"Unauthorized: send a bearer token the API server accepts (Authorization: Bearer ...)"}`},
-		{"unknown token", "/metrics", "forged", 401, `{"error":"Unauthorized: send a bearer token the API server accepts (Authorization: Bearer ...)"}`},
-		{"review failed", "/metrics", "broken", 401, `{"error":"Unauthorized: the bearer token could not be reviewed by the API server"}`},
-		{"no role", "/api/v1/pods", "nobody", 403,
+		{"anonymous", "/api/v1/pods", "", "", 401, `{"error":"Unauthorized: send a bearer token the API server accepts (Authorization: Bearer ..., or X-Podlife-Authorization through the API server's pod proxy)"}`},
+		{"unknown token", "/metrics", "forged", "", 401, `{"error":"Unauthorized: send a bearer token the API server accepts (Authorization: Bearer ..., or X-Podlife-Authorization through the API server's pod proxy)"}`},
+		{"review failed", "/metrics", "broken", "", 401, `{"error":"Unauthorized: the bearer token could not be reviewed by the API server"}`},
+		{"no role", "/api/v1/pods", "nobody", "", 403,
 			`{"error":"Forbidden: user \"stranger\" cannot get nodes/podlife \"node-1\" (ClusterRole podlife-reader grants it): no RBAC policy matched"}`},
-		{"authorization failed", "/api/v1/pods", "flaky", 500,
+		{"authorization failed", "/api/v1/pods", "flaky", "", 500,
 			`{"error":"Authorization error (user=flaky, get nodes/podlife \"node-1\"): the API server could not be asked"}`},
-		{"reader: pods", "/api/v1/pods", "good", 200, "data"},
-		{"reader: metrics", "/metrics", "good", 200, "data"},
-		{"reader: pprof", "/debug/pprof/", "good", 403,
+		{"reader: pods", "/api/v1/pods", "good", "", 200, "data"},
+		{"reader: metrics", "/metrics", "good", "", 200, "data"},
+		{"reader: pprof", "/debug/pprof/", "good", "", 403,
 			`{"error":"Forbidden: user \"reader\" cannot get nodes/proxy \"node-1\" (ClusterRole podlife-reader grants it): no RBAC policy matched"}`},
-		{"healthz open", "/healthz", "", 200, "data"},
-		{"readyz open", "/readyz", "forged", 200, "data"},
+		{"through the pod proxy: reader", "/api/v1/pods", "", "good", 200, "data"},
+		{"through the pod proxy: no role", "/api/v1/pods", "", "nobody", 403,
+			`{"error":"Forbidden: user \"stranger\" cannot get nodes/podlife \"node-1\" (ClusterRole podlife-reader grants it): no RBAC policy matched"}`},
+		{"through the pod proxy: forged", "/api/v1/pods", "", "forged", 401, `{"error":"Unauthorized: send a bearer token the API server accepts (Authorization: Bearer ..., or X-Podlife-Authorization through the API server's pod proxy)"}`},
+		{"Authorization wins over the proxy header", "/api/v1/pods", "nobody", "good", 403,
+			`{"error":"Forbidden: user \"stranger\" cannot get nodes/podlife \"node-1\" (ClusterRole podlife-reader grants it): no RBAC policy matched"}`},
+		{"healthz open", "/healthz", "", "", 200, "data"},
+		{"readyz open", "/readyz", "forged", "", 200, "data"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			gotAuthz = ""
+			gotAuthz, gotProxied = "", ""
 			r := httptest.NewRequest("GET", tc.path, nil)
 			if tc.token != "" {
 				r.Header.Set("Authorization", "Bearer "+tc.token)
+			}
+			if tc.proxied != "" {
+				r.Header.Set(ProxyAuthorizationHeader, "Bearer "+tc.proxied)
 			}
 			w := httptest.NewRecorder()
 			h.ServeHTTP(w, r)
 			if body := strings.TrimSpace(w.Body.String()); w.Code != tc.code || body != tc.body {
 				t.Fatalf("%d %s, want %d %s", w.Code, body, tc.code, tc.body)
 			}
-			if gotAuthz != "" {
-				t.Fatalf("the Authorization header reached the handler: %q", gotAuthz)
+			if gotAuthz != "" || gotProxied != "" {
+				t.Fatalf("a token reached the handler: Authorization %q, %s %q", gotAuthz, ProxyAuthorizationHeader, gotProxied)
 			}
 		})
 	}

@@ -31,9 +31,10 @@ type Kubelet struct {
 	// ServingCertFile is the kubelet's self-signed serving certificate (for
 	// 127.0.0.1, NodeIP and Name): a client can pin it as its CA.
 	ServingCertFile string
-	// NodeIP is the kubelet's --node-ip, held by a test-only network interface
-	// that nothing sends traffic to; it keeps the kubelet from looking up an
-	// address for its node name.
+	// NodeIP is the kubelet's --node-ip, held by a test-only network interface;
+	// it keeps the kubelet from looking up an address for its node name. It
+	// is used (the API server's pod proxy to hostNetwork pods) only where the
+	// tests run in a network namespace of their own (MainInNetns).
 	NodeIP  string
 	Dir     string // root, certificates, manifests, pod logs
 	PID     int
@@ -204,8 +205,8 @@ func (k *Kubelet) AddStaticPod(t testing.TB, name, yaml string) {
 const nodeIfacePrefix, nodeNet = "plnode", "198.51.100."
 
 // addNodeIP creates a test-only interface (dummy, or ifb where the kernel has
-// no dummy driver) holding a free node address, left down; t.Cleanup
-// deletes it.
+// no dummy driver) holding a free node address, left down unless the tests
+// run in their own network namespace (MainInNetns); t.Cleanup deletes it.
 func addNodeIP(t testing.TB) string {
 	t.Helper()
 	ipBin, err := exec.LookPath("ip")
@@ -232,6 +233,11 @@ func addNodeIP(t testing.TB) string {
 		addr := nodeNet + strconv.Itoa(n)
 		if out, err := ip("addr", "add", addr+"/32", "dev", name); err != nil {
 			t.Fatalf("node address: ip addr add %s dev %s: %v: %s", addr, name, err, out)
+		}
+		if InOwnNetns() { // the test's own namespace (MainInNetns): the address may be used
+			if out, err := ip("link", "set", name, "up"); err != nil {
+				t.Fatalf("node address: ip link set %s up: %v: %s", name, err, out)
+			}
 		}
 		return addr
 	}

@@ -1,0 +1,208 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/podlife/podlife/internal/secure"
+)
+
+// Remote says how to reach a node's agent from anywhere with cluster access:
+// through the API server's pod proxy to the agent pod on Node.
+type Remote struct {
+	Kubeconfig string // default: $KUBECONFIG, then ~/.kube/config
+	Context    string // default: the current context
+	Node       string
+	Namespace  string // the agent's namespace (deploy/: podlife)
+	Selector   string // the agent pods' labels (deploy/: app.kubernetes.io/name=podlife)
+	Port       string // the agent container's port name (deploy/: https)
+	// Viewer is the ServiceAccount (in Namespace) for which a short-lived
+	// token is requested, when the caller gives no token of its own
+	// (deploy/cli-rbac.yaml: podlife-viewer, bound to podlife-reader).
+	Viewer string
+	// TokenTTL is the requested token's lifetime (the API server's minimum is 10m).
+	TokenTTL time.Duration
+}
+
+// RemoteDefaults are deploy/'s names.
+var RemoteDefaults = Remote{Namespace: "podlife", Selector: "app.kubernetes.io/name=podlife", Port: "https",
+	Viewer: "podlife-viewer", TokenTTL: 10 * time.Minute}
+
+// NewRemoteClient finds the agent pod on r.Node and returns a client that
+// reaches it through the API server's pod proxy
+// (/api/v1/namespaces/NS/pods/https:POD:PORT/proxy), with the kubeconfig's
+// credentials for the API server and, for the agent, auth's token or else a
+// token of r.Viewer requested for the purpose (TokenRequest). The API server
+// removes the Authorization header before proxying, so the agent's token
+// travels in secure.ProxyAuthorizationHeader.
+//
+// The caller needs, in r.Namespace: list pods, get pods/proxy, and (without a
+// token of its own) create serviceaccounts/token on r.Viewer; Role
+// podlife-cli in deploy/cli-rbac.yaml grants exactly that.
+func NewRemoteClient(ctx context.Context, r Remote, auth Auth) (*Client, string, error) {
+	if r.Node == "" {
+		return nil, "", errors.New("--node: which node's agent")
+	}
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	rules.ExplicitPath = r.Kubeconfig
+	rc, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules,
+		&clientcmd.ConfigOverrides{CurrentContext: r.Context}).ClientConfig()
+	if err != nil {
+		return nil, "", fmt.Errorf("kubeconfig: %w", err)
+	}
+	rc.UserAgent = "kubectl-podlife"
+	hc, err := rest.HTTPClientFor(rc)
+	if err != nil {
+		return nil, "", fmt.Errorf("kubeconfig %s: %w", rc.Host, err)
+	}
+	api := apiServer{host: strings.TrimSuffix(rc.Host, "/"), http: &http.Client{Transport: hc.Transport, Timeout: 10 * time.Second}}
+
+	pod, port, err := api.agentPod(ctx, r)
+	if err != nil {
+		return nil, "", err
+	}
+	token, err := auth.token()
+	if err != nil {
+		return nil, "", err
+	}
+	if token == "" {
+		if token, err = api.viewerToken(ctx, r); err != nil {
+			return nil, "", err
+		}
+	}
+	where := fmt.Sprintf("%s/api/v1/namespaces/%s/pods/https:%s:%d/proxy", api.host, url.PathEscape(r.Namespace), url.PathEscape(pod), port)
+	rt := proxiedBearer{token: token, next: hc.Transport}
+	return &Client{Server: where, HTTP: &http.Client{Timeout: 10 * time.Second, Transport: rt}, Stream: &http.Client{Transport: rt}},
+		fmt.Sprintf("pod %s/%s on node %s, through the API server %s", r.Namespace, pod, r.Node, api.host), nil
+}
+
+// proxiedBearer sends the agent's token in the header the API server's pod
+// proxy passes on.
+type proxiedBearer struct {
+	token string
+	next  http.RoundTripper
+}
+
+// RoundTrip sends req with the token, on a copy as RoundTrippers must.
+func (b proxiedBearer) RoundTrip(req *http.Request) (*http.Response, error) {
+	req = req.Clone(req.Context())
+	req.Header.Set(secure.ProxyAuthorizationHeader, "Bearer "+b.token)
+	return b.next.RoundTrip(req)
+}
+
+// apiServer makes the CLI's two API calls as plain JSON requests (no
+// client-go scheme in the podlife binary).
+type apiServer struct {
+	host string
+	http *http.Client
+}
+
+// agentPod is the Running agent pod on r.Node (the newest, if a rolling
+// update leaves two) and its API port.
+func (a apiServer) agentPod(ctx context.Context, r Remote) (string, int, error) {
+	q := url.Values{"labelSelector": {r.Selector}, "fieldSelector": {"spec.nodeName=" + r.Node}}
+	var l corev1.PodList
+	if err := a.do(ctx, http.MethodGet, "/api/v1/namespaces/"+url.PathEscape(r.Namespace)+"/pods?"+q.Encode(), nil, &l); err != nil {
+		return "", 0, fmt.Errorf("finding the agent pod on node %s: %w", r.Node, err)
+	}
+	if len(l.Items) == 0 {
+		return "", 0, fmt.Errorf("no podlife agent on node %q: no pod in namespace %s with labels %s there (is the node name right? else see --agent-namespace, --agent-selector)",
+			r.Node, r.Namespace, r.Selector)
+	}
+	sort.Slice(l.Items, func(i, j int) bool { return l.Items[j].CreationTimestamp.Before(&l.Items[i].CreationTimestamp) })
+	var states []string
+	for _, p := range l.Items {
+		if p.Status.Phase != corev1.PodRunning || p.DeletionTimestamp != nil {
+			states = append(states, fmt.Sprintf("%s is %s", p.Name, p.Status.Phase))
+			continue
+		}
+		for _, c := range p.Spec.Containers {
+			for _, cp := range c.Ports {
+				if cp.Name == r.Port {
+					return p.Name, int(cp.ContainerPort), nil
+				}
+			}
+		}
+		states = append(states, fmt.Sprintf("%s has no container port named %q", p.Name, r.Port))
+	}
+	return "", 0, fmt.Errorf("no running podlife agent on node %s: %s", r.Node, strings.Join(states, "; "))
+}
+
+// viewerToken requests a short-lived token of r.Viewer.
+func (a apiServer) viewerToken(ctx context.Context, r Remote) (string, error) {
+	ttl := int64(r.TokenTTL / time.Second)
+	req := authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: &ttl}}
+	req.APIVersion, req.Kind = "authentication.k8s.io/v1", "TokenRequest"
+	var resp authenticationv1.TokenRequest
+	path := "/api/v1/namespaces/" + url.PathEscape(r.Namespace) + "/serviceaccounts/" + url.PathEscape(r.Viewer) + "/token"
+	if err := a.do(ctx, http.MethodPost, path, req, &resp); err != nil {
+		return "", fmt.Errorf("a token for the agent (TokenRequest for ServiceAccount %s/%s; or give --token / --token-file): %w",
+			r.Namespace, r.Viewer, err)
+	}
+	if resp.Status.Token == "" {
+		return "", fmt.Errorf("a token for the agent: the TokenRequest for %s/%s came back empty", r.Namespace, r.Viewer)
+	}
+	return resp.Status.Token, nil
+}
+
+// do sends a JSON request and decodes the answer into out; an error answer
+// is the API server's message.
+func (a apiServer) do(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, a.host+path, body)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Accept", "application/json")
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := a.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 32<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode/100 != 2 {
+		return apiError(resp.StatusCode, b)
+	}
+	if err := json.Unmarshal(b, out); err != nil {
+		return fmt.Errorf("decoding the API server's answer: %w", err)
+	}
+	return nil
+}
+
+// apiError is the message of an API server's Status answer.
+func apiError(code int, body []byte) error {
+	var st metav1.Status
+	if json.Unmarshal(body, &st) == nil && st.Message != "" {
+		return fmt.Errorf("API server: %s", st.Message)
+	}
+	return fmt.Errorf("API server: HTTP %d: %s", code, strconv.QuoteToASCII(string(bytes.TrimSpace(body[:min(len(body), 300)]))))
+}

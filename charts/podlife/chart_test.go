@@ -694,7 +694,7 @@ func TestServerDryRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(out, "STATUS: deployed") || !strings.Contains(out, "podlife pods --server") {
+	if !strings.Contains(out, "STATUS: deployed") || !strings.Contains(out, "kubectl podlife pods --node <NODE> --agent-namespace podlife") {
 		t.Errorf("helm install:\n%s", out)
 	}
 	got, err := kubectl(t, "", "--kubeconfig", kc, "-n", "podlife", "get", "daemonset,servicemonitor,prometheusrule,configmap,secret", "-o", "name")

@@ -105,7 +105,8 @@ type dsEnv struct {
 // verified TLS (the pinned kubelet certificate), reports Events and node
 // conditions as its ServiceAccount, is denied nodes/proxy and secrets, loses
 // nothing when its pod is deleted mid-churn (the journal on a hostPath), and
-// survives a rolling update.
+// survives a rolling update; kubectl podlife reaches it through the API
+// server's pod proxy (checkPlugin).
 func TestDaemonSet(t *testing.T) {
 	if testing.Short() {
 		t.Skip("real components (a one-node cluster, the image built and imported into its containerd): not in -short")
@@ -125,7 +126,7 @@ func TestDaemonSet(t *testing.T) {
 	t.Logf("image built in %s:\n%s", time.Since(start).Round(100*time.Millisecond), out)
 
 	start = time.Now()
-	c := testenv.StartCluster(t, testenv.ClusterOptions{})
+	c := testenv.StartCluster(t, testenv.ClusterOptions{Tokens: pluginUsers})
 	t.Logf("one-node cluster ready in %s", time.Since(start).Round(time.Second))
 	e := &dsEnv{t: t, c: c, admin: c.Client(t), link: c.NewLink(t)}
 	if e.kubect, err = exec.LookPath("kubectl"); err != nil {
@@ -163,6 +164,7 @@ func TestDaemonSet(t *testing.T) {
 	defer stopChurn()
 
 	t.Run("Events and node conditions as its ServiceAccount", e.checkReporting)
+	t.Run("kubectl podlife --node: through the API server's pod proxy", e.checkPlugin)
 	t.Run("agent pod deleted mid-churn: the journal on the hostPath loses nothing", func(t *testing.T) { e.checkPodDeletion(t, first) })
 	t.Run("rolling update", e.checkRollingUpdate)
 	t.Logf("TestDaemonSet: apply→Ready %s; whole test %s", applyToReady.Round(100*time.Millisecond), time.Since(testStart).Round(time.Second))

@@ -49,9 +49,24 @@ func TestCLIExitCodes(t *testing.T) {
 		{[]string{"bogus"}, 2, "podlife: unknown command \"bogus\" (see 'podlife help')\n"},
 		{[]string{"pods", "--server", "http://127.0.0.1:1"}, 1, "podlife: cannot reach the podlife agent at http://127.0.0.1:1"},
 		{[]string{"version"}, 0, ""},
+		{[]string{"pods", "--kubeconfig", "/k"}, 2, "podlife: usage: --kubeconfig goes with --node NODE\n"},
+		{[]string{"pods", "--node", "n", "--server", "https://x:9808"}, 2, "podlife: usage: --server and --node: give one\n"},
+		{[]string{"pods", "--node", "n", "--direct"}, 2, "podlife: usage: --direct reads this node, --node another through the API server: give one\n"},
+		{[]string{"pods", "--node", "n", "--kubeconfig", "/nonexistent"}, 1, "podlife: kubeconfig: stat /nonexistent: no such file or directory\n"},
+		// Named kubectl-podlife, it is the kubectl plugin.
+		{[]string{"kubectl-podlife", "pods"}, 2, "kubectl podlife pods: --node NODE: which node's agent (see 'kubectl podlife help')\n"},
+		{[]string{"kubectl-podlife", "agent"}, 2, "kubectl podlife: unknown command \"agent\" (see 'kubectl podlife help')\n"},
+		{[]string{"kubectl-podlife", "help"}, 0, ""},
+	}
+	plugin := filepath.Join(filepath.Dir(bin), "kubectl-podlife")
+	if err := os.Symlink(bin, plugin); err != nil {
+		t.Fatal(err)
 	}
 	for _, tc := range tests {
 		cmd := exec.Command(bin, tc.args...)
+		if tc.args[0] == "kubectl-podlife" {
+			cmd = exec.Command(plugin, tc.args[1:]...)
+		}
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
 		err := cmd.Run()

@@ -132,7 +132,7 @@ func TestSecureAPI(t *testing.T) {
 				stderr   string // its start
 			}{
 				{"anonymous", []string{"pods"}, false, 1, "",
-					"podlife: Unauthorized: send a bearer token the API server accepts (Authorization: Bearer ...) (give --token or --token-file)"},
+					"podlife: Unauthorized: send a bearer token the API server accepts (Authorization: Bearer ..., or X-Podlife-Authorization through the API server's pod proxy) (give --token or --token-file)"},
 				{"no role", []string{"pods", "--token", stranger.Token}, false, 1, "",
 					`podlife: Forbidden: user "mallory" cannot get nodes/podlife "n1" (ClusterRole podlife-reader grants it)`},
 				{"reader", []string{"pods", "--token-file", tokenFile}, false, 0, "load       load-0000", ""},

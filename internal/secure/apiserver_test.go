@@ -172,7 +172,7 @@ func TestDelegatedToRealAPIServer(t *testing.T) {
 		rbacv1.Subject{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: elsewhere.User})
 
 	base, client := serveSecure(t, restConfig(t, api.AgentKubeconfig))
-	unauthorized := "Unauthorized: send a bearer token the API server accepts (Authorization: Bearer ...)"
+	unauthorized := "Unauthorized: send a bearer token the API server accepts (Authorization: Bearer ..., or X-Podlife-Authorization through the API server's pod proxy)"
 	tests := []struct {
 		name, path, token string
 		code              int

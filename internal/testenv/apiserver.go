@@ -151,6 +151,10 @@ func StartAPIServerWith(t testing.TB, opts APIServerOptions) *APIServer {
 	return a
 }
 
+// Kubeconfig writes a kubeconfig named name (in the API server's dir) that
+// reaches it directly with token, and returns its path.
+func (a *APIServer) Kubeconfig(name, token string) string { return a.writeKubeconfig(name, token) }
+
 func (a *APIServer) writeKubeconfig(name, token string) string {
 	path := filepath.Join(a.Dir, name)
 	writeKubeconfig(a.t, path, a.URL, a.CAFile, token)

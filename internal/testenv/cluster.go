@@ -44,6 +44,9 @@ type ClusterOptions struct {
 	KubeletArgs, ControllerManagerArgs, SchedulerArgs []string
 	// APIServerArgs are appended to kube-apiserver's flags (APIServerOptions.Args).
 	APIServerArgs []string
+	// Tokens are users the API server accepts besides the components' and
+	// the admin (APIServer.Kubeconfig writes a kubeconfig for one).
+	Tokens []StaticToken
 }
 
 // Cluster is a real one-node Kubernetes cluster on loopback: etcd,
@@ -99,11 +102,11 @@ func StartCluster(t testing.TB, opts ClusterOptions) *Cluster {
 	c.Containerd.EnableLoopbackCNI(t)
 
 	nodeToken := nodeTokenPrefix + opts.NodeName
-	c.API = StartAPIServerWith(t, APIServerOptions{NodeAuthorization: true, Tokens: []StaticToken{
+	c.API = StartAPIServerWith(t, APIServerOptions{NodeAuthorization: true, Tokens: append([]StaticToken{
 		{controllerManagerToken, "system:kube-controller-manager", nil},
 		{schedulerToken, "system:kube-scheduler", nil},
 		{nodeToken, "system:node:" + opts.NodeName, []string{"system:nodes"}},
-	}, Args: opts.APIServerArgs})
+	}, opts.Tokens...), Args: opts.APIServerArgs})
 	c.AdminKubeconfig = c.API.AdminKubeconfig
 	dir, err := os.MkdirTemp("", "podlife-cluster-")
 	if err != nil {

@@ -22,6 +22,9 @@ const netnsEnv = "PODLIFE_TEST_NETNS"
 // traffic reaches any network but the test's own. With -short, or when not
 // root, the tests run as they are.
 //
+// Every package whose tests start a kubelet (it holds the node address, and
+// dials it to probe hostNetwork pods) uses it.
+//
 // The parent re-executes the binary with CLONE_NEWNET, passes on SIGINT and
 // SIGTERM, and exits with the child's code; the child gets SIGTERM should the
 // parent die.
@@ -34,7 +37,7 @@ func MainInNetns(m *testing.M) int {
 		}
 		return m.Run()
 	}
-	if testing.Short() || os.Geteuid() != 0 {
+	if testing.Short() || os.Geteuid() != 0 || fuzzing() {
 		return m.Run()
 	}
 	exe, err := os.Executable()
@@ -64,6 +67,17 @@ func MainInNetns(m *testing.M) int {
 	}
 	fmt.Fprintf(os.Stderr, "testenv: the tests in the network namespace: %v\n", err)
 	return 1
+}
+
+// fuzzing reports whether go test -fuzz runs the binary (as the coordinator
+// or a worker): fuzz targets start no real components.
+func fuzzing() bool {
+	for _, name := range []string{"test.fuzz", "test.fuzzworker"} {
+		if f := flag.Lookup(name); f != nil && f.Value.String() != "" && f.Value.String() != "false" {
+			return true
+		}
+	}
+	return false
 }
 
 // InOwnNetns reports whether the tests run in MainInNetns's namespace.

@@ -23,6 +23,9 @@ func ApplyRBAC(ctx context.Context, cs kubernetes.Interface, user string) error 
 	}
 	n := 0
 	for _, f := range files {
+		if filepath.Base(f) == "cli-rbac.yaml" {
+			continue // Role podlife-cli is for kubectl podlife's users, not the agent
+		}
 		b, err := os.ReadFile(f)
 		if err != nil {
 			return err

@@ -1,0 +1,247 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	authenticationv1 "k8s.io/api/authentication/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/podlife/podlife/agent"
+	"github.com/podlife/podlife/internal/cli"
+	"github.com/podlife/podlife/internal/testenv"
+)
+
+// Users of the one-node cluster that TestDaemonSet's plugin check runs as:
+// jane is bound to Role podlife-cli (deploy/cli-rbac.yaml) the way the
+// README says; bob is bound to nothing.
+var pluginUsers = []testenv.StaticToken{{Token: "jane-token", User: "jane"}, {Token: "bob-token", User: "bob"}}
+
+// checkPlugin: kubectl podlife pods|describe|watch|journal --node NODE reach
+// the DaemonSet's agent through the API server's pod proxy, run by a real
+// kubectl that finds the plugin (kubectl-podlife) on PATH, as a user with
+// only Role podlife-cli. The API server reaches the hostNetwork agent at the
+// node's address, which exists in the test's own network namespace
+// (testenv.MainInNetns).
+func (e *dsEnv) checkPlugin(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "bin")
+	if err := os.MkdirAll(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("go", "build", "-o", filepath.Join(bin, "kubectl-podlife"), ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build -o kubectl-podlife: %v\n%s", err, out)
+	}
+	// As the README says: bind Role podlife-cli to the user.
+	e.kubectl("-n", dsNamespace, "create", "rolebinding", "podlife-cli-jane", "--role=podlife-cli", "--user=jane")
+	jane := e.c.API.Kubeconfig("jane.kubeconfig", "jane-token")
+	bob := e.c.API.Kubeconfig("bob.kubeconfig", "bob-token")
+	node := e.c.NodeName
+
+	// plugin runs kubectl ARGS with the plugin on PATH and returns stdout,
+	// stderr and the exit code.
+	plugin := func(kubeconfig string, args ...string) (string, string, int) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, e.kubect, args...)
+		cmd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"), "KUBECONFIG="+kubeconfig, "HOME="+t.TempDir())
+		var stdout, stderr strings.Builder
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatalf("kubectl %s: %v", strings.Join(args, " "), err)
+		}
+		return stdout.String(), stderr.String(), code
+	}
+
+	t.Run("kubectl plugin list finds it", func(t *testing.T) {
+		stdout, stderr, code := plugin(jane, "plugin", "list")
+		if code != 0 || !strings.Contains(stdout, filepath.Join(bin, "kubectl-podlife")) {
+			t.Fatalf("kubectl plugin list: exit %d\n%s%s", code, stdout, stderr)
+		}
+	})
+
+	t.Run("pods", func(t *testing.T) {
+		var got agent.PodsResponse
+		eventually(t, "kubectl podlife pods --node showing the churn namespace's crash-looping pod", 60*time.Second, func() bool {
+			stdout, stderr, code := plugin(jane, "podlife", "pods", "--node", node, "-o", "json")
+			if code != 0 {
+				t.Logf("kubectl podlife pods: exit %d: %s", code, stderr)
+				return false
+			}
+			if err := json.Unmarshal([]byte(stdout), &got); err != nil {
+				t.Fatalf("kubectl podlife pods -o json: %v\n%s", err, stdout)
+			}
+			return hasPod(got, "churn", "crashloop")
+		})
+		// The same agent as the one the test reads directly: its node, its own pod.
+		direct := e.pods()
+		if got.Node != node || direct.Node != node {
+			t.Errorf("node: through the API server %q, directly %q, want %q", got.Node, direct.Node, node)
+		}
+		for _, p := range direct.Pods {
+			if p.Namespace == dsNamespace && !hasPod(got, p.Namespace, p.Name) {
+				t.Errorf("the agent's own pod %s/%s is missing through the API server", p.Namespace, p.Name)
+			}
+		}
+		stdout, stderr, code := plugin(jane, "podlife", "pods", "--node", node)
+		if code != 0 || !strings.Contains(stdout, "NAMESPACE") || !strings.Contains(stdout, "crashloop") {
+			t.Errorf("kubectl podlife pods (table): exit %d\n%s%s", code, stdout, stderr)
+		}
+	})
+
+	t.Run("podlife pods --node --kubeconfig, without kubectl", func(t *testing.T) {
+		podlife := filepath.Join(t.TempDir(), "podlife")
+		if err := os.Link(filepath.Join(bin, "kubectl-podlife"), podlife); err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command(podlife, "pods", "--node", node, "--kubeconfig", jane, "-o", "json").Output()
+		var got agent.PodsResponse
+		if err != nil || json.Unmarshal(out, &got) != nil || got.Node != node || !hasPod(got, "churn", "crashloop") {
+			t.Errorf("podlife pods --node %s --kubeconfig jane: %v\n%s", node, err, out)
+		}
+	})
+
+	t.Run("describe", func(t *testing.T) {
+		eventually(t, "kubectl podlife describe churn/crashloop showing its exit 3", 60*time.Second, func() bool {
+			stdout, stderr, code := plugin(jane, "podlife", "describe", "churn/crashloop", "--node", node)
+			if code != 0 {
+				t.Logf("kubectl podlife describe: exit %d: %s", code, stderr)
+			}
+			return code == 0 && strings.Contains(stdout, "Name:          crashloop") && strings.Contains(stdout, "exit 3")
+		})
+	})
+
+	t.Run("journal", func(t *testing.T) {
+		stdout, stderr, code := plugin(jane, "podlife", "journal", "--node", node)
+		if code != 0 || !strings.HasPrefix(stdout, "journal of the agent on node "+node+":") {
+			t.Errorf("kubectl podlife journal: exit %d\n%s%s", code, stdout, stderr)
+		}
+	})
+
+	t.Run("watch streams transitions", func(t *testing.T) {
+		cmd := exec.Command(e.kubect, "podlife", "watch", "--node", node, "-o", "json")
+		cmd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"), "KUBECONFIG="+jane, "HOME="+t.TempDir())
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { cmd.Process.Kill(); cmd.Wait() }()
+		// -o json writes one indented JSON object per transition.
+		records := make(chan agent.Record)
+		decodeErr := make(chan error, 1)
+		go func() {
+			dec := json.NewDecoder(stdout)
+			for {
+				var r agent.Record
+				if err := dec.Decode(&r); err != nil {
+					decodeErr <- err
+					return
+				}
+				records <- r
+			}
+		}()
+		// The churn creates and deletes pods every few seconds.
+		select {
+		case r := <-records:
+			if r.Seq == 0 || r.Transition.Pod == "" {
+				t.Fatalf("kubectl podlife watch -o json: not a transition: %+v", r)
+			}
+			t.Logf("first transition through the API server: #%d %s", r.Seq, cli.FormatTransition(r))
+		case err := <-decodeErr:
+			t.Fatalf("kubectl podlife watch -o json: %v; stderr: %s", err, stderr.String())
+		case <-time.After(60 * time.Second):
+			t.Fatalf("kubectl podlife watch: no transition in 60s; stderr: %s", stderr.String())
+		}
+	})
+
+	t.Run("refusals say what is missing", func(t *testing.T) {
+		// A token of a ServiceAccount that may not read podlife: the agent's
+		// own 403 comes back through the proxy.
+		ttl := int64(600)
+		tr, err := e.admin.CoreV1().ServiceAccounts(dsNamespace).CreateToken(context.Background(), "default",
+			&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: &ttl}}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tc := range []struct {
+			name, kubeconfig string
+			args             []string
+			want             string
+		}{
+			{"no Role podlife-cli", bob, []string{"pods", "--node", node},
+				`API server: pods is forbidden: User "bob" cannot list resource "pods" in API group "" in the namespace "podlife"`},
+			{"no such node", jane, []string{"pods", "--node", "nosuch"},
+				`no podlife agent on node "nosuch": no pod in namespace podlife with labels app.kubernetes.io/name=podlife there`},
+			{"a token without podlife-reader", jane, []string{"pods", "--node", node, "--token", tr.Status.Token},
+				`Forbidden: user "system:serviceaccount:podlife:default" cannot get nodes/podlife "` + node + `"`},
+			{"no --node", jane, []string{"pods"}, "--node NODE: which node's agent"},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				stdout, stderr, code := plugin(tc.kubeconfig, append([]string{"podlife"}, tc.args...)...)
+				if code == 0 || !strings.Contains(stderr, tc.want) || strings.Count(strings.TrimSpace(stderr), "\n") > 0 {
+					t.Errorf("exit %d, stderr %q, want one line with %q (stdout %q)", code, stderr, tc.want, stdout)
+				}
+			})
+		}
+	})
+
+	// Why the token travels in X-Podlife-Authorization: the API server
+	// authenticates the caller and deletes the Authorization header before
+	// the request goes on to the pod (kubernetes/kubernetes
+	// staging/src/k8s.io/apiserver/pkg/endpoints/filters/authentication.go,
+	// WithAuthentication: req.Header.Del("Authorization")). A caller with
+	// every right, through the proxy without that header, gets the agent's 401.
+	t.Run("without X-Podlife-Authorization the agent sees no token", func(t *testing.T) {
+		pod := e.waitAgentPod("", 30*time.Second)
+		port := pod.Spec.Containers[0].Ports[0].ContainerPort
+		rc, err := clientcmd.BuildConfigFromFlags("", e.c.AdminKubeconfig)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hc, err := rest.HTTPClientFor(rc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		url := rc.Host + "/api/v1/namespaces/" + dsNamespace + "/pods/https:" + pod.Name + ":" + strconv.Itoa(int(port)) + "/proxy/api/v1/pods"
+		resp, err := hc.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(string(b), "Unauthorized: send a bearer token") {
+			t.Errorf("GET %s as admin: %d %s, want the agent's 401", url, resp.StatusCode, b)
+		}
+	})
+}
+
+// hasPod reports whether r lists ns/name.
+func hasPod(r agent.PodsResponse, ns, name string) bool {
+	for _, p := range r.Pods {
+		if p.Namespace == ns && p.Name == name {
+			return true
+		}
+	}
+	return false
+}

@@ -382,7 +382,6 @@ func TestTemplateRejects(t *testing.T) {
 		{[]string{"kubelet.tls.mode=insecure", "kubelet.tls.caFile=/ca.crt"}, "turns verification off"},
 		{[]string{"rbac.kubeletAccess=all"}, `rbac.kubeletAccess "all": want fineGrained or proxy`},
 		{[]string{"serviceMonitor.enabled=true", "service.enabled=false"}, "needs service.enabled"},
-		{[]string{"reader.create=false"}, "cli.create binds FULLNAME-viewer to FULLNAME-reader: it needs reader.create"},
 	}
 	for _, tc := range tests {
 		_, err := render(t, tc.values...)

@@ -126,7 +126,8 @@ func TestDaemonSet(t *testing.T) {
 	t.Logf("image built in %s:\n%s", time.Since(start).Round(100*time.Millisecond), out)
 
 	start = time.Now()
-	c := testenv.StartCluster(t, testenv.ClusterOptions{Tokens: pluginUsers})
+	c := testenv.StartCluster(t, testenv.ClusterOptions{Tokens: pluginUsers,
+		APIServerArgs: []string{"--request-timeout=" + pluginRequestTimeout.String()}})
 	t.Logf("one-node cluster ready in %s", time.Since(start).Round(time.Second))
 	e := &dsEnv{t: t, c: c, admin: c.Client(t), link: c.NewLink(t)}
 	if e.kubect, err = exec.LookPath("kubectl"); err != nil {

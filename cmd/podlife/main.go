@@ -262,6 +262,7 @@ func runCLI(ctx context.Context, cmd string, args []string, stdout io.Writer) er
 	server := fs.String("server", "http://127.0.0.1:9808", "the podlife agent's HTTP API")
 	auth := clientAuthFlags(fs)
 	output := fs.StringP("output", "o", "", "json or yaml (default: a table)")
+	namespace := fs.StringP("namespace", "n", "", "only this namespace's pods (pods, watch); describe POD -n NS is describe NS/POD")
 	direct := fs.Bool("direct", false, "read the CRI socket and the kubelet directly (no agent needed)")
 	criEndpoint := fs.String("cri-endpoint", cri.DefaultEndpoint, "CRI socket, with --direct")
 	kubeletURL := fs.String("kubelet-url", "", "kubelet URL, with --direct")
@@ -311,15 +312,28 @@ func runCLI(ctx context.Context, cmd string, args []string, stdout io.Writer) er
 				return err
 			}
 		}
+		if *namespace != "" {
+			kept := pods.Pods[:0]
+			for _, p := range pods.Pods {
+				if p.Namespace == *namespace {
+					kept = append(kept, p)
+				}
+			}
+			pods.Pods = kept
+		}
 		if *output != "" {
 			return cli.Output(stdout, *output, pods)
 		}
 		cli.PrintPods(stdout, pods, now)
 	case "describe":
-		if fs.NArg() != 1 || !strings.Contains(fs.Arg(0), "/") {
-			return fmt.Errorf("%w: describe NAMESPACE/POD", errUsage)
+		arg := fs.Arg(0)
+		if *namespace != "" && fs.NArg() == 1 && !strings.Contains(arg, "/") {
+			arg = *namespace + "/" + arg
 		}
-		ns, name, _ := strings.Cut(fs.Arg(0), "/")
+		if fs.NArg() != 1 || !strings.Contains(arg, "/") {
+			return fmt.Errorf("%w: describe NAMESPACE/POD (or describe POD -n NAMESPACE)", errUsage)
+		}
+		ns, name, _ := strings.Cut(arg, "/")
 		var p *agent.PodResponse
 		if pods != nil {
 			for _, v := range pods.Pods {
@@ -342,6 +356,9 @@ func runCLI(ctx context.Context, cmd string, args []string, stdout io.Writer) er
 		cli.PrintDescribe(stdout, p, now)
 	case "watch":
 		return c.Watch(ctx, func(r agent.Record) error {
+			if *namespace != "" && r.Transition.Namespace != *namespace {
+				return nil
+			}
 			if *output != "" {
 				return cli.Output(stdout, *output, r)
 			}

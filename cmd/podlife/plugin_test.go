@@ -14,6 +14,7 @@ import (
 	"time"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -25,8 +26,13 @@ import (
 
 // Users of the one-node cluster that TestDaemonSet's plugin check runs as:
 // jane is bound to Role podlife-cli (deploy/cli-rbac.yaml) the way the
-// README says; bob is bound to nothing.
-var pluginUsers = []testenv.StaticToken{{Token: "jane-token", User: "jane"}, {Token: "bob-token", User: "bob"}}
+// README says; bob to nothing; carol to a Role without pods/proxy.
+var pluginUsers = []testenv.StaticToken{{Token: "jane-token", User: "jane"}, {Token: "bob-token", User: "bob"},
+	{Token: "carol-token", User: "carol"}}
+
+// pluginRequestTimeout is TestDaemonSet's API server --request-timeout, short
+// so that the watch through the pod proxy is seen to outlive it.
+const pluginRequestTimeout = 10 * time.Second
 
 // checkPlugin: kubectl podlife pods|describe|watch|journal --node NODE reach
 // the DaemonSet's agent through the API server's pod proxy, run by a real
@@ -161,29 +167,62 @@ func (e *dsEnv) checkPlugin(t *testing.T) {
 				records <- r
 			}
 		}()
-		// The churn creates and deletes pods every few seconds.
-		select {
-		case r := <-records:
-			if r.Seq == 0 || r.Transition.Pod == "" {
-				t.Fatalf("kubectl podlife watch -o json: not a transition: %+v", r)
+		// The churn creates and deletes pods every few seconds. The stream
+		// must outlive the API server's --request-timeout (pluginRequestTimeout
+		// in this cluster): pod proxy requests are long-running
+		// (kubernetes/kubernetes pkg/controlplane/apiserver/config.go,
+		// BasicLongRunningRequestCheck with subresource "proxy").
+		start := time.Now()
+		var first, last agent.Record
+		for last.Seq == 0 || time.Since(start) < pluginRequestTimeout+3*time.Second {
+			select {
+			case r := <-records:
+				if r.Seq == 0 || r.Transition.Pod == "" || r.Seq <= last.Seq {
+					t.Fatalf("kubectl podlife watch -o json: not the next transition after #%d: %+v", last.Seq, r)
+				}
+				if first.Seq == 0 {
+					first = r
+					t.Logf("first transition through the API server after %s: #%d %s", time.Since(start).Round(time.Millisecond), r.Seq, cli.FormatTransition(r))
+				}
+				last = r
+			case err := <-decodeErr:
+				t.Fatalf("kubectl podlife watch -o json: %v after %s; stderr: %s", err, time.Since(start).Round(time.Millisecond), stderr.String())
+			case <-time.After(60 * time.Second):
+				t.Fatalf("kubectl podlife watch: no transition in 60s; stderr: %s", stderr.String())
 			}
-			t.Logf("first transition through the API server: #%d %s", r.Seq, cli.FormatTransition(r))
-		case err := <-decodeErr:
-			t.Fatalf("kubectl podlife watch -o json: %v; stderr: %s", err, stderr.String())
-		case <-time.After(60 * time.Second):
-			t.Fatalf("kubectl podlife watch: no transition in 60s; stderr: %s", stderr.String())
 		}
+		t.Logf("the watch still streams after %s (the API server's --request-timeout is %s): #%d .. #%d",
+			time.Since(start).Round(time.Millisecond), pluginRequestTimeout, first.Seq, last.Seq)
 	})
 
 	t.Run("refusals say what is missing", func(t *testing.T) {
-		// A token of a ServiceAccount that may not read podlife: the agent's
-		// own 403 comes back through the proxy.
-		ttl := int64(600)
-		tr, err := e.admin.CoreV1().ServiceAccounts(dsNamespace).CreateToken(context.Background(), "default",
-			&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: &ttl}}, metav1.CreateOptions{})
-		if err != nil {
+		// Tokens of a ServiceAccount that may not read podlife: one for the
+		// agent (audience podlife), whose 403 comes back through the proxy,
+		// and one for the API server, which the CLI does not send.
+		token := func(audiences ...string) string {
+			ttl := int64(600)
+			tr, err := e.admin.CoreV1().ServiceAccounts(dsNamespace).CreateToken(context.Background(), "default",
+				&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: &ttl, Audiences: audiences}}, metav1.CreateOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return tr.Status.Token
+		}
+		// carol may list pods and request the viewer's token, but not pods/proxy.
+		ctx := context.Background()
+		role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "podlife-cli-no-proxy", Namespace: dsNamespace}, Rules: []rbacv1.PolicyRule{
+			{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"list"}},
+			{APIGroups: []string{""}, Resources: []string{"serviceaccounts/token"}, ResourceNames: []string{"podlife-viewer"}, Verbs: []string{"create"}}}}
+		if _, err := e.admin.RbacV1().Roles(dsNamespace).Create(ctx, role, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
+		rb := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "podlife-cli-no-proxy-carol", Namespace: dsNamespace},
+			RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: role.Name},
+			Subjects: []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: "carol"}}}
+		if _, err := e.admin.RbacV1().RoleBindings(dsNamespace).Create(ctx, rb, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		carol := e.c.API.Kubeconfig("carol.kubeconfig", "carol-token")
 		for _, tc := range []struct {
 			name, kubeconfig string
 			args             []string
@@ -191,10 +230,14 @@ func (e *dsEnv) checkPlugin(t *testing.T) {
 		}{
 			{"no Role podlife-cli", bob, []string{"pods", "--node", node},
 				`API server: pods is forbidden: User "bob" cannot list resource "pods" in API group "" in the namespace "podlife"`},
+			{"no pods/proxy", carol, []string{"pods", "--node", node},
+				`API server: pods "https:podlife-`},
 			{"no such node", jane, []string{"pods", "--node", "nosuch"},
 				`no podlife agent on node "nosuch": no pod in namespace podlife with labels app.kubernetes.io/name=podlife there`},
-			{"a token without podlife-reader", jane, []string{"pods", "--node", node, "--token", tr.Status.Token},
+			{"a token for the agent without podlife-viewer", jane, []string{"pods", "--node", node, "--token", token("podlife")},
 				`Forbidden: user "system:serviceaccount:podlife:default" cannot get nodes/podlife "` + node + `"`},
+			{"an API server token is not sent to the node", jane, []string{"pods", "--node", node, "--token", token()},
+				`--token is for audience ["https://kubernetes.default.svc"]; with --node the token goes to the node's agent`},
 			{"no --node", jane, []string{"pods"}, "--node NODE: which node's agent"},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
@@ -202,7 +245,27 @@ func (e *dsEnv) checkPlugin(t *testing.T) {
 				if code == 0 || !strings.Contains(stderr, tc.want) || strings.Count(strings.TrimSpace(stderr), "\n") > 0 {
 					t.Errorf("exit %d, stderr %q, want one line with %q (stdout %q)", code, stderr, tc.want, stdout)
 				}
+				if tc.name == "no pods/proxy" && !strings.Contains(stderr, `is forbidden: User "carol" cannot get resource "pods/proxy"`) {
+					t.Errorf("stderr %q, want the API server's pods/proxy refusal", stderr)
+				}
 			})
+		}
+	})
+
+	t.Run("-n: one namespace", func(t *testing.T) {
+		stdout, stderr, code := plugin(jane, "podlife", "pods", "-n", "churn", "--node", node, "-o", "json")
+		var got agent.PodsResponse
+		if code != 0 || json.Unmarshal([]byte(stdout), &got) != nil || !hasPod(got, "churn", "crashloop") {
+			t.Fatalf("kubectl podlife pods -n churn: exit %d\n%s%s", code, stdout, stderr)
+		}
+		for _, p := range got.Pods {
+			if p.Namespace != "churn" {
+				t.Errorf("kubectl podlife pods -n churn lists %s/%s", p.Namespace, p.Name)
+			}
+		}
+		stdout, stderr, code = plugin(jane, "podlife", "describe", "crashloop", "-n", "churn", "--node", node)
+		if code != 0 || !strings.Contains(stdout, "Namespace:     churn") {
+			t.Errorf("kubectl podlife describe crashloop -n churn: exit %d\n%s%s", code, stdout, stderr)
 		}
 	})
 
@@ -211,8 +274,10 @@ func (e *dsEnv) checkPlugin(t *testing.T) {
 	// the request goes on to the pod (kubernetes/kubernetes
 	// staging/src/k8s.io/apiserver/pkg/endpoints/filters/authentication.go,
 	// WithAuthentication: req.Header.Del("Authorization")). A caller with
-	// every right, through the proxy without that header, gets the agent's 401.
-	t.Run("without X-Podlife-Authorization the agent sees no token", func(t *testing.T) {
+	// every right, through the proxy without that header, gets the agent's
+	// 401; and in that header the agent takes only a token for audience
+	// podlife, so not even a valid API server credential.
+	t.Run("through the proxy: no X-Podlife-Authorization, or an API server token in it", func(t *testing.T) {
 		pod := e.waitAgentPod("", 30*time.Second)
 		port := pod.Spec.Containers[0].Ports[0].ContainerPort
 		rc, err := clientcmd.BuildConfigFromFlags("", e.c.AdminKubeconfig)
@@ -223,15 +288,31 @@ func (e *dsEnv) checkPlugin(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		url := rc.Host + "/api/v1/namespaces/" + dsNamespace + "/pods/https:" + pod.Name + ":" + strconv.Itoa(int(port)) + "/proxy/api/v1/pods"
-		resp, err := hc.Get(url)
+		// A token of the viewer itself, for the API server's audience.
+		ttl := int64(600)
+		tr, err := e.admin.CoreV1().ServiceAccounts(dsNamespace).CreateToken(context.Background(), "podlife-viewer",
+			&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: &ttl}}, metav1.CreateOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(string(b), "Unauthorized: send a bearer token") {
-			t.Errorf("GET %s as admin: %d %s, want the agent's 401", url, resp.StatusCode, b)
+		url := rc.Host + "/api/v1/namespaces/" + dsNamespace + "/pods/https:" + pod.Name + ":" + strconv.Itoa(int(port)) + "/proxy/api/v1/pods"
+		for _, tc := range []struct{ header, want string }{
+			{"", "Unauthorized: send a bearer token"},
+			{"Bearer " + tr.Status.Token, `Unauthorized: the X-Podlife-Authorization token is not one the API server accepts for audience \"podlife\"`},
+		} {
+			req, _ := http.NewRequest(http.MethodGet, url, nil)
+			if tc.header != "" {
+				req.Header.Set("X-Podlife-Authorization", tc.header)
+			}
+			resp, err := hc.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(string(b), tc.want) {
+				t.Errorf("GET %s as admin, X-Podlife-Authorization %.20q: %d %s, want the agent's 401 %s", url, tc.header, resp.StatusCode, b, tc.want)
+			}
 		}
 	})
 }

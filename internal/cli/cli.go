@@ -217,7 +217,11 @@ func (c *Client) Watch(ctx context.Context, fn func(agent.Record) error) error {
 	if ctx.Err() != nil {
 		return nil
 	}
-	return sc.Err()
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("the watch on %s broke off: %w", c.Server, err)
+	}
+	// The agent ended the stream: it stopped, or its pod was replaced.
+	return fmt.Errorf("the podlife agent at %s ended the watch (stopped or replaced); run it again", c.Server)
 }
 
 // Output writes v as json or yaml.

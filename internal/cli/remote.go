@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -48,9 +49,12 @@ var RemoteDefaults = Remote{Namespace: "podlife", Selector: "app.kubernetes.io/n
 // reaches it through the API server's pod proxy
 // (/api/v1/namespaces/NS/pods/https:POD:PORT/proxy), with the kubeconfig's
 // credentials for the API server and, for the agent, auth's token or else a
-// token of r.Viewer requested for the purpose (TokenRequest). The API server
-// removes the Authorization header before proxying, so the agent's token
-// travels in secure.ProxyAuthorizationHeader.
+// token of r.Viewer requested for the purpose (TokenRequest, audience
+// secure.ProxyAudience, r.TokenTTL). The API server removes the Authorization
+// header before proxying, so the agent's token travels in
+// secure.ProxyAuthorizationHeader. Credentials come from the kubeconfig as
+// kubectl's do (token, client certificate, exec plugin), except the legacy
+// auth-provider plugins, which this binary does not carry.
 //
 // The caller needs, in r.Namespace: list pods, get pods/proxy, and (without a
 // token of its own) create serviceaccounts/token on r.Viewer; Role
@@ -71,8 +75,12 @@ func NewRemoteClient(ctx context.Context, r Remote, auth Auth) (*Client, string,
 	if err != nil {
 		return nil, "", fmt.Errorf("kubeconfig %s: %w", rc.Host, err)
 	}
-	api := apiServer{host: strings.TrimSuffix(rc.Host, "/"), http: &http.Client{Transport: hc.Transport, Timeout: 10 * time.Second}}
+	// No client timeout for the two API calls: an exec credential plugin
+	// (kubelogin) may wait for an interactive login inside the first one.
+	api := apiServer{host: strings.TrimSuffix(rc.Host, "/"), http: &http.Client{Transport: hc.Transport}}
 
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute) // room for an interactive login
+	defer cancel()
 	pod, port, err := api.agentPod(ctx, r)
 	if err != nil {
 		return nil, "", err
@@ -81,7 +89,11 @@ func NewRemoteClient(ctx context.Context, r Remote, auth Auth) (*Client, string,
 	if err != nil {
 		return nil, "", err
 	}
-	if token == "" {
+	if token != "" {
+		if err := forAgent(token); err != nil {
+			return nil, "", err
+		}
+	} else {
 		if token, err = api.viewerToken(ctx, r); err != nil {
 			return nil, "", err
 		}
@@ -90,6 +102,42 @@ func NewRemoteClient(ctx context.Context, r Remote, auth Auth) (*Client, string,
 	rt := proxiedBearer{token: token, next: hc.Transport}
 	return &Client{Server: where, HTTP: &http.Client{Timeout: 10 * time.Second, Transport: rt}, Stream: &http.Client{Transport: rt}},
 		fmt.Sprintf("pod %s/%s on node %s, through the API server %s", r.Namespace, pod, r.Node, api.host), nil
+}
+
+// forAgent refuses a token given with --node unless it is a JWT made for
+// the agent (audience secure.ProxyAudience): through the pod proxy it goes to
+// a node, where an API server credential must never go. (The agent would
+// refuse it anyway; this keeps it from being sent.) The token's signature is
+// the API server's to check, not the CLI's.
+func forAgent(token string) error {
+	const fix = "; with --node the token goes to the node's agent and must be made for it: " +
+		"kubectl -n podlife create token podlife-viewer --audience " + secure.ProxyAudience + " (or give none: the CLI requests one)"
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		return errors.New("--token is not a JWT" + fix)
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(parts[1], "="))
+	if err != nil {
+		return fmt.Errorf("--token: its payload: %v%s", err, fix)
+	}
+	var claims struct {
+		Aud json.RawMessage `json:"aud"`
+	}
+	if err := json.Unmarshal(payload, &claims); err != nil {
+		return fmt.Errorf("--token: its payload: %v%s", err, fix)
+	}
+	var auds []string
+	if json.Unmarshal(claims.Aud, &auds) != nil {
+		var one string
+		json.Unmarshal(claims.Aud, &one)
+		auds = []string{one}
+	}
+	for _, a := range auds {
+		if a == secure.ProxyAudience {
+			return nil
+		}
+	}
+	return fmt.Errorf("--token is for audience %q%s", auds, fix)
 }
 
 // proxiedBearer sends the agent's token in the header the API server's pod
@@ -147,7 +195,8 @@ func (a apiServer) agentPod(ctx context.Context, r Remote) (string, int, error) 
 // viewerToken requests a short-lived token of r.Viewer.
 func (a apiServer) viewerToken(ctx context.Context, r Remote) (string, error) {
 	ttl := int64(r.TokenTTL / time.Second)
-	req := authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: &ttl}}
+	req := authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: &ttl,
+		Audiences: []string{secure.ProxyAudience}}}
 	req.APIVersion, req.Kind = "authentication.k8s.io/v1", "TokenRequest"
 	var resp authenticationv1.TokenRequest
 	path := "/api/v1/namespaces/" + url.PathEscape(r.Namespace) + "/serviceaccounts/" + url.PathEscape(r.Viewer) + "/token"

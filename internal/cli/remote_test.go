@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -24,8 +25,8 @@ type fakeAPIServer struct {
 	pods       []corev1.Pod
 	tokenCode  int
 	gotQuery   string
+	tokenReqs  int // TokenRequests made
 	agentPath  string
-	agentAuthz string // Authorization as the agent would see it
 	agentToken string // X-Podlife-Authorization
 }
 
@@ -39,6 +40,7 @@ func (f *fakeAPIServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.gotQuery = r.URL.RawQuery
 		json.NewEncoder(w).Encode(corev1.PodList{Items: f.pods})
 	case r.URL.Path == "/api/v1/namespaces/podlife/serviceaccounts/podlife-viewer/token" && r.Method == "POST":
+		f.tokenReqs++
 		if f.tokenCode != 0 {
 			w.WriteHeader(f.tokenCode)
 			json.NewEncoder(w).Encode(metav1.Status{Status: "Failure", Message: `serviceaccounts "podlife-viewer" is forbidden: User "jane" cannot create resource "serviceaccounts/token"`})
@@ -46,17 +48,26 @@ func (f *fakeAPIServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		b, _ := io.ReadAll(r.Body)
 		var req struct {
-			Spec struct{ ExpirationSeconds int64 }
+			Spec struct {
+				ExpirationSeconds int64
+				Audiences         []string
+			}
 		}
 		json.Unmarshal(b, &req)
-		fmt.Fprintf(w, `{"kind":"TokenRequest","status":{"token":"viewer-token-%d"}}`, req.Spec.ExpirationSeconds)
+		fmt.Fprintf(w, `{"kind":"TokenRequest","status":{"token":"viewer-token-%d-%s"}}`, req.Spec.ExpirationSeconds, strings.Join(req.Spec.Audiences, ","))
 	case strings.HasPrefix(r.URL.Path, "/api/v1/namespaces/podlife/pods/https:"):
 		r.Header.Del("Authorization") // as WithAuthentication does
-		f.agentPath, f.agentAuthz, f.agentToken = r.URL.Path, r.Header.Get("Authorization"), r.Header.Get("X-Podlife-Authorization")
+		f.agentPath, f.agentToken = r.URL.Path, r.Header.Get("X-Podlife-Authorization")
 		w.Write([]byte(`{"node":"n1","pods":[]}`))
 	default:
 		w.WriteHeader(404)
 	}
+}
+
+// jwt is an unsigned JWT with claims (the CLI reads, never checks, them).
+func jwt(claims string) string {
+	enc := base64.RawURLEncoding.EncodeToString
+	return enc([]byte(`{"alg":"RS256"}`)) + "." + enc([]byte(claims)) + ".sig"
 }
 
 func agentPod(name string, phase corev1.PodPhase, created time.Time, port string) corev1.Pod {
@@ -99,22 +110,28 @@ func TestRemoteClient(t *testing.T) {
 		wantErr   string
 		wantPath  string // what reached the agent
 		wantToken string
+		tokenReqs int
 	}{
 		{"the viewer's token, not the caller's", []corev1.Pod{agentPod("podlife-a", corev1.PodRunning, t0, "https")}, Auth{}, 0, "",
-			"/api/v1/namespaces/podlife/pods/https:podlife-a:9808/proxy/api/v1/pods", "Bearer viewer-token-600"},
-		{"a token given", []corev1.Pod{agentPod("podlife-a", corev1.PodRunning, t0, "https")}, Auth{Token: "mine"}, 0, "",
-			"/api/v1/namespaces/podlife/pods/https:podlife-a:9808/proxy/api/v1/pods", "Bearer mine"},
+			"/api/v1/namespaces/podlife/pods/https:podlife-a:9808/proxy/api/v1/pods", "Bearer viewer-token-600-podlife", 1},
+		{"a token for the agent given", []corev1.Pod{agentPod("podlife-a", corev1.PodRunning, t0, "https")}, Auth{Token: jwt(`{"aud":["podlife"]}`)}, 0, "",
+			"/api/v1/namespaces/podlife/pods/https:podlife-a:9808/proxy/api/v1/pods", "Bearer " + jwt(`{"aud":["podlife"]}`), 0},
+		{"an API server token given: not sent", []corev1.Pod{agentPod("podlife-a", corev1.PodRunning, t0, "https")},
+			Auth{Token: jwt(`{"aud":["https://kubernetes.default.svc"]}`)}, 0,
+			`--token is for audience ["https://kubernetes.default.svc"]; with --node the token goes to the node's agent and must be made for it: kubectl -n podlife create token podlife-viewer --audience podlife`, "", "", 0},
+		{"a static token given: not sent", []corev1.Pod{agentPod("podlife-a", corev1.PodRunning, t0, "https")}, Auth{Token: "admin-token"}, 0,
+			"--token is not a JWT; with --node the token goes to the node's agent", "", "", 0},
 		{"the newest running pod of a rolling update", []corev1.Pod{agentPod("podlife-old", corev1.PodRunning, t0, "https"),
 			agentPod("podlife-new", corev1.PodRunning, t0.Add(time.Minute), "https"), agentPod("podlife-newest", corev1.PodPending, t0.Add(2*time.Minute), "https")},
-			Auth{}, 0, "", "/api/v1/namespaces/podlife/pods/https:podlife-new:9808/proxy/api/v1/pods", "Bearer viewer-token-600"},
+			Auth{}, 0, "", "/api/v1/namespaces/podlife/pods/https:podlife-new:9808/proxy/api/v1/pods", "Bearer viewer-token-600-podlife", 1},
 		{"none on the node", nil, Auth{}, 0,
-			`no podlife agent on node "n1": no pod in namespace podlife with labels app.kubernetes.io/name=podlife there`, "", ""},
+			`no podlife agent on node "n1": no pod in namespace podlife with labels app.kubernetes.io/name=podlife there`, "", "", 0},
 		{"none running", []corev1.Pod{agentPod("podlife-a", corev1.PodPending, t0, "https")}, Auth{}, 0,
-			"no running podlife agent on node n1: podlife-a is Pending", "", ""},
+			"no running podlife agent on node n1: podlife-a is Pending", "", "", 0},
 		{"no API port", []corev1.Pod{agentPod("podlife-a", corev1.PodRunning, t0, "metrics")}, Auth{}, 0,
-			`no running podlife agent on node n1: podlife-a has no container port named "https"`, "", ""},
+			`no running podlife agent on node n1: podlife-a has no container port named "https"`, "", "", 0},
 		{"no right to the viewer's token", []corev1.Pod{agentPod("podlife-a", corev1.PodRunning, t0, "https")}, Auth{}, 403,
-			`a token for the agent (TokenRequest for ServiceAccount podlife/podlife-viewer; or give --token / --token-file): API server: serviceaccounts "podlife-viewer" is forbidden`, "", ""},
+			`a token for the agent (TokenRequest for ServiceAccount podlife/podlife-viewer; or give --token / --token-file): API server: serviceaccounts "podlife-viewer" is forbidden`, "", "", 1},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -124,6 +141,9 @@ func TestRemoteClient(t *testing.T) {
 			r := RemoteDefaults
 			r.Kubeconfig, r.Node = kubeconfig(t, srv.URL), "n1"
 			c, _, err := NewRemoteClient(context.Background(), r, tc.auth)
+			if f.tokenReqs != tc.tokenReqs {
+				t.Errorf("%d TokenRequests, want %d", f.tokenReqs, tc.tokenReqs)
+			}
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("error %v, want %q", err, tc.wantErr)
@@ -139,9 +159,8 @@ func TestRemoteClient(t *testing.T) {
 			if _, err := c.Pods(context.Background()); err != nil {
 				t.Fatal(err)
 			}
-			if f.agentPath != tc.wantPath || f.agentToken != tc.wantToken || f.agentAuthz != "" {
-				t.Errorf("the agent got %s with Authorization %q, X-Podlife-Authorization %q; want %s with %q",
-					f.agentPath, f.agentAuthz, f.agentToken, tc.wantPath, tc.wantToken)
+			if f.agentPath != tc.wantPath || f.agentToken != tc.wantToken {
+				t.Errorf("the agent got %s with X-Podlife-Authorization %q; want %s with %q", f.agentPath, f.agentToken, tc.wantPath, tc.wantToken)
 			}
 		})
 	}

@@ -64,13 +64,19 @@ func verb(method string) string {
 	return "get"
 }
 
-// ProxyAuthorizationHeader carries the caller's "Bearer TOKEN" where the
-// Authorization header cannot: through the API server's pod proxy
+// ProxyAuthorizationHeader carries a "Bearer TOKEN" where the Authorization
+// header cannot: through the API server's pod proxy
 // (/api/v1/namespaces/NS/pods/https:POD:PORT/proxy/...), which authenticates
-// the caller itself and removes Authorization before proxying. The token
-// gets the same TokenReview and SubjectAccessReview; Authorization wins
-// where both are sent. kubectl podlife --node sends it.
+// the caller itself and removes Authorization before proxying. The token must
+// be one made for ProxyAudience (its TokenReview asks for that audience), so
+// that no API server credential is ever sent this way; then it gets the same
+// SubjectAccessReview. Authorization wins where both are sent. kubectl
+// podlife --node sends it.
 const ProxyAuthorizationHeader = "X-Podlife-Authorization"
+
+// ProxyAudience is the audience a ProxyAuthorizationHeader token is made
+// for (TokenRequest spec.audiences, kubectl create token --audience).
+const ProxyAudience = "podlife"
 
 // OpenPaths are served without authentication: the probes.
 var OpenPaths = map[string]bool{"/healthz": true, "/readyz": true}
@@ -91,14 +97,21 @@ func Filter(next http.Handler, authn authenticator.Request, authz authorizer.Aut
 			next.ServeHTTP(w, r)
 			return
 		}
-		if r.Header.Get("Authorization") == "" && proxied != "" {
+		viaProxy := r.Header.Get("Authorization") == "" && proxied != ""
+		if viaProxy {
 			r.Header.Set("Authorization", proxied)
+			r = r.WithContext(authenticator.WithAudiences(r.Context(), authenticator.Audiences{ProxyAudience}))
 		}
 		resp, ok, err := authn.AuthenticateRequest(r)
 		r.Header.Del("Authorization")
 		if re := (*reviewError)(nil); errors.As(err, &re) {
 			log.Warn("API request not authenticated: the token could not be reviewed", "path", r.URL.Path, "remote", r.RemoteAddr, "err", err)
 			writeError(w, http.StatusUnauthorized, "Unauthorized: the bearer token could not be reviewed by the API server")
+			return
+		}
+		if (err != nil || !ok) && viaProxy {
+			writeError(w, http.StatusUnauthorized, "Unauthorized: the "+ProxyAuthorizationHeader+" token is not one the API server accepts for audience \""+
+				ProxyAudience+"\" (kubectl podlife requests one; by hand: kubectl create token SERVICEACCOUNT --audience "+ProxyAudience+")")
 			return
 		}
 		if err != nil || !ok {

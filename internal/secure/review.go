@@ -87,7 +87,10 @@ type tokenReviewer struct{ c rest.Interface }
 
 // AuthenticateToken creates a TokenReview for token.
 func (t *tokenReviewer) AuthenticateToken(ctx context.Context, token string) (*authenticator.Response, bool, error) {
-	review := &authenticationv1.TokenReview{Spec: authenticationv1.TokenReviewSpec{Token: token}}
+	// The audiences the request asks for (authenticator.WithAudiences; none:
+	// the API server's own), as the webhook token authenticator sends them.
+	auds, _ := authenticator.AudiencesFrom(ctx)
+	review := &authenticationv1.TokenReview{Spec: authenticationv1.TokenReviewSpec{Token: token, Audiences: auds}}
 	var out authenticationv1.TokenReview
 	if err := t.c.Post().Resource("tokenreviews").Body(review).Do(ctx).Into(&out); err != nil {
 		return nil, false, &reviewError{fmt.Errorf("TokenReview: %w", err)}
@@ -96,6 +99,9 @@ func (t *tokenReviewer) AuthenticateToken(ctx context.Context, token string) (*a
 		// The API server answered: the token is not one it accepts
 		// (status.error says why, e.g. "invalid bearer token").
 		return nil, false, nil
+	}
+	if len(auds) > 0 && len(auds.Intersect(out.Status.Audiences)) == 0 {
+		return nil, false, nil // valid, but not for these audiences
 	}
 	u := out.Status.User
 	info := &user.DefaultInfo{Name: u.Username, UID: u.UID, Groups: u.Groups}

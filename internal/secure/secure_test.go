@@ -162,12 +162,18 @@ func TestAttributes(t *testing.T) {
 	}
 }
 
-// fakeAuthn accepts the tokens it knows.
+// fakeAuthn accepts the tokens it knows: "podlife:NAME" only where the
+// request asks for audience podlife (authenticator.WithAudiences), the others
+// only where it asks for none (the API server's own), as a TokenReview does.
 type fakeAuthn map[string]string
 
-func (f fakeAuthn) AuthenticateToken(_ context.Context, token string) (*authenticator.Response, bool, error) {
+func (f fakeAuthn) AuthenticateToken(ctx context.Context, token string) (*authenticator.Response, bool, error) {
 	if token == "broken" {
 		return nil, false, &reviewError{errors.New("TokenReview: connection refused")}
+	}
+	auds, _ := authenticator.AudiencesFrom(ctx)
+	if strings.HasPrefix(token, ProxyAudience+":") != auds.Has(ProxyAudience) {
+		return nil, false, nil
 	}
 	name, ok := f[token]
 	if !ok {
@@ -198,7 +204,8 @@ func TestFilter(t *testing.T) {
 		gotAuthz, gotProxied = r.Header.Get("Authorization"), r.Header.Get(ProxyAuthorizationHeader)
 		w.Write([]byte("data"))
 	})
-	h := Filter(next, newBearer(fakeAuthn{"good": "reader", "nobody": "stranger", "flaky": "flaky"}),
+	h := Filter(next, newBearer(fakeAuthn{"good": "reader", "nobody": "stranger", "flaky": "flaky",
+		"podlife:viewer": "reader", "podlife:nobody": "stranger"}),
 		fakeAuthz{&seen}, "node-1", quiet)
 	tests := []struct {
 		name, path, token string
@@ -217,12 +224,16 @@ func TestFilter(t *testing.T) {
 		{"reader: metrics", "/metrics", "good", "", 200, "data"},
 		{"reader: pprof", "/debug/pprof/", "good", "", 403,
 			`{"error":"Forbidden: user \"reader\" cannot get nodes/proxy \"node-1\" (ClusterRole podlife-reader grants it): no RBAC policy matched"}`},
-		{"through the pod proxy: reader", "/api/v1/pods", "", "good", 200, "data"},
-		{"through the pod proxy: no role", "/api/v1/pods", "", "nobody", 403,
+		{"through the pod proxy: a podlife token", "/api/v1/pods", "", "podlife:viewer", 200, "data"},
+		{"through the pod proxy: a podlife token, no role", "/api/v1/pods", "", "podlife:nobody", 403,
 			`{"error":"Forbidden: user \"stranger\" cannot get nodes/podlife \"node-1\" (ClusterRole podlife-reader grants it): no RBAC policy matched"}`},
-		{"through the pod proxy: forged", "/api/v1/pods", "", "forged", 401, `{"error":"Unauthorized: send a bearer token the API server accepts (Authorization: Bearer ..., or X-Podlife-Authorization through the API server's pod proxy)"}`},
-		{"Authorization wins over the proxy header", "/api/v1/pods", "nobody", "good", 403,
+		// An API server credential is refused there, even a good one.
+		{"through the pod proxy: an API server token", "/api/v1/pods", "", "good", 401, `{"error":"Unauthorized: the X-Podlife-Authorization token is not one the API server accepts for audience \"podlife\" (kubectl podlife requests one; by hand: kubectl create token SERVICEACCOUNT --audience podlife)"}`},
+		{"through the pod proxy: forged", "/api/v1/pods", "", "forged", 401, `{"error":"Unauthorized: the X-Podlife-Authorization token is not one the API server accepts for audience \"podlife\" (kubectl podlife requests one; by hand: kubectl create token SERVICEACCOUNT --audience podlife)"}`},
+		{"through the pod proxy: not Bearer", "/api/v1/pods", "", "", 401, `{"error":"Unauthorized: the X-Podlife-Authorization token is not one the API server accepts for audience \"podlife\" (kubectl podlife requests one; by hand: kubectl create token SERVICEACCOUNT --audience podlife)"}`},
+		{"Authorization wins over the proxy header", "/api/v1/pods", "nobody", "podlife:viewer", 403,
 			`{"error":"Forbidden: user \"stranger\" cannot get nodes/podlife \"node-1\" (ClusterRole podlife-reader grants it): no RBAC policy matched"}`},
+		{"healthz open, the proxy header dropped", "/healthz", "", "podlife:viewer", 200, "data"},
 		{"healthz open", "/healthz", "", "", 200, "data"},
 		{"readyz open", "/readyz", "forged", "", 200, "data"},
 	}
@@ -233,7 +244,10 @@ func TestFilter(t *testing.T) {
 			if tc.token != "" {
 				r.Header.Set("Authorization", "Bearer "+tc.token)
 			}
-			if tc.proxied != "" {
+			switch {
+			case tc.name == "through the pod proxy: not Bearer":
+				r.Header.Set(ProxyAuthorizationHeader, "podlife:viewer")
+			case tc.proxied != "":
 				r.Header.Set(ProxyAuthorizationHeader, "Bearer "+tc.proxied)
 			}
 			w := httptest.NewRecorder()

@@ -55,6 +55,10 @@ func (f *fakeAPIServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		json.Unmarshal(b, &req)
 		fmt.Fprintf(w, `{"kind":"TokenRequest","status":{"token":"viewer-token-%d-%s"}}`, req.Spec.ExpirationSeconds, strings.Join(req.Spec.Audiences, ","))
+	case strings.HasPrefix(r.URL.Path, "/api/v1/namespaces/podlife/pods/https:podlife-unreachable:"):
+		w.WriteHeader(503)
+		json.NewEncoder(w).Encode(metav1.Status{TypeMeta: metav1.TypeMeta{Kind: "Status", APIVersion: "v1"}, Status: "Failure",
+			Message: "error trying to reach service: dial tcp 198.51.100.1:9808: connect: connection refused"})
 	case strings.HasPrefix(r.URL.Path, "/api/v1/namespaces/podlife/pods/https:"):
 		r.Header.Del("Authorization") // as WithAuthentication does
 		f.agentPath, f.agentToken = r.URL.Path, r.Header.Get("X-Podlife-Authorization")
@@ -89,9 +93,13 @@ clusters:
 users:
 - name: u
   user: {token: user-token}
+- name: other
+  user: {token: other-token}
 contexts:
 - name: x
   context: {cluster: c, user: u}
+- name: other
+  context: {cluster: c, user: other}
 current-context: x
 `, server)
 	if err := os.WriteFile(path, []byte(kc), 0o600); err != nil {
@@ -163,5 +171,30 @@ func TestRemoteClient(t *testing.T) {
 				t.Errorf("the agent got %s with X-Podlife-Authorization %q; want %s with %q", f.agentPath, f.agentToken, tc.wantPath, tc.wantToken)
 			}
 		})
+	}
+}
+
+// TestRemoteClientContextAndProxyErrors: --context picks the kubeconfig's
+// user, and an error of the API server's proxy (the agent unreachable) comes
+// out as its message.
+func TestRemoteClientContextAndProxyErrors(t *testing.T) {
+	f := &fakeAPIServer{pods: []corev1.Pod{agentPod("podlife-unreachable", corev1.PodRunning, time.Now(), "https")}}
+	srv := httptest.NewTLSServer(f)
+	defer srv.Close()
+	r := RemoteDefaults
+	r.Kubeconfig, r.Node = kubeconfig(t, srv.URL), "n1"
+
+	r.Context = "other" // other-token: the fake API server's 401
+	if _, _, err := NewRemoteClient(context.Background(), r, Auth{}); err == nil || !strings.Contains(err.Error(), "API server: HTTP 401") {
+		t.Errorf("--context other: %v, want the API server's 401", err)
+	}
+	r.Context = "x"
+	c, _, err := NewRemoteClient(context.Background(), r, Auth{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Pods(context.Background())
+	if want := "API server: error trying to reach service: dial tcp 198.51.100.1:9808: connect: connection refused"; err == nil || err.Error() != want {
+		t.Errorf("%v, want %q", err, want)
 	}
 }

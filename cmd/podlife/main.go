@@ -485,13 +485,7 @@ func runJournal(args []string, stdout io.Writer) error {
 	if *output != "" {
 		return cli.Output(stdout, *output, r)
 	}
-	st := r.Stats
-	fmt.Fprintf(stdout, "journal %s: %d pending, last seq %d, delivered up to %d, dropped %d\n",
-		where, st.Pending, st.LastSeq, st.Delivered, st.Dropped)
-	for _, e := range r.Pending {
-		fmt.Fprintf(stdout, "  #%d %s  %s\n", e.Seq, e.Transition.ObservedAt.UTC().Format(time.RFC3339Nano),
-			cli.FormatTransition(agent.Record{Seq: e.Seq, Transition: e.Transition}))
-	}
+	cli.PrintJournal(stdout, where, &r, *path == "")
 	return nil
 }
 

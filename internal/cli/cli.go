@@ -367,6 +367,36 @@ func PrintDescribe(w io.Writer, p *agent.PodResponse, now time.Time) {
 	}
 }
 
+// PrintJournal writes the journal's counts, with an agent's the health of
+// its journal (withHealth: a file read directly has none), then the pending
+// entries one per line.
+func PrintJournal(w io.Writer, where string, r *agent.JournalResponse, withHealth bool) {
+	st := r.Stats
+	fmt.Fprintf(w, "journal %s: %d pending, last seq %d, delivered up to %d, dropped %d\n",
+		where, st.Pending, st.LastSeq, st.Delivered, st.Dropped)
+	if h := r.Health; withHealth {
+		state := "up"
+		if !h.Up {
+			state = "DOWN"
+			if !h.DownSince.IsZero() {
+				state += " since " + h.DownSince.UTC().Format(time.RFC3339)
+			}
+		}
+		fmt.Fprintf(w, "health: %s; %d held in memory, %d lost, %d errors", state, h.Unwritten, h.Lost, h.Errors)
+		if h.Error != "" {
+			fmt.Fprintf(w, "; last error at %s: %s", h.ErrorAt.UTC().Format(time.RFC3339), h.Error)
+		}
+		fmt.Fprintln(w)
+		for _, m := range h.MovedAside {
+			fmt.Fprintf(w, "moved aside at %s: %s (%s)\n", m.At.UTC().Format(time.RFC3339), m.Path, m.Reason)
+		}
+	}
+	for _, e := range r.Pending {
+		fmt.Fprintf(w, "  #%d %s  %s\n", e.Seq, e.Transition.ObservedAt.UTC().Format(time.RFC3339Nano),
+			FormatTransition(agent.Record{Seq: e.Seq, Transition: e.Transition}))
+	}
+}
+
 // FormatTransition is one transition on one line.
 func FormatTransition(r agent.Record) string {
 	s := string(r.Kind)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/podlife/podlife/agent"
+	"github.com/podlife/podlife/internal/journal"
 	"github.com/podlife/podlife/lifecycle"
 )
 
@@ -145,6 +146,40 @@ func TestSecuredClient(t *testing.T) {
 				t.Fatalf("%v %+v", err, pods)
 			case tc.want != "" && (err == nil || !strings.HasSuffix(err.Error(), tc.want)):
 				t.Fatalf("%v, want …%s", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestPrintJournal(t *testing.T) {
+	at := time.Date(2026, 11, 26, 4, 0, 0, 0, time.UTC)
+	stats := journal.Stats{Pending: 1, LastSeq: 9, Delivered: 8}
+	pending := []journal.Entry{{Seq: 9, Transition: lifecycle.Transition{Kind: lifecycle.TransitionContainerRestarted,
+		Namespace: "ns", Pod: "p", Container: "c", Source: "runtime", From: "0", To: "1", ObservedAt: at}}}
+	line := "  #9 2026-11-26T04:00:00Z  " + FormatTransition(agent.Record{Seq: 9, Transition: pending[0].Transition}) + "\n"
+	tests := []struct {
+		name       string
+		r          agent.JournalResponse
+		withHealth bool
+		want       string
+	}{
+		{"a file read directly", agent.JournalResponse{Stats: stats, Pending: pending}, false,
+			"journal /j.db: 1 pending, last seq 9, delivered up to 8, dropped 0\n" + line},
+		{"an agent's, up", agent.JournalResponse{Stats: stats, Pending: pending, Health: agent.JournalHealth{Up: true}}, true,
+			"journal /j.db: 1 pending, last seq 9, delivered up to 8, dropped 0\nhealth: up; 0 held in memory, 0 lost, 0 errors\n" + line},
+		{"an agent's, down", agent.JournalResponse{Stats: stats, Health: agent.JournalHealth{DownSince: at, Unwritten: 12, Lost: 3, Errors: 2,
+			Error: "write /var/lib/podlife/journal.db: no space left on device", ErrorAt: at.Add(time.Second),
+			MovedAside: []agent.MovedAside{{Path: "/j.db.corrupt-x", Reason: "invalid database", At: at}}}}, true,
+			"journal /j.db: 1 pending, last seq 9, delivered up to 8, dropped 0\n" +
+				"health: DOWN since 2026-11-26T04:00:00Z; 12 held in memory, 3 lost, 2 errors; last error at 2026-11-26T04:00:01Z: write /var/lib/podlife/journal.db: no space left on device\n" +
+				"moved aside at 2026-11-26T04:00:00Z: /j.db.corrupt-x (invalid database)\n"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var b bytes.Buffer
+			PrintJournal(&b, "/j.db", &tc.r, tc.withHealth)
+			if b.String() != tc.want {
+				t.Errorf("got\n%s\nwant\n%s", b.String(), tc.want)
 			}
 		})
 	}

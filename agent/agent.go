@@ -121,15 +121,23 @@ func New(opts Options) *Agent {
 	}
 	a.metrics = newMetrics(a)
 	a.podText.render, a.podJSON.render = podText, a.views.render
-	if a.journal != nil && a.journal.j != nil {
-		// The stuck-stage clock goes on from where the journal left it.
-		if stages, err := a.journal.j.Stages(); err != nil {
-			opts.Log.Warn("stage clock starts afresh: journal stages unreadable", "err", err.Error())
-		} else {
-			a.clock.Seed(stages)
-		}
-	}
+	a.seedClock()
 	return a
+}
+
+// seedClock lets the stuck-stage clock go on from where the journal left it,
+// once the journal is open: at start, or later when it could not be opened
+// then. Called with a.mu held (or before the agent runs).
+func (a *Agent) seedClock() {
+	if a.journal == nil {
+		return
+	}
+	stages, err := a.journal.takeStages()
+	if err != nil {
+		a.opts.Log.Warn("stage clock goes on without the journal's stages: unreadable", "err", err.Error())
+		return
+	}
+	a.clock.Seed(stages)
 }
 
 // Run runs the sources and correlates until ctx is done.
@@ -204,6 +212,7 @@ func (a *Agent) Correlate(ctx context.Context) bool {
 	prev := a.snap
 	trs := lifecycle.Diff(prev, &snap)
 	a.metrics.correlation.Observe(time.Since(start).Seconds())
+	a.seedClock()
 	trs = append(trs, a.clock.Stuck(&snap, a.opts.StuckAfter)...)
 	a.snap = &snap
 	a.lastGen = [3]uint64{rs.Generation, ks.Generation, 0}
@@ -278,6 +287,7 @@ func (a *Agent) refresh() bool {
 	snap.Sources[lifecycle.SourceRuntime], snap.Sources[lifecycle.SourceKubelet] = rs.Health, ks.Health
 	a.snap = &snap
 	a.observeSources(&snap)
+	a.seedClock()
 	if stuck := a.clock.Stuck(&snap, a.opts.StuckAfter); len(stuck) > 0 {
 		a.mu.Unlock()
 		a.journalAndRecord(now, stuck)

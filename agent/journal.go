@@ -79,6 +79,10 @@ type journalKeeper struct {
 	nextOpen time.Time
 	backoff  time.Duration
 	closed   bool
+	// stages are the pods' stages as the journal had them when it opened
+	// (after writing what was held), for the stage clock to take once.
+	stages    map[string]lifecycle.StageSince
+	stagesErr error
 }
 
 const (
@@ -94,6 +98,9 @@ func newJournalKeeper(j *journal.Journal, open JournalOpener, maxHeld int, log *
 	}
 	k := &journalKeeper{j: j, open: open, log: log, maxHeld: maxHeld}
 	k.health.Up = j != nil
+	if j != nil {
+		k.stages, k.stagesErr = j.Stages()
+	}
 	if j == nil && open != nil {
 		k.mu.Lock()
 		k.opened(open())(now)
@@ -125,7 +132,18 @@ func (k *journalKeeper) opened(j *journal.Journal, moved *journal.MovedAside, er
 		if len(k.held) == 0 {
 			k.recovered(now, 0)
 		}
+		k.stages, k.stagesErr = j.Stages()
 	}
+}
+
+// takeStages returns, once, the stages the journal held when it opened (nil
+// before it has, and after).
+func (k *journalKeeper) takeStages() (map[string]lifecycle.StageSince, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	st, err := k.stages, k.stagesErr
+	k.stages, k.stagesErr = nil, nil
+	return st, err
 }
 
 // fail records a failure; the first one of an outage is logged as what.

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -139,5 +140,84 @@ func TestStageClockSurvivesRestart(t *testing.T) {
 	want := failing.Name + ": in stage Failing for 72h0m0s (threshold 5m0s)"
 	if len(got) != 1 || got[0] != want {
 		t.Fatalf("StageStuck after the restart: %q, want only %q", got, want)
+	}
+	// The restarted agent saw every pod anew (PodAdded, journaled): the
+	// journal still has the old stays, for the restart after this one.
+	stages, err := j.Stages()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []lifecycle.PodView{failing, reported} {
+		if s := stages[p.UID]; !s.Since.Equal(longAgo) || !s.Reported {
+			t.Errorf("journaled stage of %s after the restart: %+v, want since %s, reported", p.Name, s, longAgo)
+		}
+	}
+}
+
+// A journal that could not be opened at start (another agent still held
+// it) seeds the stage clock when it opens: a pod Failing for three days says
+// so then, though the agent first saw it minutes ago.
+func TestStageClockSeededByLateJournal(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "journal.db")
+	probe, _ := generatedAgent(t)
+	var failing lifecycle.PodView
+	for _, p := range probe.Snapshot().Pods {
+		if p.Stage == lifecycle.StageFailing {
+			failing = p
+			break
+		}
+	}
+	j, err := journal.Open(path, journal.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	longAgo := fixtures.Now.Add(-72 * time.Hour)
+	if _, err := j.Append(longAgo, []lifecycle.Transition{{Kind: lifecycle.TransitionPodAdded, UID: failing.UID, Pod: failing.Name,
+		To: string(lifecycle.StageFailing), ObservedAt: longAgo}}); err != nil {
+		t.Fatal(err)
+	}
+	j.Close()
+	var mu sync.Mutex
+	locked := true
+	open := func() (*journal.Journal, *journal.MovedAside, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if locked {
+			return nil, nil, errors.New("timeout: the journal is locked by another process")
+		}
+		j, err := journal.Open(path, journal.Options{})
+		return j, nil, err
+	}
+	a, _ := generatedAgent(t, func(o *Options) { o.OpenJournal, o.StuckAfter = open, 5*time.Minute })
+	defer a.journal.close(fixtures.Now)
+	stuck := func() (got []string) {
+		for _, r := range a.Since(time.Time{}) {
+			if r.Kind == lifecycle.TransitionStageStuck {
+				got = append(got, r.Pod+": "+r.Detail)
+			}
+		}
+		return got
+	}
+	if got := stuck(); len(got) != 0 {
+		t.Fatalf("StageStuck before the journal opened: %q", got)
+	}
+	mu.Lock()
+	locked = false
+	mu.Unlock()
+	a.journal.retry(fixtures.Now.Add(time.Minute)) // past the reopen backoff
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, h := a.journal.snapshot(); h.Up {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the journal did not open")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	a.Correlate(context.Background())
+	want := failing.Name + ": in stage Failing for 72h0m0s (threshold 5m0s)"
+	if got := stuck(); len(got) != 1 || got[0] != want {
+		t.Fatalf("StageStuck once the journal opened: %q, want only %q", got, want)
 	}
 }

@@ -29,13 +29,25 @@ type StageSince struct {
 // Seed starts the clock from stages recorded before (by pod UID): a pod
 // still in the recorded stage at the next snapshot keeps its old since, so a
 // pod crash-looping for days does not read "for 5m" after a restart, and is
-// not reported stuck again.
+// not reported stuck again. Seeded late (the journal opened after the agent
+// had begun), a pod the clock already has in the recorded stage goes back to
+// the recorded since where that is earlier; one in another stage keeps the
+// clock's, which is newer.
 func (c *StageClock) Seed(stages map[string]StageSince) {
 	if c.pods == nil {
 		c.pods = map[string]*stageEntry{}
 	}
 	for uid, s := range stages {
-		c.pods[uid] = &stageEntry{stage: s.Stage, since: s.Since, reported: s.Reported}
+		e := c.pods[uid]
+		switch {
+		case e == nil:
+			c.pods[uid] = &stageEntry{stage: s.Stage, since: s.Since, reported: s.Reported}
+		case e.stage == s.Stage:
+			if s.Since.Before(e.since) {
+				e.since = s.Since
+			}
+			e.reported = e.reported || s.Reported
+		}
 	}
 }
 

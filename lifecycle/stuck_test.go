@@ -60,3 +60,32 @@ func TestStageClockSeed(t *testing.T) {
 		t.Fatalf("stuck after a restart: %+v, want only a, in its stage for 72h", got)
 	}
 }
+
+// A clock seeded late (the journal opened after the agent had begun) moves a
+// pod's since back to the recorded one only where the recorded stay is the
+// same stage and earlier; what the clock has seen since wins otherwise.
+func TestStageClockSeedLate(t *testing.T) {
+	t0 := time.Date(2026, 11, 26, 1, 0, 0, 0, time.UTC)
+	snap := func(d time.Duration) *Snapshot {
+		return &Snapshot{At: t0.Add(d), Pods: []PodView{{UID: "a", Name: "a", Stage: StageFailing},
+			{UID: "b", Name: "b", Stage: StageFailing}, {UID: "c", Name: "c", Stage: StageStarting},
+			{UID: "d", Name: "d", Stage: StageFailing}}}
+	}
+	var c StageClock
+	if got := c.Stuck(snap(0), 5*time.Minute); len(got) != 0 { // seen first at t0, nothing seeded
+		t.Fatalf("stuck at first sight: %+v", got)
+	}
+	c.Seed(map[string]StageSince{
+		"a": {Stage: StageFailing, Since: t0.Add(-72 * time.Hour)},                 // same stay, earlier: goes back
+		"b": {Stage: StageFailing, Since: t0.Add(-72 * time.Hour), Reported: true}, // reported before: not again
+		"c": {Stage: StageFailing, Since: t0.Add(-72 * time.Hour)},                 // another stage: the clock's stands
+		"d": {Stage: StageFailing, Since: t0.Add(time.Hour)},                       // later than the clock's: the clock's stands
+	})
+	got := c.Stuck(snap(time.Minute), 5*time.Minute)
+	if len(got) != 1 || got[0].UID != "a" || !strings.Contains(got[0].Detail, "in stage Failing for 72h1m0s") {
+		t.Fatalf("stuck after a late seed: %+v, want only a, for 72h1m", got)
+	}
+	if got := c.Stuck(snap(5*time.Minute), 5*time.Minute); len(got) != 2 || got[0].UID == "b" || got[1].UID == "b" {
+		t.Fatalf("five minutes on: %+v, want c and d (their own stays), not b", got)
+	}
+}

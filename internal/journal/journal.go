@@ -466,6 +466,12 @@ func putStage(b *bolt.Bucket, t lifecycle.Transition) error {
 	key := []byte(t.UID)
 	switch t.Kind {
 	case lifecycle.TransitionPodAdded, lifecycle.TransitionStageChanged:
+		var s lifecycle.StageSince
+		if t.Kind == lifecycle.TransitionPodAdded && json.Unmarshal(b.Get(key), &s) == nil && string(s.Stage) == t.To {
+			// A restarted agent sees the pod anew: the same stay goes on,
+			// its since and reported kept for the next restart.
+			return nil
+		}
 		v, err := json.Marshal(lifecycle.StageSince{Stage: lifecycle.Stage(t.To), Since: t.ObservedAt})
 		if err != nil {
 			return err

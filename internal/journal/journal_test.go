@@ -247,4 +247,28 @@ func TestStagesSurviveDeliveryAndReopen(t *testing.T) {
 	if err != nil || len(got) != 1 || got["a"].Stage != want["a"].Stage || !got["a"].Since.Equal(want["a"].Since) || !got["a"].Reported {
 		t.Fatalf("stages %+v (%v), want %+v", got, err, want)
 	}
+
+	// The restarted agent sees every pod anew (PodAdded): a pod in the
+	// stage recorded keeps its since and reported, so a second restart
+	// still knows them. A pod in another stage starts a new stay.
+	t1 := t0.Add(time.Hour)
+	if _, err := j.Append(t1, []lifecycle.Transition{
+		{Kind: lifecycle.TransitionPodAdded, UID: "a", To: "Failing", ObservedAt: t1},
+		{Kind: lifecycle.TransitionPodAdded, UID: "c", To: "Starting", ObservedAt: t1},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	got, err = j.Stages()
+	if err != nil || !got["a"].Since.Equal(t0.Add(time.Minute)) || !got["a"].Reported || !got["c"].Since.Equal(t1) {
+		t.Fatalf("after the restart's PodAdded: stages %+v (%v), want a since %s reported, c since %s", got, err, t0.Add(time.Minute), t1)
+	}
+	if _, err := j.Append(t1, []lifecycle.Transition{
+		{Kind: lifecycle.TransitionStageChanged, UID: "a", From: "Failing", To: "Serving", ObservedAt: t1.Add(time.Minute)},
+		{Kind: lifecycle.TransitionPodAdded, UID: "a", To: "Failing", ObservedAt: t1.Add(2 * time.Minute)},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err = j.Stages(); err != nil || !got["a"].Since.Equal(t1.Add(2*time.Minute)) || got["a"].Reported {
+		t.Fatalf("a new stay in Failing: stages %+v (%v), want since %s, not reported", got, err, t1.Add(2*time.Minute))
+	}
 }

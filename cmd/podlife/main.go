@@ -66,8 +66,9 @@ Usage:
 
 It finds the agent pod on NODE and reaches it through the API server's pod
 proxy, with your kubeconfig (--kubeconfig FILE, --context NAME; default
-$KUBECONFIG, then ~/.kube/config). For the agent it requests a 10-minute
-token of ServiceAccount podlife/podlife-viewer (or give --token/--token-file).
+$KUBECONFIG, then ~/.kube/config; flags go after the command). For the agent
+it requests a 10-minute token of ServiceAccount podlife/podlife-viewer for
+audience podlife (or give --token/--token-file: a token for that audience).
 You need Role podlife-cli in namespace podlife (deploy/cli-rbac.yaml):
   kubectl -n podlife create rolebinding podlife-cli-jane --role=podlife-cli --user=jane
 Flags for other installs: --agent-namespace, --agent-selector, --agent-port-name,

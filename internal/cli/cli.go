@@ -163,7 +163,9 @@ func httpError(resp *http.Response, path string) error {
 	}
 	switch resp.StatusCode {
 	case http.StatusUnauthorized:
-		msg += " (give --token or --token-file)"
+		if !strings.Contains(msg, "for audience") { // the pod proxy's: it says what to give
+			msg += " (give --token or --token-file)"
+		}
 	}
 	return errors.New(msg)
 }

@@ -56,6 +56,9 @@ prometheusRule:
   enabled: true
 grafanaDashboard:
   enabled: true
+cli:
+  subjects:
+  - {kind: User, name: jane, apiGroup: rbac.authorization.k8s.io}
 `
 
 // TestChartInCluster installs the chart with helm into a real one-node
@@ -80,7 +83,7 @@ func TestChartInCluster(t *testing.T) {
 	}
 	t.Logf("image built in %s", time.Since(start).Round(100*time.Millisecond))
 
-	c := testenv.StartCluster(t, testenv.ClusterOptions{})
+	c := testenv.StartCluster(t, testenv.ClusterOptions{Tokens: []testenv.StaticToken{{Token: "jane-token", User: "jane"}}})
 	admin := c.Client(t)
 	if out, err := exec.Command(testenv.Bin(t, "ctr"), "--address", c.Containerd.Socket, "-n", "k8s.io", "images", "import", imageTar).CombinedOutput(); err != nil {
 		t.Fatalf("ctr images import: %v\n%s", err, out)
@@ -115,11 +118,13 @@ func TestChartInCluster(t *testing.T) {
 	})
 
 	start = time.Now()
-	if out, err := helm(t, "install", "podlife", chartDir, "--kubeconfig", c.AdminKubeconfig, "--namespace", "podlife", "-f", valuesFile); err != nil {
-		t.Fatalf("%v\n%s", err, out)
+	notes, err := helm(t, "install", "podlife", chartDir, "--kubeconfig", c.AdminKubeconfig, "--namespace", "podlife", "-f", valuesFile)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, notes)
 	}
 	first := waitAgentPod(t, admin, "", 3*time.Minute)
 	t.Logf("helm install → agent pod %s Ready in %s", first.Name, time.Since(start).Round(100*time.Millisecond))
+	t.Run("kubectl podlife as the NOTES say, by a cli.subjects user", func(t *testing.T) { checkPluginFromNotes(t, c, notes, first) })
 
 	// Prometheus' view: the chart's scraper token, over HTTPS.
 	var token string
@@ -179,6 +184,63 @@ func TestChartInCluster(t *testing.T) {
 		return err == nil && len(l.Items) == 0
 	})
 	t.Logf("TestChartInCluster: %s", time.Since(testStart).Round(time.Second))
+}
+
+// checkPluginFromNotes runs the kubectl podlife command the chart's NOTES
+// print (its flags name the release's namespace, labels and viewer) as jane,
+// whom cli.subjects binds to Role FULLNAME-cli, through a real kubectl and the
+// API server's pod proxy: it lists the agent's own pod.
+func checkPluginFromNotes(t *testing.T, c *testenv.Cluster, notes string, agentPod corev1.Pod) {
+	_, cmdline, ok := strings.Cut(notes, "  kubectl podlife pods ")
+	if !ok {
+		t.Fatalf("the NOTES print no kubectl podlife command:\n%s", notes)
+	}
+	var args []string
+	for _, line := range strings.Split(cmdline, "\n") {
+		line = strings.TrimSpace(line)
+		more := strings.HasSuffix(line, "\\")
+		args = append(args, strings.Fields(strings.TrimSuffix(line, "\\"))...)
+		if !more {
+			break
+		}
+	}
+	for i, a := range args {
+		if a == "<NODE>" {
+			args[i] = c.NodeName
+		}
+	}
+	bin := filepath.Join(t.TempDir(), "bin")
+	build := exec.Command("go", "build", "-o", filepath.Join(bin, "kubectl-podlife"), "./cmd/podlife")
+	build.Dir = testenv.RepoRoot()
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build kubectl-podlife: %v\n%s", err, out)
+	}
+	kubectlBin, err := exec.LookPath("kubectl")
+	if err != nil {
+		kubectlBin = testenv.Bin(t, "kubectl")
+	}
+	cmd := exec.Command(kubectlBin, append([]string{"podlife", "pods"}, append(args, "-o", "json")...)...)
+	cmd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"), "KUBECONFIG="+c.API.Kubeconfig("jane.kubeconfig", "jane-token"))
+	out, err := cmd.Output()
+	var got struct {
+		Node string
+		Pods []struct{ Namespace, Name string }
+	}
+	if err != nil || json.Unmarshal(out, &got) != nil {
+		stderr := ""
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = string(ee.Stderr)
+		}
+		t.Fatalf("kubectl podlife pods %s: %v\n%s%s", strings.Join(args, " "), err, out, stderr)
+	}
+	found := false
+	for _, p := range got.Pods {
+		found = found || (p.Namespace == "podlife" && p.Name == agentPod.Name)
+	}
+	if got.Node != c.NodeName || !found {
+		t.Errorf("kubectl podlife pods %s: node %q, want %q and the agent pod %s among %d pods", strings.Join(args, " "), got.Node, c.NodeName, agentPod.Name, len(got.Pods))
+	}
+	t.Logf("kubectl podlife pods %s: %d pods", strings.Join(args, " "), len(got.Pods))
 }
 
 func eventually(t *testing.T, what string, limit time.Duration, ok func() bool) {

@@ -405,8 +405,7 @@ func clientFor(ctx context.Context, fs *pflag.FlagSet, server string, auth cli.A
 	if auth.CertificateAuthority != "" || auth.InsecureSkipTLSVerify {
 		return nil, fmt.Errorf("%w: with --node the API server reaches the agent; --certificate-authority and --insecure-skip-tls-verify do not apply", errUsage)
 	}
-	c, _, err := cli.NewRemoteClient(ctx, remote, auth)
-	return c, err
+	return cli.NewRemoteClient(ctx, remote, auth)
 }
 
 // clientAuthFlags defines the flags that reach a secured agent on fs.

@@ -59,21 +59,21 @@ var RemoteDefaults = Remote{Namespace: "podlife", Selector: "app.kubernetes.io/n
 // The caller needs, in r.Namespace: list pods, get pods/proxy, and (without a
 // token of its own) create serviceaccounts/token on r.Viewer; Role
 // podlife-cli in deploy/cli-rbac.yaml grants exactly that.
-func NewRemoteClient(ctx context.Context, r Remote, auth Auth) (*Client, string, error) {
+func NewRemoteClient(ctx context.Context, r Remote, auth Auth) (*Client, error) {
 	if r.Node == "" {
-		return nil, "", errors.New("--node: which node's agent")
+		return nil, errors.New("--node: which node's agent")
 	}
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
 	rules.ExplicitPath = r.Kubeconfig
 	rc, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules,
 		&clientcmd.ConfigOverrides{CurrentContext: r.Context}).ClientConfig()
 	if err != nil {
-		return nil, "", fmt.Errorf("kubeconfig: %w", err)
+		return nil, fmt.Errorf("kubeconfig: %w", err)
 	}
 	rc.UserAgent = "kubectl-podlife"
 	hc, err := rest.HTTPClientFor(rc)
 	if err != nil {
-		return nil, "", fmt.Errorf("kubeconfig %s: %w", rc.Host, err)
+		return nil, fmt.Errorf("kubeconfig %s: %w", rc.Host, err)
 	}
 	// No client timeout for the two API calls: an exec credential plugin
 	// (kubelogin) may wait for an interactive login inside the first one.
@@ -83,25 +83,24 @@ func NewRemoteClient(ctx context.Context, r Remote, auth Auth) (*Client, string,
 	defer cancel()
 	pod, port, err := api.agentPod(ctx, r)
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
 	token, err := auth.token()
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
 	if token != "" {
 		if err := forAgent(token); err != nil {
-			return nil, "", err
+			return nil, err
 		}
 	} else {
 		if token, err = api.viewerToken(ctx, r); err != nil {
-			return nil, "", err
+			return nil, err
 		}
 	}
 	where := fmt.Sprintf("%s/api/v1/namespaces/%s/pods/https:%s:%d/proxy", api.host, url.PathEscape(r.Namespace), url.PathEscape(pod), port)
 	rt := proxiedBearer{token: token, next: hc.Transport}
-	return &Client{Server: where, HTTP: &http.Client{Timeout: 10 * time.Second, Transport: rt}, Stream: &http.Client{Transport: rt}},
-		fmt.Sprintf("pod %s/%s on node %s, through the API server %s", r.Namespace, pod, r.Node, api.host), nil
+	return &Client{Server: where, HTTP: &http.Client{Timeout: 10 * time.Second, Transport: rt}, Stream: &http.Client{Transport: rt}}, nil
 }
 
 // forAgent refuses a token given with --node unless it is a JWT made for

@@ -148,7 +148,7 @@ func TestRemoteClient(t *testing.T) {
 			defer srv.Close()
 			r := RemoteDefaults
 			r.Kubeconfig, r.Node = kubeconfig(t, srv.URL), "n1"
-			c, _, err := NewRemoteClient(context.Background(), r, tc.auth)
+			c, err := NewRemoteClient(context.Background(), r, tc.auth)
 			if f.tokenReqs != tc.tokenReqs {
 				t.Errorf("%d TokenRequests, want %d", f.tokenReqs, tc.tokenReqs)
 			}
@@ -185,11 +185,11 @@ func TestRemoteClientContextAndProxyErrors(t *testing.T) {
 	r.Kubeconfig, r.Node = kubeconfig(t, srv.URL), "n1"
 
 	r.Context = "other" // other-token: the fake API server's 401
-	if _, _, err := NewRemoteClient(context.Background(), r, Auth{}); err == nil || !strings.Contains(err.Error(), "API server: HTTP 401") {
+	if _, err := NewRemoteClient(context.Background(), r, Auth{}); err == nil || !strings.Contains(err.Error(), "API server: HTTP 401") {
 		t.Errorf("--context other: %v, want the API server's 401", err)
 	}
 	r.Context = "x"
-	c, _, err := NewRemoteClient(context.Background(), r, Auth{})
+	c, err := NewRemoteClient(context.Background(), r, Auth{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -48,14 +48,20 @@ func helm(t *testing.T, args ...string) (string, error) {
 	return stdout.String(), nil
 }
 
-// render is `helm template podlife . --namespace podlife` with values.
-func render(t *testing.T, values ...string) ([]obj, error) {
+// renderText is `helm template podlife . --namespace podlife` with values.
+func renderText(t *testing.T, values ...string) (string, error) {
 	t.Helper()
 	args := []string{"template", "podlife", chartDir, "--namespace", "podlife"}
 	for _, v := range values {
 		args = append(args, "--set", v)
 	}
-	out, err := helm(t, args...)
+	return helm(t, args...)
+}
+
+// render is renderText's objects.
+func render(t *testing.T, values ...string) ([]obj, error) {
+	t.Helper()
+	out, err := renderText(t, values...)
 	if err != nil {
 		return nil, err
 	}
@@ -658,14 +664,7 @@ func TestServerDryRun(t *testing.T) {
 		{"serviceMonitor.enabled=true", "prometheusRule.enabled=true", "grafanaDashboard.enabled=true"},
 		{"podMonitor.enabled=true", "podMonitor.interval=15s"},
 	} {
-		args := []string{"template", "podlife", chartDir, "--namespace", "podlife"}
-		for _, v := range values {
-			args = append(args, "--set", v)
-		}
-		rendered, err := helm(t, args...)
-		if err != nil {
-			t.Fatal(err)
-		}
+		rendered := mustRender(t, values...)
 		objs, _ := parseObjects(rendered)
 		out, err := kubectl(t, rendered, "--kubeconfig", kc, "apply", "--dry-run=server", "-f", "-")
 		if err != nil {
@@ -713,11 +712,7 @@ func TestServerDryRun(t *testing.T) {
 
 func mustRender(t *testing.T, values ...string) string {
 	t.Helper()
-	args := []string{"template", "podlife", chartDir, "--namespace", "podlife"}
-	for _, v := range values {
-		args = append(args, "--set", v)
-	}
-	out, err := helm(t, args...)
+	out, err := renderText(t, values...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -215,11 +215,7 @@ func checkPluginFromNotes(t *testing.T, c *testenv.Cluster, notes string, agentP
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build kubectl-podlife: %v\n%s", err, out)
 	}
-	kubectlBin, err := exec.LookPath("kubectl")
-	if err != nil {
-		kubectlBin = testenv.Bin(t, "kubectl")
-	}
-	cmd := exec.Command(kubectlBin, append([]string{"podlife", "pods"}, append(args, "-o", "json")...)...)
+	cmd := exec.Command(kubectlBin(t), append([]string{"podlife", "pods"}, append(args, "-o", "json")...)...)
 	cmd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"), "KUBECONFIG="+c.API.Kubeconfig("jane.kubeconfig", "jane-token"))
 	out, err := cmd.Output()
 	var got struct {

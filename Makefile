@@ -73,7 +73,8 @@ lint:
 
 ## bench: Go benchmarks (-count 5), the real-node benchmark (real containerd + kubelet, needs root)
 ## and the load harness against the real agent binary; writes BENCHMARKS.md.
-bench: build tools
+bench: build
+	PODLIFE_BENCH_TOOLS=1 ./hack/install-tools.sh $(TOOLS_BIN)
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./lifecycle ./kubelet ./cri ./agent ./internal/journal ./internal/simnode | tee bench.out
 	$(GO) test -run '^$$' -bench RealNode -benchtime 1x -timeout 30m -v ./cmd/podlife | tee -a bench.out
 	$(GO) run ./hack/loadharness -bin bin/podlife -runs 5 -duration 10s -bench bench.out -out BENCHMARKS.md

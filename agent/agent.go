@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/singleflight"
+
 	"github.com/podlife/podlife/cri"
 	"github.com/podlife/podlife/internal/journal"
 	"github.com/podlife/podlife/internal/upstream"
@@ -59,6 +61,11 @@ type Options struct {
 	HistorySize int
 	// Pprof serves /debug/pprof/ on the HTTP API.
 	Pprof bool
+	// MaxRequestsInFlight bounds the API reads served at once and MaxWatches
+	// the open transition watches; past them a request is refused with 429
+	// (0: DefaultMaxRequestsInFlight, DefaultMaxWatches).
+	MaxRequestsInFlight int
+	MaxWatches          int
 	// StuckAfter raises StageStuck after this long in a transient stage (0: off).
 	StuckAfter time.Duration
 	// MismatchGrace is how long the kubelet's copy may lag the runtime
@@ -80,8 +87,10 @@ type Agent struct {
 	opts    Options
 	journal *journalKeeper // nil without a journal
 	metrics *metrics
-	podText podsCache // the metrics' pod families
-	podJSON podsCache // the pods of GET /api/v1/pods
+	admit   *admission
+	scrapes singleflight.Group // concurrent /metrics scrapes share one rendering
+	podText podsCache          // the metrics' pod families
+	podJSON podsCache          // the pods of GET /api/v1/pods
 	views   viewJSONCache
 
 	corrMu sync.Mutex
@@ -114,11 +123,18 @@ func New(opts Options) *Agent {
 	if opts.Log == nil {
 		opts.Log = slog.Default()
 	}
+	if opts.MaxRequestsInFlight <= 0 {
+		opts.MaxRequestsInFlight = DefaultMaxRequestsInFlight
+	}
+	if opts.MaxWatches <= 0 {
+		opts.MaxWatches = DefaultMaxWatches
+	}
 	a := &Agent{opts: opts, pods: map[string][]Record{}, watchers: map[*watcher]struct{}{},
 		started: map[string]startup{}, lastOK: map[string]time.Time{}}
 	if opts.Journal != nil || opts.OpenJournal != nil {
 		a.journal = newJournalKeeper(opts.Journal, opts.OpenJournal, opts.MaxUnwritten, opts.Log, opts.Now())
 	}
+	a.admit = newAdmission(opts.MaxRequestsInFlight, opts.MaxWatches, opts.Log)
 	a.metrics = newMetrics(a)
 	a.podText.render, a.podJSON.render = podText, a.views.render
 	a.seedClock()

@@ -41,6 +41,8 @@ type Config struct {
 	AuthenticationKubeconfig  string        `mapstructure:"authentication-kubeconfig"`
 	AuthorizationKubeconfig   string        `mapstructure:"authorization-kubeconfig"`
 	HistorySize               int           `mapstructure:"history-size"`
+	MaxRequestsInFlight       int           `mapstructure:"max-requests-inflight"`
+	MaxWatches                int           `mapstructure:"max-watches"`
 	Upstream                  string        `mapstructure:"upstream"`
 	Kubeconfig                string        `mapstructure:"kubeconfig"`
 	JournalPath               string        `mapstructure:"journal-path"`
@@ -82,6 +84,9 @@ func Flags(fs *pflag.FlagSet) {
 	fs.String("authentication-kubeconfig", "", "API server that reviews callers' tokens (default: --kubeconfig, then in-cluster)")
 	fs.String("authorization-kubeconfig", "", "API server that reviews callers' access (default: --kubeconfig, then in-cluster)")
 	fs.Int("history-size", 1000, "transitions kept in memory, per node and per pod")
+	fs.Int("max-requests-inflight", DefaultMaxRequestsInFlight, "API reads (pods, one pod, transitions, journal) served at once; "+
+		"one more is refused at once with 429 and Retry-After (probes and /metrics are never refused)")
+	fs.Int("max-watches", DefaultMaxWatches, "transition watches open at once; one more is refused with 429 and Retry-After")
 	fs.String("upstream", "auto", "report to the API server: auto (when in a cluster or --kubeconfig is set), on, off")
 	fs.String("kubeconfig", "", "kubeconfig for the API server (default in-cluster configuration)")
 	fs.String("journal-path", "", "durable transition journal file (e.g. /var/lib/podlife/journal.db); empty: none")
@@ -190,6 +195,10 @@ func (c *Config) Validate() error {
 		return &ConfigError{"poll-interval", fmt.Sprintf("%s: must be at least 10ms", c.PollInterval)}
 	case c.HistorySize < 1:
 		return &ConfigError{"history-size", fmt.Sprintf("%d: must be at least 1", c.HistorySize)}
+	case c.MaxRequestsInFlight < 0:
+		return &ConfigError{"max-requests-inflight", fmt.Sprintf("%d: must not be negative (0: the default, %d)", c.MaxRequestsInFlight, DefaultMaxRequestsInFlight)}
+	case c.MaxWatches < 0:
+		return &ConfigError{"max-watches", fmt.Sprintf("%d: must not be negative (0: the default, %d)", c.MaxWatches, DefaultMaxWatches)}
 	case c.Upstream != "auto" && c.Upstream != "on" && c.Upstream != "off":
 		return &ConfigError{"upstream", fmt.Sprintf("%q: want auto, on or off", c.Upstream)}
 	case c.EventBurst < 1:

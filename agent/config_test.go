@@ -22,15 +22,16 @@ func load(t *testing.T, args ...string) (Config, error) {
 // Bad config files and the exact one-line error each gives.
 func TestBadConfigFiles(t *testing.T) {
 	tests := map[string]string{
-		"bad-endpoint.yaml":    `config: cri-endpoint: cri-endpoint "tcp://127.0.0.1:1": want unix:///path/to/socket`,
-		"short-poll.yaml":      "config: poll-interval: 1ms: must be at least 10ms",
-		"zero-history.yaml":    "config: history-size: 0: must be at least 1",
-		"unknown-key.yaml":     "config: listen-adress: unknown key in testdata/config/unknown-key.yaml",
-		"bad-upstream.yaml":    `config: upstream: "maybe": want auto, on or off`,
-		"bad-kubelet-url.yaml": `config: kubelet-url: "127.0.0.1:10250": want https://HOST:10250 or http://HOST:10255`,
-		"missing-ca.yaml":      "config: kubelet-ca-file: stat /nonexistent/ca.crt: no such file or directory",
-		"not-yaml.yaml":        "config: config: testdata/config/not-yaml.yaml: error converting YAML to JSON: yaml: did not find expected key",
-		"bad-duration.yaml":    `config: poll-interval: "soon": time: invalid duration`,
+		"bad-endpoint.yaml":      `config: cri-endpoint: cri-endpoint "tcp://127.0.0.1:1": want unix:///path/to/socket`,
+		"short-poll.yaml":        "config: poll-interval: 1ms: must be at least 10ms",
+		"zero-history.yaml":      "config: history-size: 0: must be at least 1",
+		"negative-inflight.yaml": "config: max-requests-inflight: -1: must not be negative (0: the default, 32)",
+		"unknown-key.yaml":       "config: listen-adress: unknown key in testdata/config/unknown-key.yaml",
+		"bad-upstream.yaml":      `config: upstream: "maybe": want auto, on or off`,
+		"bad-kubelet-url.yaml":   `config: kubelet-url: "127.0.0.1:10250": want https://HOST:10250 or http://HOST:10255`,
+		"missing-ca.yaml":        "config: kubelet-ca-file: stat /nonexistent/ca.crt: no such file or directory",
+		"not-yaml.yaml":          "config: config: testdata/config/not-yaml.yaml: error converting YAML to JSON: yaml: did not find expected key",
+		"bad-duration.yaml":      `config: poll-interval: "soon": time: invalid duration`,
 		// Serving: the secure listener needs an API server to review callers.
 		"bad-secure-address.yaml":  `config: secure-listen-address: "9808": want HOST:PORT or :PORT`,
 		"same-addresses.yaml":      `config: insecure-listen-address: "127.0.0.1:9808" is also secure-listen-address: give plain HTTP another port`,

@@ -11,7 +11,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"slices"
+	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -251,8 +252,12 @@ func TestMalformedPodPaths(t *testing.T) {
 
 // A thousand API clients at once, each on its own connection, against the
 // agent as `podlife agent` serves it (agent.Run, 250 simulated pods with
-// churn): every one is answered 200 or refused cleanly (429/503 with a JSON
-// error), none is cut off, within a bound; p50 and p99 are printed.
+// churn). What must hold whatever the machine's speed: every client gets a
+// well-formed answer, 200 or 429 with Retry-After and a JSON error, none is
+// cut off or hangs; /healthz answers throughout; the refusals counted in
+// podlife_http_requests_rejected_total are exactly the 429s seen; the agent's
+// goroutines and live heap come back to their level. How fast is measured by
+// hack/loadharness -burst, not asserted here (-race slows the server 5-10x).
 func TestThousandConcurrentClients(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: a load test against the agent and a simulated node of 250 pods")
@@ -262,84 +267,115 @@ func TestThousandConcurrentClients(t *testing.T) {
 		var pods PodsResponse
 		return r.get("/api/v1/pods", &pods) == 200 && len(pods.Pods) >= 250
 	})
+	baseGoroutines, baseHeap := liveLevels()
 	const clients = 1000
 	paths := []string{"/api/v1/pods", "/metrics", "/api/v1/pods/load/load-0042", "/api/v1/transitions?since=" +
 		time.Now().Add(-time.Minute).UTC().Format(time.RFC3339), "/healthz"}
-	type result struct {
-		path string
-		code int
-		err  error
-		took time.Duration
-		size int
-	}
-	results := make([]result, clients)
+	codes := make([]int, clients)
 	start := make(chan struct{})
 	var wg sync.WaitGroup
 	for i := range clients {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c := &http.Client{Timeout: 90 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-			p := paths[i%len(paths)]
 			<-start
-			t0 := time.Now()
-			resp, err := c.Get(r.url + p)
-			res := result{path: p, err: err}
-			if err == nil {
-				b, rerr := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				res.code, res.err, res.size = resp.StatusCode, rerr, len(b)
-				if res.code != 200 {
-					var e struct{ Error string }
-					if json.Unmarshal(b, &e) != nil || e.Error == "" {
-						res.err = fmt.Errorf("%d without a JSON error: %.200s", res.code, b)
-					}
-				}
-			}
-			res.took = time.Since(t0)
-			results[i] = res
+			codes[i] = burstGet(t, r.url+paths[i%len(paths)])
 		}()
 	}
-	t0 := time.Now()
 	close(start)
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(3 * time.Minute):
-		t.Fatal("1000 clients not answered within 3 minutes")
-	}
-	wall := time.Since(t0)
-	var all []time.Duration
-	byPath := map[string][]time.Duration{}
-	var ok, refused int
-	sizes := map[string]int{}
-	for _, res := range results {
-		switch {
-		case res.err != nil:
-			t.Errorf("GET %s: %v", res.path, res.err)
-		case res.code == 200:
-			ok++
-		case res.code == 429 || res.code == 503:
-			refused++
-		default:
-			t.Errorf("GET %s: %d", res.path, res.code)
+	burstDone := make(chan struct{})
+	go func() { wg.Wait(); close(burstDone) }()
+	// /healthz keeps answering while the burst is served.
+	healthz := 0
+	for waiting := true; waiting; healthz++ {
+		if code := burstGet(t, r.url+"/healthz"); code != 200 {
+			t.Errorf("/healthz answered %d during the burst", code)
 		}
-		all = append(all, res.took)
-		byPath[res.path] = append(byPath[res.path], res.took)
-		sizes[res.path] = res.size
+		select {
+		case <-burstDone:
+			waiting = false
+		default:
+		}
 	}
-	pct := func(d []time.Duration, p int) time.Duration {
-		s := slices.Clone(d)
-		slices.Sort(s)
-		return s[min(len(s)-1, len(s)*p/100)].Round(100 * time.Microsecond)
+	refused := 0
+	for i, code := range codes {
+		switch p := paths[i%len(paths)]; {
+		case code == 200, code == 0: // 0: burstGet said why
+		case code == 429 && strings.HasPrefix(p, "/api/"):
+			refused++
+		case code == 429:
+			t.Errorf("GET %s refused: probes and /metrics are never refused", p)
+		default:
+			t.Errorf("GET %s: %d", p, code)
+		}
 	}
-	t.Logf("%d clients at once: %d answered 200, %d refused cleanly, in %s; latency p50 %s p99 %s max %s",
-		clients, ok, refused, wall.Round(time.Millisecond), pct(all, 50), pct(all, 99), pct(all, 100))
-	for _, p := range paths {
-		t.Logf("  %-60.60s %4d bytes  p50 %-10s p99 %s", p, sizes[p], pct(byPath[p], 50), pct(byPath[p], 99))
+	t.Logf("%d clients at once: %d refused with 429, the rest 200; /healthz answered %d times during the burst",
+		clients, refused, healthz)
+	m := r.admissionMetrics()
+	if got := m[`podlife_http_requests_rejected_total{class="api"}`]; got != float64(refused) {
+		t.Errorf("podlife_http_requests_rejected_total{class=\"api\"} = %g, want the %d 429s seen", got, refused)
 	}
+	if got := m[`podlife_http_requests_in_flight{class="api"}`]; got != 0 {
+		t.Errorf("podlife_http_requests_in_flight{class=\"api\"} = %g after the burst, want 0", got)
+	}
+	r.eventually(60*time.Second, "goroutines and live heap back to their level", func() bool {
+		g, h := liveLevels()
+		return g <= baseGoroutines+10 && h <= 2*baseHeap+32<<20
+	})
 	r.serving()
+}
+
+// burstGet GETs url on a connection of its own and returns the status,
+// failing the test (and returning 0) for anything but a well-formed answer:
+// 200, or 429 with Retry-After and a one-line JSON error.
+func burstGet(t *testing.T, url string) int {
+	// A hang detector, not a speed bound: an answer is due at once or soon.
+	c := &http.Client{Timeout: 2 * time.Minute, Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Errorf("GET %s: %v", url, err)
+		return 0
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Errorf("GET %s: %d, body cut: %v", url, resp.StatusCode, err)
+		return 0
+	}
+	if resp.StatusCode == http.StatusTooManyRequests {
+		var e struct{ Error string }
+		if json.Unmarshal(b, &e) != nil || e.Error == "" || resp.Header.Get("Retry-After") == "" {
+			t.Errorf("GET %s: 429 without Retry-After and a JSON error: %.200s", url, b)
+			return 0
+		}
+	}
+	return resp.StatusCode
+}
+
+// liveLevels are this process's goroutines and live heap after a GC.
+func liveLevels() (goroutines int, heap uint64) {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return runtime.NumGoroutine(), ms.HeapAlloc
+}
+
+// admissionMetrics returns the podlife_http_* samples of /metrics.
+func (r *runningAgent) admissionMetrics() map[string]float64 {
+	r.t.Helper()
+	resp, err := http.Get(r.url + "/metrics")
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	out := map[string]float64{}
+	for _, line := range strings.Split(string(b), "\n") {
+		if name, v, ok := strings.Cut(line, " "); ok && strings.HasPrefix(name, "podlife_http_") {
+			out[name], _ = strconv.ParseFloat(v, 64)
+		}
+	}
+	return out
 }
 
 // runAgentWith is runAgent with the simulated node's options (Dir is set here).

@@ -228,19 +228,27 @@ func (a *Agent) exposition(buf *bytes.Buffer) error {
 	return nil
 }
 
+// handleMetrics serves /metrics. Scrapes that arrive while one is being
+// rendered share that rendering (a burst of scrapers costs one gathering,
+// and /metrics is never refused).
 func (a *Agent) handleMetrics(w http.ResponseWriter, r *http.Request) {
-	var buf bytes.Buffer
-	if err := a.exposition(&buf); err != nil {
+	v, err, _ := a.scrapes.Do("metrics", func() (any, error) {
+		var buf bytes.Buffer
+		err := a.exposition(&buf)
+		return buf.Bytes(), err
+	})
+	if err != nil {
 		http.Error(w, "gather metrics: "+err.Error(), http.StatusInternalServerError)
 		return
 	}
+	body := v.([]byte) // shared: only read
 	w.Header().Set("Content-Type", string(expfmt.NewFormat(expfmt.TypeTextPlain)))
 	if strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") {
 		w.Header().Set("Content-Encoding", "gzip")
 		gz, _ := gzip.NewWriterLevel(w, gzip.BestSpeed)
-		gz.Write(buf.Bytes())
+		gz.Write(body)
 		gz.Close()
 		return
 	}
-	w.Write(buf.Bytes())
+	w.Write(body)
 }

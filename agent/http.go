@@ -58,7 +58,7 @@ func (a *Agent) Handler() http.Handler {
 		}
 		writeError(w, http.StatusNotFound, "no such API path: "+clip(r.URL.Path))
 	})
-	return canonicalAPIPaths(mux)
+	return canonicalAPIPaths(a.admit.wrap(mux))
 }
 
 // canonicalAPIPaths answers 400 for an /api/ path with an empty, "." or ".."

@@ -27,6 +27,8 @@ var (
 	descJournalLost    = desc("journal_lost_total", "Transitions never journaled: held in memory past the bound while the journal was down, or when the agent stopped.")
 	descEvents         = desc("upstream_events_total", "Journal entries handled by the event reporter, by outcome (delivered, skipped, suppressed, rejected).", "outcome")
 	descEventFailures  = desc("upstream_event_failures_total", "Failed event deliveries (retried).")
+	descHTTPInFlight   = desc("http_requests_in_flight", "Requests being served, by admission class (api: pods, one pod, transitions, journal; watch: transition watches).", "class")
+	descHTTPRejected   = desc("http_requests_rejected_total", "Requests refused with 429 because their admission class was at its limit (max-requests-inflight, max-watches).", "class")
 	descKubeletTLS     = desc("kubelet_tls_verified", "Whether the last connection to the kubelet was verified (1) or not (0: kubelet-insecure-skip-verify, plain HTTP, or verification failed), by how it is checked (mode).", "mode")
 )
 
@@ -73,14 +75,18 @@ func newMetrics(a *Agent) *metrics {
 // Describe implements prometheus.Collector.
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descJournalPending, descJournalDropped, descJournalUp, descJournalErrors, descJournalHeld,
-		descJournalLost, descEvents, descEventFailures, descKubeletTLS} {
+		descJournalLost, descEvents, descEventFailures, descKubeletTLS, descHTTPInFlight, descHTTPRejected} {
 		ch <- d
 	}
 }
 
-// Collect implements prometheus.Collector: the journal and reporter
-// counters, and whether the kubelet is verified.
+// Collect implements prometheus.Collector: admission, the journal and
+// reporter counters, and whether the kubelet is verified.
 func (m *metrics) Collect(ch chan<- prometheus.Metric) {
+	for c := range numClasses {
+		gauge(ch, descHTTPInFlight, float64(m.agent.admit.inFlight(c)), classNames[c])
+		ch <- prometheus.MustNewConstMetric(descHTTPRejected, prometheus.CounterValue, float64(m.agent.admit.rejectedTotal(c)), classNames[c])
+	}
 	if k := m.agent.opts.Kubelet; k != nil {
 		if tls := k.State().TLS; tls.Mode != "" {
 			gauge(ch, descKubeletTLS, b2f(tls.Verified), tls.Mode)

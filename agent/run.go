@@ -38,7 +38,8 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, listening func(url s
 	// periodic sync) and our own poll of /pods: two polls cover the last.
 	grace := 10*time.Second + 2*cfg.PollInterval
 	opts := Options{Node: cfg.NodeName, Runtime: rt, Kubelet: kl, HistorySize: cfg.HistorySize,
-		StuckAfter: cfg.StuckThreshold, Log: log, Pprof: cfg.Pprof, MismatchGrace: grace}
+		StuckAfter: cfg.StuckThreshold, Log: log, Pprof: cfg.Pprof, MismatchGrace: grace,
+		MaxRequestsInFlight: cfg.MaxRequestsInFlight, MaxWatches: cfg.MaxWatches}
 	if cfg.JournalPath != "" {
 		// A journal that cannot be opened (a read-only or full directory,
 		// another agent's lock) does not stop the agent: it holds transitions

@@ -34,7 +34,10 @@ build containerd $CONTAINERD_VERSION go install github.com/containerd/containerd
 build containerd-shim-runc-v2 $CONTAINERD_VERSION go install github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2@$CONTAINERD_VERSION
 build ctr $CONTAINERD_VERSION go install github.com/containerd/containerd/v2/cmd/ctr@$CONTAINERD_VERSION
 build runc $RUNC_VERSION env CGO_ENABLED=1 go install -tags seccomp github.com/opencontainers/runc@$RUNC_VERSION
-build crictl $CRICTL_VERSION go install sigs.k8s.io/cri-tools/cmd/crictl@$CRICTL_VERSION
+# crictl only for `make bench` (the real-node benchmark); make test does not use it.
+if [ -n "${PODLIFE_BENCH_TOOLS:-}" ]; then
+  build crictl $CRICTL_VERSION go install sigs.k8s.io/cri-tools/cmd/crictl@$CRICTL_VERSION
+fi
 # The CNI loopback plugin alone makes containerd report the pod network ready, so a
 # registered kubelet turns its Node Ready (test pods use hostNetwork).
 build loopback $CNI_PLUGINS_VERSION go install github.com/containernetworking/plugins/plugins/main/loopback@$CNI_PLUGINS_VERSION

@@ -35,6 +35,8 @@ tools:
 ## test: everything, including the real-component integration tests (needs root).
 test: tools lint
 	$(GO) test -race -count=1 -timeout 40m ./...
+	@# The 1000-client burst without the race detector (see the test's comment).
+	$(GO) test -count=1 -run '^TestThousandConcurrentClients$$' -v ./agent
 	$(MAKE) fuzz
 
 ## fuzz: each fuzz target for FUZZTIME, one after the other (the seed corpora in

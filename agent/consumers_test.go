@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"runtime"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -256,8 +255,12 @@ func TestMalformedPodPaths(t *testing.T) {
 // well-formed answer, 200 or 429 with Retry-After and a JSON error, none is
 // cut off or hangs; /healthz answers throughout; the refusals counted in
 // podlife_http_requests_rejected_total are exactly the 429s seen; the agent's
-// goroutines and live heap come back to their level. How fast is measured by
-// hack/loadharness -burst, not asserted here (-race slows the server 5-10x).
+// goroutines and live heap come back to their level. No speed is asserted.
+// Under -race (the make test suite, other packages beside it) the burst is
+// 100 clients: the race detector slows server and clients 5-10x, and the
+// server's own read deadlines would then cut connections it had not yet
+// read, measuring the detector; make test runs the 1000-client burst once
+// more without -race, after the suite.
 func TestThousandConcurrentClients(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: a load test against the agent and a simulated node of 250 pods")
@@ -268,7 +271,10 @@ func TestThousandConcurrentClients(t *testing.T) {
 		return r.get("/api/v1/pods", &pods) == 200 && len(pods.Pods) >= 250
 	})
 	baseGoroutines, baseHeap := liveLevels()
-	const clients = 1000
+	clients := 1000
+	if raceEnabled {
+		clients = 100
+	}
 	paths := []string{"/api/v1/pods", "/metrics", "/api/v1/pods/load/load-0042", "/api/v1/transitions?since=" +
 		time.Now().Add(-time.Minute).UTC().Format(time.RFC3339), "/healthz"}
 	codes := make([]int, clients)
@@ -311,7 +317,7 @@ func TestThousandConcurrentClients(t *testing.T) {
 	}
 	t.Logf("%d clients at once: %d refused with 429, the rest 200; /healthz answered %d times during the burst",
 		clients, refused, healthz)
-	m := r.admissionMetrics()
+	m := r.metricSamples("podlife_http_")
 	if got := m[`podlife_http_requests_rejected_total{class="api"}`]; got != float64(refused) {
 		t.Errorf("podlife_http_requests_rejected_total{class=\"api\"} = %g, want the %d 429s seen", got, refused)
 	}
@@ -358,24 +364,6 @@ func liveLevels() (goroutines int, heap uint64) {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	return runtime.NumGoroutine(), ms.HeapAlloc
-}
-
-// admissionMetrics returns the podlife_http_* samples of /metrics.
-func (r *runningAgent) admissionMetrics() map[string]float64 {
-	r.t.Helper()
-	resp, err := http.Get(r.url + "/metrics")
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	out := map[string]float64{}
-	for _, line := range strings.Split(string(b), "\n") {
-		if name, v, ok := strings.Cut(line, " "); ok && strings.HasPrefix(name, "podlife_http_") {
-			out[name], _ = strconv.ParseFloat(v, 64)
-		}
-	}
-	return out
 }
 
 // runAgentWith is runAgent with the simulated node's options (Dir is set here).

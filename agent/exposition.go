@@ -228,27 +228,33 @@ func (a *Agent) exposition(buf *bytes.Buffer) error {
 	return nil
 }
 
+// scrape is one rendering of /metrics, plain and gzipped (BestSpeed).
+type scrape struct{ plain, gzipped []byte }
+
 // handleMetrics serves /metrics. Scrapes that arrive while one is being
-// rendered share that rendering (a burst of scrapers costs one gathering,
-// and /metrics is never refused).
+// rendered share that rendering and its compression (a burst of scrapers
+// costs one gathering and one gzip, and /metrics is never refused).
 func (a *Agent) handleMetrics(w http.ResponseWriter, r *http.Request) {
 	v, err, _ := a.scrapes.Do("metrics", func() (any, error) {
-		var buf bytes.Buffer
-		err := a.exposition(&buf)
-		return buf.Bytes(), err
+		var buf, gz bytes.Buffer
+		if err := a.exposition(&buf); err != nil {
+			return nil, err
+		}
+		zw, _ := gzip.NewWriterLevel(&gz, gzip.BestSpeed)
+		zw.Write(buf.Bytes())
+		zw.Close()
+		return scrape{plain: buf.Bytes(), gzipped: gz.Bytes()}, nil
 	})
 	if err != nil {
 		http.Error(w, "gather metrics: "+err.Error(), http.StatusInternalServerError)
 		return
 	}
-	body := v.([]byte) // shared: only read
+	body := v.(scrape).plain // shared: only read
 	w.Header().Set("Content-Type", string(expfmt.NewFormat(expfmt.TypeTextPlain)))
 	if strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") {
 		w.Header().Set("Content-Encoding", "gzip")
-		gz, _ := gzip.NewWriterLevel(w, gzip.BestSpeed)
-		gz.Write(body)
-		gz.Close()
-		return
+		body = v.(scrape).gzipped
 	}
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.Write(body)
 }

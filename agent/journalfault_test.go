@@ -14,7 +14,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -218,10 +217,9 @@ func (r *runningAgent) journal() JournalResponse {
 	return j
 }
 
-var metricLine = regexp.MustCompile(`(?m)^(podlife_journal_\w+) (\S+)$`)
-
-// journalMetrics returns the podlife_journal_* samples of /metrics.
-func (r *runningAgent) journalMetrics() map[string]float64 {
+// metricSamples returns the samples of /metrics whose series starts with
+// prefix, by series (name and labels).
+func (r *runningAgent) metricSamples(prefix string) map[string]float64 {
 	r.t.Helper()
 	resp, err := http.Get(r.url + "/metrics")
 	if err != nil {
@@ -230,8 +228,10 @@ func (r *runningAgent) journalMetrics() map[string]float64 {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	out := map[string]float64{}
-	for _, m := range metricLine.FindAllStringSubmatch(string(b), -1) {
-		out[m[1]], _ = strconv.ParseFloat(m[2], 64)
+	for _, line := range strings.Split(string(b), "\n") {
+		if series, v, ok := strings.Cut(line, " "); ok && strings.HasPrefix(series, prefix) {
+			out[series], _ = strconv.ParseFloat(v, 64)
+		}
 	}
 	return out
 }
@@ -383,7 +383,7 @@ func (r *runningAgent) downOneLine(want, logged string) {
 	if !strings.Contains(h.Error, want) || strings.Contains(h.Error, "\n") {
 		r.t.Errorf("journal error %q: want one line containing %q", h.Error, want)
 	}
-	m := r.journalMetrics()
+	m := r.metricSamples("podlife_journal_")
 	if m["podlife_journal_up"] != 0 || m["podlife_journal_errors_total"] < 1 || m["podlife_journal_unwritten"] < 1 {
 		r.t.Errorf("metrics while down: %v", m)
 	}
@@ -404,7 +404,7 @@ func (r *runningAgent) upAgain() {
 		h := r.journal().Health
 		return h.Up && h.Unwritten == 0
 	})
-	if m := r.journalMetrics(); m["podlife_journal_up"] != 1 || m["podlife_journal_unwritten"] != 0 || m["podlife_journal_lost_total"] != 0 {
+	if m := r.metricSamples("podlife_journal_"); m["podlife_journal_up"] != 1 || m["podlife_journal_unwritten"] != 0 || m["podlife_journal_lost_total"] != 0 {
 		r.t.Errorf("metrics after recovery: %v", m)
 	}
 	if len(r.log.lines("journal writable again")) != 1 {

@@ -5,7 +5,8 @@
 // detection latency (a container restart in the simulated runtime to its
 // transition on /api/v1/transitions?watch=true). It repeats every scenario,
 // quotes medians, and writes a markdown report together with the medians of
-// the Go benchmarks in bench.out.
+// the Go benchmarks in bench.out. With -burst N it instead releases N
+// concurrent clients at once against `podlife demo` (see burst.go).
 package main
 
 import (
@@ -49,7 +50,11 @@ func run() int {
 	benchFile := flag.String("bench", "bench.out", "go test -bench output to summarise")
 	quick := flag.Bool("quick", false, "only 250 pods (for a fast look)")
 	realOnly := flag.Bool("real-node-only", false, "only print the real-node section from -bench")
+	burstClients := flag.Int("burst", 0, "instead of the scenarios: a burst of this many concurrent clients against `podlife demo`, -runs times")
 	flag.Parse()
+	if *burstClients > 0 {
+		return burst(*bin, *burstClients, *runs)
+	}
 	if *realOnly {
 		fmt.Print(realNode(*benchFile))
 		return 0
@@ -90,12 +95,20 @@ func run() int {
 // listeningURL reads the agent's stdout until it reports the address it
 // bound, and then drains the rest.
 func listeningURL(out io.ReadCloser, limit time.Duration) (string, error) {
+	return readURL(out, limit, func(line string) (string, bool) {
+		return strings.CutPrefix(line, "podlife agent listening on ")
+	})
+}
+
+// readURL reads out line by line until match finds the URL in a line, and
+// then drains the rest.
+func readURL(out io.ReadCloser, limit time.Duration, match func(string) (string, bool)) (string, error) {
 	found := make(chan string, 1)
 	go func() {
 		defer out.Close()
 		sc := bufio.NewScanner(out)
 		for sc.Scan() {
-			if url, ok := strings.CutPrefix(sc.Text(), "podlife agent listening on "); ok {
+			if url, ok := match(sc.Text()); ok {
 				found <- url
 				break
 			}
@@ -106,7 +119,7 @@ func listeningURL(out io.ReadCloser, limit time.Duration) (string, error) {
 	case url := <-found:
 		return url, nil
 	case <-time.After(limit):
-		return "", fmt.Errorf("the agent reported no listening address within %s", limit)
+		return "", fmt.Errorf("no address on the process's output within %s", limit)
 	}
 }
 

@@ -221,7 +221,10 @@ func TestDelegatedToRealAPIServer(t *testing.T) {
 
 	t.Run("API server frozen", func(t *testing.T) {
 		// Decisions already made are cached; a new caller's review is bounded
-		// by ReviewTimeout, then refused.
+		// by ReviewTimeout, then refused: the refusal's text says the review
+		// gave up (the frozen API server never answers, and the client's own
+		// timeout would be an error, not this answer). No upper bound on the
+		// time: on a loaded machine it is not the code's speed that varies.
 		api.Freeze()
 		defer api.Thaw()
 		if code, body := get(t, client, base+"/api/v1/pods", reader.Token); code != 200 {
@@ -230,7 +233,7 @@ func TestDelegatedToRealAPIServer(t *testing.T) {
 		start := time.Now()
 		code, body := get(t, client, base+"/api/v1/pods", "never-seen-token")
 		if took := time.Since(start); code != 401 || body != "Unauthorized: the bearer token could not be reviewed by the API server" ||
-			took < ReviewTimeout || took > ReviewTimeout+3*time.Second {
+			took < ReviewTimeout {
 			t.Fatalf("uncached token while the API server hangs: %d %q after %s", code, body, took)
 		}
 	})

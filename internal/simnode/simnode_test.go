@@ -200,7 +200,7 @@ func TestOutagesAndReplacement(t *testing.T) {
 		}
 	}()
 	uids := func() map[string]bool {
-		cctx, ccancel := context.WithTimeout(ctx, 2*time.Second)
+		cctx, ccancel := context.WithTimeout(ctx, 30*time.Second) // a hang guard, not a speed limit
 		defer ccancel()
 		l, err := rs.ListPodSandbox(cctx, &runtimeapi.ListPodSandboxRequest{})
 		if err != nil {

@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/podlife/podlife/cri"
+	"github.com/podlife/podlife/kubelet"
 )
 
 // Config is podlife agent's configuration: flags, then PODLIFE_* environment
@@ -32,6 +33,7 @@ type Config struct {
 	KubeletTLSServerName      string        `mapstructure:"kubelet-tls-server-name"`
 	KubeletInsecureSkipVerify bool          `mapstructure:"kubelet-insecure-skip-verify"`
 	KubeletKubeconfig         string        `mapstructure:"kubelet-kubeconfig"`
+	KubeletPodsAPISocket      string        `mapstructure:"kubelet-pods-api-socket"`
 	PollInterval              time.Duration `mapstructure:"poll-interval"`
 	SecureListenAddress       string        `mapstructure:"secure-listen-address"`
 	InsecureListenAddress     string        `mapstructure:"insecure-listen-address"`
@@ -72,6 +74,9 @@ func Flags(fs *pflag.FlagSet) {
 	fs.String("kubelet-tls-server-name", "", "the name the pinned kubelet certificate must cover (default the node name)")
 	fs.Bool("kubelet-insecure-skip-verify", false, "do not verify the kubelet's serving certificate: explicit opt-in, for testing; the token is still sent (logged, and shown in podlife_kubelet_tls_verified and the kubelet source's status)")
 	fs.String("kubelet-kubeconfig", "", "off-cluster: read /pods through the API server's node proxy with this kubeconfig")
+	fs.String("kubelet-pods-api-socket", kubelet.DefaultPodsAPISocket, "the kubelet's Pods API socket (Kubernetes 1.37+, "+
+		"<kubelet root dir>/pods-api/pods-api.sock): where it answers, podlife follows the kubelet's own live pod status there "+
+		"and polls /pods only where it does not; empty: /pods only")
 	fs.Duration("poll-interval", time.Second, "kubelet poll and CRI relist interval")
 	fs.String("secure-listen-address", ":9808", "HTTPS address of the API and metrics, for callers the API server vouches for "+
 		"(TokenReview, then SubjectAccessReview on nodes/podlife or nodes/metrics); serves in a cluster or with --kubeconfig; empty: off")

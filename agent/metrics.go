@@ -30,6 +30,7 @@ var (
 	descHTTPInFlight   = desc("http_requests_in_flight", "Requests being served, by admission class (api: pods, one pod, transitions, journal; watch: transition watches).", "class")
 	descHTTPRejected   = desc("http_requests_rejected_total", "Requests refused with 429 because their admission class was at its limit (max-requests-inflight, max-watches).", "class")
 	descKubeletTLS     = desc("kubelet_tls_verified", "Whether the last connection to the kubelet was verified (1) or not (0: kubelet-insecure-skip-verify, plain HTTP, or verification failed), by how it is checked (mode).", "mode")
+	descKubeletMode    = desc("kubelet_source_mode", "How the kubelet is read (1 for the mode in use): pods-api, its own live status over the Pods API (Kubernetes 1.37+), or pods-http, /pods (the API server's copy of API-managed pods' status).", "mode")
 )
 
 // metrics holds the agent's registry: event counters, histograms, the Go
@@ -75,7 +76,7 @@ func newMetrics(a *Agent) *metrics {
 // Describe implements prometheus.Collector.
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descJournalPending, descJournalDropped, descJournalUp, descJournalErrors, descJournalHeld,
-		descJournalLost, descEvents, descEventFailures, descKubeletTLS, descHTTPInFlight, descHTTPRejected} {
+		descJournalLost, descEvents, descEventFailures, descKubeletTLS, descKubeletMode, descHTTPInFlight, descHTTPRejected} {
 		ch <- d
 	}
 }
@@ -88,8 +89,12 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descHTTPRejected, prometheus.CounterValue, float64(m.agent.admit.rejectedTotal(c)), classNames[c])
 	}
 	if k := m.agent.opts.Kubelet; k != nil {
-		if tls := k.State().TLS; tls.Mode != "" {
-			gauge(ch, descKubeletTLS, b2f(tls.Verified), tls.Mode)
+		st := k.State()
+		if st.TLS.Mode != "" {
+			gauge(ch, descKubeletTLS, b2f(st.TLS.Verified), st.TLS.Mode)
+		}
+		if st.Health.Mode != "" {
+			gauge(ch, descKubeletMode, 1, st.Health.Mode)
 		}
 	}
 	if k := m.agent.journal; k != nil {

@@ -29,7 +29,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, listening func(url s
 	kl, err := kubelet.New(kubelet.Config{URL: cfg.KubeletURL, TokenFile: cfg.KubeletTokenFile, CAFile: cfg.KubeletCAFile,
 		ServingCertFile: cfg.KubeletServingCertFile, ServerName: cfg.KubeletTLSServerName,
 		InsecureSkipVerify: cfg.KubeletInsecureSkipVerify, Kubeconfig: cfg.KubeletKubeconfig, Node: cfg.NodeName,
-		PollInterval: cfg.PollInterval}, log)
+		PodsAPISocket: cfg.KubeletPodsAPISocket, PollInterval: cfg.PollInterval}, log)
 	if err != nil {
 		return kubeletConfigError(err)
 	}

@@ -9,6 +9,9 @@ import (
 	"strings"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"github.com/podlife/podlife/lifecycle"
 )
 
@@ -34,18 +37,11 @@ type pod struct {
 		Containers     []specContainer `json:"containers"`
 	} `json:"spec"`
 	Status struct {
-		Phase      string     `json:"phase"`
-		Reason     string     `json:"reason"`
-		Message    string     `json:"message"`
-		StartTime  *time.Time `json:"startTime"`
-		Conditions []struct {
-			Type               string     `json:"type"`
-			Status             string     `json:"status"`
-			Reason             string     `json:"reason"`
-			Message            string     `json:"message"`
-			LastTransitionTime *time.Time `json:"lastTransitionTime"`
-			LastProbeTime      *time.Time `json:"lastProbeTime"`
-		} `json:"conditions"`
+		Phase                      string            `json:"phase"`
+		Reason                     string            `json:"reason"`
+		Message                    string            `json:"message"`
+		StartTime                  *time.Time        `json:"startTime"`
+		Conditions                 []condition       `json:"conditions"`
 		InitContainerStatuses      []containerStatus `json:"initContainerStatuses"`
 		ContainerStatuses          []containerStatus `json:"containerStatuses"`
 		EphemeralContainerStatuses []containerStatus `json:"ephemeralContainerStatuses"`
@@ -54,16 +50,29 @@ type pod struct {
 
 // specContainer is the part of a container's spec the model needs.
 type specContainer struct {
-	Name               string    `json:"name"`
-	RestartPolicy      string    `json:"restartPolicy"`
-	ReadinessProbe     *struct{} `json:"readinessProbe"`
-	RestartPolicyRules []struct {
-		Action    string `json:"action"`
-		ExitCodes *struct {
-			Operator string  `json:"operator"`
-			Values   []int32 `json:"values"`
-		} `json:"exitCodes"`
-	} `json:"restartPolicyRules"`
+	Name               string        `json:"name"`
+	RestartPolicy      string        `json:"restartPolicy"`
+	ReadinessProbe     *struct{}     `json:"readinessProbe"`
+	RestartPolicyRules []restartRule `json:"restartPolicyRules"`
+}
+
+type condition struct {
+	Type               string     `json:"type"`
+	Status             string     `json:"status"`
+	Reason             string     `json:"reason"`
+	Message            string     `json:"message"`
+	LastTransitionTime *time.Time `json:"lastTransitionTime"`
+	LastProbeTime      *time.Time `json:"lastProbeTime"`
+}
+
+type restartRule struct {
+	Action    string     `json:"action"`
+	ExitCodes *exitCodes `json:"exitCodes"`
+}
+
+type exitCodes struct {
+	Operator string  `json:"operator"`
+	Values   []int32 `json:"values"`
 }
 
 // restartRules encodes restartPolicyRules as lifecycle.ContainerStatus
@@ -101,22 +110,28 @@ type containerStatus struct {
 }
 
 type containerState struct {
-	Waiting *struct {
-		Reason  string `json:"reason"`
-		Message string `json:"message"`
-	} `json:"waiting"`
-	Running *struct {
-		StartedAt *time.Time `json:"startedAt"`
-	} `json:"running"`
-	Terminated *struct {
-		ExitCode    int32      `json:"exitCode"`
-		Signal      int32      `json:"signal"`
-		Reason      string     `json:"reason"`
-		Message     string     `json:"message"`
-		StartedAt   *time.Time `json:"startedAt"`
-		FinishedAt  *time.Time `json:"finishedAt"`
-		ContainerID string     `json:"containerID"`
-	} `json:"terminated"`
+	Waiting    *waiting    `json:"waiting"`
+	Running    *running    `json:"running"`
+	Terminated *terminated `json:"terminated"`
+}
+
+type waiting struct {
+	Reason  string `json:"reason"`
+	Message string `json:"message"`
+}
+
+type running struct {
+	StartedAt *time.Time `json:"startedAt"`
+}
+
+type terminated struct {
+	ExitCode    int32      `json:"exitCode"`
+	Signal      int32      `json:"signal"`
+	Reason      string     `json:"reason"`
+	Message     string     `json:"message"`
+	StartedAt   *time.Time `json:"startedAt"`
+	FinishedAt  *time.Time `json:"finishedAt"`
+	ContainerID string     `json:"containerID"`
 }
 
 func tm(t *time.Time) time.Time {
@@ -253,4 +268,81 @@ func statusFrom(configSource string) string {
 		return lifecycle.FromKubeletCache
 	}
 	return lifecycle.FromKubelet
+}
+
+// PodOf turns a typed v1.Pod (the Pods API's protobuf, decoded by k8s.io/api)
+// into the lifecycle input type through the same conversion as /pods, with
+// its status from statusFrom (lifecycle.FromKubelet for the Pods API: the
+// status manager's, live, for every pod).
+func PodOf(p *corev1.Pod, statusFrom string) lifecycle.Pod {
+	var w pod
+	w.Metadata.Name, w.Metadata.Namespace, w.Metadata.UID = p.Name, p.Namespace, string(p.UID)
+	w.Metadata.CreationTimestamp, w.Metadata.DeletionTimestamp = timeOf(&p.CreationTimestamp), timeOf(p.DeletionTimestamp)
+	w.Spec.RestartPolicy = string(p.Spec.RestartPolicy)
+	w.Spec.InitContainers, w.Spec.Containers = specOf(p.Spec.InitContainers), specOf(p.Spec.Containers)
+	st := &p.Status
+	w.Status.Phase, w.Status.Reason, w.Status.Message, w.Status.StartTime = string(st.Phase), st.Reason, st.Message, timeOf(st.StartTime)
+	for _, c := range st.Conditions {
+		w.Status.Conditions = append(w.Status.Conditions, condition{Type: string(c.Type), Status: string(c.Status), Reason: c.Reason,
+			Message: c.Message, LastTransitionTime: timeOf(&c.LastTransitionTime), LastProbeTime: timeOf(&c.LastProbeTime)})
+	}
+	w.Status.InitContainerStatuses = statusesOf(st.InitContainerStatuses)
+	w.Status.ContainerStatuses = statusesOf(st.ContainerStatuses)
+	w.Status.EphemeralContainerStatuses = statusesOf(st.EphemeralContainerStatuses)
+	lp := w.convert()
+	lp.StatusFrom = statusFrom
+	return lp
+}
+
+func timeOf(t *metav1.Time) *time.Time {
+	if t == nil || t.IsZero() {
+		return nil
+	}
+	return &t.Time
+}
+
+func specOf(cs []corev1.Container) []specContainer {
+	out := make([]specContainer, len(cs))
+	for i, c := range cs {
+		out[i].Name = c.Name
+		if c.RestartPolicy != nil {
+			out[i].RestartPolicy = string(*c.RestartPolicy)
+		}
+		if c.ReadinessProbe != nil {
+			out[i].ReadinessProbe = &struct{}{}
+		}
+		for _, r := range c.RestartPolicyRules {
+			var rule restartRule
+			rule.Action = string(r.Action)
+			if r.ExitCodes != nil {
+				rule.ExitCodes = &exitCodes{Operator: string(r.ExitCodes.Operator), Values: r.ExitCodes.Values}
+			}
+			out[i].RestartPolicyRules = append(out[i].RestartPolicyRules, rule)
+		}
+	}
+	return out
+}
+
+func statusesOf(cs []corev1.ContainerStatus) []containerStatus {
+	out := make([]containerStatus, len(cs))
+	for i, c := range cs {
+		out[i] = containerStatus{Name: c.Name, State: stateOf(c.State), LastTerminationState: stateOf(c.LastTerminationState),
+			Ready: c.Ready, Started: c.Started, RestartCount: c.RestartCount, Image: c.Image, ImageID: c.ImageID, ContainerID: c.ContainerID}
+	}
+	return out
+}
+
+func stateOf(s corev1.ContainerState) containerState {
+	var w containerState
+	if t := s.Terminated; t != nil {
+		w.Terminated = &terminated{ExitCode: t.ExitCode, Signal: t.Signal, Reason: t.Reason, Message: t.Message,
+			StartedAt: timeOf(&t.StartedAt), FinishedAt: timeOf(&t.FinishedAt), ContainerID: t.ContainerID}
+	}
+	if r := s.Running; r != nil {
+		w.Running = &running{StartedAt: timeOf(&r.StartedAt)}
+	}
+	if wt := s.Waiting; wt != nil {
+		w.Waiting = &waiting{Reason: wt.Reason, Message: wt.Message}
+	}
+	return w
 }

@@ -338,6 +338,58 @@ func TestRealKubelet(t *testing.T) {
 			time.Sleep(500 * time.Millisecond)
 		}
 	})
+
+	// Kubernetes 1.37: the kubelet's Pods API (gate PodsAPI, beta and on by
+	// default) on <root-dir>/pods-api/pods-api.sock. The source follows its
+	// watch: the same pods as /pods (static pods: both views are the
+	// kubelet's live status), then a pod added later as it starts and exits.
+	t.Run("the Pods API: the same pods as /pods, then every change", func(t *testing.T) {
+		sock := filepath.Join(k.Dir, "root", "pods-api", "pods-api.sock")
+		s := startSource(t, Config{URL: "http://127.0.0.1:1", PodsAPISocket: sock, LinkInterval: -1})
+		st := waitFor(t, s, "the Pods API's initial list", func(st State) bool { return st.Health.Mode == ModePodsAPI && len(st.Pods) == 5 })
+		polled, err := Decode(getPods(t, k.ReadOnlyURL))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range polled {
+			var got *lifecycle.Pod
+			for i := range st.Pods {
+				if st.Pods[i].UID == want.UID {
+					got = &st.Pods[i]
+				}
+			}
+			if got == nil || got.Name != want.Name || got.Namespace != want.Namespace || got.StatusFrom != lifecycle.FromKubelet ||
+				len(got.Containers) != len(want.Containers) || !got.Created.Equal(want.Created) {
+				t.Fatalf("pod %s: Pods API %+v\n/pods %+v", want.Name, got, want)
+			}
+			if want.Name != "crashloop-podlife-node" && want.Name != "ghost-podlife-node" && got.Phase != want.Phase {
+				t.Errorf("pod %s: phase %s on the Pods API, %s on /pods", want.Name, got.Phase, want.Phase)
+			}
+		}
+		k.AddStaticPod(t, "late", `apiVersion: v1
+kind: Pod
+metadata: {name: late, namespace: real}
+spec:
+  hostNetwork: true
+  restartPolicy: Never
+  containers:
+  - {name: job, image: `+testenv.BusyboxImage+`, imagePullPolicy: Never, command: [sh, -c, "sleep 1; exit 3"]}`)
+		seen := map[string]bool{}
+		waitFor(t, s, "the late pod through to its exit", func(st State) bool {
+			for _, p := range st.Pods {
+				if p.Name == "late-podlife-node" && len(p.Containers) == 1 {
+					c := p.Containers[0]
+					seen[string(c.State.Kind)] = true
+					return c.State.Kind == lifecycle.StateTerminated && c.State.ExitCode == 3 && p.Phase == lifecycle.PhaseFailed
+				}
+			}
+			return false
+		})
+		t.Logf("late pod states seen on the watch: %v", seen)
+		if st := s.State(); !st.Health.Up || st.Health.LastError != "" {
+			t.Fatalf("health %+v", st.Health)
+		}
+	})
 }
 
 func sameState(g lifecycle.ContainerState, s corev1.ContainerState) bool {

@@ -78,6 +78,10 @@ type Config struct {
 	// node proxy for Node, with the kubeconfig's credentials.
 	Kubeconfig string
 	Node       string
+	// PodsAPISocket is the kubelet's Pods API socket (Kubernetes 1.37+;
+	// DefaultPodsAPISocket for the default root directory); "" never tries
+	// it. Where it answers, it is followed instead of polling /pods.
+	PodsAPISocket string
 	// PollInterval is the period of /pods polls (default 1s).
 	PollInterval time.Duration
 	// Timeout bounds each request (default 5s).
@@ -249,28 +253,75 @@ func (s *Source) State() State {
 	return s.state
 }
 
-// Run polls until ctx is done; failures are recorded, never fatal.
+// Run follows the kubelet until ctx is done; failures are recorded, never
+// fatal. Where the Pods API socket is configured and answers, it follows
+// WatchPods (the kubelet's live status); where it is missing, refused or
+// Unimplemented, it polls /pods and tries the socket again every
+// podsAPIRetry. A watch that breaks is resumed with a capped backoff and a
+// full resync.
 func (s *Source) Run(ctx context.Context) error {
 	if s.cfg.LinkInterval > 0 {
-		go func() {
-			t := time.NewTicker(s.cfg.LinkInterval)
-			defer t.Stop()
-			for {
-				rctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
-				s.readLink(rctx)
-				if s.State().Link.CutOff {
-					s.readProbes(rctx)
-				} else {
-					s.forgetProbes()
-				}
-				cancel()
-				select {
-				case <-ctx.Done():
-					return
-				case <-t.C:
-				}
+		go s.followLink(ctx)
+	}
+	if s.cfg.PodsAPISocket == "" {
+		s.setMode(ModePodsHTTP, "no Pods API socket configured (kubelet-pods-api-socket)")
+		s.pollFor(ctx, 0)
+		return nil
+	}
+	backoff := podsAPIMinBackoff
+	for ctx.Err() == nil {
+		synced, err := s.podsAPIWatch(ctx)
+		switch {
+		case ctx.Err() != nil:
+		case isAbsent(err) && !synced:
+			s.setMode(ModePodsHTTP, oneLine(err))
+			s.pollFor(ctx, podsAPIRetry)
+		default:
+			if synced {
+				backoff = podsAPIMinBackoff
 			}
-		}()
+			s.podsAPIFailed(err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, podsAPIMaxBackoff)
+		}
+	}
+	return nil
+}
+
+// followLink reads the kubelet's /metrics every LinkInterval for its link to
+// the API server and, while it is cut off and /pods is the feed, the
+// prober's readiness from /metrics/probes (the Pods API serves the prober's
+// readiness in the pods' own status).
+func (s *Source) followLink(ctx context.Context) {
+	t := time.NewTicker(s.cfg.LinkInterval)
+	defer t.Stop()
+	for {
+		rctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+		s.readLink(rctx)
+		if st := s.State(); st.Link.CutOff && st.Health.Mode != ModePodsAPI {
+			s.readProbes(rctx)
+		} else {
+			s.forgetProbes()
+		}
+		cancel()
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// pollFor polls /pods every PollInterval for d (0: until ctx is done).
+func (s *Source) pollFor(ctx context.Context, d time.Duration) {
+	var end <-chan time.Time
+	if d > 0 {
+		timer := time.NewTimer(d)
+		defer timer.Stop()
+		end = timer.C
 	}
 	t := time.NewTicker(s.cfg.PollInterval)
 	defer t.Stop()
@@ -278,10 +329,30 @@ func (s *Source) Run(ctx context.Context) error {
 		s.Poll(ctx)
 		select {
 		case <-ctx.Done():
-			return nil
+			return
+		case <-end:
+			return
 		case <-t.C:
 		}
 	}
+}
+
+// setMode records how the kubelet is read, and why, logging a change.
+func (s *Source) setMode(mode, reason string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	h := &s.state.Health
+	if h.Mode == mode && h.ModeReason == reason {
+		return
+	}
+	if h.Mode != mode {
+		s.log.Info("kubelet source mode", "mode", mode, "reason", reason)
+	}
+	h.Mode, h.ModeReason = mode, reason
+	if mode == ModePodsHTTP {
+		s.last = nil // the next /pods answer replaces what the Pods API said
+	}
+	s.bump()
 }
 
 // Poll fetches /pods once and updates the state.
@@ -312,41 +383,45 @@ func (s *Source) Poll(ctx context.Context) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	changed := s.record(err, time.Since(start), s.podsURL)
+	if err == nil && !same {
+		s.last, s.state.Pods, changed = body, pods, true
+	}
+	if changed {
+		s.bump()
+	}
+}
+
+// record makes one answer (err == nil) or failure of the kubelet at url the
+// source's health, logging a change; it reports whether the state changed.
+// s.mu is held.
+func (s *Source) record(err error, latency time.Duration, url string) bool {
 	h := &s.state.Health
 	wasUp, wasErr := h.Up, h.LastError
-	h.Latency = time.Since(start)
+	h.Latency = latency
 	changed := false
 	if tls := s.tlsState(); tls != s.state.TLS {
 		s.state.TLS, h.TLS, changed = tls, tls.Detail, true
 	}
 	if err != nil {
 		h.Up, h.LastError = false, oneLine(err)
-		changed = wasUp || wasErr != h.LastError
+		changed = changed || wasUp || wasErr != h.LastError
 		changed = s.linkFromFailure(err, h.LastSuccess) || changed
-		if changed {
+		if wasUp || wasErr != h.LastError {
 			s.log.Warn("kubelet unreachable", "err", h.LastError)
 		}
-	} else {
-		h.Up, h.LastError, h.LastSuccess = true, "", time.Now()
-		if !wasUp {
-			if s.trust != nil && !s.state.TLS.Verified {
-				s.log.Warn("kubelet reachable, NOT verified: the service-account token was sent to it (kubelet-insecure-skip-verify)", "url", s.podsURL, "tls", s.state.TLS.Detail)
-			} else {
-				s.log.Info("kubelet reachable", "url", s.podsURL, "tls", s.state.TLS.Detail)
-			}
-			changed = true
-		}
-		if !same {
-			s.last, s.state.Pods, changed = body, pods, true
-		}
+		return changed
 	}
-	if changed {
-		s.state.Generation++
-		select {
-		case s.updates <- struct{}{}:
-		default:
+	h.Up, h.LastError, h.LastSuccess = true, "", time.Now()
+	if !wasUp {
+		if s.trust != nil && !s.state.TLS.Verified && h.Mode != ModePodsAPI {
+			s.log.Warn("kubelet reachable, NOT verified: the service-account token was sent to it (kubelet-insecure-skip-verify)", "url", url, "tls", s.state.TLS.Detail)
+		} else {
+			s.log.Info("kubelet reachable", "url", url, "mode", h.Mode)
 		}
+		changed = true
 	}
+	return changed
 }
 
 // get GETs one of the kubelet's endpoints with podlife's credentials; a

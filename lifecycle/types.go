@@ -224,6 +224,11 @@ type SourceHealth struct {
 	// verified by explicit opt-in, or why verification failed); "" where
 	// the source is local.
 	TLS string `json:"tls,omitempty"`
+	// Mode says how the source is read where it has more than one way (the
+	// kubelet: "pods-api", its live status over the Pods API, or
+	// "pods-http", /pods), and ModeReason why.
+	Mode       string `json:"mode,omitempty"`
+	ModeReason string `json:"modeReason,omitempty"`
 }
 
 // Synced reports whether the source has answered at least once.

@@ -218,6 +218,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	poll := fs.Duration("poll-interval", time.Second, "kubelet poll and CRI relist interval")
 	stream := fs.Bool("cri-stream", true, "stream container events from the simulated runtime")
 	level := fs.String("log-level", "warn", "agent log level")
+	podsHTTP := fs.Bool("pods-http", false, "the simulated kubelet serves /pods only, no Pods API (the agent polls /pods)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
 			return err
@@ -230,19 +231,20 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	defer os.RemoveAll(dir)
 	log := logger(stderr, *level)
-	node, err := simnode.Start(ctx, simnode.Options{Dir: dir, Script: true, Pods: *pods, ChurnPerSecond: *churn}, log)
+	node, err := simnode.Start(ctx, simnode.Options{Dir: dir, Script: true, Pods: *pods, ChurnPerSecond: *churn, PodsAPI: !*podsHTTP}, log)
 	if err != nil {
 		return err
 	}
 	defer node.Close()
 	cfg := agent.Config{NodeName: "podlife-demo", CRIEndpoint: node.CRIEndpoint, CRIStream: *stream, KubeletURL: node.KubeletURL,
-		PollInterval: *poll, InsecureListenAddress: *listen, HistorySize: 1000, Upstream: "off", EventBurst: 5,
+		KubeletPodsAPISocket: node.PodsAPISocket,
+		PollInterval:         *poll, InsecureListenAddress: *listen, HistorySize: 1000, Upstream: "off", EventBurst: 5,
 		EventInterval: time.Minute, StuckThreshold: 30 * time.Second, LogLevel: *level}
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
 	return agent.Run(ctx, cfg, log, func(base string) {
-		fmt.Fprintf(stdout, `podlife demo: the agent runs against a simulated node (CRI %s, kubelet %s).
+		fmt.Fprintf(stdout, `podlife demo: the agent runs against a simulated node (CRI %s, kubelet %s%s).
 Pods walk through every stage: init containers, starting, serving, a completed Job, CrashLoopBackOff,
 ErrImagePull/ImagePullBackOff, InvalidImageName, OOMKilled, Evicted, Terminating; the kubelet is
 down at 50-60 s and the runtime at 70-80 s of every %s loop.
@@ -254,8 +256,16 @@ Look at:
   go run ./cmd/podlife pods --server %s
   go run ./cmd/podlife describe shop/worker --server %s
 Ctrl-C stops it.
-`, node.CRIEndpoint, node.KubeletURL, simnode.Period, base, base, base, base, base)
+`, node.CRIEndpoint, node.KubeletURL, podsAPINote(node.PodsAPISocket), simnode.Period, base, base, base, base, base)
 	})
+}
+
+// podsAPINote names the simulated kubelet's Pods API socket, if it serves one.
+func podsAPINote(socket string) string {
+	if socket == "" {
+		return ""
+	}
+	return ", its Pods API " + socket
 }
 
 func runCLI(ctx context.Context, cmd string, args []string, stdout io.Writer) error {
@@ -500,8 +510,12 @@ func runSimnode(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	outageEvery := fs.Duration("outage-every", 0, "take each source down once in every period: the kubelet a third into it, the runtime two thirds")
 	outageFor := fs.Duration("outage-for", 10*time.Second, "how long each outage of --outage-every lasts")
 	dir := fs.String("dir", "", "directory for the CRI socket (default a temp dir)")
+	kubeletAPI := fs.String("kubelet-api", "both", "what the simulated kubelet serves: both, pods-api (its Pods API socket, Kubernetes 1.37) or pods-http (/pods)")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if *kubeletAPI != "both" && *kubeletAPI != kubelet.ModePodsAPI && *kubeletAPI != kubelet.ModePodsHTTP {
+		return fmt.Errorf("%w: --kubelet-api %q: want both, pods-api or pods-http", errUsage, *kubeletAPI)
 	}
 	if *dir == "" {
 		d, err := os.MkdirTemp("", "podlife-simnode-")
@@ -512,13 +526,17 @@ func runSimnode(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		*dir = d
 	}
 	node, err := simnode.Start(ctx, simnode.Options{Dir: *dir, Script: *script, Pods: *pods, ChurnPerSecond: *churn,
-		ReplacePerSecond: *replace, OutageEvery: *outageEvery, OutageFor: *outageFor},
+		ReplacePerSecond: *replace, OutageEvery: *outageEvery, OutageFor: *outageFor,
+		PodsAPI: *kubeletAPI != kubelet.ModePodsHTTP, NoPodsHTTP: *kubeletAPI == kubelet.ModePodsAPI},
 		logger(stderr, "warn"))
 	if err != nil {
 		return err
 	}
 	defer node.Close()
 	fmt.Fprintf(stdout, "cri-endpoint=%s\nkubelet-url=%s\n", node.CRIEndpoint, node.KubeletURL)
+	if node.PodsAPISocket != "" {
+		fmt.Fprintf(stdout, "kubelet-pods-api-socket=%s\n", node.PodsAPISocket)
+	}
 	<-ctx.Done()
 	return nil
 }

@@ -139,6 +139,17 @@ type accessReviewer struct {
 	cache *utilcache.LRUExpireCache
 }
 
+// ConditionsAwareAuthorize is Authorize: podlife's authorizer sets no
+// conditions (k8s.io/apiserver 1.37's contract for such authorizers).
+func (r *accessReviewer) ConditionsAwareAuthorize(ctx context.Context, a authorizer.Attributes) authorizer.ConditionsAwareDecision {
+	return authorizer.ConditionsAwareDecisionFromParts(r.Authorize(ctx, a))
+}
+
+// EvaluateConditions refuses: there are never conditions to evaluate.
+func (r *accessReviewer) EvaluateConditions(context.Context, authorizer.ConditionsAwareDecision, authorizer.ConditionsData) (authorizer.Decision, string, error) {
+	return authorizer.DecisionDeny, "", authorizer.ErrorConditionEvaluationNotSupported
+}
+
 // Authorize creates a SubjectAccessReview for a, or takes a cached decision.
 func (r *accessReviewer) Authorize(ctx context.Context, a authorizer.Attributes) (authorizer.Decision, string, error) {
 	spec := authorizationv1.SubjectAccessReviewSpec{}

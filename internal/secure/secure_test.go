@@ -206,7 +206,7 @@ func TestFilter(t *testing.T) {
 	})
 	h := Filter(next, newBearer(fakeAuthn{"good": "reader", "nobody": "stranger", "flaky": "flaky",
 		"podlife:viewer": "reader", "podlife:nobody": "stranger"}),
-		fakeAuthz{&seen}, "node-1", quiet)
+		authorizer.AuthorizerFunc(fakeAuthz{&seen}.Authorize), "node-1", quiet)
 	tests := []struct {
 		name, path, token string
 		proxied           string // X-Podlife-Authorization: Bearer proxied

@@ -41,12 +41,17 @@ type Options struct {
 	// OutageEvery: the kubelet a third into the period, the runtime two
 	// thirds (0: no outages but the script's).
 	OutageEvery, OutageFor time.Duration
+	// PodsAPI serves the kubelet's Pods API (Kubernetes 1.37) on
+	// Dir/pods-api.sock beside /pods; NoPodsHTTP leaves /pods out.
+	PodsAPI, NoPodsHTTP bool
 }
 
 // Node is a running simulated node.
 type Node struct {
 	CRIEndpoint string // unix:///.../cri.sock
 	KubeletURL  string // http://127.0.0.1:PORT
+	// PodsAPISocket is the Pods API's socket path ("" unless Options.PodsAPI).
+	PodsAPISocket string
 
 	opts   Options
 	log    *slog.Logger
@@ -75,6 +80,7 @@ type Node struct {
 	kubeletOff  bool
 	streams     map[chan *runtimeapi.ContainerEventResponse]struct{}
 	forced      map[string]bool // outages set by SetRuntimeDown/SetKubeletDown
+	podsAPI     *podsAPI        // nil unless Options.PodsAPI
 }
 
 type snapshotAt struct {
@@ -106,6 +112,13 @@ func Start(ctx context.Context, opts Options, log *slog.Logger) (*Node, error) {
 	}
 	n.kaddr = l.Addr().String()
 	n.KubeletURL = "http://" + n.kaddr
+	if opts.PodsAPI {
+		n.PodsAPISocket = filepath.Join(opts.Dir, "pods-api.sock")
+		n.podsAPI = newPodsAPI(n.PodsAPISocket)
+		if err := n.podsAPI.serve(true); err != nil {
+			return nil, err
+		}
+	}
 	n.step(time.Now())
 	n.startHTTP(l)
 	if err := n.startGRPC(); err != nil {
@@ -127,6 +140,9 @@ func (n *Node) Close() error {
 	}
 	if n.httpSrv != nil {
 		n.httpSrv.Close()
+	}
+	if n.podsAPI != nil {
+		n.podsAPI.serve(false)
 	}
 	return nil
 }
@@ -210,8 +226,14 @@ func (n *Node) step(now time.Time) {
 		lagged = n.history[0]
 	}
 	if lagged.gen != n.renderedGen { // render /pods only when the kubelet's view moved
-		n.kubelet, _ = json.Marshal(renderPodList(lagged.pods))
+		l := renderPodList(lagged.pods)
+		n.kubelet, _ = json.Marshal(l)
 		n.renderedGen = lagged.gen
+		if n.podsAPI != nil {
+			if err := n.podsAPI.update(l); err != nil {
+				n.log.Error("simnode: Pods API", "err", err)
+			}
+		}
 	}
 	wantRuntimeOff := n.forced["runtime"] || (n.opts.Script && inWindow(inLoop, runtimeOutage))
 	wantKubeletOff := n.forced["kubelet"] || (n.opts.Script && inWindow(inLoop, kubeletOutage))
@@ -314,6 +336,11 @@ func (n *Node) setKubelet(off bool) {
 		return
 	}
 	n.kubeletOff = off
+	if n.podsAPI != nil {
+		if err := n.podsAPI.serve(!off); err != nil {
+			n.log.Error("simnode: Pods API", "err", err)
+		}
+	}
 	if off {
 		n.log.Info("simnode: kubelet outage begins")
 		n.httpSrv.Close()
@@ -334,6 +361,10 @@ func (n *Node) setKubelet(off bool) {
 func (n *Node) startHTTP(l net.Listener) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /pods", func(w http.ResponseWriter, _ *http.Request) {
+		if n.opts.NoPodsHTTP {
+			http.NotFound(w, nil)
+			return
+		}
 		n.mu.Lock()
 		body := n.kubelet
 		n.mu.Unlock()

@@ -153,6 +153,58 @@ func TestServers(t *testing.T) {
 	eventually("the kubelet to come back", answers)
 }
 
+// TestPodsAPI: the simulated kubelet's Pods API serves the same pods as its
+// /pods, which podlife's kubelet source follows in pods-api mode; a kubelet
+// outage closes the socket (the source goes down) and the watch resumes after.
+func TestPodsAPI(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	n, err := Start(ctx, Options{Dir: t.TempDir(), Script: true, Pods: 10, PodsAPI: true}, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	src, err := kubelet.New(kubelet.Config{URL: n.KubeletURL, PodsAPISocket: n.PodsAPISocket, LinkInterval: -1,
+		PollInterval: 50 * time.Millisecond, Timeout: 2 * time.Second}, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); src.Run(sctx) }()
+	defer func() { stop(); <-done }()
+	wait := func(what string, ok func(kubelet.State) bool) kubelet.State {
+		t.Helper()
+		for deadline := time.Now().Add(30 * time.Second); ; { // a hang guard
+			if st := src.State(); ok(st) {
+				return st
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s: %+v", what, src.State().Health)
+			}
+			select {
+			case <-src.Updates():
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}
+	st := wait("pods-api mode", func(st kubelet.State) bool { return st.Health.Mode == kubelet.ModePodsAPI && len(st.Pods) > 0 })
+	n.mu.Lock()
+	polled, err := kubelet.Decode(n.kubelet)
+	n.mu.Unlock()
+	if err != nil || len(polled) != len(st.Pods) {
+		t.Fatalf("/pods: %v, %d pods; Pods API %d", err, len(polled), len(st.Pods))
+	}
+	n.SetKubeletDown(true)
+	down := wait("down during the kubelet outage", func(st kubelet.State) bool { return !st.Health.Up })
+	t.Logf("outage: %s", down.Health.LastError)
+	n.SetKubeletDown(false)
+	wait("the watch back", func(st kubelet.State) bool {
+		return st.Health.Up && st.Health.Mode == kubelet.ModePodsAPI && st.Health.LastSuccess.After(down.Health.LastSuccess)
+	})
+}
+
 // BenchmarkListContainers500 is the simulator's cost to answer one relist at
 // 500 pods × 4 containers.
 func BenchmarkListContainers500(b *testing.B) {

@@ -1,0 +1,332 @@
+package kubelet
+
+import (
+	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	corev1 "k8s.io/api/core/v1"
+	podsv1alpha1 "k8s.io/kubelet/pkg/apis/pods/v1alpha1"
+
+	"github.com/podlife/podlife/internal/fixtures"
+	"github.com/podlife/podlife/lifecycle"
+)
+
+// TestPodOfMatchesDecode: a pod read from the Pods API (protobuf, decoded by
+// k8s.io/api) becomes the same lifecycle pod as the same pod read from /pods
+// (JSON, podlife's decoder); only the status's provenance differs.
+func TestPodOfMatchesDecode(t *testing.T) {
+	list := fixtures.Build().Pods
+	body, err := json.Marshal(list)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := Decode(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pods := map[string]lifecycle.Pod{}
+	for i := range list.Items {
+		if err := applyPodEvent(pods, event(t, podsv1alpha1.EventType_ADDED, &list.Items[i])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, w := range want {
+		got, ok := pods[w.UID]
+		if !ok {
+			t.Fatalf("pod %s/%s missing", w.Namespace, w.Name)
+		}
+		if got.StatusFrom != lifecycle.FromKubelet {
+			t.Errorf("%s: status from %q, want %q (the Pods API serves the status manager's status)", w.Name, got.StatusFrom, lifecycle.FromKubelet)
+		}
+		w.StatusFrom = got.StatusFrom
+		if diff := podDiff(got, w); diff != "" {
+			t.Errorf("%s: Pods API and /pods differ: %s", w.Name, diff)
+		}
+	}
+}
+
+func event(t testing.TB, typ podsv1alpha1.EventType, p *corev1.Pod) *podsv1alpha1.WatchPodsEvent {
+	t.Helper()
+	b, err := p.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &podsv1alpha1.WatchPodsEvent{Type: typ, Pod: b}
+}
+
+// fakePodsAPI is a Pods API server for the unit tests: each WatchPods
+// stream sends what the test queues, and ends with what it queues as end.
+type fakePodsAPI struct {
+	podsv1alpha1.UnimplementedPodsServer
+	mu      sync.Mutex
+	streams chan chan *podsv1alpha1.WatchPodsEvent // one per WatchPods call, for the test to feed
+	end     map[chan *podsv1alpha1.WatchPodsEvent]error
+	hung    chan struct{} // calls block while it is open (a hung kubelet)
+	// initial, where set, is what every WatchPods sends at once, unfed.
+	initial []*podsv1alpha1.WatchPodsEvent
+}
+
+// wait blocks while the fake kubelet hangs.
+func (f *fakePodsAPI) wait(ctx context.Context) error {
+	f.mu.Lock()
+	hung := f.hung
+	f.mu.Unlock()
+	if hung == nil {
+		return nil
+	}
+	select {
+	case <-hung:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (f *fakePodsAPI) GetPod(ctx context.Context, req *podsv1alpha1.GetPodRequest) (*podsv1alpha1.GetPodResponse, error) {
+	if err := f.wait(ctx); err != nil {
+		return nil, err
+	}
+	return nil, status.Errorf(codes.NotFound, "pod %s not found", req.GetPodUID())
+}
+
+func newFakePodsAPI() *fakePodsAPI {
+	return &fakePodsAPI{streams: make(chan chan *podsv1alpha1.WatchPodsEvent), end: map[chan *podsv1alpha1.WatchPodsEvent]error{}}
+}
+
+func (f *fakePodsAPI) WatchPods(_ *podsv1alpha1.WatchPodsRequest, stream podsv1alpha1.Pods_WatchPodsServer) error {
+	if err := f.wait(stream.Context()); err != nil {
+		return err
+	}
+	if f.initial != nil {
+		for _, ev := range f.initial {
+			if err := stream.Send(ev); err != nil {
+				return err
+			}
+		}
+		<-stream.Context().Done()
+		return stream.Context().Err()
+	}
+	ch := make(chan *podsv1alpha1.WatchPodsEvent)
+	select {
+	case f.streams <- ch:
+	case <-stream.Context().Done():
+		return stream.Context().Err()
+	}
+	for {
+		select {
+		case ev, ok := <-ch:
+			if !ok {
+				f.mu.Lock()
+				defer f.mu.Unlock()
+				return f.end[ch]
+			}
+			if err := stream.Send(ev); err != nil {
+				return err
+			}
+		case <-stream.Context().Done():
+			return stream.Context().Err()
+		}
+	}
+}
+
+// serveGRPC serves srv's services on a unix socket in a temporary directory.
+func serveGRPC(t *testing.T, register func(*grpc.Server)) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "pods-api.sock")
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	register(srv)
+	go srv.Serve(l)
+	t.Cleanup(srv.Stop)
+	return path
+}
+
+// waitFor waits until the source's state satisfies ok.
+func waitFor(t *testing.T, s *Source, what string, ok func(State) bool) State {
+	t.Helper()
+	deadline := time.After(30 * time.Second) // a hang guard: each step takes milliseconds
+	for {
+		st := s.State()
+		if ok(st) {
+			return st
+		}
+		select {
+		case <-s.Updates():
+		case <-time.After(50 * time.Millisecond):
+		case <-deadline:
+			t.Fatalf("%s: not reached; state %+v", what, st.Health)
+		}
+	}
+}
+
+func startSource(t *testing.T, cfg Config) *Source {
+	t.Helper()
+	s, err := New(cfg, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); s.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return s
+}
+
+func restarts(st State, uid string) int32 {
+	for _, p := range st.Pods {
+		if p.UID == uid {
+			n := int32(0)
+			for _, c := range p.Containers {
+				n += c.RestartCount
+			}
+			return n
+		}
+	}
+	return -1
+}
+
+// TestPodsAPIWatch follows a Pods API: the initial list is published once
+// the kubelet says it is complete, then every change; a watch the kubelet
+// drops (ResourceExhausted) is resumed with a full resync that sees what
+// changed meanwhile, and a pod gone meanwhile is gone.
+func TestPodsAPIWatch(t *testing.T) {
+	f := newFakePodsAPI()
+	path := serveGRPC(t, func(s *grpc.Server) { podsv1alpha1.RegisterPodsServer(s, f) })
+	// /pods answers something else: the test fails if the source reads it.
+	hk := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t.Errorf("the source polled %s while the Pods API answered", r.URL.Path)
+	}))
+	defer hk.Close()
+	s := startSource(t, Config{URL: hk.URL, PodsAPISocket: path, LinkInterval: -1, PollInterval: 20 * time.Millisecond})
+
+	items := fixtures.Build().Pods.Items
+	a, b := items[0].DeepCopy(), items[1].DeepCopy()
+	stream := <-f.streams
+	stream <- event(t, podsv1alpha1.EventType_ADDED, a)
+	stream <- event(t, podsv1alpha1.EventType_ADDED, b)
+	stream <- &podsv1alpha1.WatchPodsEvent{Type: podsv1alpha1.EventType_INITIAL_SYNC_COMPLETE}
+	st := waitFor(t, s, "initial list", func(st State) bool { return len(st.Pods) == 2 })
+	if st.Generation != 1 {
+		t.Fatalf("the initial list was published in %d steps, want one, at INITIAL_SYNC_COMPLETE", st.Generation)
+	}
+	if st.Health.Mode != ModePodsAPI || !st.Health.Up || !strings.Contains(st.Health.ModeReason, path) {
+		t.Fatalf("health %+v, want mode %s, up", st.Health, ModePodsAPI)
+	}
+	base := restarts(st, string(a.UID))
+
+	a.Status.ContainerStatuses[0].RestartCount += 5
+	stream <- event(t, podsv1alpha1.EventType_MODIFIED, a)
+	waitFor(t, s, "MODIFIED", func(st State) bool { return restarts(st, string(a.UID)) == base+5 })
+
+	// The kubelet drops this reader; meanwhile a restarts again and b goes.
+	f.mu.Lock()
+	f.end[stream] = status.Error(codes.ResourceExhausted, "watch client channel closed")
+	f.mu.Unlock()
+	close(stream)
+	a.Status.ContainerStatuses[0].RestartCount++
+	stream = <-f.streams
+	waitFor(t, s, "the drop recorded", func(st State) bool { return strings.Contains(st.Health.LastError, "fell behind") })
+	stream <- event(t, podsv1alpha1.EventType_ADDED, a)
+	stream <- &podsv1alpha1.WatchPodsEvent{Type: podsv1alpha1.EventType_INITIAL_SYNC_COMPLETE}
+	st = waitFor(t, s, "resync", func(st State) bool { return len(st.Pods) == 1 })
+	if restarts(st, string(a.UID)) != base+6 || !st.Health.Up || st.Health.LastError != "" {
+		t.Fatalf("after the resync: restarts %d (want %d), health %+v", restarts(st, string(a.UID)), base+6, st.Health)
+	}
+
+	stream <- event(t, podsv1alpha1.EventType_DELETED, &corev1.Pod{ObjectMeta: a.ObjectMeta})
+	waitFor(t, s, "DELETED", func(st State) bool { return len(st.Pods) == 0 })
+}
+
+// TestPodsAPIHungKubelet: a kubelet whose socket accepts but which answers
+// nothing (hung, SIGSTOPped) is seen by the heartbeat: the source goes down
+// saying so, and comes back with a full resync once the kubelet answers.
+func TestPodsAPIHungKubelet(t *testing.T) {
+	f := newFakePodsAPI()
+	f.initial = []*podsv1alpha1.WatchPodsEvent{event(t, podsv1alpha1.EventType_ADDED, &fixtures.Build().Pods.Items[0]),
+		{Type: podsv1alpha1.EventType_INITIAL_SYNC_COMPLETE}}
+	path := serveGRPC(t, func(s *grpc.Server) { podsv1alpha1.RegisterPodsServer(s, f) })
+	s := startSource(t, Config{URL: "http://127.0.0.1:1", PodsAPISocket: path, LinkInterval: -1,
+		PollInterval: 20 * time.Millisecond, Timeout: 200 * time.Millisecond})
+	waitFor(t, s, "up", func(st State) bool { return st.Health.Up && len(st.Pods) == 1 })
+
+	f.mu.Lock()
+	f.hung = make(chan struct{})
+	f.mu.Unlock()
+	down := waitFor(t, s, "down", func(st State) bool { return !st.Health.Up })
+	if !strings.Contains(down.Health.LastError, "no answer within 200ms") || down.Health.Mode != ModePodsAPI || len(down.Pods) != 1 {
+		t.Fatalf("hung kubelet: health %+v, %d pods", down.Health, len(down.Pods))
+	}
+	f.mu.Lock()
+	close(f.hung)
+	f.hung = nil
+	f.mu.Unlock()
+	waitFor(t, s, "up again", func(st State) bool { return st.Health.Up && st.Health.LastSuccess.After(down.Health.LastSuccess) })
+}
+
+// TestPodsAPIFallback: where the socket is missing, or answers without the
+// Pods service (Unimplemented), the source polls /pods and says why.
+func TestPodsAPIFallback(t *testing.T) {
+	kubelet := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write(generated(t))
+	}))
+	defer kubelet.Close()
+	noPods := serveGRPC(t, func(*grpc.Server) {})
+	for _, tc := range []struct{ name, socket, reason string }{
+		{"missing", filepath.Join(t.TempDir(), "pods-api.sock"), "no such file or directory"},
+		{"unimplemented", noPods, "Unimplemented"},
+		{"not configured", "", "no Pods API socket configured"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := startSource(t, Config{URL: kubelet.URL, PodsAPISocket: tc.socket, LinkInterval: -1})
+			st := waitFor(t, s, "pods from /pods", func(st State) bool { return len(st.Pods) > 0 })
+			if st.Health.Mode != ModePodsHTTP || !strings.Contains(st.Health.ModeReason, tc.reason) || !st.Health.Up {
+				t.Fatalf("health %+v, want mode %s because %q", st.Health, ModePodsHTTP, tc.reason)
+			}
+			if st.Pods[0].StatusFrom == "" {
+				t.Fatal("no provenance on /pods")
+			}
+		})
+	}
+}
+
+// FuzzPodsAPIEvent: any bytes as a watch event's pod are decoded or refused
+// with an error, never a panic; a pod that decodes keeps its UID.
+func FuzzPodsAPIEvent(f *testing.F) {
+	for i, p := range fixtures.Build().Pods.Items {
+		b, err := p.Marshal()
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(int32(i%4+1), b)
+	}
+	f.Add(int32(9), []byte{0x0a, 0x02})
+	f.Fuzz(func(t *testing.T, typ int32, pod []byte) {
+		pods := map[string]lifecycle.Pod{}
+		err := applyPodEvent(pods, &podsv1alpha1.WatchPodsEvent{Type: podsv1alpha1.EventType(typ), Pod: pod})
+		if err != nil {
+			if len(pods) != 0 {
+				t.Fatalf("an event refused (%v) changed the pods", err)
+			}
+			return
+		}
+		for uid, p := range pods {
+			if uid == "" || p.UID != uid {
+				t.Fatalf("pod stored under %q with UID %q", uid, p.UID)
+			}
+		}
+	})
+}

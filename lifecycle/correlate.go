@@ -381,8 +381,11 @@ func (e *env) kubeletPod(pod *Pod, cs []*Container, sb *Sandbox) PodView {
 	}
 	v.InRuntime = v.Sandbox != nil || len(cs) > 0
 	cut := e.in.KubeletLink.CutOff
+	// Only the API server's copy (/pods) freezes while the kubelet is cut
+	// off; its own live status (the Pods API) keeps following the prober.
+	frozen := cut && from == FromKubeletCache
 	probed := false
-	if cut {
+	if frozen {
 		probed = e.probeReadiness(pod, &v)
 	}
 	if (len(lags) > 0 || probed) && e.runtime == fresh {
@@ -399,7 +402,7 @@ func (e *env) kubeletPod(pod *Pod, cs []*Container, sb *Sandbox) PodView {
 		v.Conditions = deriveConditions(pod, v.Phase, v.Containers, lagSince)
 	}
 	if e.kubelet != down && e.runtime == fresh {
-		v.Mismatches = e.mismatches(pod, &v, cs, lags, cut)
+		v.Mismatches = e.mismatches(pod, &v, cs, lags, frozen)
 	}
 	classified := *pod
 	classified.Phase, classified.Conditions = v.Phase, v.Conditions
@@ -499,6 +502,9 @@ func (e env) withAPIServer(pod *Pod, v PodView) PodView {
 	apiStale := false
 	if e.apiserver == fresh && e.runtime == fresh && v.APIServer != nil {
 		found := e.apiMismatches(pod, &v)
+		if len(found) == 0 {
+			found = e.apiBehind(pod, &v)
+		}
 		apiStale = len(found) > 0
 		if apiStale {
 			v.Mismatches = append(slices.Clip(v.Mismatches), found...)
@@ -643,14 +649,14 @@ func runtimeStateKind(c *Container) StateKind {
 
 // mismatches compares a kubelet-known pod with the runtime. The kubelet's
 // copy normally lags the runtime: a lag counts as a mismatch only once it has
-// lasted the grace, and not at all while the kubelet is known to be cut off
-// from the API server (its copy is frozen; the cause says so once).
-func (e *env) mismatches(pod *Pod, v *PodView, cs []*Container, lags []lag, cut bool) []Mismatch {
+// lasted the grace, and not at all while the copy is frozen (the kubelet is
+// cut off from the API server; the cause says so once).
+func (e *env) mismatches(pod *Pod, v *PodView, cs []*Container, lags []lag, frozen bool) []Mismatch {
 	out := []Mismatch{}
 	finished := pod.Phase == PhaseSucceeded || pod.Phase == PhaseFailed || !pod.Deleting.IsZero()
 	grace := cmp.Or(e.in.MismatchGrace, DefaultMismatchGrace)
 	lagging := func(since time.Time) bool {
-		if cut {
+		if frozen {
 			return true
 		}
 		if e.in.Now.Sub(since) < grace {
@@ -764,6 +770,56 @@ func (e env) apiMismatches(pod *Pod, v *PodView) []Mismatch {
 		}
 	}
 	return out
+}
+
+// apiBehind compares the kubelet's own live status of a pod (its Pods API,
+// or a static pod's status) with the API server's copy: a phase, readiness or
+// restart count the copy does not have, once the kubelet's latest change has
+// outlived the staleness allowance, means the cluster's view is behind the
+// node (the kubelet cannot post, or its posts are lost). withAPIServer runs
+// on every correlation, so the allowance needs no e.due.
+func (e env) apiBehind(pod *Pod, v *PodView) []Mismatch {
+	api := v.APIServer
+	if v.StatusFrom != FromKubelet {
+		return nil // /pods' copy is the API server's own; a derived view is not the kubelet's
+	}
+	var restarts int32
+	for _, st := range pod.Containers {
+		restarts += st.RestartCount
+	}
+	ready := condStatus(pod, CondReady)
+	if api.Phase == pod.Phase && api.Ready == ready && api.Restarts == restarts {
+		return nil
+	}
+	since := lastChange(pod)
+	if e.in.Now.Sub(since) <= e.stale {
+		return nil
+	}
+	return []Mismatch{{Kind: MismatchAPIBehindKubelet,
+		Detail: fmt.Sprintf("API server's copy: %s, Ready=%s, %d restarts; the kubelet's own live status: %s, Ready=%s, %d restarts, since %s",
+			orUnknown(string(api.Phase)), orUnknown(api.Ready), api.Restarts, orUnknown(string(pod.Phase)), orUnknown(ready), restarts,
+			since.UTC().Format(time.RFC3339))}}
+}
+
+// lastChange is the kubelet's latest change to a pod's status: the newest
+// condition transition, container start or finish.
+func lastChange(pod *Pod) time.Time {
+	var t time.Time
+	later := func(u time.Time) {
+		if u.After(t) {
+			t = u
+		}
+	}
+	for _, c := range pod.Conditions {
+		later(c.LastTransitionTime)
+	}
+	for _, st := range pod.Containers {
+		for _, s := range []ContainerState{st.State, st.LastState} {
+			later(s.StartedAt)
+			later(s.FinishedAt)
+		}
+	}
+	return t
 }
 
 func runningInRuntime(v *PodView) int {

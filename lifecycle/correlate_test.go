@@ -110,13 +110,26 @@ func TestMismatches(t *testing.T) {
 			c.State, c.ExitCode, c.Reason, c.FinishedAt = RuntimeExited, 137, ReasonOOMKilled, t0.Add(-DefaultMismatchGrace+time.Millisecond)
 			return in
 		}, "", "", StageFailing},
-		{"no mismatch while the kubelet is cut off from the API server", func() Input {
+		// /pods serves the API server's copy, frozen while the kubelet is cut
+		// off (pkg/kubelet/kubelet_getters.go GetPods).
+		{"no mismatch with the frozen /pods copy while the kubelet is cut off", func() Input {
 			in := input(serving("p"))
+			in.Pods[0].StatusFrom = FromKubeletCache
 			c := &in.Containers[0]
 			c.State, c.ExitCode, c.Reason, c.FinishedAt = RuntimeExited, 137, ReasonOOMKilled, t0.Add(-time.Hour)
 			in.KubeletLink = KubeletLink{CutOff: true, Since: t0.Add(-2 * time.Hour)}
 			return in
 		}, "", "", StageFailing},
+		// The Pods API serves the status manager's live status, cut off or
+		// not (pkg/kubelet/apis/pods/server.go): a lag past the grace is real.
+		{"the kubelet's live status lags the runtime past the grace while cut off", func() Input {
+			in := input(serving("p"))
+			in.Pods[0].StatusFrom = FromKubelet
+			c := &in.Containers[0]
+			c.State, c.ExitCode, c.Reason, c.FinishedAt = RuntimeExited, 137, ReasonOOMKilled, t0.Add(-time.Hour)
+			in.KubeletLink = KubeletLink{CutOff: true, Since: t0.Add(-2 * time.Hour)}
+			return in
+		}, MismatchRunningButExited, "kubelet says running; runtime says exited 137 (OOMKilled)", StageFailing},
 		{"container missing in runtime", func() Input {
 			in := input(serving("p"))
 			in.Containers = nil
@@ -376,6 +389,31 @@ func TestAPIServerView(t *testing.T) {
 		// A live kubelet's Ready=False (KubeletNotReady) is accurate, not stale.
 		{"node NotReady posted by a live kubelet", withAPI(input(serving("p")), PhaseRunning, "True",
 			&APINode{Ready: "False", Reason: "KubeletNotReady"}), CauseNone, "", ""},
+		// The kubelet's own live status (Pods API) against the API server's
+		// copy (pkg/kubelet/status/status_manager.go syncPod posts it).
+		{"the kubelet's live restarts the copy lacks", func() Input {
+			in := input(pod("p", PhaseRunning, conds("True", "True", "True", "True"), restarts(2, 1, ReasonError, cRunning("app", true))))
+			in.Pods[0].Containers[0].State.StartedAt = t0.Add(-30 * time.Second)
+			return withAPI(in, PhaseRunning, "True", nodeReady)
+		}(), CauseNone, MismatchAPIBehindKubelet,
+			"API server's copy: Running, Ready=True, 0 restarts; the kubelet's own live status: Running, Ready=True, 2 restarts, since 2026-11-25T09:59:30Z"},
+		{"the kubelet's live not-ready the copy lacks", func() Input {
+			in := input(pod("p", PhaseRunning, conds("True", "True", "False", "False"), cRunning("app", false)))
+			return withAPI(in, PhaseRunning, "True", nodeReady)
+		}(), CauseNone, MismatchAPIBehindKubelet,
+			"API server's copy: Running, Ready=True, 0 restarts; the kubelet's own live status: Running, Ready=False, 0 restarts, since 2026-11-25T09:59:00Z"},
+		{"the kubelet's live change within the allowance", func() Input {
+			in := input(pod("p", PhaseRunning, conds("True", "True", "False", "False"), cRunning("app", false)))
+			for i := range in.Pods[0].Conditions {
+				in.Pods[0].Conditions[i].LastTransitionTime = t0.Add(-DefaultStaleAfter)
+			}
+			return withAPI(in, PhaseRunning, "True", nodeReady)
+		}(), CauseNone, "", ""},
+		{"/pods serves the copy itself: nothing to compare", func() Input {
+			in := input(pod("p", PhaseRunning, conds("True", "True", "True", "True"), restarts(2, 1, ReasonError, cRunning("app", true))))
+			in.Pods[0].StatusFrom = FromKubeletCache
+			return withAPI(in, PhaseRunning, "True", nodeReady)
+		}(), CauseNone, "", ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -385,7 +423,10 @@ func TestAPIServerView(t *testing.T) {
 			}
 			var got *Mismatch
 			for i := range v.Mismatches {
-				if v.Mismatches[i].Kind == MismatchAPIStale || v.Mismatches[i].Kind == MismatchAPIRunningButExited {
+				if k := v.Mismatches[i].Kind; k == MismatchAPIStale || k == MismatchAPIRunningButExited || k == MismatchAPIBehindKubelet {
+					if got != nil {
+						t.Fatalf("two findings on the API server's copy: %+v", v.Mismatches)
+					}
 					got = &v.Mismatches[i]
 				}
 			}

@@ -111,6 +111,17 @@ func TestDerivedWhileCutOff(t *testing.T) {
 			return in
 		}, want{StageServing, PhaseRunning, StateRunning, "", 0, FromKubelet, FromKubelet,
 			CauseKubeletAPIServerUnreachable, "the cluster does not hear of this pod (its status here is the kubelet's own)"}},
+		// The Pods API's status is the prober's own while the kubelet is cut
+		// off (pkg/kubelet/apis/pods/server.go serves the status manager's):
+		// readiness stays the kubelet's, not "unknown".
+		{"the Pods API's readiness while the kubelet is cut off", func() Input {
+			p := serving("probed")
+			p.Containers[0].ReadinessProbe = true
+			in := cutOff(input(p))
+			in.Pods[0].StatusFrom = FromKubelet
+			return in
+		}, want{StageServing, PhaseRunning, StateRunning, "", 0, FromKubelet, FromKubelet,
+			CauseKubeletAPIServerUnreachable, "the cluster does not hear of this pod"}},
 		{"whole node cut off: both causes", func() Input {
 			in := cutOff(input(serving("web")))
 			in.APIServer = downH("apiserver: timed out")

@@ -300,6 +300,9 @@ type APIPod struct {
 	Ready string `json:"ready,omitempty"`
 	// ReadyChanged is the Ready condition's lastTransitionTime.
 	ReadyChanged time.Time `json:"readyChanged,omitzero"`
+	// Restarts is the sum of its containers' restartCount (init containers
+	// included).
+	Restarts int32 `json:"restarts"`
 	// MirrorOf is the config hash a mirror pod stands for (annotation
 	// kubernetes.io/config.mirror): the UID of its static pod in /pods.
 	MirrorOf string `json:"mirrorOf,omitempty"`

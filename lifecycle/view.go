@@ -92,11 +92,15 @@ const (
 	MismatchAPIRunningButExited MismatchKind = "apiserver-running-runtime-exited"
 	// MismatchAPIStale: the API server says Failed/Unknown/not ready, yet containers run and the kubelet says otherwise.
 	MismatchAPIStale MismatchKind = "apiserver-stale"
+	// MismatchAPIBehindKubelet: the kubelet's own live status (its Pods API,
+	// Kubernetes 1.37+, or a static pod's) differs from the API server's copy
+	// for longer than the staleness allowance: the cluster's view is behind.
+	MismatchAPIBehindKubelet MismatchKind = "apiserver-behind-kubelet"
 )
 
 // MismatchKinds lists every mismatch kind.
 var MismatchKinds = []MismatchKind{MismatchRunningButExited, MismatchZombie, MismatchMissingInRuntime, MismatchOrphan,
-	MismatchRestartCount, MismatchSandboxNotReady, MismatchAPIRunningButExited, MismatchAPIStale}
+	MismatchRestartCount, MismatchSandboxNotReady, MismatchAPIRunningButExited, MismatchAPIStale, MismatchAPIBehindKubelet}
 
 // Mismatch is one typed finding of disagreement between the two views.
 type Mismatch struct {

@@ -43,6 +43,7 @@ kubelet:
   tls:
     mode: pinned
     servingCertPath: {{kubeletCert}}
+  podsAPIDir: {{podsAPIDir}}
 cri:
   socketPath: {{criSocket}}
 journal:
@@ -99,7 +100,8 @@ func TestChartInCluster(t *testing.T) {
 	port := testenv.LoopbackPort(t)
 	values := strings.NewReplacer("{{port}}", strconv.Itoa(port), "{{kubeletURL}}", c.KubeletURL,
 		"{{kubeletCert}}", c.KubeletServingCertFile, "{{criSocket}}", c.Containerd.Socket,
-		"{{journal}}", filepath.Join(dir, "journal"), "{{apiPort}}", apiPort).Replace(clusterValues)
+		"{{journal}}", filepath.Join(dir, "journal"), "{{apiPort}}", apiPort,
+		"{{podsAPIDir}}", filepath.Join(c.Kubelet.Dir, "root", "pods-api")).Replace(clusterValues)
 	valuesFile := filepath.Join(dir, "values.yaml")
 	if err := os.WriteFile(valuesFile, []byte(values), 0o644); err != nil {
 		t.Fatal(err)

@@ -29,6 +29,7 @@ import (
 	"github.com/podlife/podlife/internal/journal"
 	"github.com/podlife/podlife/internal/testenv"
 	"github.com/podlife/podlife/internal/upstream"
+	"github.com/podlife/podlife/kubelet"
 	"github.com/podlife/podlife/lifecycle"
 )
 
@@ -46,7 +47,9 @@ const (
 // (never pulled). Pods must use hostNetwork (CNI has only loopback). The
 // kubelet serves on 127.0.0.1:PORT, not status.hostIP:10250, and its
 // self-signed certificate is not at /var/lib/kubelet/pki/kubelet.crt; the
-// pin component is the kubeadm/kind mode. No kube-proxy: the API server is
+// pin component ({{components}}) is the kubeadm/kind mode before 1.37 (the
+// rolling update goes to the plain deploy/, which reads the Pods API only);
+// its root directory, hence its pods-api/, is not /var/lib/kubelet. No kube-proxy: the API server is
 // reached at 127.0.0.1 through KUBERNETES_SERVICE_HOST/PORT (through a link
 // the test can cut). The CRI socket and the journal's hostPath are the test
 // containerd's and a temp dir. The host network is shared with other tests,
@@ -55,9 +58,7 @@ const dsOverlay = `apiVersion: kustomize.config.k8s.io/v1beta1
 kind: Kustomization
 resources:
 - {{deploy}}
-components:
-- {{deploy}}/components/pin-kubelet-cert
-images:
+{{components}}images:
 - name: ghcr.io/podlife/podlife
   newTag: daemonset-test
 patches:
@@ -85,8 +86,8 @@ patches:
             hostPath: {path: {{criSocket}}, type: Socket}
           - name: journal
             hostPath: {path: {{journalDir}}, type: DirectoryOrCreate}
-          - name: kubelet-serving-cert
-            hostPath: {path: {{kubeletCert}}, type: File}
+{{pinVolume}}          - name: kubelet-pods-api
+            hostPath: {path: {{podsAPIDir}}, type: Directory}
 `
 
 // dsEnv is the DaemonSet deployed in a one-node cluster.
@@ -146,7 +147,7 @@ func TestDaemonSet(t *testing.T) {
 	})
 
 	// The overlay, then apply → Ready.
-	overlay := e.writeOverlay(dir, journalDir)
+	overlay, plain := e.writeOverlay(dir, journalDir)
 	start = time.Now()
 	e.kubectl("apply", "-k", overlay)
 	first := e.waitAgentPod("", 3*time.Minute)
@@ -167,21 +168,13 @@ func TestDaemonSet(t *testing.T) {
 	t.Run("Events and node conditions as its ServiceAccount", e.checkReporting)
 	t.Run("kubectl podlife --node: through the API server's pod proxy", e.checkPlugin)
 	t.Run("agent pod deleted mid-churn: the journal on the hostPath loses nothing", func(t *testing.T) { e.checkPodDeletion(t, first) })
-	t.Run("rolling update", e.checkRollingUpdate)
+	t.Run("rolling update to the plain deploy/ (no pin): Ready, reading the kubelet's Pods API", func(t *testing.T) { e.checkRollingUpdate(t, plain) })
 	t.Logf("TestDaemonSet: apply→Ready %s; whole test %s", applyToReady.Round(100*time.Millisecond), time.Since(testStart).Round(time.Second))
 }
 
 // writeOverlay writes the test's kustomization and returns its dir.
-func (e *dsEnv) writeOverlay(dir, journalDir string) string {
+func (e *dsEnv) writeOverlay(dir, journalDir string) (pinned, plain string) {
 	t := e.t
-	overlay := filepath.Join(dir, "overlay")
-	if err := os.MkdirAll(overlay, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	deploy, err := filepath.Rel(overlay, filepath.Join(testenv.RepoRoot(), "deploy"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	_, apiPort, err := net.SplitHostPort(e.link.Addr)
 	if err != nil {
 		t.Fatal(err)
@@ -201,14 +194,31 @@ func (e *dsEnv) writeOverlay(dir, journalDir string) string {
 			"            - {name: PODLIFE_INSECURE_LISTEN_ADDRESS, value: \"127.0.0.1:%d\"}", port, plain)
 		e.server = fmt.Sprintf("http://127.0.0.1:%d", plain)
 	}
-	k := strings.NewReplacer("{{deploy}}", deploy, "{{port}}", strconv.Itoa(port), "{{apiPort}}", apiPort,
-		"{{kubeletURL}}", e.c.KubeletURL, "{{listenEnv}}", listenEnv, "{{criSocket}}", e.c.Containerd.Socket,
-		"{{journalDir}}", journalDir, "{{kubeletCert}}", e.c.KubeletServingCertFile).Replace(dsOverlay)
-	if err := os.WriteFile(filepath.Join(overlay, "kustomization.yaml"), []byte(k), 0o644); err != nil {
-		t.Fatal(err)
+	write := func(name string, pin bool) string {
+		overlay := filepath.Join(dir, name)
+		if err := os.MkdirAll(overlay, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		deploy, err := filepath.Rel(overlay, filepath.Join(testenv.RepoRoot(), "deploy"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		components, pinVolume := "", ""
+		if pin {
+			components = "components:\n- " + deploy + "/components/pin-kubelet-cert\n"
+			pinVolume = "          - name: kubelet-serving-cert\n            hostPath: {path: " + e.c.KubeletServingCertFile + ", type: File}\n"
+		}
+		k := strings.NewReplacer("{{deploy}}", deploy, "{{port}}", strconv.Itoa(port), "{{apiPort}}", apiPort,
+			"{{kubeletURL}}", e.c.KubeletURL, "{{listenEnv}}", listenEnv, "{{criSocket}}", e.c.Containerd.Socket,
+			"{{journalDir}}", journalDir, "{{components}}", components, "{{pinVolume}}", pinVolume,
+			"{{podsAPIDir}}", filepath.Join(e.c.Kubelet.Dir, "root", "pods-api")).Replace(dsOverlay)
+		if err := os.WriteFile(filepath.Join(overlay, "kustomization.yaml"), []byte(k), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("overlay %s:\n%s", name, k)
+		return overlay
 	}
-	t.Logf("overlay:\n%s", k)
-	return overlay
+	return write("overlay", true), write("overlay-plain", false)
 }
 
 func (e *dsEnv) kubectl(args ...string) string {
@@ -347,7 +357,10 @@ func (e *dsEnv) checkKubeletTrust(t *testing.T) {
 	if strings.Contains(log, "NOT verified") || strings.Contains(log, "insecure") {
 		t.Errorf("agent log mentions an unverified kubelet:\n%s", lastBytes(log, 3000))
 	}
-	t.Logf("kubelet source: %s", k.TLS)
+	if k.Mode != kubelet.ModePodsAPI {
+		t.Errorf("kubelet source mode %q (%s), want %q", k.Mode, k.ModeReason, kubelet.ModePodsAPI)
+	}
+	t.Logf("kubelet source: %s, %s", k.Mode, k.TLS)
 }
 
 func projectsToken(p *corev1.Pod) bool {
@@ -579,7 +592,7 @@ func (e *dsEnv) checkPodDeletion(t *testing.T, first corev1.Pod) {
 
 // checkRollingUpdate changes the pod template and waits for the rollout to
 // complete, the new pod serving with the same journal.
-func (e *dsEnv) checkRollingUpdate(t *testing.T) {
+func (e *dsEnv) checkRollingUpdate(t *testing.T, plain string) {
 	ctx := context.Background()
 	dsc := e.admin.AppsV1().DaemonSets(dsNamespace)
 	before, err := dsc.Get(ctx, "podlife", metav1.GetOptions{})
@@ -588,10 +601,9 @@ func (e *dsEnv) checkRollingUpdate(t *testing.T) {
 	}
 	lastSeq := e.journal().Stats.LastSeq
 	start := time.Now()
-	patch := fmt.Sprintf(`{"spec":{"template":{"metadata":{"annotations":{"podlife.test/rollout":"%d"}}}}}`, start.Unix())
-	if _, err := dsc.Patch(ctx, "podlife", types.StrategicMergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
-		t.Fatalf("patch DaemonSet: %v", err)
-	}
+	// The plain deploy/: no pin component, so no kubelet certificate and no
+	// PODLIFE_KUBELET_SERVING_CERT_FILE; kubectl apply drops both.
+	e.kubectl("apply", "-k", plain)
 	var ds *appsv1.DaemonSet
 	eventually(t, "the rolling update to complete", 3*time.Minute, func() bool {
 		ds, err = dsc.Get(ctx, "podlife", metav1.GetOptions{})
@@ -613,11 +625,33 @@ func (e *dsEnv) checkRollingUpdate(t *testing.T) {
 			live = append(live, p)
 		}
 	}
-	if len(live) != 1 || live[0].Annotations["podlife.test/rollout"] == "" || !podReady(&live[0]) {
+	if len(live) != 1 || !podReady(&live[0]) || len(live[0].Spec.Containers) != 1 {
 		t.Fatalf("after the rollout: %d pods, %+v", len(live), live)
+	}
+	for _, env := range live[0].Spec.Containers[0].Env {
+		if env.Name == "PODLIFE_KUBELET_SERVING_CERT_FILE" {
+			t.Fatalf("after the rollout to the plain deploy/: the pod still pins %s", env.Value)
+		}
 	}
 	eventually(t, "the updated agent serving, its journal going on", 60*time.Second, func() bool {
 		return getJSONFrom(e.server+"/readyz", &struct{}{}) == 200 && e.journal().Stats.LastSeq >= lastSeq
 	})
+	// Kubernetes 1.37: the kubelet's Pods API needs no certificate and no
+	// token; the agent's own pod is in its view from there.
+	var k lifecycle.SourceHealth
+	eventually(t, "the agent's own pod in its view, from the kubelet's Pods API", 60*time.Second, func() bool {
+		r := e.pods()
+		k = r.Sources[lifecycle.SourceKubelet]
+		for _, p := range r.Pods {
+			if p.Name == live[0].Name && p.InKubelet {
+				return k.Up && k.Mode == kubelet.ModePodsAPI
+			}
+		}
+		return false
+	})
+	if log := e.agentLog(live[0]); !strings.Contains(log, `"msg":"kubelet source mode"`) || !strings.Contains(log, `"mode":"pods-api"`) {
+		t.Errorf("agent log lacks the kubelet source mode line:\n%s", lastBytes(log, 3000))
+	}
+	t.Logf("plain deploy/: kubelet source %s (%s); tls %q", k.Mode, k.ModeReason, k.TLS)
 	t.Logf("rolling update (generation %d → %d) complete in %s: pod %s", before.Generation, ds.Generation, rollout.Round(100*time.Millisecond), live[0].Name)
 }

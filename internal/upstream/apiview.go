@@ -173,6 +173,11 @@ func APIPodOf(p *corev1.Pod) lifecycle.APIPod {
 			out.Ready, out.ReadyChanged = string(c.Status), c.LastTransitionTime.Time
 		}
 	}
+	for _, cs := range [][]corev1.ContainerStatus{p.Status.InitContainerStatuses, p.Status.ContainerStatuses} {
+		for _, c := range cs {
+			out.Restarts += c.RestartCount
+		}
+	}
 	return out
 }
 

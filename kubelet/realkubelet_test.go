@@ -390,6 +390,10 @@ spec:
 			t.Fatalf("health %+v", st.Health)
 		}
 	})
+
+	t.Run("RestartAllContainers: the whole pod restarted in place, read as the kubelet does", func(t *testing.T) {
+		checkRestartAll(t, k, rt)
+	})
 }
 
 func sameState(g lifecycle.ContainerState, s corev1.ContainerState) bool {

@@ -119,6 +119,12 @@ func (e *env) kubeletStage(pod *Pod, v *PodView) (Stage, string, Cause) {
 		}
 		return StageTerminating, "Terminating: " + why, CauseNone
 	}
+	if why, ok := e.restartLoop(pod, v); ok {
+		return StageFailing, "Failing: " + why, CauseNone
+	}
+	if why, ok := restartingAll(pod, v); ok {
+		return StageStarting, "Starting: " + why, CauseNone
+	}
 	if why, ok := e.failingWhy(v); ok {
 		return StageFailing, "Failing: " + why, CauseNone
 	}
@@ -133,9 +139,6 @@ func (e *env) kubeletStage(pod *Pod, v *PodView) (Stage, string, Cause) {
 	case PhaseRunning:
 		if condTrue(pod, CondReady) && condTrue(pod, CondContainersReady) {
 			return StageServing, "Serving: " + readySummary(v) + restartNote(v), CauseNone
-		}
-		if condTrue(pod, CondAllContainersRestarting) {
-			return StageStarting, "Starting: restarting all containers (" + condReason(pod, CondAllContainersRestarting) + "); " + readySummary(v), CauseNone
 		}
 		if c := doneForGood(pod, v); c != nil {
 			// kubectl prints NotReady: a completed container that its
@@ -222,6 +225,67 @@ func (e *env) failingWhy(v *PodView) (string, bool) {
 func isImageReason(r string) bool {
 	return r == ReasonErrImagePull || r == ReasonImagePullBackOff || r == ReasonInvalidImageName || r == ReasonErrImageNeverPull ||
 		r == ReasonRegistryUnavailable || r == ReasonSignatureValidationFailed
+}
+
+// restartingAll says why a pod is being restarted in place as a whole
+// (KEP-5532): the kubelet's AllContainersRestarting condition, a container
+// whose exit matches a RestartAllContainers rule, or containers removed for
+// it (Waiting RestartingAllContainers; pkg/kubelet/kubelet_pods.go
+// convertToAPIContainerStatuses). The init containers then run again.
+func restartingAll(pod *Pod, v *PodView) (string, bool) {
+	for i := range v.Containers {
+		c := &v.Containers[i]
+		if c.State == StateTerminated && c.ExitCode != nil && restartsAll(statusOf(pod, c), *c.ExitCode) {
+			return fmt.Sprintf("restarting all containers in place: %s exited %d, which its RestartAllContainers rule matches; %s",
+				containerWho(*c), *c.ExitCode, readySummary(v)), true
+		}
+	}
+	removed := 0
+	for _, c := range v.Containers {
+		if c.State == StateWaiting && c.Reason == ReasonRestartingAllContainers {
+			removed++
+		}
+	}
+	switch {
+	case removed > 0:
+		return fmt.Sprintf("restarting all containers in place: %d removed (%s), the init containers run again next",
+			removed, ReasonRestartingAllContainers), true
+	case condTrue(pod, CondAllContainersRestarting):
+		return fmt.Sprintf("restarting all containers in place (%s %s); %s",
+			CondAllContainersRestarting, condReason(pod, CondAllContainersRestarting), readySummary(v)), true
+	}
+	return "", false
+}
+
+// restartLoop finds a pod restarted in place as a whole again and again: at
+// least twice, on average more often than CrashLoopSettle since it started,
+// the last time less than CrashLoopSettle ago (the AllContainersRestarting
+// condition's last transition, to False, ends each restart). The kubelet
+// applies no back-off to it (the removed containers leave none), so it is
+// Failing until it has run CrashLoopSettle, like a crash loop.
+func (e *env) restartLoop(pod *Pod, v *PodView) (string, bool) {
+	var n int32
+	for _, c := range v.Containers {
+		if c.LastState != nil && c.LastState.Reason == ReasonRestartingAllContainers {
+			n = max(n, c.RestartCount)
+		}
+	}
+	var last time.Time
+	for _, c := range pod.Conditions {
+		if c.Type == CondAllContainersRestarting {
+			last = c.LastTransitionTime
+		}
+	}
+	if n < 2 || last.IsZero() || pod.Started.IsZero() || last.Sub(pod.Started)/time.Duration(n) >= CrashLoopSettle {
+		return "", false
+	}
+	until := last.Add(CrashLoopSettle)
+	if !e.in.Now.Before(until) {
+		return "", false
+	}
+	e.due(until)
+	return fmt.Sprintf("restarting all containers in a loop: %d times in %s (RestartAllContainers), the last at %s; %s (Failing until it has run %s)",
+		n, last.Sub(pod.Started).Round(time.Second), last.UTC().Format(time.RFC3339), readySummary(v), CrashLoopSettle), true
 }
 
 // doneForGood finds a regular container of a running pod that completed and

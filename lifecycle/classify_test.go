@@ -116,14 +116,6 @@ func TestStageTable(t *testing.T) {
 			p.RestartPolicy = "Never"
 			return p
 		}(), StageFailing, `NotReady: container "a" completed (exit 0) and restartPolicy Never will not restart it; 1/2 containers ready`},
-		// RestartAllContainersOnContainerExits (beta, on in 1.36): the kubelet
-		// kills every container with reason RestartingAllContainers.
-		{"restarting all containers", func() *podB {
-			p := pod("p", PhaseRunning, append(conds("True", "True", "False", "False"),
-				Condition{Type: CondAllContainersRestarting, Status: "True", Reason: "ContainerExited"}),
-				cTerminated("a", 137, ReasonRestartingAllContainers), cRunning("b", false))
-			return p
-		}(), StageStarting, "restarting all containers (ContainerExited)"},
 		// Image pull failures (pkg/kubelet/images/types.go) are failures, not start-up.
 		{"RegistryUnavailable", pod("p", PhasePending, conds("True", "True", "False", "False"),
 			cWaiting("app", ReasonRegistryUnavailable)), StageFailing, `container "app" RegistryUnavailable (image`},

@@ -3,6 +3,7 @@ package lifecycle
 import (
 	"cmp"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -101,7 +102,10 @@ func derivedContainer(pod *Pod, st *ContainerStatus, rc, last *Container, cs []*
 	case RuntimeExited:
 		// The first exit is restarted at once and shows as terminated until
 		// then; later ones wait out the back-off.
-		if willRestart(pod, st, last.ExitCode) && pod.Deleting.IsZero() && last.Attempt > 0 {
+		// An exit that restarts the whole pod shows as terminated until the
+		// kubelet has removed every container (kubelet_pods.go
+		// convertToAPIContainerStatuses): no back-off.
+		if willRestart(pod, st, last.ExitCode) && !restartsAll(st, last.ExitCode) && pod.Deleting.IsZero() && last.Attempt > 0 {
 			ls := terminatedState(last, scheme)
 			v.LastState = &ls
 			v.State, v.Reason = StateWaiting, ReasonCrashLoopBackOff
@@ -143,11 +147,12 @@ func terminatedState(c *Container, scheme string) ContainerState {
 }
 
 // willRestart reports whether the kubelet restarts a container that exited
-// with this code (pkg/kubelet/container/helpers.go ShouldContainerBeRestarted):
-// sidecars always; a container's restartPolicyRules first, the first rule
-// whose exit codes match deciding (ContainerRestartRules, 1.34+); then the
-// container's own restart policy; then the pod's (init containers restart
-// only on failure).
+// with this code (pkg/kubelet/container/helpers.go ShouldContainerBeRestarted,
+// pkg/api/v1/pod/util.go ContainerShouldRestart): sidecars always; where the
+// container sets its own restartPolicy, its restartPolicyRules first (the
+// first rule whose exit codes match decides: Restart and, since 1.36,
+// RestartAllContainers restart), then that policy; else the pod's (init
+// containers restart only on failure).
 func willRestart(pod *Pod, st *ContainerStatus, exitCode int32) bool {
 	switch {
 	case st.Kind == KindEphemeral:
@@ -155,8 +160,8 @@ func willRestart(pod *Pod, st *ContainerStatus, exitCode int32) bool {
 	case st.Kind == KindSidecar:
 		return true
 	}
-	if restart, ok := matchRestartRule(st.RestartRules, exitCode); ok {
-		return restart
+	if _, ok := restartRuleAction(st, exitCode); ok {
+		return true
 	}
 	policy := cmp.Or(st.RestartPolicy, pod.RestartPolicy, "Always")
 	switch {
@@ -168,96 +173,164 @@ func willRestart(pod *Pod, st *ContainerStatus, exitCode int32) bool {
 	return true
 }
 
-// matchRestartRule evaluates encoded restartPolicyRules in order; ok is
-// false when none matches. Both actions (Restart, RestartAllContainers)
-// restart the container.
-func matchRestartRule(rules string, exitCode int32) (restart, ok bool) {
-	for _, rule := range strings.Split(rules, ";") {
+// restartsAll reports whether this exit makes the kubelet restart the whole
+// pod in place (KEP-5532, RestartAllContainersOnContainerExits, beta and on
+// since 1.36: pkg/kubelet/container/helpers.go ShouldAllContainersRestart).
+func restartsAll(st *ContainerStatus, exitCode int32) bool {
+	action, ok := restartRuleAction(st, exitCode)
+	return ok && action == RuleRestartAllContainers
+}
+
+// Restart rule actions (restartPolicyRules[].action).
+const (
+	RuleRestart              = "Restart"
+	RuleRestartAllContainers = "RestartAllContainers"
+)
+
+// restartRuleAction is the action of the first of a container's encoded
+// restartPolicyRules whose exit codes match (FindMatchingContainerRestartRule);
+// ok is false when none matches, or when the container sets no restartPolicy
+// of its own (ContainerShouldRestart then ignores its rules) or an unknown action.
+func restartRuleAction(st *ContainerStatus, exitCode int32) (action string, ok bool) {
+	if st.RestartPolicy == "" || st.RestartRules == "" {
+		return "", false
+	}
+	code := strconv.Itoa(int(exitCode))
+	for _, rule := range strings.Split(st.RestartRules, ";") {
 		parts := strings.SplitN(rule, ":", 3)
 		if len(parts) != 3 {
 			continue
 		}
-		in := false
-		for _, v := range strings.Split(parts[2], ",") {
-			if v == strconv.Itoa(int(exitCode)) {
-				in = true
-			}
-		}
+		in := slices.Contains(strings.Split(parts[2], ","), code)
 		if (parts[1] == "In" && in) || (parts[1] == "NotIn" && !in) {
-			return parts[0] == "Restart" || parts[0] == "RestartAllContainers", true
+			return parts[0], parts[0] == RuleRestart || parts[0] == RuleRestartAllContainers
 		}
 	}
-	return false, false
+	return "", false
 }
 
 // derivePhase is the phase the kubelet computes from these container states:
-// pkg/kubelet/kubelet_pods.go getPhase. A terminal phase is never undone.
+// pkg/kubelet/kubelet_pods.go getPhase as of 1.37 (ContainerRestartRules and
+// RestartAllContainersOnContainerExits on by default): a stopped container
+// that will restart keeps the pod Running whatever the pod's restartPolicy,
+// and one removed by a restart of the whole pod (RestartingAllContainers)
+// will. A terminal phase is never undone.
 func derivePhase(pod *Pod, cvs []ContainerView) Phase {
 	if pod.Phase == PhaseSucceeded || pod.Phase == PhaseFailed {
 		return pod.Phase
 	}
-	pendingInit, failedInit := 0, 0
-	var unknown, running, waiting, stopped, succeeded int
+	var n phaseCounts
 	for i := range cvs {
-		c := &cvs[i]
-		terminatedBefore := c.LastState != nil && c.LastState.Kind == StateTerminated
-		switch c.Kind {
-		case KindInit:
-			switch {
-			case c.State == StateTerminated && c.ExitCode != nil && *c.ExitCode != 0:
-				failedInit++
-			case c.State == StateTerminated:
-			case c.State == StateWaiting && terminatedBefore:
-				if c.LastState.ExitCode != 0 {
-					failedInit++
-				}
-			default:
-				pendingInit++
-			}
-		case KindSidecar:
-			if c.State != StateRunning {
-				pendingInit++
-			}
-		case KindRegular:
-			switch c.State {
-			case StateRunning:
-				running++
-			case StateTerminated:
-				stopped++
-				if c.ExitCode != nil && *c.ExitCode == 0 {
-					succeeded++
-				}
-			case StateWaiting:
-				if terminatedBefore {
-					stopped++
-				} else {
-					waiting++
-				}
-			default:
-				unknown++
-			}
-		}
+		n.add(pod, &cvs[i])
 	}
-	initialized := condTrue(pod, CondInitialized)
 	switch {
-	case failedInit > 0 && pod.RestartPolicy == "Never":
+	case n.failedInitForGood > 0:
 		return PhaseFailed
-	case pendingInit > 0 && !initialized, waiting > 0:
+	case n.pendingInit > 0 || (n.pendingSidecar > 0 && !condTrue(pod, CondInitialized)) || n.waiting > 0:
 		return PhasePending
-	case running > 0 && unknown == 0:
+	case n.running > 0 && n.unknown == 0:
 		return PhaseRunning
-	case running == 0 && stopped > 0 && unknown == 0:
+	case n.running == 0 && n.stopped > 0 && n.unknown == 0:
 		switch {
-		case pod.RestartPolicy == "Always" || pod.RestartPolicy == "":
-			return PhaseRunning
-		case stopped == succeeded:
+		case n.stopped != n.stoppedForGood:
+			return PhaseRunning // at least one is restarting
+		case n.stopped == n.succeeded:
 			return PhaseSucceeded
-		case pod.RestartPolicy == "Never":
-			return PhaseFailed
 		}
-		return PhaseRunning
+		return PhaseFailed
 	}
 	return PhasePending
+}
+
+// phaseCounts are getPhase's counters.
+type phaseCounts struct {
+	pendingInit, pendingSidecar, failedInitForGood       int
+	running, waiting, stopped, stoppedForGood, succeeded int
+	unknown                                              int
+}
+
+// add counts one container as getPhase does.
+func (n *phaseCounts) add(pod *Pod, c *ContainerView) {
+	var last *ContainerState
+	if c.LastState != nil && c.LastState.Kind == StateTerminated {
+		last = c.LastState
+	}
+	// restarts: the container will run again after this exit.
+	restarts := func(exit int32, reason string) bool {
+		st := statusOf(pod, c)
+		return reason == ReasonRestartingAllContainers || willRestart(pod, st, exit)
+	}
+	switch c.Kind {
+	case KindInit:
+		switch {
+		case c.State == StateTerminated:
+			if exit := exitOf(c); exit != 0 && !restarts(exit, c.Reason) {
+				n.failedInitForGood++
+			}
+		case c.State == StateWaiting && last != nil:
+			if last.ExitCode != 0 && !restarts(last.ExitCode, last.Reason) {
+				n.failedInitForGood++
+			}
+		default:
+			n.pendingInit++
+		}
+	case KindSidecar:
+		switch {
+		case c.State == StateRunning:
+			if !c.Started {
+				n.pendingSidecar++
+			}
+			n.running++
+		case c.State == StateTerminated, c.State == StateWaiting && last != nil:
+		case c.State == StateWaiting:
+			n.pendingSidecar++
+			n.waiting++
+		default:
+			n.pendingSidecar++
+			n.unknown++
+		}
+	case KindRegular:
+		switch {
+		case c.State == StateRunning:
+			n.running++
+		case c.State == StateTerminated:
+			n.stopped++
+			if !restarts(exitOf(c), c.Reason) {
+				n.stoppedForGood++
+			}
+			if exitOf(c) == 0 {
+				n.succeeded++
+			}
+		case c.State == StateWaiting && last != nil:
+			n.stopped++
+			if !restarts(last.ExitCode, last.Reason) {
+				n.stoppedForGood++
+			}
+		case c.State == StateWaiting:
+			n.waiting++
+		default:
+			n.unknown++
+		}
+	}
+}
+
+func exitOf(c *ContainerView) int32 {
+	if c.ExitCode == nil {
+		return 0
+	}
+	return *c.ExitCode
+}
+
+// statusOf is the kubelet's status (and so the spec podlife keeps) of a
+// container of the pod; a container the kubelet does not list follows the
+// pod's restart policy.
+func statusOf(pod *Pod, c *ContainerView) *ContainerStatus {
+	for i := range pod.Containers {
+		if pod.Containers[i].Name == c.Name {
+			return &pod.Containers[i]
+		}
+	}
+	return &ContainerStatus{Name: c.Name, Kind: c.Kind}
 }
 
 // deriveConditions recomputes ContainersReady and Ready from derived

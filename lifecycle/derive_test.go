@@ -373,6 +373,7 @@ func TestWillRestart(t *testing.T) {
 		{"Always", "Always", "Restart:NotIn:0,1", KindRegular, 7, true},
 		{"Never", "Never", "Restart:NotIn:0,1;Restart:In:0", KindRegular, 0, true}, // the first match decides
 		{"Never", "Never", "RestartAllContainers:In:3", KindRegular, 3, true},
+		{"Never", "", "Restart:In:42", KindRegular, 42, false}, // rules need the container's own policy (ContainerShouldRestart)
 	}
 	for _, tc := range tests {
 		pod := &Pod{RestartPolicy: tc.podPolicy}

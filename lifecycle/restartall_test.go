@@ -1,0 +1,108 @@
+package lifecycle
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// rac is a container restarted with its pod: restartPolicy Never of its
+// own, and a rule that restarts every container on exit 42 (KEP-5532).
+func rac(s ContainerStatus) ContainerStatus {
+	s.RestartPolicy, s.RestartRules = "Never", "RestartAllContainers:In:42"
+	return s
+}
+
+// racPod is a pod restarted in place as a whole, in the states a real 1.37.2
+// kubelet's Pods API showed (kubelet TestRealKubelet, "RestartAllContainers"):
+// pkg/kubelet/kubelet_pods.go getPhase and convertToAPIContainerStatuses,
+// pkg/kubelet/status/generate.go GenerateAllContainersRestartingCondition.
+func racPod(phase Phase, restarting string, cs ...ContainerStatus) *podB {
+	p := pod("rac", phase, append(conds("True", "True", "False", "False"),
+		Condition{Type: CondAllContainersRestarting, Status: restarting, LastTransitionTime: t0.Add(-5 * time.Minute)}), cs...)
+	p.RestartPolicy, p.Started = "Never", t0.Add(-time.Hour)
+	if restarting == "True" {
+		p.Conditions[len(p.Conditions)-1].Reason = "RestartAllContainersStarted"
+	}
+	return p
+}
+
+func removed(s ContainerStatus, n int32) ContainerStatus {
+	s = restarts(n, 137, ReasonRestartingAllContainers, s)
+	s.LastState.StartedAt, s.LastState.FinishedAt = time.Time{}, time.Time{}
+	return s
+}
+
+func TestRestartAllContainers(t *testing.T) {
+	setup := func(s ContainerStatus) ContainerStatus { return kind(KindInit, s) }
+	wait := func(name, reason string) ContainerStatus {
+		return ContainerStatus{Name: name, Kind: KindRegular, State: ContainerState{Kind: StateWaiting, Reason: reason}}
+	}
+	tests := []struct {
+		name   string
+		in     func() Input
+		stage  Stage
+		phase  Phase
+		reason string
+	}{
+		{"the trigger exited, the condition True", func() Input {
+			return input(racPod(PhaseRunning, "True", setup(cTerminated("setup", 0, ReasonCompleted)), rac(cTerminated("main", 42, ReasonError))))
+		}, StageStarting, PhaseRunning, `restarting all containers in place: container "main" exited 42, which its RestartAllContainers rule matches`},
+		{"every container removed", func() Input {
+			in := input(racPod(PhaseRunning, "False", setup(removed(wait("setup", ReasonRestartingAllContainers), 1)),
+				rac(removed(wait("main", ReasonRestartingAllContainers), 1))))
+			in.Containers = nil // removed from the runtime too
+			return in
+		}, StageStarting, PhaseRunning, "restarting all containers in place: 2 removed (RestartingAllContainers)"},
+		{"the init container runs again", func() Input {
+			return input(racPod(PhasePending, "False", setup(removed(cRunning("setup", false), 1)),
+				rac(removed(wait("main", ReasonPodInitializing), 1))))
+		}, StageInitializing, PhasePending, `init container "setup" running`},
+		{"serving again after one restart", func() Input {
+			p := racPod(PhaseRunning, "False", setup(removed(cTerminated("setup", 0, ReasonCompleted), 1)), rac(removed(cRunning("main", true), 1)))
+			p.Conditions = append(conds("True", "True", "True", "True"), p.Conditions[4])
+			return input(p)
+		}, StageServing, PhaseRunning, `restarted 1 times, last exit 137 RestartingAllContainers`},
+		{"a loop: restarted 3 times in 15 s, the last 5 s ago", func() Input {
+			p := racPod(PhaseRunning, "False", setup(removed(cTerminated("setup", 0, ReasonCompleted), 3)), rac(removed(cRunning("main", true), 3)))
+			p.Conditions = append(conds("True", "True", "True", "True"), p.Conditions[4])
+			p.Started, p.Conditions[4].LastTransitionTime = t0.Add(-20*time.Second), t0.Add(-5*time.Second)
+			return input(p)
+		}, StageFailing, PhaseRunning, "restarting all containers in a loop: 3 times in 15s (RestartAllContainers), the last at 2026-11-25T09:59:55Z"},
+		{"the loop over: the last restart a settle ago", func() Input {
+			p := racPod(PhaseRunning, "False", setup(removed(cTerminated("setup", 0, ReasonCompleted), 3)), rac(removed(cRunning("main", true), 3)))
+			p.Conditions = append(conds("True", "True", "True", "True"), p.Conditions[4])
+			p.Started, p.Conditions[4].LastTransitionTime = t0.Add(-2*time.Minute), t0.Add(-CrashLoopSettle)
+			return input(p)
+		}, StageServing, PhaseRunning, "1/1 containers ready"},
+		// The issue's report: the runtime ahead of the kubelet's status.
+		{"runtime ahead: the trigger exited, the kubelet still says running", func() Input {
+			in := input(racPod(PhaseRunning, "False", setup(removed(cTerminated("setup", 0, ReasonCompleted), 1)), rac(removed(cRunning("main", true), 1))))
+			c := &in.Containers[1]
+			c.State, c.ExitCode, c.Reason, c.FinishedAt = RuntimeExited, 42, ReasonError, t0.Add(-time.Second)
+			return in
+		}, StageStarting, PhaseRunning, `container "main" exited 42, which its RestartAllContainers rule matches`},
+		{"runtime ahead: the init container done again, the kubelet still says running", func() Input {
+			in := input(racPod(PhasePending, "False", setup(removed(cRunning("setup", false), 1)),
+				rac(removed(wait("main", ReasonPodInitializing), 1))))
+			c := &in.Containers[0]
+			c.State, c.ExitCode, c.Reason, c.FinishedAt = RuntimeExited, 0, ReasonCompleted, t0.Add(-time.Second)
+			return in
+		}, StageStarting, PhaseRunning, `container "main" not ready`},
+		// Without a matching rule, restartPolicy Never ends the pod.
+		{"another exit code fails the pod", func() Input {
+			in := input(racPod(PhaseRunning, "False", setup(cTerminated("setup", 0, ReasonCompleted)), rac(cRunning("main", true))))
+			c := &in.Containers[1]
+			c.State, c.ExitCode, c.Reason, c.FinishedAt = RuntimeExited, 1, ReasonError, t0.Add(-time.Second)
+			return in
+		}, StageTerminated, PhaseFailed, `container "main" exit 1 Error`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			v := onlyPod(Correlate(tc.in()))
+			if v.Stage != tc.stage || v.Phase != tc.phase || !strings.Contains(v.StageReason, tc.reason) {
+				t.Fatalf("%s %s %q; want %s %s containing %q", v.Stage, v.Phase, v.StageReason, tc.stage, tc.phase, tc.reason)
+			}
+		})
+	}
+}

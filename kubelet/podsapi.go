@@ -49,6 +49,8 @@ const (
 	podsAPIMinBackoff = 250 * time.Millisecond
 	podsAPIMaxBackoff = 5 * time.Second
 	podsAPIRetry      = 10 * time.Second
+	// podsAPIHeartbeatMin bounds the heartbeat period from below.
+	podsAPIHeartbeatMin = 5 * time.Second
 	// podsAPIMaxMessage bounds one watch event (a pod); the kubelet's
 	// objects are at most ~1.5 MiB (etcd's limit) and usually a few KiB.
 	podsAPIMaxMessage = 16 << 20
@@ -101,35 +103,131 @@ func (s *Source) podsAPIWatch(ctx context.Context) (synced bool, err error) {
 	if err != nil {
 		return false, failed(err)
 	}
-	pods := map[string]lifecycle.Pod{}
+	events := make(chan recvResult)
+	go func() {
+		for {
+			ev, err := stream.Recv()
+			select {
+			case events <- recvResult{ev, err}:
+			case <-wctx.Done():
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	f := finishedPods{s: s, client: client, pods: map[string]lifecycle.Pod{}, uids: map[string]bool{}}
+	recheck := time.NewTicker(s.heartbeatEvery())
+	defer recheck.Stop()
 	for {
-		ev, err := stream.Recv()
-		if err != nil {
-			return synced, failed(err)
-		}
-		if start.IsZero() {
-			start = time.Now()
-		}
-		if err := applyPodEvent(pods, ev); err != nil {
-			return synced, fmt.Errorf("kubelet Pods API %s: %w", path, err)
-		}
-		if ev.GetType() == podsv1alpha1.EventType_INITIAL_SYNC_COMPLETE {
-			synced = true
+		select {
+		case <-wctx.Done():
+			return synced, failed(wctx.Err())
+		case r := <-events:
+			if r.err != nil {
+				return synced, failed(r.err)
+			}
+			if start.IsZero() {
+				start = time.Now()
+			}
+			finished, err := applyPodEvent(f.pods, r.ev)
+			if err == nil && finished != "" {
+				err = f.confirm(wctx, finished)
+			}
+			if err != nil {
+				return synced, fmt.Errorf("kubelet Pods API %s: %w", path, err)
+			}
+			synced = synced || r.ev.GetType() == podsv1alpha1.EventType_INITIAL_SYNC_COMPLETE
+		case <-recheck.C:
+			if !f.recheck(wctx) {
+				continue
+			}
 		}
 		if synced {
 			// Latency: the initial list's, from the call; then each event's decoding.
-			s.publishPodsAPI(pods, time.Since(start))
+			s.publishPodsAPI(f.pods, time.Since(start))
 			start = time.Time{}
 		}
 	}
 }
 
+type recvResult struct {
+	ev  *podsv1alpha1.WatchPodsEvent
+	err error
+}
+
+// finishedPods keeps the pods a watch says DELETED of while the kubelet still
+// has them. The kubelet's status manager sends DELETED when a pod has
+// finished (TerminatePod: its containers are gone, pkg/kubelet/status
+// status_manager.go sendNotification), not when the kubelet forgets it: the
+// pod, with its final status, stays in the pod manager (ListPods and GetPod
+// return it, and a new watch lists it as ADDED) until the API server deletes
+// it, which sends nothing. So a DELETED pod is asked for (GetPod): kept with
+// its final status while the kubelet has it, dropped once NotFound.
+type finishedPods struct {
+	s      *Source
+	client podsv1alpha1.PodsClient
+	pods   map[string]lifecycle.Pod
+	uids   map[string]bool // the finished pods, asked for again every heartbeat
+}
+
+// confirm asks the kubelet for a pod the watch said DELETED of.
+func (f *finishedPods) confirm(ctx context.Context, uid string) error {
+	p, err := f.get(ctx, uid)
+	switch {
+	case status.Code(err) == codes.NotFound:
+		delete(f.pods, uid)
+		delete(f.uids, uid)
+	case err != nil:
+		return fmt.Errorf("GetPod %s after its DELETED event: %w", uid, err)
+	default:
+		f.pods[uid], f.uids[uid] = p, true
+	}
+	return nil
+}
+
+// recheck drops the finished pods the kubelet no longer has; it reports
+// whether any went.
+func (f *finishedPods) recheck(ctx context.Context) bool {
+	changed := false
+	for uid := range f.uids {
+		if _, err := f.get(ctx, uid); status.Code(err) == codes.NotFound {
+			delete(f.pods, uid)
+			delete(f.uids, uid)
+			changed = true
+		}
+	}
+	return changed
+}
+
+func (f *finishedPods) get(ctx context.Context, uid string) (lifecycle.Pod, error) {
+	gctx, cancel := context.WithTimeout(ctx, f.s.cfg.Timeout)
+	defer cancel()
+	resp, err := f.client.GetPod(gctx, &podsv1alpha1.GetPodRequest{PodUID: uid})
+	if err != nil {
+		return lifecycle.Pod{}, err
+	}
+	var p corev1.Pod
+	if err := p.Unmarshal(resp.GetPod()); err != nil {
+		return lifecycle.Pod{}, fmt.Errorf("decode GetPod %s: %w", uid, err)
+	}
+	return PodOf(&p, lifecycle.FromKubelet), nil
+}
+
+// heartbeatEvery is the period of the heartbeat and of the finished pods'
+// recheck: the poll interval, at least 5 s (the kubelet logs every Pods API
+// call at its default verbosity).
+func (s *Source) heartbeatEvery() time.Duration {
+	return max(s.cfg.PollInterval, podsAPIHeartbeatMin)
+}
+
 // podsAPIHeartbeat asks the kubelet for a pod that does not exist every
-// PollInterval (NotFound, answered from memory): a watch stream alone cannot
+// heartbeatEvery (NotFound, answered from memory): a watch stream alone cannot
 // tell a quiet kubelet from a hung one, whose socket still accepts. A call
 // without an answer within Timeout ends the watch with that cause.
 func (s *Source) podsAPIHeartbeat(ctx context.Context, client podsv1alpha1.PodsClient, stop context.CancelCauseFunc) {
-	t := time.NewTicker(s.cfg.PollInterval)
+	t := time.NewTicker(s.heartbeatEvery())
 	defer t.Stop()
 	for {
 		select {
@@ -157,28 +255,29 @@ func (s *Source) podsAPIHeartbeat(ctx context.Context, client podsv1alpha1.PodsC
 	}
 }
 
-// applyPodEvent applies one watch event to the kubelet's pods by UID.
-func applyPodEvent(pods map[string]lifecycle.Pod, ev *podsv1alpha1.WatchPodsEvent) error {
+// applyPodEvent applies one watch event to the kubelet's pods by UID. A
+// DELETED event changes nothing: it returns the pod's UID, for the caller to
+// ask the kubelet whether it still has the pod (see finishedPods).
+func applyPodEvent(pods map[string]lifecycle.Pod, ev *podsv1alpha1.WatchPodsEvent) (deleted string, err error) {
 	switch ev.GetType() {
 	case podsv1alpha1.EventType_INITIAL_SYNC_COMPLETE:
-		return nil
+		return "", nil
 	case podsv1alpha1.EventType_ADDED, podsv1alpha1.EventType_MODIFIED, podsv1alpha1.EventType_DELETED:
 	default:
-		return fmt.Errorf("watch event of unknown type %d", ev.GetType())
+		return "", fmt.Errorf("watch event of unknown type %d", ev.GetType())
 	}
 	var p corev1.Pod
 	if err := p.Unmarshal(ev.GetPod()); err != nil {
-		return fmt.Errorf("decode %s pod: %w", ev.GetType(), err)
+		return "", fmt.Errorf("decode %s pod: %w", ev.GetType(), err)
 	}
 	if p.UID == "" {
-		return fmt.Errorf("%s pod %s/%s without a UID", ev.GetType(), p.Namespace, p.Name)
+		return "", fmt.Errorf("%s pod %s/%s without a UID", ev.GetType(), p.Namespace, p.Name)
 	}
 	if ev.GetType() == podsv1alpha1.EventType_DELETED {
-		delete(pods, string(p.UID))
-		return nil
+		return string(p.UID), nil
 	}
 	pods[string(p.UID)] = PodOf(&p, lifecycle.FromKubelet)
-	return nil
+	return "", nil
 }
 
 // podsAPIError says in one line why the watch failed, and marks the failures

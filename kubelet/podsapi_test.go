@@ -37,7 +37,7 @@ func TestPodOfMatchesDecode(t *testing.T) {
 	}
 	pods := map[string]lifecycle.Pod{}
 	for i := range list.Items {
-		if err := applyPodEvent(pods, event(t, podsv1alpha1.EventType_ADDED, &list.Items[i])); err != nil {
+		if _, err := applyPodEvent(pods, event(t, podsv1alpha1.EventType_ADDED, &list.Items[i])); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -75,6 +75,8 @@ type fakePodsAPI struct {
 	hung    chan struct{} // calls block while it is open (a hung kubelet)
 	// initial, where set, is what every WatchPods sends at once, unfed.
 	initial []*podsv1alpha1.WatchPodsEvent
+	// kept are the pods GetPod finds (a finished pod the kubelet still has).
+	kept map[string]*corev1.Pod
 }
 
 // wait blocks while the fake kubelet hangs.
@@ -97,7 +99,14 @@ func (f *fakePodsAPI) GetPod(ctx context.Context, req *podsv1alpha1.GetPodReques
 	if err := f.wait(ctx); err != nil {
 		return nil, err
 	}
-	return nil, status.Errorf(codes.NotFound, "pod %s not found", req.GetPodUID())
+	f.mu.Lock()
+	p := f.kept[req.GetPodUID()]
+	f.mu.Unlock()
+	if p == nil {
+		return nil, status.Errorf(codes.NotFound, "pod %s not found", req.GetPodUID())
+	}
+	b, err := p.Marshal()
+	return &podsv1alpha1.GetPodResponse{Pod: b}, err
 }
 
 func newFakePodsAPI() *fakePodsAPI {
@@ -247,8 +256,24 @@ func TestPodsAPIWatch(t *testing.T) {
 		t.Fatalf("after the resync: restarts %d (want %d), health %+v", restarts(st, string(a.UID)), base+6, st.Health)
 	}
 
+	// The kubelet says DELETED when a pod has finished, and keeps it (with
+	// its final status) until the API server deletes it
+	// (pkg/kubelet/status/status_manager.go TerminatePod): GetPod still finds it.
+	done := a.DeepCopy()
+	done.Status.Phase = corev1.PodSucceeded
+	f.mu.Lock()
+	f.kept = map[string]*corev1.Pod{string(a.UID): done}
+	f.mu.Unlock()
 	stream <- event(t, podsv1alpha1.EventType_DELETED, &corev1.Pod{ObjectMeta: a.ObjectMeta})
-	waitFor(t, s, "DELETED", func(st State) bool { return len(st.Pods) == 0 })
+	waitFor(t, s, "the finished pod kept with its final status", func(st State) bool {
+		return len(st.Pods) == 1 && st.Pods[0].Phase == lifecycle.PhaseSucceeded
+	})
+	// Deleted from the API server: the kubelet forgets it, and says nothing;
+	// the next heartbeat's GetPod finds it gone.
+	f.mu.Lock()
+	f.kept = nil
+	f.mu.Unlock()
+	waitFor(t, s, "the finished pod gone once the kubelet forgot it", func(st State) bool { return len(st.Pods) == 0 })
 }
 
 // TestPodsAPIHungKubelet: a kubelet whose socket accepts but which answers
@@ -316,10 +341,10 @@ func FuzzPodsAPIEvent(f *testing.F) {
 	f.Add(int32(9), []byte{0x0a, 0x02})
 	f.Fuzz(func(t *testing.T, typ int32, pod []byte) {
 		pods := map[string]lifecycle.Pod{}
-		err := applyPodEvent(pods, &podsv1alpha1.WatchPodsEvent{Type: podsv1alpha1.EventType(typ), Pod: pod})
-		if err != nil {
+		deleted, err := applyPodEvent(pods, &podsv1alpha1.WatchPodsEvent{Type: podsv1alpha1.EventType(typ), Pod: pod})
+		if err != nil || deleted != "" {
 			if len(pods) != 0 {
-				t.Fatalf("an event refused (%v) changed the pods", err)
+				t.Fatalf("an event refused (%v) or DELETED (%q) changed the pods", err, deleted)
 			}
 			return
 		}

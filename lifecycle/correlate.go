@@ -501,9 +501,11 @@ func (e env) withAPIServer(pod *Pod, v PodView) PodView {
 	v.APIServer = e.apiPods[pod.UID]
 	apiStale := false
 	if e.apiserver == fresh && e.runtime == fresh && v.APIServer != nil {
-		found := e.apiMismatches(pod, &v)
+		// The kubelet's own live status, where podlife has it, is compared
+		// first: the finding names what the copy lacks, and since when.
+		found := e.apiBehind(pod, &v)
 		if len(found) == 0 {
-			found = e.apiBehind(pod, &v)
+			found = e.apiMismatches(pod, &v)
 		}
 		apiStale = len(found) > 0
 		if apiStale {

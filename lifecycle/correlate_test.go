@@ -1,6 +1,7 @@
 package lifecycle
 
 import (
+	"cmp"
 	"strings"
 	"testing"
 	"time"
@@ -338,6 +339,11 @@ func TestAPIServerView(t *testing.T) {
 	withAPI := func(in Input, phase Phase, ready string, node *APINode) Input {
 		in.APIServer = upH()
 		in.APINode = node
+		for i := range in.Pods {
+			// /pods' copy of API pods, unless a case says the status is the
+			// kubelet's own (its Pods API).
+			in.Pods[i].StatusFrom = cmp.Or(in.Pods[i].StatusFrom, FromKubeletCache)
+		}
 		for _, p := range in.Pods {
 			in.APIPods = append(in.APIPods, APIPod{UID: p.UID, Namespace: p.Namespace, Name: p.Name, Phase: phase, Ready: ready})
 		}
@@ -394,11 +400,13 @@ func TestAPIServerView(t *testing.T) {
 		{"the kubelet's live restarts the copy lacks", func() Input {
 			in := input(pod("p", PhaseRunning, conds("True", "True", "True", "True"), restarts(2, 1, ReasonError, cRunning("app", true))))
 			in.Pods[0].Containers[0].State.StartedAt = t0.Add(-30 * time.Second)
+			in.Pods[0].StatusFrom = FromKubelet
 			return withAPI(in, PhaseRunning, "True", nodeReady)
 		}(), CauseNone, MismatchAPIBehindKubelet,
 			"API server's copy: Running, Ready=True, 0 restarts; the kubelet's own live status: Running, Ready=True, 2 restarts, since 2026-11-25T09:59:30Z"},
 		{"the kubelet's live not-ready the copy lacks", func() Input {
 			in := input(pod("p", PhaseRunning, conds("True", "True", "False", "False"), cRunning("app", false)))
+			in.Pods[0].StatusFrom = FromKubelet
 			return withAPI(in, PhaseRunning, "True", nodeReady)
 		}(), CauseNone, MismatchAPIBehindKubelet,
 			"API server's copy: Running, Ready=True, 0 restarts; the kubelet's own live status: Running, Ready=False, 0 restarts, since 2026-11-25T09:59:00Z"},
@@ -407,8 +415,15 @@ func TestAPIServerView(t *testing.T) {
 			for i := range in.Pods[0].Conditions {
 				in.Pods[0].Conditions[i].LastTransitionTime = t0.Add(-DefaultStaleAfter)
 			}
+			in.Pods[0].StatusFrom = FromKubelet
 			return withAPI(in, PhaseRunning, "True", nodeReady)
 		}(), CauseNone, "", ""},
+		{"a crash loop the copy lacks: the kubelet's own status is compared first", func() Input {
+			in := input(pod("p", PhaseRunning, conds("True", "True", "False", "False"), restarts(4, 3, ReasonError, cWaiting("app", ReasonCrashLoopBackOff))))
+			in.Pods[0].StatusFrom = FromKubelet
+			return withAPI(in, PhaseRunning, "True", nodeReady)
+		}(), CauseNone, MismatchAPIBehindKubelet,
+			"API server's copy: Running, Ready=True, 0 restarts; the kubelet's own live status: Running, Ready=False, 4 restarts, since 2026-11-25T09:59:00Z"},
 		{"/pods serves the copy itself: nothing to compare", func() Input {
 			in := input(pod("p", PhaseRunning, conds("True", "True", "True", "True"), restarts(2, 1, ReasonError, cRunning("app", true))))
 			in.Pods[0].StatusFrom = FromKubeletCache

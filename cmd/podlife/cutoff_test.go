@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
@@ -11,16 +12,20 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	podsv1alpha1 "k8s.io/kubelet/pkg/apis/pods/v1alpha1"
 
 	"github.com/podlife/podlife/agent"
 	"github.com/podlife/podlife/internal/testenv"
 	"github.com/podlife/podlife/internal/upstream"
+	"github.com/podlife/podlife/kubelet"
 	"github.com/podlife/podlife/lifecycle"
 )
 
@@ -35,17 +40,28 @@ type cutoffEnv struct {
 	agentLink *testenv.Link
 	server    string
 	ns        string
+	// mode is how the agent reads the kubelet: kubelet.ModePodsAPI (1.37's
+	// default), or kubelet.ModePodsHTTP where the kubelet runs with
+	// --feature-gates=PodsAPI=false.
+	mode string
+	// podsAPI is the kubelet's Pods API socket, which the test reads too.
+	podsAPI string
 }
 
-func startCutoffEnv(t *testing.T) *cutoffEnv {
+func startCutoffEnv(t *testing.T, mode string) *cutoffEnv {
 	if testing.Short() {
 		t.Skip("real components: not in -short")
 	}
 	bin := buildPodlife(t)
 	start := time.Now()
-	c := testenv.StartCluster(t, testenv.ClusterOptions{NodeMonitorGracePeriod: 20 * time.Second})
+	opts := testenv.ClusterOptions{NodeMonitorGracePeriod: 20 * time.Second}
+	if mode == kubelet.ModePodsHTTP {
+		opts.KubeletArgs = []string{"--feature-gates=PodsAPI=false"}
+	}
+	c := testenv.StartCluster(t, opts)
 	t.Logf("one-node cluster ready in %s", time.Since(start).Round(time.Second))
-	e := &cutoffEnv{t: t, c: c, admin: c.Client(t), ns: "life"}
+	e := &cutoffEnv{t: t, c: c, admin: c.Client(t), ns: "life", mode: mode,
+		podsAPI: filepath.Join(c.Kubelet.Dir, "root", "pods-api", "pods-api.sock")}
 	ctx := context.Background()
 	if err := testenv.ApplyRBAC(ctx, e.admin, testenv.AgentUser); err != nil {
 		t.Fatal(err)
@@ -63,7 +79,7 @@ func startCutoffEnv(t *testing.T) *cutoffEnv {
 	p := startAgent(t, bin, logPath, "--node-name", c.NodeName, "--cri-endpoint", c.Containerd.Endpoint,
 		"--kubelet-url", c.KubeletURL, "--kubelet-token-file", tokenFile,
 		"--kubelet-ca-file", c.API.CAFile, "--kubelet-serving-cert-file", c.KubeletServingCertFile,
-		"--poll-interval", "1s", "--upstream", "on",
+		"--kubelet-pods-api-socket", e.podsAPI, "--poll-interval", "1s", "--upstream", "on",
 		"--kubeconfig", e.agentLink.Kubeconfig(t, testenv.AgentToken), "--journal-path", filepath.Join(dir, "journal.db"),
 		"--event-burst", "1000", "--stuck-threshold", "0")
 	e.server = p.URL
@@ -73,11 +89,92 @@ func startCutoffEnv(t *testing.T) *cutoffEnv {
 			t.Logf("agent log tail:\n%s", lastBytes(string(b), 6000))
 		}
 	})
-	eventually(t, "agent ready", 30*time.Second, func() bool {
+	eventually(t, "agent ready, reading the kubelet in mode "+mode, 30*time.Second, func() bool {
 		var r agent.PodsResponse
-		return getJSONFrom(e.server+"/readyz", &r) == 200
+		return getJSONFrom(e.server+"/readyz", &r) == 200 && getJSONFrom(e.server+"/api/v1/pods", &r) == 200 &&
+			r.Sources[lifecycle.SourceKubelet].Mode == mode
 	})
 	return e
+}
+
+// kubeletPods reads the kubelet's Pods API directly (ListPods; each pod is
+// v1.Pod protobuf): the kubelet's own live status, by pod name. nil where
+// the socket does not answer (the pods-http mode).
+func (e *cutoffEnv) kubeletPods() map[string]*corev1.Pod {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	conn, err := grpc.NewClient("unix://"+e.podsAPI, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil
+	}
+	defer conn.Close()
+	resp, err := podsv1alpha1.NewPodsClient(conn).ListPods(ctx, &podsv1alpha1.ListPodsRequest{})
+	if err != nil {
+		return nil
+	}
+	out := map[string]*corev1.Pod{}
+	for _, b := range resp.GetPods() {
+		p := &corev1.Pod{}
+		if err := p.Unmarshal(b); err != nil {
+			e.t.Fatalf("the kubelet's Pods API sent a pod that does not decode: %v", err)
+		}
+		if p.Namespace == e.ns {
+			out[p.Name] = p
+		}
+	}
+	return out
+}
+
+// podSummary is what kubectl get pods shows of a pod: phase, ready/total,
+// restarts (regular containers), and its Ready condition.
+func podSummary(p *corev1.Pod) (phase string, ready, total int, restarts int32, podReady bool) {
+	for _, c := range p.Status.ContainerStatuses {
+		total++
+		if c.Ready {
+			ready++
+		}
+		restarts += c.RestartCount
+	}
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			podReady = c.Status == corev1.ConditionTrue
+		}
+	}
+	return string(p.Status.Phase), ready, total, restarts, podReady
+}
+
+// agreesWithKubelet reports, for each pod of the namespace the kubelet runs,
+// where podlife's phase, restarts or readiness differ from the kubelet's own
+// live status (its Pods API), read before and after podlife's view so that a
+// change in between is not taken for a difference.
+func (e *cutoffEnv) agreesWithKubelet() []string {
+	before := e.kubeletPods()
+	views := e.pods()
+	after := e.kubeletPods()
+	var diffs []string
+	for name, k := range after {
+		if b := before[name]; b == nil || !equalStatus(b, k) {
+			return []string{name + ": changed while read"}
+		}
+		v, ok := views[name]
+		phase, _, _, restarts, ready := podSummary(k)
+		if !ok {
+			diffs = append(diffs, name+": not in podlife's view")
+			continue
+		}
+		r, tot := v.ReadyCount()
+		if string(v.Phase) != phase || v.Restarts() != restarts || (r == tot) != ready {
+			diffs = append(diffs, fmt.Sprintf("%s: kubelet %s restarts=%d ready=%v; podlife %s restarts=%d %d/%d (%s)",
+				name, phase, restarts, ready, v.Phase, v.Restarts(), r, tot, v.StatusFrom))
+		}
+	}
+	return diffs
+}
+
+func equalStatus(a, b *corev1.Pod) bool {
+	pa, ra, ta, na, oka := podSummary(a)
+	pb, rb, tb, nb, okb := podSummary(b)
+	return pa == pb && ra == rb && ta == tb && na == nb && oka == okb
 }
 
 // pods is the agent's view of the test namespace's pods by name prefix.
@@ -110,26 +207,26 @@ func (e *cutoffEnv) journal() agent.JournalResponse {
 }
 
 // table prints, for every pod of the namespace, what `kubectl get pods`
-// shows (the API server's copy) beside what `podlife pods` shows.
+// shows (the API server's copy), the kubelet's own live status (its Pods
+// API, read directly) and what `podlife pods` shows.
 func (e *cutoffEnv) table(title string) string {
-	l, err := e.admin.CoreV1().Pods(e.ns).List(context.Background(), metav1.ListOptions{})
+	summary := func(p *corev1.Pod) string {
+		phase, ready, total, restarts, _ := podSummary(p)
+		return fmt.Sprintf("%s %d/%d restarts=%d", phase, ready, total, restarts)
+	}
 	kubectl := map[string]string{}
-	if err == nil {
-		for _, p := range l.Items {
-			ready, total, restarts := 0, 0, int32(0)
-			for _, c := range p.Status.ContainerStatuses {
-				total++
-				if c.Ready {
-					ready++
-				}
-				restarts += c.RestartCount
-			}
-			kubectl[p.Name] = fmt.Sprintf("%s %d/%d restarts=%d", p.Status.Phase, ready, total, restarts)
+	if l, err := e.admin.CoreV1().Pods(e.ns).List(context.Background(), metav1.ListOptions{}); err == nil {
+		for i := range l.Items {
+			kubectl[l.Items[i].Name] = summary(&l.Items[i])
 		}
+	}
+	live := map[string]string{}
+	for name, p := range e.kubeletPods() {
+		live[name] = summary(p)
 	}
 	var b strings.Builder
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "%s\nPOD\tKUBECTL GET PODS\tPODLIFE PODS\tWHY (podlife)\n", title)
+	fmt.Fprintf(tw, "%s\nPOD\tKUBECTL GET PODS\tKUBELET PODS API\tPODLIFE PODS\tWHY (podlife)\n", title)
 	views := e.pods()
 	var names []string
 	for n := range views {
@@ -139,15 +236,12 @@ func (e *cutoffEnv) table(title string) string {
 	for _, n := range names {
 		v := views[n]
 		r, tot := v.ReadyCount()
-		k := kubectl[n]
-		if k == "" {
-			k = "(unreachable)"
-		}
 		why := v.StageReason
 		if v.UnknownCause != "" {
 			why = "[" + string(v.UnknownCause) + "] " + why
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s %d/%d restarts=%d\t%s\n", n, k, v.Stage, r, tot, v.Restarts(), oneLineCut(why, 150))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s %d/%d restarts=%d\t%s\n", n, cmp.Or(kubectl[n], "(unreachable)"), cmp.Or(live[n], "-"),
+			v.Stage, r, tot, v.Restarts(), oneLineCut(why, 150))
 	}
 	tw.Flush()
 	return b.String()
@@ -203,28 +297,44 @@ func (e *cutoffEnv) checkEvents(what string) int {
 // TestNodeCutOff runs pods created through the API server on a registered
 // kubelet, with the real controllers, and cuts links: the kubelet's, podlife's,
 // both, and then kills the API server. podlife on the node must keep telling
-// what the pods really do, say who lost whom, and lose no Event.
+// what the pods really do, say who lost whom, and lose no Event. The kubelet
+// is 1.37's: podlife follows its Pods API, the kubelet's own live status.
 func TestNodeCutOff(t *testing.T) {
-	e := startCutoffEnv(t)
+	e := startCutoffEnv(t, kubelet.ModePodsAPI)
+	e.startPods()
+	t.Run("a: the kubelet alone is cut off", e.kubeletCut)
+	e.partitions(t)
+}
+
+// TestNodeCutOffPodsHTTP: the kubelet-alone cut again, with the kubelet's
+// Pods API off (--feature-gates=PodsAPI=false, as before 1.37): podlife falls
+// back to /pods, whose status of API pods is the API server's copy, frozen
+// by the cut, and derives the truth from the runtime and the prober.
+func TestNodeCutOffPodsHTTP(t *testing.T) {
+	e := startCutoffEnv(t, kubelet.ModePodsHTTP)
+	e.startPods()
+	t.Run("a: the kubelet alone is cut off, /pods", e.kubeletCut)
+}
+
+// startPods starts the scenario's pods: a Deployment, a pod with a readiness
+// probe, a crash loop and a static pod.
+func (e *cutoffEnv) startPods() {
+	t := e.t
 	ctx := context.Background()
 	one := int32(1)
-	podSpec := func(cmd string, policy corev1.RestartPolicy) corev1.PodSpec {
-		return corev1.PodSpec{HostNetwork: true, RestartPolicy: policy, TerminationGracePeriodSeconds: new(int64),
-			Containers: []corev1.Container{{Name: "app", Image: testenv.BusyboxImage, ImagePullPolicy: corev1.PullNever,
-				Command: []string{"sh", "-c", cmd}}}}
-	}
 	labels := map[string]string{"app": "web"}
 	if _, err := e.admin.AppsV1().Deployments(e.ns).Create(ctx, &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{Name: "web"},
 		Spec: appsv1.DeploymentSpec{Replicas: &one, Selector: &metav1.LabelSelector{MatchLabels: labels},
 			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels},
-				Spec: podSpec("exec sleep 3600", corev1.RestartPolicyAlways)}},
+				Spec: cutoffPodSpec("exec sleep 3600", corev1.RestartPolicyAlways)}},
 	}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	// A pod with a readiness probe: while the kubelet is cut off, its
-	// readiness comes from the kubelet's prober (/metrics/probes).
-	probed := podSpec("exec sleep 3600", corev1.RestartPolicyAlways)
+	// readiness comes from the kubelet's prober (its Pods API, or
+	// /metrics/probes behind /pods).
+	probed := cutoffPodSpec("exec sleep 3600", corev1.RestartPolicyAlways)
 	probed.Containers[0].ReadinessProbe = &corev1.Probe{PeriodSeconds: 2,
 		ProbeHandler: corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{"true"}}}}
 	if _, err := e.admin.CoreV1().Pods(e.ns).Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "probed"},
@@ -232,11 +342,11 @@ func TestNodeCutOff(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := e.admin.CoreV1().Pods(e.ns).Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "crash"},
-		Spec: podSpec("sleep 4; exit 3", corev1.RestartPolicyAlways)}, metav1.CreateOptions{}); err != nil {
+		Spec: cutoffPodSpec("sleep 4; exit 3", corev1.RestartPolicyAlways)}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	// A static pod: /pods carries the kubelet's live status, and the API
-	// server's copy is its mirror pod, joined by the config hash.
+	// A static pod: its status is the kubelet's live one on either path,
+	// and the API server's copy is its mirror pod, joined by the config hash.
 	e.c.Kubelet.AddStaticPod(t, "static", `
 apiVersion: v1
 kind: Pod
@@ -253,25 +363,51 @@ spec:
 		probed, ok3 := e.pod("probed")
 		return ok1 && ok2 && ok3 && web.Stage == lifecycle.StageServing && crash.Restarts() >= 2 && probed.Stage == lifecycle.StageServing
 	})
-	if web, _ := e.pod("web-"); web.StatusFrom != lifecycle.FromKubeletCache {
-		t.Fatalf("an API pod's status comes from %q, want %q (the API server's copy)", web.StatusFrom, lifecycle.FromKubeletCache)
+	if web, _ := e.pod("web-"); web.StatusFrom != e.apiPodsFrom() {
+		t.Fatalf("an API pod's status comes from %q, want %q", web.StatusFrom, e.apiPodsFrom())
 	}
 	eventually(t, "the static pod joined to its mirror pod", time.Minute, func() bool {
 		p, ok := e.pod("static-")
 		return ok && p.StatusFrom == lifecycle.FromKubelet && p.APIServer != nil && p.APIServer.UID != p.UID
 	})
 	t.Log(e.table("before any cut"))
+}
 
-	t.Run("a: the kubelet alone is cut off", func(t *testing.T) {
+// apiPodsFrom is where an API pod's status comes from in this mode: the
+// kubelet's own (Pods API) or the API server's copy (/pods).
+func (e *cutoffEnv) apiPodsFrom() string {
+	if e.mode == kubelet.ModePodsAPI {
+		return lifecycle.FromKubelet
+	}
+	return lifecycle.FromKubeletCache
+}
+
+func cutoffPodSpec(cmd string, policy corev1.RestartPolicy) corev1.PodSpec {
+	return corev1.PodSpec{HostNetwork: true, RestartPolicy: policy, TerminationGracePeriodSeconds: new(int64),
+		Containers: []corev1.Container{{Name: "app", Image: testenv.BusyboxImage, ImagePullPolicy: corev1.PullNever,
+			Command: []string{"sh", "-c", cmd}}}}
+}
+
+// kubeletCut cuts the kubelet alone from the API server: podlife, on its own
+// link, keeps reporting; the crash loop advances, a Job completes, web keeps
+// serving; on the Pods API path podlife says what the kubelet itself says.
+func (e *cutoffEnv) kubeletCut(t *testing.T) {
+	ctx := context.Background()
+	defer func() {
+		if t.Failed() {
+			t.Log(e.table("(a) when it failed"))
+		}
+	}()
+	{
 		// A Job whose pod completes during the cut.
 		if _, err := e.admin.BatchV1().Jobs(e.ns).Create(ctx, &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: "report"},
 			Spec: batchv1.JobSpec{BackoffLimit: new(int32), Template: corev1.PodTemplateSpec{
-				Spec: podSpec("sleep 20; exit 0", corev1.RestartPolicyNever)}}}, metav1.CreateOptions{}); err != nil {
+				Spec: cutoffPodSpec("sleep 20; exit 0", corev1.RestartPolicyNever)}}}, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
 		eventually(t, "job pod running", 2*time.Minute, func() bool {
 			p, ok := e.pod("report-")
-			return ok && p.Phase == lifecycle.PhaseRunning && p.StatusFrom == lifecycle.FromKubeletCache
+			return ok && p.Phase == lifecycle.PhaseRunning && p.StatusFrom == e.apiPodsFrom()
 		})
 		before, _ := e.pod("crash")
 		eventsBefore := len(e.podlifeEvents())
@@ -297,21 +433,10 @@ spec:
 				job.UnknownCause == lifecycle.CauseKubeletAPIServerUnreachable &&
 				web.Stage == lifecycle.StageServing && web.UnknownCause == lifecycle.CauseKubeletAPIServerUnreachable
 		})
-		eventually(t, "readiness from the kubelet's prober during the cut", time.Minute, func() bool {
-			p, _ := e.pod("probed")
-			return p.Stage == lifecycle.StageServing && len(p.Containers) == 1 && p.Containers[0].ReadyFrom == lifecycle.FromProbes
-		})
-		crash, _ := e.pod("crash")
-		if crash.StatusFrom != lifecycle.FromRuntime || crash.KubeletCache == nil || crash.KubeletCache.Restarts >= crash.Restarts() {
-			t.Errorf("crash: status from %q, kubelet's copy %+v, restarts %d: want derived from the runtime, ahead of the frozen copy",
-				crash.StatusFrom, crash.KubeletCache, crash.Restarts())
-		}
-		for _, p := range e.pods() {
-			for _, m := range p.Mismatches {
-				if m.Kind != lifecycle.MismatchAPIStale && m.Kind != lifecycle.MismatchAPIRunningButExited {
-					t.Errorf("%s: mismatch %s (%s) from a cut-off kubelet's frozen copy", p.Name, m.Kind, m.Detail)
-				}
-			}
+		if e.mode == kubelet.ModePodsAPI {
+			e.checkLiveDuringCut(t)
+		} else {
+			e.checkFrozenDuringCut(t)
 		}
 		t.Log(e.table("(a) during the kubelet's cut"))
 		if n := len(e.podlifeEvents()); n <= eventsBefore {
@@ -342,15 +467,77 @@ spec:
 			return false
 		})
 		t.Log(e.table("(a) after healing"))
-	})
+	}
+}
 
+// checkLiveDuringCut: with the Pods API, podlife's phase, restarts and
+// readiness are the kubelet's own during the cut, readiness from its prober
+// with no /metrics/probes, and the API server's frozen copy shows as the
+// finding apiserver-behind-kubelet for the crash-looping pod.
+func (e *cutoffEnv) checkLiveDuringCut(t *testing.T) {
+	var diffs []string
+	eventually(t, "podlife equal to the kubelet's own live status", time.Minute, func() bool {
+		diffs = e.agreesWithKubelet()
+		return len(diffs) == 0
+	})
+	p, _ := e.pod("probed")
+	if p.Stage != lifecycle.StageServing || p.StatusFrom != lifecycle.FromKubelet || len(p.Containers) != 1 || p.Containers[0].ReadyFrom != "" {
+		t.Errorf("probed: %s, status from %q, containers %+v: want Serving with the kubelet's own readiness", p.Stage, p.StatusFrom, p.Containers)
+	}
+	var behind lifecycle.Mismatch
+	eventually(t, "the crash loop's restarts the API server's copy lacks: apiserver-behind-kubelet", time.Minute, func() bool {
+		crash, _ := e.pod("crash")
+		for _, m := range crash.Mismatches {
+			if m.Kind == lifecycle.MismatchAPIBehindKubelet {
+				behind = m
+				return crash.StatusFrom == lifecycle.FromKubelet && crash.KubeletCache == nil
+			}
+		}
+		return false
+	})
+	t.Logf("crash: %s: %s", behind.Kind, behind.Detail)
+	for _, p := range e.pods() {
+		for _, m := range p.Mismatches {
+			if m.Kind != lifecycle.MismatchAPIBehindKubelet && m.Kind != lifecycle.MismatchAPIStale && m.Kind != lifecycle.MismatchAPIRunningButExited {
+				t.Errorf("%s: mismatch %s (%s) between the kubelet's live status and the runtime", p.Name, m.Kind, m.Detail)
+			}
+		}
+	}
+}
+
+// checkFrozenDuringCut: behind /pods, the API server's copy is frozen:
+// readiness comes from /metrics/probes, the crash loop is derived from the
+// runtime ahead of the copy, and the frozen copy raises no mismatch.
+func (e *cutoffEnv) checkFrozenDuringCut(t *testing.T) {
+	eventually(t, "readiness from the kubelet's prober during the cut", time.Minute, func() bool {
+		p, _ := e.pod("probed")
+		return p.Stage == lifecycle.StageServing && len(p.Containers) == 1 && p.Containers[0].ReadyFrom == lifecycle.FromProbes
+	})
+	crash, _ := e.pod("crash")
+	if crash.StatusFrom != lifecycle.FromRuntime || crash.KubeletCache == nil || crash.KubeletCache.Restarts >= crash.Restarts() {
+		t.Errorf("crash: status from %q, kubelet's copy %+v, restarts %d: want derived from the runtime, ahead of the frozen copy",
+			crash.StatusFrom, crash.KubeletCache, crash.Restarts())
+	}
+	for _, p := range e.pods() {
+		for _, m := range p.Mismatches {
+			if m.Kind != lifecycle.MismatchAPIStale && m.Kind != lifecycle.MismatchAPIRunningButExited {
+				t.Errorf("%s: mismatch %s (%s) from a cut-off kubelet's frozen copy", p.Name, m.Kind, m.Detail)
+			}
+		}
+	}
+}
+
+// partitions runs scenarios b, c and d: podlife's link cut, the whole
+// node's, the API server killed.
+func (e *cutoffEnv) partitions(t *testing.T) {
+	ctx := context.Background()
 	// partition cuts podlife's own link (and the kubelet's when both) and
 	// checks that the journal keeps everything and delivers it after healing.
 	// newCrashLoop starts a fresh crash-looping pod, so the kubelet's
 	// back-off (10 s, doubling) is short again for this scenario.
 	newCrashLoop := func(t *testing.T, name string) {
 		if _, err := e.admin.CoreV1().Pods(e.ns).Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name},
-			Spec: podSpec("sleep 4; exit 3", corev1.RestartPolicyAlways)}, metav1.CreateOptions{}); err != nil {
+			Spec: cutoffPodSpec("sleep 4; exit 3", corev1.RestartPolicyAlways)}, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
 		eventually(t, name+" running", 2*time.Minute, func() bool {

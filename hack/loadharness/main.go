@@ -1,6 +1,7 @@
 // Command loadharness measures the real podlife agent binary from outside
 // against a simulated node (podlife simnode, a separate process) at several
-// pod counts and churn rates, in streaming and polling mode: CPU per wall
+// pod counts and churn rates, the runtime streamed or polled, the kubelet
+// followed through its Pods API watch or polled on /pods: CPU per wall
 // second, steady and peak RSS, /metrics and /api/v1/pods response times, and
 // detection latency (a container restart in the simulated runtime to its
 // transition on /api/v1/transitions?watch=true). It repeats every scenario,
@@ -33,12 +34,21 @@ type scenario struct {
 	pods   int
 	churn  float64
 	stream bool
+	// kubelet is how the agent reads the simulated kubelet: "pods-api" (its
+	// WatchPods stream) or "pods-http" (polling /pods).
+	kubelet string
 }
 
 type result struct {
 	cpuPct, rssSteadyMiB, rssPeakMiB, metricsMs, podsMs float64
 	latencies                                           []time.Duration
 }
+
+// The agent's kubelet modes (kubelet.ModePodsAPI, kubelet.ModePodsHTTP).
+const (
+	podsAPI  = "pods-api"
+	podsHTTP = "pods-http"
+)
 
 func main() { os.Exit(run()) }
 
@@ -50,6 +60,7 @@ func run() int {
 	benchFile := flag.String("bench", "bench.out", "go test -bench output to summarise")
 	quick := flag.Bool("quick", false, "only 250 pods (for a fast look)")
 	realOnly := flag.Bool("real-node-only", false, "only print the real-node section from -bench")
+	compare := flag.Bool("kubelet-compare", false, "only the kubelet's watch (pods-api) against its /pods polled (pods-http), 110 and 250 pods, idle and 10 restarts/s")
 	burstClients := flag.Int("burst", 0, "instead of the scenarios: a burst of this many concurrent clients against `podlife demo`, -runs times")
 	flag.Parse()
 	if *burstClients > 0 {
@@ -65,10 +76,25 @@ func run() int {
 			continue
 		}
 		for _, churn := range []float64{0, 10, 100} {
-			scenarios = append(scenarios, scenario{pods, churn, true})
+			scenarios = append(scenarios, scenario{pods, churn, true, podsAPI})
 		}
 	}
-	scenarios = append(scenarios, scenario{250, 0, false}, scenario{250, 10, false})
+	scenarios = append(scenarios, scenario{250, 0, false, podsAPI}, scenario{250, 10, false, podsAPI})
+	// The kubelet polled on /pods (before Kubernetes 1.37), against its watch above.
+	for _, pods := range []int{110, 250} {
+		if *quick && pods != 250 {
+			continue
+		}
+		scenarios = append(scenarios, scenario{pods, 0, true, podsHTTP}, scenario{pods, 10, true, podsHTTP})
+	}
+	if *compare {
+		scenarios = nil
+		for _, pods := range []int{110, 250} {
+			for _, churn := range []float64{0, 10} {
+				scenarios = append(scenarios, scenario{pods, churn, true, podsAPI}, scenario{pods, churn, true, podsHTTP})
+			}
+		}
+	}
 	results := map[scenario][]result{}
 	for r := 1; r <= *runs; r++ {
 		for _, sc := range scenarios {
@@ -77,8 +103,8 @@ func run() int {
 				fmt.Fprintf(os.Stderr, "loadharness: %+v: %v\n", sc, err)
 				return 1
 			}
-			fmt.Fprintf(os.Stderr, "run %d pods=%d churn=%g stream=%v: cpu %.2f%% rss %.1f/%.1f MiB metrics %.1fms pods %.1fms latency n=%d p50 %s\n",
-				r, sc.pods, sc.churn, sc.stream, res.cpuPct, res.rssSteadyMiB, res.rssPeakMiB, res.metricsMs, res.podsMs,
+			fmt.Fprintf(os.Stderr, "run %d pods=%d churn=%g stream=%v kubelet=%s: cpu %.2f%% rss %.1f/%.1f MiB metrics %.1fms pods %.1fms latency n=%d p50 %s\n",
+				r, sc.pods, sc.churn, sc.stream, sc.kubelet, res.cpuPct, res.rssSteadyMiB, res.rssPeakMiB, res.metricsMs, res.podsMs,
 				len(res.latencies), pct(res.latencies, 50))
 			results[sc] = append(results[sc], res)
 		}
@@ -140,14 +166,20 @@ func measure(bin string, sc scenario, dur time.Duration) (result, error) {
 	defer func() { sim.Process.Kill(); sim.Wait() }()
 	endpoints := map[string]string{}
 	sc2 := bufio.NewScanner(simOut)
-	for len(endpoints) < 2 && sc2.Scan() {
+	for len(endpoints) < 3 && sc2.Scan() {
 		k, v, _ := strings.Cut(sc2.Text(), "=")
 		endpoints[k] = v
+	}
+	go io.Copy(io.Discard, simOut)
+	socket := endpoints["kubelet-pods-api-socket"]
+	if sc.kubelet == podsHTTP {
+		socket = ""
 	}
 	// The agent binds a free port itself and says which (no port freed and
 	// then reused, which another process could take in between).
 	agent := exec.Command(bin, "agent", "--node-name", "load", "--cri-endpoint", endpoints["cri-endpoint"],
-		"--kubelet-url", endpoints["kubelet-url"], "--insecure-listen-address", "127.0.0.1:0", "--upstream", "off",
+		"--kubelet-url", endpoints["kubelet-url"], "--kubelet-pods-api-socket="+socket,
+		"--insecure-listen-address", "127.0.0.1:0", "--upstream", "off",
 		"--cri-stream="+strconv.FormatBool(sc.stream), "--poll-interval", "1s", "--log-level", "error", "--stuck-threshold", "0")
 	agent.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	out, in, err := os.Pipe()
@@ -182,6 +214,9 @@ func measure(bin string, sc scenario, dur time.Duration) (result, error) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	time.Sleep(3 * time.Second) // warm up: first listing, first correlation
+	if mode := kubeletMode(client, base); mode != sc.kubelet {
+		return res, fmt.Errorf("the agent reads the kubelet in mode %q, want %q", mode, sc.kubelet)
+	}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	var mu sync.Mutex
@@ -213,6 +248,22 @@ func measure(bin string, sc scenario, dur time.Duration) (result, error) {
 	defer mu.Unlock()
 	res.latencies = append([]time.Duration(nil), res.latencies...)
 	return res, nil
+}
+
+// kubeletMode is the agent's kubelet source mode (sources.kubelet.mode).
+func kubeletMode(c *http.Client, base string) string {
+	resp, err := c.Get(base + "/api/v1/pods")
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	var r struct {
+		Sources map[string]struct{ Mode string }
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
+		return err.Error()
+	}
+	return r.Sources["kubelet"].Mode
 }
 
 // watch reads the transition stream and reports, for every restart the
@@ -326,8 +377,8 @@ func render(args []string, scenarios []scenario, results map[scenario][]result, 
 	fmt.Fprintf(&b, "# podlife benchmarks\n\nMachine: %s  \nDate: %s  \nCommand: `make bench` (Go benchmarks `-count 5 -benchmem`, then `%s`)\n\n",
 		machine(), time.Now().UTC().Format("2006-01-02 15:04 MST"), strings.Join(append([]string{"go run ./hack/loadharness"}, args[1:]...), " "))
 	fmt.Fprintf(&b, "## Load harness: the real agent binary against `podlife simnode` (a separate process)\n\n")
-	fmt.Fprintf(&b, "Each row: median over %d runs of %s each, measured from outside the agent (/proc, HTTP). Pods have 4 containers; churn = container restarts per second in the simulated runtime; detection latency = restart in the simulated runtime to its transition on `/api/v1/transitions?watch=true`, percentiles over all runs' samples. Poll interval 1 s.\n\n", runs, dur)
-	b.WriteString("| pods | churn/s | mode | CPU % of a core | RSS steady MiB | RSS peak MiB | /metrics ms | /api/v1/pods ms | detection p50 | detection p99 | samples |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
+	fmt.Fprintf(&b, "Each row: median over %d runs of %s each, measured from outside the agent (/proc, HTTP). Pods have 4 containers; churn = container restarts per second in the simulated runtime; runtime: CRI event stream or relist; kubelet: its Pods API watch (`pods-api`, Kubernetes 1.37) or `/pods` polled every second (`pods-http`); detection latency = restart in the simulated runtime to its transition on `/api/v1/transitions?watch=true`, percentiles over all runs' samples. Poll interval 1 s.\n\n", runs, dur)
+	b.WriteString("| pods | churn/s | runtime | kubelet | CPU % of a core | RSS steady MiB | RSS peak MiB | /metrics ms | /api/v1/pods ms | detection p50 | detection p99 | samples |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, sc := range scenarios {
 		rs := results[sc]
 		col := func(f func(result) float64) float64 {
@@ -345,7 +396,7 @@ func render(args []string, scenarios []scenario, results map[scenario][]result, 
 		if !sc.stream {
 			mode = "poll"
 		}
-		fmt.Fprintf(&b, "| %d | %g | %s | %.2f | %.1f | %.1f | %.1f | %.1f | %s | %s | %d |\n", sc.pods, sc.churn, mode,
+		fmt.Fprintf(&b, "| %d | %g | %s | %s | %.2f | %.1f | %.1f | %.1f | %.1f | %s | %s | %d |\n", sc.pods, sc.churn, mode, sc.kubelet,
 			col(func(r result) float64 { return r.cpuPct }), col(func(r result) float64 { return r.rssSteadyMiB }),
 			col(func(r result) float64 { return r.rssPeakMiB }), col(func(r result) float64 { return r.metricsMs }),
 			col(func(r result) float64 { return r.podsMs }), pct(lat, 50), pct(lat, 99), len(lat))

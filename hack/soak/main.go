@@ -192,9 +192,9 @@ func soak(c config) (string, error) {
 	endpoints := map[string]string{}
 	endpointsc := make(chan struct{})
 	go lines(simOut, func(l string) {
-		if k, v, ok := strings.Cut(l, "="); ok && len(endpoints) < 2 {
+		if k, v, ok := strings.Cut(l, "="); ok && len(endpoints) < 3 {
 			endpoints[k] = v
-			if len(endpoints) == 2 {
+			if len(endpoints) == 3 { // cri-endpoint, kubelet-url, kubelet-pods-api-socket
 				close(endpointsc)
 			}
 		}
@@ -214,7 +214,8 @@ func soak(c config) (string, error) {
 	journalPath := filepath.Join(dir, "journal.db")
 	agentOut, agentW := io.Pipe()
 	ag, err := start(bin, []string{"agent", "--node-name", "soak", "--cri-endpoint", endpoints["cri-endpoint"],
-		"--kubelet-url", endpoints["kubelet-url"], "--insecure-listen-address", "127.0.0.1:0", "--secure-listen-address=",
+		"--kubelet-url", endpoints["kubelet-url"], "--kubelet-pods-api-socket", endpoints["kubelet-pods-api-socket"],
+		"--insecure-listen-address", "127.0.0.1:0", "--secure-listen-address=",
 		"--upstream", "off", "--journal-path", journalPath, "--history-size", "5000", "--pprof", "--log-level", "warn"},
 		agentW, logf)
 	if err != nil {

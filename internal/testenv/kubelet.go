@@ -181,6 +181,31 @@ func (k *Kubelet) RestartWithNewCert(t testing.TB) {
 	k.start(t)
 }
 
+// Restart stops the kubelet gracefully (SIGTERM) and starts it again with
+// the same flags, root directory and static pods, as a service manager
+// restarting it does; the pods' containers keep running meanwhile.
+func (k *Kubelet) Restart(t testing.TB) {
+	t.Helper()
+	k.stop()
+	k.start(t)
+}
+
+// Kill SIGKILLs the kubelet and waits for it: no cleanup, so its sockets
+// stay behind, refusing. Start starts it again.
+func (k *Kubelet) Kill() { k.cmd.kill() }
+
+// Start starts a killed kubelet again with the same flags.
+func (k *Kubelet) Start(t testing.TB) {
+	t.Helper()
+	k.start(t)
+}
+
+// PodsAPISocket is the kubelet's Pods API socket (Kubernetes 1.37,
+// <root-dir>/pods-api/pods-api.sock).
+func (k *Kubelet) PodsAPISocket() string {
+	return filepath.Join(k.Dir, "root", "pods-api", "pods-api.sock")
+}
+
 // HTTPClient returns a client for HTTPSURL that trusts only ServingCertFile.
 func (k *Kubelet) HTTPClient(t testing.TB) *http.Client {
 	t.Helper()

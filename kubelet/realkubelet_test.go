@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -285,17 +284,7 @@ func TestRealKubelet(t *testing.T) {
 			}
 		}
 		up := wait("up", func(st State) bool { return st.Health.Up && len(st.Pods) == 5 })
-		if err := syscall.Kill(k.PID, syscall.SIGSTOP); err != nil {
-			t.Fatal(err)
-		}
-		resumed := false
-		resume := func() {
-			if !resumed {
-				resumed = true
-				syscall.Kill(k.PID, syscall.SIGCONT)
-			}
-		}
-		defer resume()
+		resume := k.Hang(t)
 		down := wait("down", func(st State) bool { return !st.Health.Up })
 		if !strings.Contains(down.Health.LastError, "timed out") || len(down.Pods) != 5 || down.Generation <= up.Generation {
 			t.Fatalf("while stopped: health %+v, %d pods, generation %d -> %d", down.Health, len(down.Pods), up.Generation, down.Generation)

@@ -3,7 +3,6 @@ package main
 import (
 	"os"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -63,17 +62,7 @@ func TestKubeletPodsAPIFaults(t *testing.T) {
 	t.Run("kubelet hung, its socket removed", func(t *testing.T) {
 		ag.t = t
 		before := ag.mark()
-		if err := syscall.Kill(k.PID, syscall.SIGSTOP); err != nil {
-			t.Fatal(err)
-		}
-		resumed := false
-		resume := func() {
-			if !resumed {
-				resumed = true
-				syscall.Kill(k.PID, syscall.SIGCONT)
-			}
-		}
-		defer resume()
+		resume := k.Hang(t)
 		if err := os.Remove(sock); err != nil {
 			t.Fatal(err)
 		}

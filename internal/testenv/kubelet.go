@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -193,6 +194,20 @@ func (k *Kubelet) Restart(t testing.TB) {
 // Kill SIGKILLs the kubelet and waits for it: no cleanup, so its sockets
 // stay behind, refusing. Start starts it again.
 func (k *Kubelet) Kill() { k.cmd.kill() }
+
+// Hang stops the kubelet process (SIGSTOP: it answers nothing, its sockets
+// still accept, as a hung kubelet) and returns the function that resumes it
+// (SIGCONT), which may be called more than once; t.Cleanup resumes it too.
+func (k *Kubelet) Hang(t testing.TB) (resume func()) {
+	t.Helper()
+	if err := syscall.Kill(k.PID, syscall.SIGSTOP); err != nil {
+		t.Fatalf("SIGSTOP kubelet %d: %v", k.PID, err)
+	}
+	var once sync.Once
+	resume = func() { once.Do(func() { syscall.Kill(k.PID, syscall.SIGCONT) }) }
+	t.Cleanup(resume)
+	return resume
+}
 
 // Start starts a killed kubelet again with the same flags.
 func (k *Kubelet) Start(t testing.TB) {

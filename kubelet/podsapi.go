@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -49,8 +50,14 @@ const (
 	podsAPIMinBackoff = 250 * time.Millisecond
 	podsAPIMaxBackoff = 5 * time.Second
 	podsAPIRetry      = 10 * time.Second
-	// podsAPIHeartbeatMin bounds the heartbeat period from below.
+	// podsAPIHeartbeatMin bounds the period of the list (reconciliation and
+	// heartbeat) from below.
 	podsAPIHeartbeatMin = 5 * time.Second
+	// podsAPIListSoon is how soon a DELETED event is followed by a list.
+	podsAPIListSoon = 200 * time.Millisecond
+	// podsAPIPlaceholderMessage is the Ready condition's message of a pod the
+	// kubelet has not synced since it started (server.go getEffectivePodStatus).
+	podsAPIPlaceholderMessage = "Kubelet is initializing pod containers"
 	// podsAPIMaxMessage bounds one watch event (a pod); the kubelet's
 	// objects are at most ~1.5 MiB (etcd's limit) and usually a few KiB.
 	podsAPIMaxMessage = 16 << 20
@@ -83,25 +90,13 @@ func (s *Source) podsAPIWatch(ctx context.Context) (synced bool, err error) {
 		return false, absent{fmt.Errorf("kubelet Pods API %s: %w", path, err)}
 	}
 	defer conn.Close()
-	client := podsv1alpha1.NewPodsClient(conn)
-	wctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	go s.podsAPIHeartbeat(wctx, client, cancel)
-	start := time.Now()
-	// failed says why the watch ended: the heartbeat's cause where it
-	// stopped the watch, else the stream's own error.
-	failed := func(err error) error {
-		if ctx.Err() != nil {
-			return nil
-		}
-		if wctx.Err() != nil {
-			return context.Cause(wctx)
-		}
-		return podsAPIError(path, err)
-	}
-	stream, err := client.WatchPods(wctx, &podsv1alpha1.WatchPodsRequest{})
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	f := &podsAPIFeed{s: s, client: podsv1alpha1.NewPodsClient(conn), pods: map[string]lifecycle.Pod{},
+		touched: map[string]bool{}}
+	stream, err := f.client.WatchPods(wctx, &podsv1alpha1.WatchPodsRequest{})
 	if err != nil {
-		return false, failed(err)
+		return false, f.failed(ctx, err)
 	}
 	events := make(chan recvResult)
 	go func() {
@@ -117,34 +112,45 @@ func (s *Source) podsAPIWatch(ctx context.Context) (synced bool, err error) {
 			}
 		}
 	}()
-	f := finishedPods{s: s, client: client, pods: map[string]lifecycle.Pod{}, uids: map[string]bool{}}
-	recheck := time.NewTicker(s.heartbeatEvery())
-	defer recheck.Stop()
+	start := time.Now()
+	list := time.NewTicker(s.heartbeatEvery())
+	defer list.Stop()
+	var soon <-chan time.Time // a list asked for by a DELETED event
 	for {
+		changed := false
 		select {
 		case <-wctx.Done():
-			return synced, failed(wctx.Err())
+			return synced, nil
 		case r := <-events:
 			if r.err != nil {
-				return synced, failed(r.err)
+				return synced, f.failed(ctx, r.err)
 			}
 			if start.IsZero() {
 				start = time.Now()
 			}
-			finished, err := applyPodEvent(f.pods, r.ev)
-			if err == nil && finished != "" {
-				err = f.confirm(wctx, finished)
-			}
+			uid, deleted, err := applyPodEvent(f.pods, r.ev)
 			if err != nil {
 				return synced, fmt.Errorf("kubelet Pods API %s: %w", path, err)
 			}
+			if uid != "" {
+				f.touched[uid] = true // its listed bytes no longer say what the feed holds
+			}
+			if deleted && soon == nil {
+				soon = time.After(podsAPIListSoon)
+			}
 			synced = synced || r.ev.GetType() == podsv1alpha1.EventType_INITIAL_SYNC_COMPLETE
-		case <-recheck.C:
-			if !f.recheck(wctx) {
-				continue
+			changed = true
+		case <-soon:
+			soon = nil
+			if changed, err = f.reconcile(wctx); err != nil {
+				return synced, err
+			}
+		case <-list.C:
+			if changed, err = f.reconcile(wctx); err != nil {
+				return synced, err
 			}
 		}
-		if synced {
+		if synced && changed {
 			// Latency: the initial list's, from the call; then each event's decoding.
 			s.publishPodsAPI(f.pods, time.Since(start))
 			start = time.Time{}
@@ -157,127 +163,130 @@ type recvResult struct {
 	err error
 }
 
-// finishedPods keeps the pods a watch says DELETED of while the kubelet still
-// has them. The kubelet's status manager sends DELETED when a pod has
-// finished (TerminatePod: its containers are gone, pkg/kubelet/status
-// status_manager.go sendNotification), not when the kubelet forgets it: the
-// pod, with its final status, stays in the pod manager (ListPods and GetPod
-// return it, and a new watch lists it as ADDED) until the API server deletes
-// it, which sends nothing. So a DELETED pod is asked for (GetPod): kept with
-// its final status while the kubelet has it, dropped once NotFound.
-type finishedPods struct {
-	s      *Source
-	client podsv1alpha1.PodsClient
-	pods   map[string]lifecycle.Pod
-	uids   map[string]bool // the finished pods, asked for again every heartbeat
+// podsAPIFeed is one watch's view of the kubelet's pods. The watch alone
+// cannot be trusted to end right, so every heartbeatEvery (and soon after
+// a DELETED) the kubelet's list replaces it (reconcile):
+//   - DELETED means the pod has finished, not that the kubelet forgot it: the
+//     status manager sends it from TerminatePod (pkg/kubelet/status
+//     status_manager.go sendNotification), with a bare pod and no final
+//     status, while the pod stays in the pod manager (listed, with that
+//     status) until the API server deletes it — which sends nothing
+//     (pkg/kubelet/kubelet.go HandlePodRemoves). A finished pod listed at
+//     the start of a watch gets no event at all.
+//   - the status manager notifies after releasing its lock, so two updates of
+//     one pod can arrive in the wrong order, and the broadcaster drops an
+//     event for a full client buffer (pkg/kubelet/apis/pods/server.go).
+//
+// The list is also the heartbeat: a kubelet whose socket accepts but which
+// answers nothing is hung. One call per period, where the kubelet allows 100
+// per second for all its clients and logs each at its default verbosity.
+type podsAPIFeed struct {
+	s       *Source
+	client  podsv1alpha1.PodsClient
+	pods    map[string]lifecycle.Pod
+	listed  map[string]string // each pod's bytes as last listed -> its UID
+	touched map[string]bool   // pods an event changed since the last list
 }
 
-// confirm asks the kubelet for a pod the watch said DELETED of.
-func (f *finishedPods) confirm(ctx context.Context, uid string) error {
-	p, err := f.get(ctx, uid)
-	switch {
-	case status.Code(err) == codes.NotFound:
-		delete(f.pods, uid)
-		delete(f.uids, uid)
-	case err != nil:
-		return fmt.Errorf("GetPod %s after its DELETED event: %w", uid, err)
-	default:
-		f.pods[uid], f.uids[uid] = p, true
+// reconcile makes the kubelet's list the feed's pods, decoding only the pods
+// whose bytes changed since the last list or that an event touched since. It
+// reports whether the pods changed; its error ends the watch, and only a
+// kubelet that gives no answer within the timeout makes one: rate-limited
+// (ResourceExhausted), initializing (FailedPrecondition) or a closing
+// connection (which the stream reports) waits for the next period.
+func (f *podsAPIFeed) reconcile(ctx context.Context) (bool, error) {
+	lctx, cancel := context.WithTimeout(ctx, f.s.cfg.Timeout)
+	defer cancel()
+	resp, err := f.client.ListPods(lctx, &podsv1alpha1.ListPodsRequest{})
+	if err != nil {
+		if status.Code(err) == codes.DeadlineExceeded && ctx.Err() == nil {
+			return false, fmt.Errorf("kubelet Pods API %s: no answer within %s (a hung kubelet?)", f.s.cfg.PodsAPISocket, f.s.cfg.Timeout)
+		}
+		return false, nil
 	}
-	return nil
-}
-
-// recheck drops the finished pods the kubelet no longer has; it reports
-// whether any went.
-func (f *finishedPods) recheck(ctx context.Context) bool {
+	listed := make(map[string]string, len(resp.GetPods()))
 	changed := false
-	for uid := range f.uids {
-		if _, err := f.get(ctx, uid); status.Code(err) == codes.NotFound {
+	for _, b := range resp.GetPods() {
+		key := string(b)
+		uid, same := f.listed[key]
+		if !same || f.touched[uid] {
+			var p corev1.Pod
+			if err := p.Unmarshal(b); err != nil || p.UID == "" {
+				return false, fmt.Errorf("kubelet Pods API %s: ListPods: a pod that does not decode (%v)", f.s.cfg.PodsAPISocket, err)
+			}
+			uid = string(p.UID)
+			pod := PodOf(&p, podsAPIStatusFrom(&p))
+			if old, ok := f.pods[uid]; !ok || !reflect.DeepEqual(old, pod) {
+				f.pods[uid], changed = pod, true
+			}
+		}
+		listed[key] = uid
+	}
+	kept := make(map[string]bool, len(listed))
+	for _, uid := range listed {
+		kept[uid] = true
+	}
+	for uid := range f.pods {
+		if !kept[uid] {
 			delete(f.pods, uid)
-			delete(f.uids, uid)
 			changed = true
 		}
 	}
-	return changed
+	f.listed, f.touched = listed, map[string]bool{}
+	return changed, nil
 }
 
-func (f *finishedPods) get(ctx context.Context, uid string) (lifecycle.Pod, error) {
-	gctx, cancel := context.WithTimeout(ctx, f.s.cfg.Timeout)
-	defer cancel()
-	resp, err := f.client.GetPod(gctx, &podsv1alpha1.GetPodRequest{PodUID: uid})
-	if err != nil {
-		return lifecycle.Pod{}, err
+// failed says why the watch ended: nothing when podlife is stopping, else
+// the stream's error in one line.
+func (f *podsAPIFeed) failed(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return nil
 	}
-	var p corev1.Pod
-	if err := p.Unmarshal(resp.GetPod()); err != nil {
-		return lifecycle.Pod{}, fmt.Errorf("decode GetPod %s: %w", uid, err)
-	}
-	return PodOf(&p, lifecycle.FromKubelet), nil
+	return podsAPIError(f.s.cfg.PodsAPISocket, err)
 }
 
-// heartbeatEvery is the period of the heartbeat and of the finished pods'
-// recheck: the poll interval, at least 5 s (the kubelet logs every Pods API
-// call at its default verbosity).
+// podsAPIStatusFrom is where a Pods API pod's status comes from: the status
+// manager's (FromKubelet), except before the kubelet has synced the pod
+// once (just after it started), when it serves the API server's copy with
+// Ready forced False (server.go getEffectivePodStatus): FromKubeletCache.
+func podsAPIStatusFrom(p *corev1.Pod) string {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady && c.Message == podsAPIPlaceholderMessage {
+			return lifecycle.FromKubeletCache
+		}
+	}
+	return lifecycle.FromKubelet
+}
+
+// heartbeatEvery is the period of the list that reconciles the watch and
+// tells a hung kubelet: the poll interval, at least 5 s.
 func (s *Source) heartbeatEvery() time.Duration {
 	return max(s.cfg.PollInterval, podsAPIHeartbeatMin)
 }
 
-// podsAPIHeartbeat asks the kubelet for a pod that does not exist every
-// heartbeatEvery (NotFound, answered from memory): a watch stream alone cannot
-// tell a quiet kubelet from a hung one, whose socket still accepts. A call
-// without an answer within Timeout ends the watch with that cause.
-func (s *Source) podsAPIHeartbeat(ctx context.Context, client podsv1alpha1.PodsClient, stop context.CancelCauseFunc) {
-	t := time.NewTicker(s.heartbeatEvery())
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		hctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
-		_, err := client.GetPod(hctx, &podsv1alpha1.GetPodRequest{PodUID: "podlife-heartbeat"})
-		cancel()
-		switch status.Code(err) {
-		case codes.OK, codes.NotFound, codes.FailedPrecondition, codes.Canceled:
-			continue
-		}
-		if ctx.Err() != nil {
-			return
-		}
-		if status.Code(err) == codes.DeadlineExceeded {
-			err = fmt.Errorf("kubelet Pods API %s: no answer within %s (a hung kubelet?)", s.cfg.PodsAPISocket, s.cfg.Timeout)
-		} else {
-			err = podsAPIError(s.cfg.PodsAPISocket, err)
-		}
-		stop(err)
-		return
-	}
-}
-
-// applyPodEvent applies one watch event to the kubelet's pods by UID. A
-// DELETED event changes nothing: it returns the pod's UID, for the caller to
-// ask the kubelet whether it still has the pod (see finishedPods).
-func applyPodEvent(pods map[string]lifecycle.Pod, ev *podsv1alpha1.WatchPodsEvent) (deleted string, err error) {
+// applyPodEvent applies one watch event to the kubelet's pods by UID and
+// returns the pod's UID. A DELETED event changes nothing: the caller lists
+// the kubelet's pods soon (see podsAPIFeed).
+func applyPodEvent(pods map[string]lifecycle.Pod, ev *podsv1alpha1.WatchPodsEvent) (uid string, deleted bool, err error) {
 	switch ev.GetType() {
 	case podsv1alpha1.EventType_INITIAL_SYNC_COMPLETE:
-		return "", nil
+		return "", false, nil
 	case podsv1alpha1.EventType_ADDED, podsv1alpha1.EventType_MODIFIED, podsv1alpha1.EventType_DELETED:
 	default:
-		return "", fmt.Errorf("watch event of unknown type %d", ev.GetType())
+		return "", false, fmt.Errorf("watch event of unknown type %d", ev.GetType())
 	}
 	var p corev1.Pod
 	if err := p.Unmarshal(ev.GetPod()); err != nil {
-		return "", fmt.Errorf("decode %s pod: %w", ev.GetType(), err)
+		return "", false, fmt.Errorf("decode %s pod: %w", ev.GetType(), err)
 	}
 	if p.UID == "" {
-		return "", fmt.Errorf("%s pod %s/%s without a UID", ev.GetType(), p.Namespace, p.Name)
+		return "", false, fmt.Errorf("%s pod %s/%s without a UID", ev.GetType(), p.Namespace, p.Name)
 	}
 	if ev.GetType() == podsv1alpha1.EventType_DELETED {
-		return string(p.UID), nil
+		return string(p.UID), true, nil
 	}
-	pods[string(p.UID)] = PodOf(&p, lifecycle.FromKubelet)
-	return "", nil
+	pods[string(p.UID)] = PodOf(&p, podsAPIStatusFrom(&p))
+	return string(p.UID), false, nil
 }
 
 // podsAPIError says in one line why the watch failed, and marks the failures
@@ -291,7 +300,9 @@ func podsAPIError(path string, err error) error {
 	case codes.Unavailable:
 		return absent{fmt.Errorf("kubelet Pods API %s: unavailable (%s)", path, msg)}
 	case codes.ResourceExhausted:
-		return fmt.Errorf("kubelet Pods API %s: the kubelet dropped this watch, it fell behind (%s)", path, msg)
+		return fmt.Errorf("kubelet Pods API %s: the kubelet dropped this watch, it fell behind or is shutting down (%s)", path, msg)
+	case codes.FailedPrecondition:
+		return fmt.Errorf("kubelet Pods API %s: the kubelet is initializing, it has not listed its pods from all its sources yet (%s)", path, msg)
 	}
 	return fmt.Errorf("kubelet Pods API %s: %s: %s", path, st.Code(), msg)
 }

@@ -37,7 +37,7 @@ func TestPodOfMatchesDecode(t *testing.T) {
 	}
 	pods := map[string]lifecycle.Pod{}
 	for i := range list.Items {
-		if _, err := applyPodEvent(pods, event(t, podsv1alpha1.EventType_ADDED, &list.Items[i])); err != nil {
+		if _, _, err := applyPodEvent(pods, event(t, podsv1alpha1.EventType_ADDED, &list.Items[i])); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -75,8 +75,12 @@ type fakePodsAPI struct {
 	hung    chan struct{} // calls block while it is open (a hung kubelet)
 	// initial, where set, is what every WatchPods sends at once, unfed.
 	initial []*podsv1alpha1.WatchPodsEvent
-	// kept are the pods GetPod finds (a finished pod the kubelet still has).
-	kept map[string]*corev1.Pod
+	// list, where not nil, is what ListPods answers (the kubelet's pod
+	// manager); nil: Unimplemented. limited refuses it as the kubelet's rate
+	// limiter does; lists counts the calls.
+	list    []*corev1.Pod
+	limited bool
+	lists   int
 }
 
 // wait blocks while the fake kubelet hangs.
@@ -99,14 +103,31 @@ func (f *fakePodsAPI) GetPod(ctx context.Context, req *podsv1alpha1.GetPodReques
 	if err := f.wait(ctx); err != nil {
 		return nil, err
 	}
-	f.mu.Lock()
-	p := f.kept[req.GetPodUID()]
-	f.mu.Unlock()
-	if p == nil {
-		return nil, status.Errorf(codes.NotFound, "pod %s not found", req.GetPodUID())
+	return nil, status.Errorf(codes.NotFound, "pod %s not found", req.GetPodUID())
+}
+
+func (f *fakePodsAPI) ListPods(ctx context.Context, _ *podsv1alpha1.ListPodsRequest) (*podsv1alpha1.ListPodsResponse, error) {
+	if err := f.wait(ctx); err != nil {
+		return nil, err
 	}
-	b, err := p.Marshal()
-	return &podsv1alpha1.GetPodResponse{Pod: b}, err
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.lists++
+	if f.limited {
+		return nil, status.Error(codes.ResourceExhausted, "rate limit exceeded")
+	}
+	if f.list == nil {
+		return nil, status.Error(codes.Unimplemented, "no list in this test")
+	}
+	resp := &podsv1alpha1.ListPodsResponse{}
+	for _, p := range f.list {
+		b, err := p.Marshal()
+		if err != nil {
+			return nil, err
+		}
+		resp.Pods = append(resp.Pods, b)
+	}
+	return resp, nil
 }
 
 func newFakePodsAPI() *fakePodsAPI {
@@ -258,22 +279,78 @@ func TestPodsAPIWatch(t *testing.T) {
 
 	// The kubelet says DELETED when a pod has finished, and keeps it (with
 	// its final status) until the API server deletes it
-	// (pkg/kubelet/status/status_manager.go TerminatePod): GetPod still finds it.
+	// (pkg/kubelet/status/status_manager.go TerminatePod): it still lists it.
 	done := a.DeepCopy()
 	done.Status.Phase = corev1.PodSucceeded
 	f.mu.Lock()
-	f.kept = map[string]*corev1.Pod{string(a.UID): done}
+	f.list = []*corev1.Pod{done}
 	f.mu.Unlock()
 	stream <- event(t, podsv1alpha1.EventType_DELETED, &corev1.Pod{ObjectMeta: a.ObjectMeta})
 	waitFor(t, s, "the finished pod kept with its final status", func(st State) bool {
 		return len(st.Pods) == 1 && st.Pods[0].Phase == lifecycle.PhaseSucceeded
 	})
 	// Deleted from the API server: the kubelet forgets it, and says nothing;
-	// the next heartbeat's GetPod finds it gone.
+	// the next list finds it gone.
 	f.mu.Lock()
-	f.kept = nil
+	f.list = []*corev1.Pod{}
 	f.mu.Unlock()
 	waitFor(t, s, "the finished pod gone once the kubelet forgot it", func(st State) bool { return len(st.Pods) == 0 })
+}
+
+// TestPodsAPIReconcile: the kubelet's list, every heartbeat, corrects what
+// the watch cannot: a finished pod listed at the start of the watch (no event
+// will ever say it went) is dropped once the kubelet no longer lists it; a
+// status that arrived out of order is replaced by the listed one; a list the
+// kubelet's rate limiter refuses (100/s for all its clients) waits for the
+// next period without ending the watch; a pod the kubelet has not synced since
+// it started (Ready forced False, "Kubelet is initializing pod containers") is
+// the API server's copy, not the kubelet's own.
+func TestPodsAPIReconcile(t *testing.T) {
+	items := fixtures.Build().Pods.Items
+	done, b := items[0].DeepCopy(), items[1].DeepCopy()
+	done.Status.Phase = corev1.PodSucceeded
+	f := newFakePodsAPI()
+	f.initial = []*podsv1alpha1.WatchPodsEvent{event(t, podsv1alpha1.EventType_ADDED, done), event(t, podsv1alpha1.EventType_ADDED, b),
+		{Type: podsv1alpha1.EventType_INITIAL_SYNC_COMPLETE}}
+	f.list = []*corev1.Pod{done, b}
+	path := serveGRPC(t, func(s *grpc.Server) { podsv1alpha1.RegisterPodsServer(s, f) })
+	s := startSource(t, Config{URL: "http://127.0.0.1:1", PodsAPISocket: path, LinkInterval: -1})
+	waitFor(t, s, "up", func(st State) bool { return st.Health.Up && len(st.Pods) == 2 })
+
+	lists := func() int { f.mu.Lock(); defer f.mu.Unlock(); return f.lists }
+	f.mu.Lock()
+	f.limited = true
+	f.mu.Unlock()
+	refused := lists()
+	waitFor(t, s, "a refused list", func(State) bool { return lists() > refused })
+	if st := s.State(); !st.Health.Up || st.Health.LastError != "" || len(st.Pods) != 2 {
+		t.Fatalf("after a rate-limited list: health %+v, %d pods: want the watch going on", st.Health, len(st.Pods))
+	}
+
+	newer := b.DeepCopy()
+	newer.Status.ContainerStatuses[0].RestartCount += 3
+	f.mu.Lock()
+	f.limited, f.list = false, []*corev1.Pod{newer}
+	f.mu.Unlock()
+	st := waitFor(t, s, "the finished pod gone, the newer status listed", func(st State) bool {
+		return len(st.Pods) == 1 && restarts(st, string(b.UID)) == restarts(State{Pods: []lifecycle.Pod{PodOf(newer, lifecycle.FromKubelet)}}, string(b.UID))
+	})
+	if st.Pods[0].StatusFrom != lifecycle.FromKubelet {
+		t.Fatalf("status from %q", st.Pods[0].StatusFrom)
+	}
+
+	placeholder := newer.DeepCopy()
+	for i := range placeholder.Status.Conditions {
+		if c := &placeholder.Status.Conditions[i]; c.Type == corev1.PodReady {
+			c.Status, c.Reason, c.Message = corev1.ConditionFalse, "ContainersNotReady", "Kubelet is initializing pod containers"
+		}
+	}
+	f.mu.Lock()
+	f.list = []*corev1.Pod{placeholder}
+	f.mu.Unlock()
+	waitFor(t, s, "a status the kubelet has not synced yet: the API server's copy", func(st State) bool {
+		return len(st.Pods) == 1 && st.Pods[0].StatusFrom == lifecycle.FromKubeletCache
+	})
 }
 
 // TestPodsAPIHungKubelet: a kubelet whose socket accepts but which answers
@@ -341,12 +418,15 @@ func FuzzPodsAPIEvent(f *testing.F) {
 	f.Add(int32(9), []byte{0x0a, 0x02})
 	f.Fuzz(func(t *testing.T, typ int32, pod []byte) {
 		pods := map[string]lifecycle.Pod{}
-		deleted, err := applyPodEvent(pods, &podsv1alpha1.WatchPodsEvent{Type: podsv1alpha1.EventType(typ), Pod: pod})
-		if err != nil || deleted != "" {
+		uid, deleted, err := applyPodEvent(pods, &podsv1alpha1.WatchPodsEvent{Type: podsv1alpha1.EventType(typ), Pod: pod})
+		if err != nil || deleted {
 			if len(pods) != 0 {
-				t.Fatalf("an event refused (%v) or DELETED (%q) changed the pods", err, deleted)
+				t.Fatalf("an event refused (%v) or DELETED (%v) changed the pods", err, deleted)
 			}
 			return
+		}
+		if len(pods) > 0 && pods[uid].UID != uid {
+			t.Fatalf("applied pod %q not stored under its UID", uid)
 		}
 		for uid, p := range pods {
 			if uid == "" || p.UID != uid {

@@ -51,12 +51,13 @@ func checkRestartAll(t *testing.T, k *testenv.Kubelet, rt *cri.Source) {
 	var seen, bad []string
 	last := ""
 	looped, restarted, reinit := false, false, false
+	var corr lifecycle.Correlator             // as the agent's: the loop is told from the restarts it saw
 	deadline := time.After(120 * time.Second) // a hang guard
 	for !looped || !restarted || !reinit {
 		st := s.State()
 		if pod := podNamed(st.Pods, "restartall-podlife-node"); pod != nil {
 			rs := rt.State()
-			snap := lifecycle.Correlate(lifecycle.Input{Node: "podlife-node", Now: time.Now(), Pods: []lifecycle.Pod{*pod},
+			snap := corr.Correlate(lifecycle.Input{Node: "podlife-node", Now: time.Now(), Pods: []lifecycle.Pod{*pod},
 				Kubelet: st.Health, Sandboxes: rs.Sandboxes, Containers: rs.Containers, Runtime: rs.Health})
 			v := &snap.Pods[0]
 			sig := fmt.Sprintf("kubelet %s %s |", pod.Phase, condsOf(pod))

@@ -257,35 +257,29 @@ func restartingAll(pod *Pod, v *PodView) (string, bool) {
 	return "", false
 }
 
-// restartLoop finds a pod restarted in place as a whole again and again: at
-// least twice, on average more often than CrashLoopSettle since it started,
-// the last time less than CrashLoopSettle ago (the AllContainersRestarting
-// condition's last transition, to False, ends each restart). The kubelet
+// restartLoop finds a pod restarted in place as a whole again and again: its
+// last two restarts (as this correlator saw them end, podHistory) less than
+// CrashLoopSettle apart, the last less than CrashLoopSettle ago. The kubelet
 // applies no back-off to it (the removed containers leave none), so it is
-// Failing until it has run CrashLoopSettle, like a crash loop.
+// Failing until it has run CrashLoopSettle, like a crash loop. A one-off
+// Correlate has no history and sees no loop.
 func (e *env) restartLoop(pod *Pod, v *PodView) (string, bool) {
-	var n int32
-	for _, c := range v.Containers {
-		if c.LastState != nil && c.LastState.Reason == ReasonRestartingAllContainers {
-			n = max(n, c.RestartCount)
-		}
-	}
-	var last time.Time
-	for _, c := range pod.Conditions {
-		if c.Type == CondAllContainersRestarting {
-			last = c.LastTransitionTime
-		}
-	}
-	if n < 2 || last.IsZero() || pod.Started.IsZero() || last.Sub(pod.Started)/time.Duration(n) >= CrashLoopSettle {
+	ends := e.restartEnds
+	if len(ends) < 2 {
 		return "", false
 	}
+	prev, last := ends[len(ends)-2], ends[len(ends)-1]
 	until := last.Add(CrashLoopSettle)
-	if !e.in.Now.Before(until) {
+	if last.Sub(prev) >= CrashLoopSettle || !e.in.Now.Before(until) {
 		return "", false
 	}
 	e.due(until)
-	return fmt.Sprintf("restarting all containers in a loop: %d times in %s (RestartAllContainers), the last at %s; %s (Failing until it has run %s)",
-		n, last.Sub(pod.Started).Round(time.Second), last.UTC().Format(time.RFC3339), readySummary(v), CrashLoopSettle), true
+	var n int32
+	for _, c := range v.Containers {
+		n = max(n, c.RestartCount)
+	}
+	return fmt.Sprintf("restarting all containers in a loop: restarted in place at %s and again %s later (RestartAllContainers; %d restarts in all); %s (Failing until it has run %s)",
+		prev.UTC().Format(time.RFC3339), last.Sub(prev).Round(time.Second), n, readySummary(v), CrashLoopSettle), true
 }
 
 // doneForGood finds a regular container of a running pod that completed and

@@ -155,6 +155,39 @@ type podMemo struct {
 	gen  uint64
 	// until is when the view changes with time alone (zero: never).
 	until time.Time
+	podHistory
+}
+
+// podHistory is what a correlator has seen of a pod over time, kept across
+// its changes.
+type podHistory struct {
+	// behindSince is when the API server's copy was first seen to lack the
+	// kubelet's live status, while it still does (see apiBehind).
+	behindSince time.Time
+	// restartEnds are the ends of the last two restarts of the whole pod
+	// in place (AllContainersRestarting back to False; see restartLoop).
+	restartEnds []time.Time
+}
+
+// sawRestartAll records the end of a restart of the whole pod: its
+// AllContainersRestarting condition False with a transition time not seen,
+// once containers were restarted for it (RestartingAllContainers).
+func (h *podHistory) sawRestartAll(pod *Pod) {
+	for _, c := range pod.Conditions {
+		if c.Type != CondAllContainersRestarting || c.Status != "False" || c.LastTransitionTime.IsZero() ||
+			slices.Contains(h.restartEnds, c.LastTransitionTime) || !restartedAll(pod) {
+			continue
+		}
+		h.restartEnds = append(h.restartEnds[max(len(h.restartEnds)-1, 0):], c.LastTransitionTime)
+	}
+}
+
+// restartedAll reports whether the kubelet has restarted the pod's
+// containers in place (a last state RestartingAllContainers).
+func restartedAll(pod *Pod) bool {
+	return slices.ContainsFunc(pod.Containers, func(st ContainerStatus) bool {
+		return st.LastState.Reason == ReasonRestartingAllContainers || st.State.Reason == ReasonRestartingAllContainers
+	})
 }
 
 // Correlate is the package's Correlate, reusing unchanged pods' views.
@@ -212,8 +245,16 @@ func (c *Correlator) Correlate(in Input) Snapshot {
 			m = &podMemo{pod: *pod, view: env.kubeletPod(pod, cs, sb)}
 			c.pods[pod.UID] = m
 		case m == nil || !m.matches(key, in.Now, pod, cs, sb):
+			var hist podHistory
+			if m != nil {
+				hist = m.podHistory // what was seen of the pod outlives its changes
+			}
 			m = newPodMemo(key, pod, cs, sb)
+			m.podHistory = hist
+			m.sawRestartAll(pod)
+			env.restartEnds = m.restartEnds
 			m.view = env.kubeletPod(&m.pod, m.containers(), m.sb)
+			env.restartEnds = nil
 			m.until = env.until
 			c.pods[pod.UID] = m
 		case unsafe.StringData(m.pod.UID) != unsafe.StringData(pod.UID):
@@ -222,7 +263,7 @@ func (c *Correlator) Correlate(in Input) Snapshot {
 			m.pod = clonePod(pod)
 		}
 		m.gen = c.gen
-		snap.Pods = append(snap.Pods, env.withAPIServer(&m.pod, m.view))
+		snap.Pods = append(snap.Pods, env.withAPIServer(m))
 	}
 	for uid, m := range c.pods {
 		if m.gen != c.gen {
@@ -323,6 +364,8 @@ type env struct {
 	apiPods                     map[string]*APIPod
 	// until is when the view being built changes with time alone.
 	until time.Time
+	// restartEnds is the pod's podHistory.restartEnds while its view is built.
+	restartEnds []time.Time
 }
 
 // kubeletPod builds the view of a pod the kubelet knows from its runtime
@@ -497,13 +540,14 @@ func (e *env) due(t time.Time) {
 
 // withAPIServer adds to a kubelet-known pod's view what the API server's
 // copy of the pod and node say about it. v's slices are not modified.
-func (e env) withAPIServer(pod *Pod, v PodView) PodView {
+func (e env) withAPIServer(m *podMemo) PodView {
+	pod, v := &m.pod, m.view
 	v.APIServer = e.apiPods[pod.UID]
 	apiStale := false
 	if e.apiserver == fresh && e.runtime == fresh && v.APIServer != nil {
 		// The kubelet's own live status, where podlife has it, is compared
 		// first: the finding names what the copy lacks, and since when.
-		found := e.apiBehind(pod, &v)
+		found := e.apiBehind(pod, &v, &m.behindSince)
 		if len(found) == 0 {
 			found = e.apiMismatches(pod, &v)
 		}
@@ -776,53 +820,49 @@ func (e env) apiMismatches(pod *Pod, v *PodView) []Mismatch {
 
 // apiBehind compares the kubelet's own live status of a pod (its Pods API,
 // or a static pod's status) with the API server's copy: a phase, readiness or
-// restart count the copy does not have, once the kubelet's latest change has
-// outlived the staleness allowance, means the cluster's view is behind the
-// node (the kubelet cannot post, or its posts are lost). withAPIServer runs
-// on every correlation, so the allowance needs no e.due.
-func (e env) apiBehind(pod *Pod, v *PodView) []Mismatch {
+// restart count the copy lacks for longer than APIBehindGrace, timed from
+// when this correlator first saw the difference (*since; the kubelet's
+// status manager posts within its 10 s sync period, pkg/kubelet/status
+// status_manager.go), means the cluster's view of the pod is behind the
+// node. A terminal phase the kubelet holds back while containers still run
+// (status_manager.go mergePodStatus keeps the copy's phase) is no difference.
+func (e env) apiBehind(pod *Pod, v *PodView, since *time.Time) []Mismatch {
 	api := v.APIServer
 	if v.StatusFrom != FromKubelet {
+		*since = time.Time{}
 		return nil // /pods' copy is the API server's own; a derived view is not the kubelet's
 	}
 	var restarts int32
 	for _, st := range pod.Containers {
-		restarts += st.RestartCount
+		if st.Kind != KindEphemeral {
+			restarts += st.RestartCount
+		}
 	}
 	ready := condStatus(pod, CondReady)
-	if api.Phase == pod.Phase && api.Ready == ready && api.Restarts == restarts {
+	phase := pod.Phase
+	if (phase == PhaseSucceeded || phase == PhaseFailed) && runningInRuntime(v) > 0 {
+		phase = api.Phase
+	}
+	if api.Phase == phase && api.Ready == ready && api.Restarts == restarts {
+		*since = time.Time{}
 		return nil
 	}
-	since := lastChange(pod)
-	if e.in.Now.Sub(since) <= e.stale {
+	if since.IsZero() {
+		*since = e.in.Now
+	}
+	if e.in.Now.Sub(*since) < APIBehindGrace {
 		return nil
 	}
 	return []Mismatch{{Kind: MismatchAPIBehindKubelet,
-		Detail: fmt.Sprintf("API server's copy: %s, Ready=%s, %d restarts; the kubelet's own live status: %s, Ready=%s, %d restarts, since %s",
+		Detail: fmt.Sprintf("API server's copy: %s, Ready=%s, %d restarts; the kubelet's own live status: %s, Ready=%s, %d restarts; differing since %s",
 			orUnknown(string(api.Phase)), orUnknown(api.Ready), api.Restarts, orUnknown(string(pod.Phase)), orUnknown(ready), restarts,
 			since.UTC().Format(time.RFC3339))}}
 }
 
-// lastChange is the kubelet's latest change to a pod's status: the newest
-// condition transition, container start or finish.
-func lastChange(pod *Pod) time.Time {
-	var t time.Time
-	later := func(u time.Time) {
-		if u.After(t) {
-			t = u
-		}
-	}
-	for _, c := range pod.Conditions {
-		later(c.LastTransitionTime)
-	}
-	for _, st := range pod.Containers {
-		for _, s := range []ContainerState{st.State, st.LastState} {
-			later(s.StartedAt)
-			later(s.FinishedAt)
-		}
-	}
-	return t
-}
+// APIBehindGrace is how long the API server's copy may lack the kubelet's
+// live status before it is a finding: three of the status manager's 10 s
+// sync periods, so one failed post retried at the next is not one.
+const APIBehindGrace = 30 * time.Second
 
 func runningInRuntime(v *PodView) int {
 	n := 0

@@ -335,6 +335,74 @@ func TestUnknownCauses(t *testing.T) {
 	})
 }
 
+// TestAPIBehindKubelet: the kubelet's own live status (its Pods API) against
+// the API server's copy, which the status manager posts within its 10 s sync
+// period (pkg/kubelet/status/status_manager.go): a difference is a finding
+// once this correlator has seen it for APIBehindGrace.
+func TestAPIBehindKubelet(t *testing.T) {
+	live := func(p *podB) Input {
+		in := input(p)
+		in.Pods[0].StatusFrom = FromKubelet
+		in.APIServer, in.APINode = upH(), &APINode{Ready: "True"}
+		in.APIPods = []APIPod{{UID: p.UID, Namespace: p.Namespace, Name: p.Name, Phase: PhaseRunning, Ready: "True"}}
+		return in
+	}
+	at := func(in Input, d time.Duration) Input { in.Now = t0.Add(d); return in }
+	behind := func(v PodView) string {
+		for _, m := range v.Mismatches {
+			if m.Kind == MismatchAPIBehindKubelet {
+				return m.Detail
+			}
+		}
+		return ""
+	}
+	type step struct {
+		in   Input
+		want string // the finding's detail, "" none
+	}
+	notReady := live(pod("p", PhaseRunning, conds("True", "True", "False", "False"), cRunning("app", false)))
+	serving := live(serving("p"))
+	crash := live(pod("p", PhaseRunning, conds("True", "True", "False", "False"), restarts(4, 3, ReasonError, cWaiting("app", ReasonCrashLoopBackOff))))
+	evicting := live(pod("p", PhaseFailed, conds("True", "True", "False", "False"), cRunning("app", false)))
+	evicting.APIPods[0].Ready = "False" // posted: only the phase is held back
+	withDebug := live(pod("p", PhaseRunning, conds("True", "True", "True", "True"), cRunning("app", true),
+		restarts(3, 1, ReasonError, kind(KindEphemeral, cTerminated("debug", 1, ReasonError)))))
+	cache := live(pod("p", PhaseRunning, conds("True", "True", "True", "True"), restarts(2, 1, ReasonError, cRunning("app", true))))
+	cache.Pods[0].StatusFrom = FromKubeletCache
+	tests := []struct {
+		name  string
+		steps []step
+	}{
+		{"not ready live, ready in the copy: a finding after the grace, timed from the first sight", []step{
+			{at(notReady, -40*time.Second), ""}, {at(notReady, -15*time.Second), ""},
+			{at(notReady, -10*time.Second), "API server's copy: Running, Ready=True, 0 restarts; the kubelet's own live status: Running, Ready=False, 0 restarts; differing since 2026-11-25T09:59:20Z"},
+			{at(serving, 0), ""}, {at(notReady, time.Second), ""}}},
+		// The lag is the copy's: the kubelet's status changing meanwhile (a
+		// crash loop's restarts) does not restart the clock.
+		{"the kubelet's status changing meanwhile", []step{{at(notReady, -40*time.Second), ""},
+			{at(crash, -20*time.Second), ""},
+			{at(crash, -10*time.Second), "API server's copy: Running, Ready=True, 0 restarts; the kubelet's own live status: Running, Ready=False, 4 restarts; differing since 2026-11-25T09:59:20Z"}}},
+		// Compared before the runtime-based checks (apiserver-running-runtime-exited).
+		{"a crash loop the copy lacks", []step{{at(crash, -APIBehindGrace), ""},
+			{at(crash, 0), "API server's copy: Running, Ready=True, 0 restarts; the kubelet's own live status: Running, Ready=False, 4 restarts; differing since 2026-11-25T09:59:30Z"}}},
+		// SyncTerminatingPod writes Failed before it kills the containers;
+		// mergePodStatus keeps the copy's phase meanwhile.
+		{"a terminal phase held back while containers run", []step{{at(evicting, -time.Minute), ""}, {at(evicting, 0), ""}}},
+		{"an ephemeral container's restarts are not counted", []step{{at(withDebug, -time.Minute), ""}, {at(withDebug, 0), ""}}},
+		{"/pods serves the copy itself: nothing to compare", []step{{at(cache, -time.Minute), ""}, {at(cache, 0), ""}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var c Correlator
+			for i, st := range tc.steps {
+				if got := behind(onlyPod(c.Correlate(st.in))); got != st.want {
+					t.Fatalf("step %d (%s): finding %q, want %q", i, st.in.Now.Format(time.TimeOnly), got, st.want)
+				}
+			}
+		})
+	}
+}
+
 func TestAPIServerView(t *testing.T) {
 	withAPI := func(in Input, phase Phase, ready string, node *APINode) Input {
 		in.APIServer = upH()
@@ -395,40 +463,6 @@ func TestAPIServerView(t *testing.T) {
 		// A live kubelet's Ready=False (KubeletNotReady) is accurate, not stale.
 		{"node NotReady posted by a live kubelet", withAPI(input(serving("p")), PhaseRunning, "True",
 			&APINode{Ready: "False", Reason: "KubeletNotReady"}), CauseNone, "", ""},
-		// The kubelet's own live status (Pods API) against the API server's
-		// copy (pkg/kubelet/status/status_manager.go syncPod posts it).
-		{"the kubelet's live restarts the copy lacks", func() Input {
-			in := input(pod("p", PhaseRunning, conds("True", "True", "True", "True"), restarts(2, 1, ReasonError, cRunning("app", true))))
-			in.Pods[0].Containers[0].State.StartedAt = t0.Add(-30 * time.Second)
-			in.Pods[0].StatusFrom = FromKubelet
-			return withAPI(in, PhaseRunning, "True", nodeReady)
-		}(), CauseNone, MismatchAPIBehindKubelet,
-			"API server's copy: Running, Ready=True, 0 restarts; the kubelet's own live status: Running, Ready=True, 2 restarts, since 2026-11-25T09:59:30Z"},
-		{"the kubelet's live not-ready the copy lacks", func() Input {
-			in := input(pod("p", PhaseRunning, conds("True", "True", "False", "False"), cRunning("app", false)))
-			in.Pods[0].StatusFrom = FromKubelet
-			return withAPI(in, PhaseRunning, "True", nodeReady)
-		}(), CauseNone, MismatchAPIBehindKubelet,
-			"API server's copy: Running, Ready=True, 0 restarts; the kubelet's own live status: Running, Ready=False, 0 restarts, since 2026-11-25T09:59:00Z"},
-		{"the kubelet's live change within the allowance", func() Input {
-			in := input(pod("p", PhaseRunning, conds("True", "True", "False", "False"), cRunning("app", false)))
-			for i := range in.Pods[0].Conditions {
-				in.Pods[0].Conditions[i].LastTransitionTime = t0.Add(-DefaultStaleAfter)
-			}
-			in.Pods[0].StatusFrom = FromKubelet
-			return withAPI(in, PhaseRunning, "True", nodeReady)
-		}(), CauseNone, "", ""},
-		{"a crash loop the copy lacks: the kubelet's own status is compared first", func() Input {
-			in := input(pod("p", PhaseRunning, conds("True", "True", "False", "False"), restarts(4, 3, ReasonError, cWaiting("app", ReasonCrashLoopBackOff))))
-			in.Pods[0].StatusFrom = FromKubelet
-			return withAPI(in, PhaseRunning, "True", nodeReady)
-		}(), CauseNone, MismatchAPIBehindKubelet,
-			"API server's copy: Running, Ready=True, 0 restarts; the kubelet's own live status: Running, Ready=False, 4 restarts, since 2026-11-25T09:59:00Z"},
-		{"/pods serves the copy itself: nothing to compare", func() Input {
-			in := input(pod("p", PhaseRunning, conds("True", "True", "True", "True"), restarts(2, 1, ReasonError, cRunning("app", true))))
-			in.Pods[0].StatusFrom = FromKubeletCache
-			return withAPI(in, PhaseRunning, "True", nodeReady)
-		}(), CauseNone, "", ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -153,7 +153,7 @@ func containerChanges(a, b *ContainerView) []Transition {
 		}
 		out = append(out, t)
 	}
-	if stateLabel(a) != stateLabel(b) && b.Source == SourceKubelet {
+	if stateLabel(a) != stateLabel(b) && b.Source == SourceKubelet && !reReported(a, b) {
 		t := Transition{Kind: TransitionContainerState, Source: src,
 			From: stateLabel(a), To: stateLabel(b), Reason: b.Reason, ExitCode: b.ExitCode}
 		switch b.State {
@@ -183,6 +183,16 @@ func containerChanges(a, b *ContainerView) []Transition {
 		out = append(out, t)
 	}
 	return out
+}
+
+// reReported reports whether b's state is an exit that a already showed as
+// the container's last one: a restarted kubelet rebuilds a crash-looping
+// container's status from the runtime and reports its last exit as the
+// current state again (Waiting/CrashLoopBackOff -> Terminated at the same
+// finishedAt) before it backs off once more. That exit happened once.
+func reReported(a, b *ContainerView) bool {
+	return b.State == StateTerminated && !b.FinishedAt.IsZero() && a.LastState != nil &&
+		a.LastState.Kind == StateTerminated && a.LastState.FinishedAt.Equal(b.FinishedAt)
 }
 
 // stateLabel is "Waiting/CrashLoopBackOff", "Running", "Terminated/OOMKilled".

@@ -62,6 +62,17 @@ func TestDiff(t *testing.T) {
 				"ContainerStateChanged p/app [runtime] RUNNING->EXITED exit=2 Error",
 				"StageChanged p Serving->Failing",
 			}},
+		// A restarted kubelet reports a crash-looping container's last exit as
+		// its current state again before backing off once more: no new exit.
+		{"the kubelet re-reports the last exit after its restart",
+			input(pod("p", PhaseRunning, conds("True", "True", "False", "False"),
+				restarts(1, 3, ReasonError, cWaiting("app", ReasonCrashLoopBackOff)))),
+			func() Input {
+				c := cTerminated("app", 3, ReasonError)
+				c.RestartCount, c.State.StartedAt, c.State.FinishedAt = 1, t0.Add(-2*time.Minute), t0.Add(-time.Minute)
+				return later(input(pod("p", PhaseRunning, conds("True", "True", "False", "False"), c)))
+			}(),
+			nil},
 		{"mismatch clears",
 			func() Input { in := input(serving("p")); in.Sandboxes[0].State = SandboxNotReady; return in }(),
 			later(input(serving("p"))),

@@ -63,18 +63,6 @@ func TestRestartAllContainers(t *testing.T) {
 			p.Conditions = append(conds("True", "True", "True", "True"), p.Conditions[4])
 			return input(p)
 		}, StageServing, PhaseRunning, `restarted 1 times, last exit 137 RestartingAllContainers`},
-		{"a loop: restarted 3 times in 15 s, the last 5 s ago", func() Input {
-			p := racPod(PhaseRunning, "False", setup(removed(cTerminated("setup", 0, ReasonCompleted), 3)), rac(removed(cRunning("main", true), 3)))
-			p.Conditions = append(conds("True", "True", "True", "True"), p.Conditions[4])
-			p.Started, p.Conditions[4].LastTransitionTime = t0.Add(-20*time.Second), t0.Add(-5*time.Second)
-			return input(p)
-		}, StageFailing, PhaseRunning, "restarting all containers in a loop: 3 times in 15s (RestartAllContainers), the last at 2026-11-25T09:59:55Z"},
-		{"the loop over: the last restart a settle ago", func() Input {
-			p := racPod(PhaseRunning, "False", setup(removed(cTerminated("setup", 0, ReasonCompleted), 3)), rac(removed(cRunning("main", true), 3)))
-			p.Conditions = append(conds("True", "True", "True", "True"), p.Conditions[4])
-			p.Started, p.Conditions[4].LastTransitionTime = t0.Add(-2*time.Minute), t0.Add(-CrashLoopSettle)
-			return input(p)
-		}, StageServing, PhaseRunning, "1/1 containers ready"},
 		// The issue's report: the runtime ahead of the kubelet's status.
 		{"runtime ahead: the trigger exited, the kubelet still says running", func() Input {
 			in := input(racPod(PhaseRunning, "False", setup(removed(cTerminated("setup", 0, ReasonCompleted), 1)), rac(removed(cRunning("main", true), 1))))
@@ -102,6 +90,57 @@ func TestRestartAllContainers(t *testing.T) {
 			v := onlyPod(Correlate(tc.in()))
 			if v.Stage != tc.stage || v.Phase != tc.phase || !strings.Contains(v.StageReason, tc.reason) {
 				t.Fatalf("%s %s %q; want %s %s containing %q", v.Stage, v.Phase, v.StageReason, tc.stage, tc.phase, tc.reason)
+			}
+		})
+	}
+}
+
+// TestRestartAllLoop: a pod restarted in place again and again is Failing
+// while its restarts come less than CrashLoopSettle apart, as this
+// correlator saw them end (the AllContainersRestarting condition back to
+// False, a new transition time each time).
+func TestRestartAllLoop(t *testing.T) {
+	setup := func(s ContainerStatus) ContainerStatus { return kind(KindInit, s) }
+	// ended is the pod serving again after its n-th restart, which ended at end.
+	ended := func(n int32, end, now time.Time) Input {
+		p := racPod(PhaseRunning, "False", setup(removed(cTerminated("setup", 0, ReasonCompleted), n)), rac(removed(cRunning("main", true), n)))
+		p.Conditions = append(conds("True", "True", "True", "True"), p.Conditions[4])
+		p.Conditions[4].LastTransitionTime = end
+		in := input(p)
+		in.Now, in.Kubelet.LastSuccess, in.Runtime.LastSuccess = now, now, now
+		return in
+	}
+	type step struct {
+		in    Input
+		stage Stage
+		why   string
+	}
+	tests := []struct {
+		name  string
+		steps []step
+	}{
+		{"restarts 10 s apart: a loop, until it has run a settle", []step{
+			{ended(1, t0.Add(-15*time.Second), t0.Add(-14*time.Second)), StageServing, "1/1 containers ready"},
+			{ended(2, t0.Add(-5*time.Second), t0), StageFailing, "restarting all containers in a loop: restarted in place at 2026-11-25T09:59:45Z and again 10s later (RestartAllContainers; 2 restarts in all)"},
+			{ended(2, t0.Add(-5*time.Second), t0.Add(CrashLoopSettle)), StageServing, "1/1 containers ready"}}},
+		// A pod that served for a long time, then loops: the gap between the
+		// last two restarts counts, not the pod's age.
+		{"a long-lived pod that starts looping", []step{
+			{ended(1, t0.Add(-24*time.Hour), t0.Add(-24*time.Hour)), StageServing, ""},
+			{ended(2, t0.Add(-20*time.Second), t0.Add(-19*time.Second)), StageServing, ""},
+			{ended(3, t0.Add(-5*time.Second), t0), StageFailing, "again 15s later"}}},
+		{"restarts a day apart: no loop", []step{
+			{ended(1, t0.Add(-24*time.Hour), t0.Add(-24*time.Hour)), StageServing, ""},
+			{ended(2, t0.Add(-5*time.Second), t0), StageServing, ""}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var c Correlator
+			for i, st := range tc.steps {
+				v := onlyPod(c.Correlate(st.in))
+				if v.Stage != st.stage || !strings.Contains(v.StageReason, st.why) {
+					t.Fatalf("step %d: %s %q; want %s containing %q", i, v.Stage, v.StageReason, st.stage, st.why)
+				}
 			}
 		})
 	}

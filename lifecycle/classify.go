@@ -122,7 +122,7 @@ func (e *env) kubeletStage(pod *Pod, v *PodView) (Stage, string, Cause) {
 	if why, ok := e.restartLoop(pod, v); ok {
 		return StageFailing, "Failing: " + why, CauseNone
 	}
-	if why, ok := restartingAll(pod, v); ok {
+	if why, ok := e.restartingAll(pod, v); ok {
 		return StageStarting, "Starting: " + why, CauseNone
 	}
 	if why, ok := e.failingWhy(v); ok {
@@ -232,10 +232,20 @@ func isImageReason(r string) bool {
 // whose exit matches a RestartAllContainers rule, or containers removed for
 // it (Waiting RestartingAllContainers; pkg/kubelet/kubelet_pods.go
 // convertToAPIContainerStatuses). The init containers then run again.
-func restartingAll(pod *Pod, v *PodView) (string, bool) {
+func (e *env) restartingAll(pod *Pod, v *PodView) (string, bool) {
+	// A restart that has not moved on within CrashLoopSettle (the kubelet
+	// failing to kill or remove a container keeps the condition True) is no
+	// longer one: the other rules then say what is wrong.
+	recent := func(since time.Time) bool {
+		if since.IsZero() || e.in.Now.Sub(since) < CrashLoopSettle {
+			e.due(since.Add(CrashLoopSettle))
+			return true
+		}
+		return false
+	}
 	for i := range v.Containers {
 		c := &v.Containers[i]
-		if c.State == StateTerminated && c.ExitCode != nil && restartsAll(statusOf(pod, c), *c.ExitCode) {
+		if c.State == StateTerminated && c.ExitCode != nil && restartsAll(statusOf(pod, c), *c.ExitCode) && recent(c.FinishedAt) {
 			return fmt.Sprintf("restarting all containers in place: %s exited %d, which its RestartAllContainers rule matches; %s",
 				containerWho(*c), *c.ExitCode, readySummary(v)), true
 		}
@@ -246,13 +256,19 @@ func restartingAll(pod *Pod, v *PodView) (string, bool) {
 			removed++
 		}
 	}
+	var since time.Time
+	for _, c := range pod.Conditions {
+		if c.Type == CondAllContainersRestarting {
+			since = c.LastTransitionTime
+		}
+	}
 	switch {
-	case removed > 0:
+	case removed > 0 && recent(since):
 		return fmt.Sprintf("restarting all containers in place: %d removed (%s), the init containers run again next",
 			removed, ReasonRestartingAllContainers), true
-	case condTrue(pod, CondAllContainersRestarting):
-		return fmt.Sprintf("restarting all containers in place (%s %s); %s",
-			CondAllContainersRestarting, condReason(pod, CondAllContainersRestarting), readySummary(v)), true
+	case condTrue(pod, CondAllContainersRestarting) && recent(since):
+		return fmt.Sprintf("restarting all containers in place (%s %s since %s); %s", CondAllContainersRestarting,
+			condReason(pod, CondAllContainersRestarting), since.UTC().Format(time.RFC3339), readySummary(v)), true
 	}
 	return "", false
 }

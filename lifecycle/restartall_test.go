@@ -19,7 +19,7 @@ func rac(s ContainerStatus) ContainerStatus {
 // pkg/kubelet/status/generate.go GenerateAllContainersRestartingCondition.
 func racPod(phase Phase, restarting string, cs ...ContainerStatus) *podB {
 	p := pod("rac", phase, append(conds("True", "True", "False", "False"),
-		Condition{Type: CondAllContainersRestarting, Status: restarting, LastTransitionTime: t0.Add(-5 * time.Minute)}), cs...)
+		Condition{Type: CondAllContainersRestarting, Status: restarting, LastTransitionTime: t0.Add(-2 * time.Second)}), cs...)
 	p.RestartPolicy, p.Started = "Never", t0.Add(-time.Hour)
 	if restarting == "True" {
 		p.Conditions[len(p.Conditions)-1].Reason = "RestartAllContainersStarted"
@@ -77,6 +77,13 @@ func TestRestartAllContainers(t *testing.T) {
 			c.State, c.ExitCode, c.Reason, c.FinishedAt = RuntimeExited, 0, ReasonCompleted, t0.Add(-time.Second)
 			return in
 		}, StageStarting, PhaseRunning, `container "main" not ready`},
+		// The kubelet failing to kill or remove a container keeps the
+		// condition True: past CrashLoopSettle the failure shows instead.
+		{"a restart stuck for longer than a settle", func() Input {
+			p := racPod(PhaseRunning, "True", setup(cTerminated("setup", 0, ReasonCompleted)), rac(cWaiting("main", ReasonImagePullBackOff)))
+			p.Conditions[4].LastTransitionTime = t0.Add(-CrashLoopSettle)
+			return input(p)
+		}, StageFailing, PhaseRunning, `container "main" ImagePullBackOff`},
 		// Without a matching rule, restartPolicy Never ends the pod.
 		{"another exit code fails the pod", func() Input {
 			in := input(racPod(PhaseRunning, "False", setup(cTerminated("setup", 0, ReasonCompleted)), rac(cRunning("main", true))))

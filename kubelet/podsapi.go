@@ -27,7 +27,9 @@ import (
 // with no token and no TLS: filesystem permissions only. Each pod it serves
 // carries the status manager's status (statusProvider.GetPodStatus): the
 // kubelet's own live status, for API-managed pods too, whether or not the
-// API server is reachable — where /pods serves the API server's copy.
+// API server is reachable — where /pods serves the API server's copy; only a
+// pod the kubelet has not synced since it started is served as the API
+// server's copy with Ready forced False (see podsAPIStatusFrom).
 
 // DefaultPodsAPISocket is the Pods API socket of a kubelet with the default
 // root directory (/var/lib/kubelet).

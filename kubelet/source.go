@@ -1,4 +1,5 @@
-// Package kubelet is podlife's kubelet source: it polls the kubelet's /pods
+// Package kubelet is podlife's kubelet source: it follows the kubelet's Pods
+// API (Kubernetes 1.37+, podsapi.go) where it answers, else polls its /pods
 // endpoint — the node's own record of pod phase, conditions and container
 // statuses — and decodes only what the lifecycle model needs.
 //

@@ -24,6 +24,7 @@ import (
 
 	"github.com/podlife/podlife/internal/journal"
 	"github.com/podlife/podlife/internal/simnode"
+	"github.com/podlife/podlife/internal/testenv"
 	"github.com/podlife/podlife/lifecycle"
 )
 
@@ -239,13 +240,15 @@ func (r *runningAgent) metricSamples(prefix string) map[string]float64 {
 // eventually waits up to limit for cond, saying what it waited for.
 func (r *runningAgent) eventually(limit time.Duration, what string, cond func() bool) {
 	r.t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			r.t.Fatalf("waited %s for %s; journal %+v; log:\n%s", limit, what, r.journal().Health, r.log)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	testenv.EventuallyState(r.t, what, limit, func() (bool, any) { return cond(), agentState{r} })
+}
+
+// agentState describes the agent for a failure: its journal's health and
+// its log, read only when printed.
+type agentState struct{ r *runningAgent }
+
+func (s agentState) String() string {
+	return fmt.Sprintf("journal %+v; log:\n%s", s.r.journal().Health, s.r.log)
 }
 
 // serving checks the agent answers its API while the journal is down.

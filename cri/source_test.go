@@ -21,6 +21,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/podlife/podlife/internal/fixtures"
+	"github.com/podlife/podlife/internal/testenv"
 	"github.com/podlife/podlife/lifecycle"
 )
 
@@ -102,19 +103,15 @@ func startSource(t testing.TB, cfg Config) (*Source, context.CancelFunc) {
 	return s, cancel
 }
 
+// waitState waits until the source's state satisfies ok and returns that state.
 func waitState(t testing.TB, s *Source, what string, limit time.Duration, ok func(State) bool) State {
 	t.Helper()
-	deadline := time.Now().Add(limit)
-	for {
-		st := s.State()
-		if ok(st) {
-			return st
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s; state: %+v", what, st.Health)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	var st State
+	testenv.EventuallyState(t, what, limit, func() (bool, any) {
+		st = s.State()
+		return ok(st), st.Health
+	})
+	return st
 }
 
 func TestValidate(t *testing.T) {

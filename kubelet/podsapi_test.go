@@ -19,6 +19,7 @@ import (
 	podsv1alpha1 "k8s.io/kubelet/pkg/apis/pods/v1alpha1"
 
 	"github.com/podlife/podlife/internal/fixtures"
+	"github.com/podlife/podlife/internal/testenv"
 	"github.com/podlife/podlife/lifecycle"
 )
 
@@ -185,22 +186,16 @@ func serveGRPC(t *testing.T, register func(*grpc.Server)) string {
 	return path
 }
 
-// waitFor waits until the source's state satisfies ok.
+// waitFor waits until the source's state satisfies ok and returns that state.
 func waitFor(t *testing.T, s *Source, what string, ok func(State) bool) State {
 	t.Helper()
-	deadline := time.After(30 * time.Second) // a hang guard: each step takes milliseconds
-	for {
-		st := s.State()
-		if ok(st) {
-			return st
-		}
-		select {
-		case <-s.Updates():
-		case <-time.After(50 * time.Millisecond):
-		case <-deadline:
-			t.Fatalf("%s: not reached; state %+v", what, st.Health)
-		}
-	}
+	var st State
+	// 30 s is a hang guard: each step takes milliseconds.
+	testenv.EventuallyState(t, what, 30*time.Second, func() (bool, any) {
+		st = s.State()
+		return ok(st), st.Health
+	})
+	return st
 }
 
 func startSource(t *testing.T, cfg Config) *Source {

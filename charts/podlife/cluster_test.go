@@ -114,7 +114,7 @@ func TestChartInCluster(t *testing.T) {
 			logs, _ := filepath.Glob(filepath.Join(c.Kubelet.Dir, "logs", "podlife_*", "podlife", "*.log"))
 			for _, f := range logs {
 				b, _ := os.ReadFile(f)
-				t.Logf("agent log %s:\n%s", f, tail(string(b), 4000))
+				t.Logf("agent log %s:\n%s", f, testenv.Tail(string(b), 4000))
 			}
 		}
 	})
@@ -130,7 +130,7 @@ func TestChartInCluster(t *testing.T) {
 
 	// Prometheus' view: the chart's scraper token, over HTTPS.
 	var token string
-	eventually(t, "the podlife-scraper-token Secret filled in", time.Minute, func() bool {
+	testenv.Eventually(t, "the podlife-scraper-token Secret filled in", time.Minute, func() bool {
 		s, err := admin.CoreV1().Secrets("podlife").Get(context.Background(), "podlife-scraper-token", metav1.GetOptions{})
 		if err == nil {
 			token = string(s.Data["token"])
@@ -142,7 +142,7 @@ func TestChartInCluster(t *testing.T) {
 		t.Errorf("/metrics without a token: HTTP %d, want 401", code)
 	}
 	var metrics string
-	eventually(t, "/metrics with the scraper token: the kubelet source up", time.Minute, func() bool {
+	testenv.Eventually(t, "/metrics with the scraper token: the kubelet source up", time.Minute, func() bool {
 		code, body := httpsGet(t, secure+"/metrics", token)
 		metrics = body
 		return code == 200 && strings.Contains(body, `podlife_source_up{source="kubelet"} 1`)
@@ -160,7 +160,7 @@ func TestChartInCluster(t *testing.T) {
 		} `json:"sources"`
 	}
 	if err := json.Unmarshal([]byte(body), &pods); code != 200 || err != nil {
-		t.Fatalf("/api/v1/pods: HTTP %d, %v\n%s", code, err, tail(body, 1000))
+		t.Fatalf("/api/v1/pods: HTTP %d, %v\n%s", code, err, testenv.Tail(body, 1000))
 	}
 	if k := pods.Sources["kubelet"]; !k.Up || !strings.HasPrefix(k.TLS, "verified") {
 		t.Errorf("kubelet source: up %v, tls %q: want verified", k.Up, k.TLS)
@@ -181,7 +181,7 @@ func TestChartInCluster(t *testing.T) {
 	if out, err := helm(t, "uninstall", "podlife", "--kubeconfig", c.AdminKubeconfig, "--namespace", "podlife", "--wait"); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	eventually(t, "the agent pods gone after helm uninstall", 2*time.Minute, func() bool {
+	testenv.Eventually(t, "the agent pods gone after helm uninstall", 2*time.Minute, func() bool {
 		l, err := admin.CoreV1().Pods("podlife").List(context.Background(), metav1.ListOptions{})
 		return err == nil && len(l.Items) == 0
 	})
@@ -241,27 +241,11 @@ func checkPluginFromNotes(t *testing.T, c *testenv.Cluster, notes string, agentP
 	t.Logf("kubectl podlife pods %s: %d pods", strings.Join(args, " "), len(got.Pods))
 }
 
-func eventually(t *testing.T, what string, limit time.Duration, ok func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(limit); !ok(); time.Sleep(250 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", limit, what)
-		}
-	}
-}
-
-func tail(s string, n int) string {
-	if len(s) > n {
-		return "…" + s[len(s)-n:]
-	}
-	return s
-}
-
 // waitAgentPod waits until an agent pod other than notUID is Ready.
 func waitAgentPod(t *testing.T, cs kubernetes.Interface, notUID types.UID, limit time.Duration) corev1.Pod {
 	t.Helper()
 	var ready corev1.Pod
-	eventually(t, "a Ready agent pod", limit, func() bool {
+	testenv.Eventually(t, "a Ready agent pod", limit, func() bool {
 		l, err := cs.CoreV1().Pods("podlife").List(context.Background(), metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=podlife"})
 		if err != nil {
 			return false

@@ -98,7 +98,7 @@ func startPrometheus(t *testing.T, dir, config string) *prometheus {
 					t.Cleanup(func() {
 						if t.Failed() {
 							b, _ := os.ReadFile(p.log)
-							t.Logf("prometheus log tail:\n%s", lastBytes(string(b), 4000))
+							t.Logf("prometheus log tail:\n%s", testenv.Tail(string(b), 4000))
 						}
 					})
 					return p
@@ -107,7 +107,7 @@ func startPrometheus(t *testing.T, dir, config string) *prometheus {
 		}
 	}
 	b, _ := os.ReadFile(p.log)
-	t.Fatalf("prometheus did not become ready; log tail:\n%s", lastBytes(string(b), 4000))
+	t.Fatalf("prometheus did not become ready; log tail:\n%s", testenv.Tail(string(b), 4000))
 	return nil
 }
 
@@ -216,7 +216,7 @@ func scraperToken(t *testing.T, c *testenv.Cluster) string {
 	}
 	var token string
 	admin := c.Client(t)
-	eventually(t, "the podlife-scraper-token Secret filled in by the token controller", 60*time.Second, func() bool {
+	testenv.Eventually(t, "the podlife-scraper-token Secret filled in by the token controller", 60*time.Second, func() bool {
 		s, err := admin.CoreV1().Secrets("podlife").Get(context.Background(), "podlife-scraper-token", metav1.GetOptions{})
 		if err == nil {
 			token = string(s.Data["token"])
@@ -269,10 +269,10 @@ func TestAlertsInCluster(t *testing.T) {
 	t.Cleanup(func() {
 		if t.Failed() {
 			b, _ := os.ReadFile(filepath.Join(dir, "agent.log"))
-			t.Logf("agent log tail:\n%s", lastBytes(string(b), 5000))
+			t.Logf("agent log tail:\n%s", testenv.Tail(string(b), 5000))
 		}
 	})
-	eventually(t, "agent ready", 60*time.Second, func() bool { return getJSONFrom(ag.URL+"/readyz", &struct{}{}) == 200 })
+	testenv.Eventually(t, "agent ready", 60*time.Second, func() bool { return getJSONFrom(ag.URL+"/readyz", &struct{}{}) == 200 })
 
 	t.Run("live /metrics over HTTPS with the scraper's token passes promtool check metrics", func(t *testing.T) {
 		checkLiveMetrics(t, secure, token)
@@ -280,7 +280,7 @@ func TestAlertsInCluster(t *testing.T) {
 
 	prom := startPrometheus(t, dir, strings.NewReplacer("{{rules}}", rulesFromPrometheusRule(t, dir), "{{token}}", tokenFile,
 		"{{target}}", strings.TrimPrefix(secure, "https://"), "{{node}}", c.NodeName).Replace(promConfig))
-	eventually(t, "Prometheus scraping the agent (up == 1, its sources up)", 60*time.Second, func() bool {
+	testenv.Eventually(t, "Prometheus scraping the agent (up == 1, its sources up)", 60*time.Second, func() bool {
 		up, err := prom.query(`up{job="podlife", node="` + c.NodeName + `"} == 1`)
 		src, err2 := prom.query(`podlife_source_up{job="podlife"} == 1`)
 		return err == nil && err2 == nil && len(up) == 1 && len(src) >= 3
@@ -296,7 +296,7 @@ func TestAlertsInCluster(t *testing.T) {
 	}
 	var firing promAlert
 	var seen time.Time
-	eventually(t, "PodlifeContainerCrashLooping firing for alerts/crashloop", 5*time.Minute, func() bool {
+	testenv.Eventually(t, "PodlifeContainerCrashLooping firing for alerts/crashloop", 5*time.Minute, func() bool {
 		alerts, err := prom.alerts()
 		if err != nil {
 			return false
@@ -414,7 +414,7 @@ func checkLiveMetrics(t *testing.T, secure, token string) {
 	}
 	code, body := get(token)
 	if code != 200 || !strings.Contains(body, `podlife_source_up{source="kubelet"} 1`) {
-		t.Fatalf("/metrics with the scraper's token: HTTP %d\n%s", code, lastBytes(body, 2000))
+		t.Fatalf("/metrics with the scraper's token: HTTP %d\n%s", code, testenv.Tail(body, 2000))
 	}
 	cmd := exec.Command(testenv.Bin(t, "promtool"), "check", "metrics")
 	cmd.Stdin = strings.NewReader(body)

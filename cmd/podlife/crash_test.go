@@ -20,6 +20,7 @@ import (
 
 	"github.com/podlife/podlife/agent"
 	"github.com/podlife/podlife/internal/journal"
+	"github.com/podlife/podlife/internal/testenv"
 	"github.com/podlife/podlife/lifecycle"
 )
 
@@ -159,7 +160,7 @@ func TestAgentKilledUnderChurn(t *testing.T) {
 		name := fmt.Sprintf("round %d %s", round+1, sig)
 		p := startAgent(t, bin, logPath, args...)
 		s := watchAll(t, p.URL)
-		eventually(t, name+": transitions streaming", 60*time.Second, func() bool { return s.len() > 100 })
+		testenv.Eventually(t, name+": transitions streaming", 60*time.Second, func() bool { return s.len() > 100 })
 		time.Sleep(time.Duration(rand.IntN(2000)) * time.Millisecond) // a random moment of churn
 		if inJournalWrite(p.Process.Pid, path, 20*time.Second) {
 			caught++

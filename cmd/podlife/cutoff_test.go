@@ -86,10 +86,10 @@ func startCutoffEnv(t *testing.T, mode string) *cutoffEnv {
 	t.Cleanup(func() {
 		if t.Failed() {
 			b, _ := os.ReadFile(logPath)
-			t.Logf("agent log tail:\n%s", lastBytes(string(b), 6000))
+			t.Logf("agent log tail:\n%s", testenv.Tail(string(b), 6000))
 		}
 	})
-	eventually(t, "agent ready, reading the kubelet in mode "+mode, 30*time.Second, func() bool {
+	testenv.Eventually(t, "agent ready, reading the kubelet in mode "+mode, 30*time.Second, func() bool {
 		var r agent.PodsResponse
 		return getJSONFrom(e.server+"/readyz", &r) == 200 && getJSONFrom(e.server+"/api/v1/pods", &r) == 200 &&
 			r.Sources[lifecycle.SourceKubelet].Mode == mode
@@ -357,7 +357,7 @@ spec:
   containers:
   - {name: app, image: `+testenv.BusyboxImage+`, imagePullPolicy: Never, command: [sleep, "3600"]}
 `)
-	eventually(t, "web serving and crash looping, through the API server", 3*time.Minute, func() bool {
+	testenv.Eventually(t, "web serving and crash looping, through the API server", 3*time.Minute, func() bool {
 		web, ok1 := e.pod("web-")
 		crash, ok2 := e.pod("crash")
 		probed, ok3 := e.pod("probed")
@@ -366,7 +366,7 @@ spec:
 	if web, _ := e.pod("web-"); web.StatusFrom != e.apiPodsFrom() {
 		t.Fatalf("an API pod's status comes from %q, want %q", web.StatusFrom, e.apiPodsFrom())
 	}
-	eventually(t, "the static pod joined to its mirror pod", time.Minute, func() bool {
+	testenv.Eventually(t, "the static pod joined to its mirror pod", time.Minute, func() bool {
 		p, ok := e.pod("static-")
 		return ok && p.StatusFrom == lifecycle.FromKubelet && p.APIServer != nil && p.APIServer.UID != p.UID
 	})
@@ -405,7 +405,7 @@ func (e *cutoffEnv) kubeletCut(t *testing.T) {
 				Spec: cutoffPodSpec("sleep 20; exit 0", corev1.RestartPolicyNever)}}}, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, "job pod running", 2*time.Minute, func() bool {
+		testenv.Eventually(t, "job pod running", 2*time.Minute, func() bool {
 			p, ok := e.pod("report-")
 			return ok && p.Phase == lifecycle.PhaseRunning && p.StatusFrom == e.apiPodsFrom()
 		})
@@ -414,16 +414,16 @@ func (e *cutoffEnv) kubeletCut(t *testing.T) {
 		e.c.KubeletLink.Cut()
 		defer e.c.KubeletLink.Heal()
 		cutAt := time.Now()
-		eventually(t, "podlife names the cause: kubelet-apiserver-unreachable", 90*time.Second, func() bool {
+		testenv.Eventually(t, "podlife names the cause: kubelet-apiserver-unreachable", 90*time.Second, func() bool {
 			p, ok := e.pod("web-")
 			return ok && p.UnknownCause == lifecycle.CauseKubeletAPIServerUnreachable
 		})
 		t.Logf("cause shown %s after the cut", time.Since(cutAt).Round(time.Second))
-		eventually(t, "the API server shows the node Unknown", 90*time.Second, func() bool {
+		testenv.Eventually(t, "the API server shows the node Unknown", 90*time.Second, func() bool {
 			n, err := e.c.NodeReadyCondition(ctx, e.admin)
 			return err == nil && n.Status == corev1.ConditionUnknown && n.Reason == "NodeStatusUnknown"
 		})
-		eventually(t, "crash loop advances, job completed, web serving — during the cut", 2*time.Minute, func() bool {
+		testenv.Eventually(t, "crash loop advances, job completed, web serving — during the cut", 2*time.Minute, func() bool {
 			crash, _ := e.pod("crash")
 			job, _ := e.pod("report-")
 			web, _ := e.pod("web-")
@@ -443,20 +443,20 @@ func (e *cutoffEnv) kubeletCut(t *testing.T) {
 			t.Errorf("no Event reached the API server during the kubelet's cut (%d before, %d now)", eventsBefore, n)
 		}
 		e.c.KubeletLink.Heal()
-		eventually(t, "the node Ready again after healing", 2*time.Minute, func() bool {
+		testenv.Eventually(t, "the node Ready again after healing", 2*time.Minute, func() bool {
 			n, err := e.c.NodeReadyCondition(ctx, e.admin)
 			return err == nil && n.Status == corev1.ConditionTrue
 		})
-		eventually(t, "the cause clears", 90*time.Second, func() bool {
+		testenv.Eventually(t, "the cause clears", 90*time.Second, func() bool {
 			p, ok := e.pod("web-")
 			return ok && p.UnknownCause == "" && p.Stage == lifecycle.StageServing
 		})
-		eventually(t, "journal delivered", 60*time.Second, func() bool {
+		testenv.Eventually(t, "journal delivered", 60*time.Second, func() bool {
 			j := e.journal()
 			return j.Stats.Delivered >= j.Stats.LastSeq
 		})
 		e.checkEvents("(a)")
-		eventually(t, "a KubeletPartitionSummary for the crash-looping pod", time.Minute, func() bool {
+		testenv.Eventually(t, "a KubeletPartitionSummary for the crash-looping pod", time.Minute, func() bool {
 			l, _ := e.admin.EventsV1().Events(e.ns).List(ctx, metav1.ListOptions{})
 			for _, ev := range l.Items {
 				if ev.Reason == "KubeletPartitionSummary" && ev.Regarding.Name == "crash" {
@@ -476,7 +476,7 @@ func (e *cutoffEnv) kubeletCut(t *testing.T) {
 // finding apiserver-behind-kubelet for the crash-looping pod.
 func (e *cutoffEnv) checkLiveDuringCut(t *testing.T) {
 	var diffs []string
-	eventually(t, "podlife equal to the kubelet's own live status", time.Minute, func() bool {
+	testenv.Eventually(t, "podlife equal to the kubelet's own live status", time.Minute, func() bool {
 		diffs = e.agreesWithKubelet()
 		return len(diffs) == 0
 	})
@@ -485,7 +485,7 @@ func (e *cutoffEnv) checkLiveDuringCut(t *testing.T) {
 		t.Errorf("probed: %s, status from %q, containers %+v: want Serving with the kubelet's own readiness", p.Stage, p.StatusFrom, p.Containers)
 	}
 	var behind lifecycle.Mismatch
-	eventually(t, "the crash loop's restarts the API server's copy lacks: apiserver-behind-kubelet", time.Minute, func() bool {
+	testenv.Eventually(t, "the crash loop's restarts the API server's copy lacks: apiserver-behind-kubelet", time.Minute, func() bool {
 		crash, _ := e.pod("crash")
 		for _, m := range crash.Mismatches {
 			if m.Kind == lifecycle.MismatchAPIBehindKubelet {
@@ -509,7 +509,7 @@ func (e *cutoffEnv) checkLiveDuringCut(t *testing.T) {
 // readiness comes from /metrics/probes, the crash loop is derived from the
 // runtime ahead of the copy, and the frozen copy raises no mismatch.
 func (e *cutoffEnv) checkFrozenDuringCut(t *testing.T) {
-	eventually(t, "readiness from the kubelet's prober during the cut", time.Minute, func() bool {
+	testenv.Eventually(t, "readiness from the kubelet's prober during the cut", time.Minute, func() bool {
 		p, _ := e.pod("probed")
 		return p.Stage == lifecycle.StageServing && len(p.Containers) == 1 && p.Containers[0].ReadyFrom == lifecycle.FromProbes
 	})
@@ -543,7 +543,7 @@ func (e *cutoffEnv) partitions(t *testing.T) {
 			Spec: cutoffPodSpec("sleep 4; exit 3", corev1.RestartPolicyAlways)}, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, name+" running", 2*time.Minute, func() bool {
+		testenv.Eventually(t, name+" running", 2*time.Minute, func() bool {
 			p, ok := e.pod(name)
 			return ok && p.Phase == lifecycle.PhaseRunning
 		})
@@ -563,11 +563,11 @@ func (e *cutoffEnv) partitions(t *testing.T) {
 				e.c.KubeletLink.Heal()
 			}
 		}()
-		eventually(t, "podlife names the cause "+string(wantCause), 90*time.Second, func() bool {
+		testenv.Eventually(t, "podlife names the cause "+string(wantCause), 90*time.Second, func() bool {
 			p, ok := e.pod("web-")
 			return ok && p.UnknownCause == wantCause
 		})
-		eventually(t, "the crash loop advances during the cut", 2*time.Minute, func() bool {
+		testenv.Eventually(t, "the crash loop advances during the cut", 2*time.Minute, func() bool {
 			p, _ := e.pod(crash)
 			return p.Restarts() >= before.Restarts()+2
 		})
@@ -588,7 +588,7 @@ func (e *cutoffEnv) partitions(t *testing.T) {
 		}
 		e.agentLink.Heal()
 		healed = true
-		eventually(t, "journal delivered after healing", 2*time.Minute, func() bool {
+		testenv.Eventually(t, "journal delivered after healing", 2*time.Minute, func() bool {
 			j := e.journal()
 			return j.Stats.Delivered >= j.Stats.LastSeq
 		})
@@ -598,7 +598,7 @@ func (e *cutoffEnv) partitions(t *testing.T) {
 		}
 		// The summary follows once the backlog has drained.
 		summary := false
-		eventually(t, "a PartitionSummary", time.Minute, func() bool {
+		testenv.Eventually(t, "a PartitionSummary", time.Minute, func() bool {
 			l, _ := e.admin.EventsV1().Events(e.ns).List(ctx, metav1.ListOptions{})
 			for _, ev := range l.Items {
 				if ev.Reason == "PartitionSummary" && ev.Regarding.Name == crash && ev.CreationTimestamp.After(cutAt) {
@@ -635,22 +635,22 @@ func (e *cutoffEnv) partitions(t *testing.T) {
 				e.c.StartAPIServer()
 			}
 		}()
-		eventually(t, "podlife says the node is cut off", 90*time.Second, func() bool {
+		testenv.Eventually(t, "podlife says the node is cut off", 90*time.Second, func() bool {
 			p, ok := e.pod("web-")
 			return ok && p.UnknownCause == lifecycle.CauseNodeCutOff
 		})
-		eventually(t, "the crash loop advances without an API server", 2*time.Minute, func() bool {
+		testenv.Eventually(t, "the crash loop advances without an API server", 2*time.Minute, func() bool {
 			crash, _ := e.pod("crash-d")
 			return crash.Restarts() >= before.Restarts()+2 && crash.Stage == lifecycle.StageFailing
 		})
 		t.Log(e.table("(d) API server down"))
 		e.c.StartAPIServer()
 		restarted = true
-		eventually(t, "journal delivered after the API server is back", 2*time.Minute, func() bool {
+		testenv.Eventually(t, "journal delivered after the API server is back", 2*time.Minute, func() bool {
 			j := e.journal()
 			return j.Stats.Delivered >= j.Stats.LastSeq
 		})
-		eventually(t, "the cause clears", 2*time.Minute, func() bool {
+		testenv.Eventually(t, "the cause clears", 2*time.Minute, func() bool {
 			p, ok := e.pod("web-")
 			return ok && p.UnknownCause == ""
 		})

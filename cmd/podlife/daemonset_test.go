@@ -153,7 +153,7 @@ func TestDaemonSet(t *testing.T) {
 	first := e.waitAgentPod("", 3*time.Minute)
 	applyToReady := time.Since(start)
 	t.Logf("kubectl apply -k → agent pod %s Ready in %s", first.Name, applyToReady.Round(100*time.Millisecond))
-	eventually(t, "the agent's API on "+e.server, 60*time.Second, func() bool { return getJSONFrom(e.server+"/readyz", &struct{}{}) == 200 })
+	testenv.Eventually(t, "the agent's API on "+e.server, 60*time.Second, func() bool { return getJSONFrom(e.server+"/readyz", &struct{}{}) == 200 })
 
 	t.Run("reads the kubelet over verified TLS with its service-account token", e.checkKubeletTrust)
 	t.Run("ServiceAccount: allowed what deploy/ grants, denied nodes/proxy and secrets", e.checkRBAC)
@@ -235,7 +235,7 @@ func (e *dsEnv) kubectl(args ...string) string {
 func (e *dsEnv) waitAgentPod(notUID types.UID, limit time.Duration) corev1.Pod {
 	e.t.Helper()
 	var ready corev1.Pod
-	eventually(e.t, "a Ready agent pod", limit, func() bool {
+	testenv.Eventually(e.t, "a Ready agent pod", limit, func() bool {
 		l, err := e.admin.CoreV1().Pods(dsNamespace).List(context.Background(), metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=podlife"})
 		if err != nil {
 			return false
@@ -268,12 +268,12 @@ func (e *dsEnv) dumpState() {
 		t.Logf("pods:\n%s", out)
 	}
 	if out, err := exec.Command(e.kubect, "--kubeconfig", e.c.AdminKubeconfig, "-n", dsNamespace, "get", "events", "--sort-by=.lastTimestamp").CombinedOutput(); err == nil {
-		t.Logf("events in %s:\n%s", dsNamespace, lastBytes(string(out), 6000))
+		t.Logf("events in %s:\n%s", dsNamespace, testenv.Tail(string(out), 6000))
 	}
 	logs, _ := filepath.Glob(filepath.Join(e.c.Kubelet.Dir, "logs", dsNamespace+"_*", "podlife", "*.log"))
 	for _, f := range logs {
 		b, _ := os.ReadFile(f)
-		t.Logf("agent log %s:\n%s", f, lastBytes(string(b), 5000))
+		t.Logf("agent log %s:\n%s", f, testenv.Tail(string(b), 5000))
 	}
 }
 
@@ -316,7 +316,7 @@ func (e *dsEnv) metrics() string {
 // webhook authn/authz shows the agent's own pod.
 func (e *dsEnv) checkKubeletTrust(t *testing.T) {
 	var r agent.PodsResponse
-	eventually(t, "the agent's own pod in its view, from the kubelet", 60*time.Second, func() bool {
+	testenv.Eventually(t, "the agent's own pod in its view, from the kubelet", 60*time.Second, func() bool {
 		r = e.pods()
 		for _, p := range r.Pods {
 			if p.Namespace == dsNamespace && strings.HasPrefix(p.Name, "podlife-") && p.InKubelet {
@@ -351,11 +351,11 @@ func (e *dsEnv) checkKubeletTrust(t *testing.T) {
 	log := e.agentLog(pod)
 	for _, want := range []string{`"msg":"kubelet TLS"`, `"tlsMode":"cluster-ca+pinned-cert"`, `"msg":"kubelet reachable"`} {
 		if !strings.Contains(log, want) {
-			t.Errorf("agent log lacks %s:\n%s", want, lastBytes(log, 3000))
+			t.Errorf("agent log lacks %s:\n%s", want, testenv.Tail(log, 3000))
 		}
 	}
 	if strings.Contains(log, "NOT verified") || strings.Contains(log, "insecure") {
-		t.Errorf("agent log mentions an unverified kubelet:\n%s", lastBytes(log, 3000))
+		t.Errorf("agent log mentions an unverified kubelet:\n%s", testenv.Tail(log, 3000))
 	}
 	if k.Mode != kubelet.ModePodsAPI {
 		t.Errorf("kubelet source mode %q (%s), want %q", k.Mode, k.ModeReason, kubelet.ModePodsAPI)
@@ -467,7 +467,7 @@ func (e *dsEnv) podlifeEvents() map[string][]eventsv1.Event {
 // ServiceAccount's token (in-cluster configuration), posts Events about the
 // crash-looping pod and sets its node conditions.
 func (e *dsEnv) checkReporting(t *testing.T) {
-	eventually(t, "podlife Events about the crash-looping pod", 120*time.Second, func() bool {
+	testenv.Eventually(t, "podlife Events about the crash-looping pod", 120*time.Second, func() bool {
 		for _, evs := range e.podlifeEvents() {
 			ev := evs[0]
 			if ev.Regarding.Name == "crashloop" && ev.ReportingController == "podlife" && strings.Contains(ev.ReportingInstance, e.c.NodeName) {
@@ -477,7 +477,7 @@ func (e *dsEnv) checkReporting(t *testing.T) {
 		}
 		return false
 	})
-	eventually(t, "podlife's node conditions", 60*time.Second, func() bool {
+	testenv.Eventually(t, "podlife's node conditions", 60*time.Second, func() bool {
 		n, err := e.admin.CoreV1().Nodes().Get(context.Background(), e.c.NodeName, metav1.GetOptions{})
 		if err != nil {
 			return false
@@ -509,7 +509,7 @@ func (e *dsEnv) checkPodDeletion(t *testing.T, first corev1.Pod) {
 		}
 	}()
 	var before agent.JournalResponse
-	eventually(t, "reportable transitions waiting in the journal while the agent is cut off", 120*time.Second, func() bool {
+	testenv.Eventually(t, "reportable transitions waiting in the journal while the agent is cut off", 120*time.Second, func() bool {
 		before = e.journal()
 		n := 0
 		for _, en := range before.Pending {
@@ -536,7 +536,7 @@ func (e *dsEnv) checkPodDeletion(t *testing.T, first corev1.Pod) {
 	second := e.waitAgentPod(first.UID, 3*time.Minute)
 	t.Logf("agent pod %s deleted → %s Ready in %s", first.Name, second.Name, time.Since(start).Round(100*time.Millisecond))
 	var after agent.JournalResponse
-	eventually(t, "the new agent's journal", 60*time.Second, func() bool {
+	testenv.Eventually(t, "the new agent's journal", 60*time.Second, func() bool {
 		after = e.journal()
 		return getJSONFrom(e.server+"/readyz", &struct{}{}) == 200 && after.Stats.LastSeq >= before.Stats.LastSeq
 	})
@@ -556,7 +556,7 @@ func (e *dsEnv) checkPodDeletion(t *testing.T, first corev1.Pod) {
 	e.link.Heal()
 	healed = true
 	target := after.Stats.LastSeq
-	eventually(t, "the backlog delivered", 120*time.Second, func() bool { return e.journal().Stats.Delivered >= target })
+	testenv.Eventually(t, "the backlog delivered", 120*time.Second, func() bool { return e.journal().Stats.Delivered >= target })
 	got := e.podlifeEvents()
 	lost, dup := 0, 0
 	for _, en := range waiting {
@@ -605,7 +605,7 @@ func (e *dsEnv) checkRollingUpdate(t *testing.T, plain string) {
 	// PODLIFE_KUBELET_SERVING_CERT_FILE; kubectl apply drops both.
 	e.kubectl("apply", "-k", plain)
 	var ds *appsv1.DaemonSet
-	eventually(t, "the rolling update to complete", 3*time.Minute, func() bool {
+	testenv.Eventually(t, "the rolling update to complete", 3*time.Minute, func() bool {
 		ds, err = dsc.Get(ctx, "podlife", metav1.GetOptions{})
 		if err != nil {
 			return false
@@ -633,13 +633,13 @@ func (e *dsEnv) checkRollingUpdate(t *testing.T, plain string) {
 			t.Fatalf("after the rollout to the plain deploy/: the pod still pins %s", env.Value)
 		}
 	}
-	eventually(t, "the updated agent serving, its journal going on", 60*time.Second, func() bool {
+	testenv.Eventually(t, "the updated agent serving, its journal going on", 60*time.Second, func() bool {
 		return getJSONFrom(e.server+"/readyz", &struct{}{}) == 200 && e.journal().Stats.LastSeq >= lastSeq
 	})
 	// Kubernetes 1.37: the kubelet's Pods API needs no certificate and no
 	// token; the agent's own pod is in its view from there.
 	var k lifecycle.SourceHealth
-	eventually(t, "the agent's own pod in its view, from the kubelet's Pods API", 60*time.Second, func() bool {
+	testenv.Eventually(t, "the agent's own pod in its view, from the kubelet's Pods API", 60*time.Second, func() bool {
 		r := e.pods()
 		k = r.Sources[lifecycle.SourceKubelet]
 		for _, p := range r.Pods {
@@ -650,7 +650,7 @@ func (e *dsEnv) checkRollingUpdate(t *testing.T, plain string) {
 		return false
 	})
 	if log := e.agentLog(live[0]); !strings.Contains(log, `"msg":"kubelet source mode"`) || !strings.Contains(log, `"mode":"pods-api"`) {
-		t.Errorf("agent log lacks the kubelet source mode line:\n%s", lastBytes(log, 3000))
+		t.Errorf("agent log lacks the kubelet source mode line:\n%s", testenv.Tail(log, 3000))
 	}
 	t.Logf("plain deploy/: kubelet source %s (%s); tls %q", k.Mode, k.ModeReason, k.TLS)
 	t.Logf("rolling update (generation %d → %d) complete in %s: pod %s", before.Generation, ds.Generation, rollout.Round(100*time.Millisecond), live[0].Name)

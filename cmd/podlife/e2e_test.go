@@ -178,7 +178,7 @@ func startAgent(t testing.TB, bin, logPath string, args ...string) *agentProc {
 	case <-time.After(30 * time.Second):
 	}
 	b, _ := os.ReadFile(logPath)
-	t.Fatalf("the agent reported no listening address (exit: %v); log tail:\n%s", p.err, lastBytes(string(b), 3000))
+	t.Fatalf("the agent reported no listening address (exit: %v); log tail:\n%s", p.err, testenv.Tail(string(b), 3000))
 	return nil
 }
 
@@ -239,7 +239,7 @@ func TestAgentEndToEnd(t *testing.T) {
 	t.Cleanup(func() {
 		if t.Failed() {
 			b, _ := os.ReadFile(logPath)
-			t.Logf("agent log tail:\n%s", lastBytes(string(b), 3000))
+			t.Logf("agent log tail:\n%s", testenv.Tail(string(b), 3000))
 		}
 	})
 	ag := startAgent(t, bin, logPath, "--node-name", "podlife-e2e", "--cri-endpoint", ctd.Endpoint,
@@ -274,7 +274,7 @@ func TestAgentEndToEnd(t *testing.T) {
 		}
 		return got, strings.Join(bad, " ")
 	}
-	eventually(t, "every pod in its stage, the crash loop restarted", 120*time.Second, func() bool {
+	testenv.Eventually(t, "every pod in its stage, the crash loop restarted", 120*time.Second, func() bool {
 		got, bad := stages()
 		c := got["crashloop"]
 		return bad == "" && c.Restarts() >= 1
@@ -325,13 +325,13 @@ func TestAgentEndToEnd(t *testing.T) {
 	})
 	t.Run("runtime killed: the agent keeps serving and says why", func(t *testing.T) {
 		ctd.Kill(t)
-		eventually(t, "runtime-unreachable", 20*time.Second, func() bool {
+		testenv.Eventually(t, "runtime-unreachable", 20*time.Second, func() bool {
 			got, _ := stages()
 			p := got["serving"]
 			return p.Stage == lifecycle.StageUnknown && p.UnknownCause == lifecycle.CauseRuntimeUnreachable
 		})
 		ctd.Restart(t)
-		eventually(t, "recovery", 30*time.Second, func() bool {
+		testenv.Eventually(t, "recovery", 30*time.Second, func() bool {
 			got, _ := stages()
 			return got["serving"].Stage == lifecycle.StageServing
 		})
@@ -362,24 +362,6 @@ func TestAgentEndToEnd(t *testing.T) {
 			t.Fatalf("journal: %v\n%s", err, out)
 		}
 	})
-}
-
-func eventually(t *testing.T, what string, limit time.Duration, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", limit, what)
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
-}
-
-func lastBytes(s string, n int) string {
-	if len(s) > n {
-		return s[len(s)-n:]
-	}
-	return s
 }
 
 func yamlUnmarshal(s string, v any) error { return yaml.Unmarshal([]byte(s), v) }

@@ -92,12 +92,12 @@ func startFaultAgent(t *testing.T, bin string, args ...string) *faultAgent {
 	t.Cleanup(func() {
 		if t.Failed() {
 			b, _ := os.ReadFile(a.logPath)
-			t.Logf("agent log tail (%s):\n%s", a.logPath, lastBytes(string(b), 6000))
+			t.Logf("agent log tail (%s):\n%s", a.logPath, testenv.Tail(string(b), 6000))
 		}
 	})
 	a.agentProc = startAgent(t, bin, a.logPath, append([]string{"--journal-path", filepath.Join(dir, "journal.db"),
 		"--poll-interval", "500ms", "--stuck-threshold", "0", "--secure-listen-address="}, args...)...)
-	eventually(t, "agent ready", 60*time.Second, func() bool { return getJSONFrom(a.URL+"/readyz", nil) == 200 })
+	testenv.Eventually(t, "agent ready", 60*time.Second, func() bool { return getJSONFrom(a.URL+"/readyz", nil) == 200 })
 	return a
 }
 
@@ -148,7 +148,7 @@ func (a *faultAgent) journal() agent.JournalResponse {
 // crash-looping (restarted at least once).
 func (a *faultAgent) waitFaultPods(node string) {
 	a.t.Helper()
-	eventually(a.t, "both static pods seen, the crash loop restarting", 120*time.Second, func() bool {
+	testenv.Eventually(a.t, "both static pods seen, the crash loop restarting", 120*time.Second, func() bool {
 		r, _ := a.pods()
 		n := 0
 		for _, p := range r.Pods {
@@ -172,7 +172,7 @@ func (a *faultAgent) logged(s string) int {
 func (a *faultAgent) waitDown(source string, limit time.Duration, want ...string) string {
 	a.t.Helper()
 	var last lifecycle.SourceHealth
-	eventually(a.t, source+" down with "+strings.Join(want, " … "), limit, func() bool {
+	testenv.Eventually(a.t, source+" down with "+strings.Join(want, " … "), limit, func() bool {
 		r, _ := a.pods()
 		last = r.Sources[source]
 		if last.Up || last.LastError == "" {
@@ -188,7 +188,7 @@ func (a *faultAgent) waitDown(source string, limit time.Duration, want ...string
 	if strings.ContainsAny(last.LastError, "\n\r") {
 		a.t.Errorf("%s: lastError is not one line: %q", source, last.LastError)
 	}
-	eventually(a.t, "podlife_source_up{source="+source+"} 0", 10*time.Second, func() bool { return a.sourceUp(source) == "0" })
+	testenv.Eventually(a.t, "podlife_source_up{source="+source+"} 0", 10*time.Second, func() bool { return a.sourceUp(source) == "0" })
 	r, code := a.pods()
 	if code != http.StatusOK || len(r.Pods) == 0 || getJSONFrom(a.URL+"/healthz", nil) != http.StatusOK {
 		a.t.Errorf("while %s is down: /api/v1/pods %d with %d pods, /healthz: want 200 with the pods it knew", source, code, len(r.Pods))
@@ -200,7 +200,7 @@ func (a *faultAgent) waitDown(source string, limit time.Duration, want ...string
 // waitUp waits until source is up again, in the API and in /metrics.
 func (a *faultAgent) waitUp(source string, limit time.Duration) {
 	a.t.Helper()
-	eventually(a.t, source+" up again", limit, func() bool {
+	testenv.Eventually(a.t, source+" up again", limit, func() bool {
 		r, _ := a.pods()
 		h := r.Sources[source]
 		return h.Up && h.LastError == "" && a.sourceUp(source) == "1"
@@ -521,7 +521,7 @@ func TestKubeletAuthFaults(t *testing.T) {
 		"--kubelet-url", c.KubeletURL, "--kubelet-token-file", token,
 		"--kubelet-ca-file", c.API.CAFile, "--kubelet-serving-cert-file", c.KubeletServingCertFile)
 	ag.waitUp(lifecycle.SourceKubelet, 60*time.Second)
-	eventually(t, "the static pods seen", 120*time.Second, func() bool {
+	testenv.Eventually(t, "the static pods seen", 120*time.Second, func() bool {
 		r, _ := ag.pods()
 		return len(r.Pods) >= 2
 	})
@@ -566,7 +566,7 @@ func TestKubeletAuthFaults(t *testing.T) {
 		before := ag.mark()
 		rotate(podsOnly)
 		want := "403 Forbidden: the service account lacks RBAC `get` on `nodes/metrics` (deploy/rbac.yaml grants it)"
-		eventually(t, "the agent's log naming nodes/metrics", 30*time.Second, func() bool {
+		testenv.Eventually(t, "the agent's log naming nodes/metrics", 30*time.Second, func() bool {
 			b, _ := os.ReadFile(ag.logPath)
 			return strings.Contains(string(b), want)
 		})
@@ -597,7 +597,7 @@ func TestRuntimeFaults(t *testing.T) {
 		ag.waitDown(lifecycle.SourceRuntime, 30*time.Second, "cri "+ctd.Endpoint+": ")
 		ctd.Restart(t)
 		ag.waitUp(lifecycle.SourceRuntime, 30*time.Second)
-		eventually(t, "the event stream reopened", 30*time.Second, func() bool {
+		testenv.Eventually(t, "the event stream reopened", 30*time.Second, func() bool {
 			return ag.logged("container event stream ended") == 1 && ag.logged(streamOpen) == 2
 		})
 		ag.checkJournal(before, lifecycle.SourceRuntime)
@@ -661,7 +661,7 @@ func TestRuntimeFaults(t *testing.T) {
 		ep := startEventlessCRI(t, ctd.Socket)
 		el := startFaultAgent(t, bin, "--node-name", k.Name, "--cri-endpoint", ep, "--kubelet-url", k.ReadOnlyURL, "--upstream", "off")
 		el.waitUp(lifecycle.SourceRuntime, 30*time.Second)
-		eventually(t, "the agent saying it relists only", 30*time.Second, func() bool {
+		testenv.Eventually(t, "the agent saying it relists only", 30*time.Second, func() bool {
 			return el.logged("runtime does not stream container events; relisting only") >= 1
 		})
 		before := el.mark()
@@ -678,7 +678,7 @@ func TestRuntimeFaults(t *testing.T) {
 				t.Logf("the one-shot pod's transitions: %s", strings.Join(seen, "; "))
 			}
 		})
-		eventually(t, "the one-shot container seen running, then exiting, in the runtime", 60*time.Second, func() bool {
+		testenv.Eventually(t, "the one-shot container seen running, then exiting, in the runtime", 60*time.Second, func() bool {
 			exited := false
 			seen = nil
 			for _, r := range el.history() {
@@ -795,7 +795,7 @@ func (passthroughCodec) Name() string { return "proto" }
 // unchanged; and source went down and came back once since before.
 func (a *faultAgent) checkDelivered(admin kubernetes.Interface, before mark, source string) {
 	a.t.Helper()
-	eventually(a.t, "the whole journal delivered", 120*time.Second, func() bool {
+	testenv.Eventually(a.t, "the whole journal delivered", 120*time.Second, func() bool {
 		j := a.journal()
 		return j.Stats.LastSeq > 0 && j.Stats.Delivered == j.Stats.LastSeq
 	})
@@ -901,12 +901,12 @@ func TestAPIServerFaults(t *testing.T) {
 	}
 	createPod("serving", "sleep", "3600")
 	createPod("crashloop", "sh", "-c", "sleep 1; exit 7")
-	eventually(t, "the pods shown with the API server's copy", 120*time.Second, func() bool {
+	testenv.Eventually(t, "the pods shown with the API server's copy", 120*time.Second, func() bool {
 		_, a := seen("serving")
 		_, b := seen("crashloop")
 		return a && b
 	})
-	eventually(t, "Events delivered", 60*time.Second, func() bool { return ag.journal().Stats.Delivered > 0 })
+	testenv.Eventually(t, "Events delivered", 60*time.Second, func() bool { return ag.journal().Stats.Delivered > 0 })
 	selector := "spec.nodeName=" + c.NodeName
 
 	t.Run("watch 410 Gone: the agent relists", func(t *testing.T) {
@@ -922,16 +922,16 @@ func TestAPIServerFaults(t *testing.T) {
 		cutAt := l.ResourceVersion
 		ag.waitDown(lifecycle.SourceAPIServer, 30*time.Second, "apiserver: ")
 		createPod("born-in-cut", "sleep", "3600")
-		eventually(t, "the new pod shown from the kubelet and runtime alone", 90*time.Second, func() bool {
+		testenv.Eventually(t, "the new pod shown from the kubelet and runtime alone", 90*time.Second, func() bool {
 			shown, api := seen("born-in-cut")
 			return shown && !api
 		})
-		eventually(t, "etcd compacted past the partition: a watch from "+cutAt+" answers 410", 60*time.Second, func() bool {
+		testenv.Eventually(t, "etcd compacted past the partition: a watch from "+cutAt+" answers 410", 60*time.Second, func() bool {
 			return watchExpired(admin, selector, cutAt)
 		})
 		link.Heal()
 		ag.waitUp(lifecycle.SourceAPIServer, 60*time.Second)
-		eventually(t, "the new pod's API server copy, from the relist", 60*time.Second, func() bool {
+		testenv.Eventually(t, "the new pod's API server copy, from the relist", 60*time.Second, func() bool {
 			_, api := seen("born-in-cut")
 			return api
 		})
@@ -961,7 +961,7 @@ func TestAPIServerFaults(t *testing.T) {
 		ag.waitDown(lifecycle.SourceAPIServer, 60*time.Second, "apiserver: 401 Unauthorized: the API server does not accept podlife's credentials")
 		// A pod that crashes now: its transitions wait in the journal.
 		createPod("crash-while-revoked", "sh", "-c", "sleep 1; exit 9")
-		eventually(t, "the new pod's crash journaled, not delivered", 90*time.Second, func() bool {
+		testenv.Eventually(t, "the new pod's crash journaled, not delivered", 90*time.Second, func() bool {
 			for _, e := range ag.journal().Pending {
 				if e.Seq > delivered && e.Transition.Pod == "crash-while-revoked" && upstream.Reportable(e.Transition) {
 					return true

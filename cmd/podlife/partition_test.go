@@ -75,7 +75,7 @@ spec:
 	t.Cleanup(func() {
 		if t.Failed() {
 			b, _ := os.ReadFile(logPath)
-			t.Logf("agent log tail:\n%s", lastBytes(string(b), 4000))
+			t.Logf("agent log tail:\n%s", testenv.Tail(string(b), 4000))
 		}
 	})
 	start := func() {
@@ -84,7 +84,7 @@ spec:
 			"--upstream", "on", "--kubeconfig", api.AgentKubeconfig, "--journal-path", journalPath,
 			"--event-burst", "1000", "--stuck-threshold", "0")
 		server = ag.URL
-		eventually(t, "agent up", 20*time.Second, func() bool {
+		testenv.Eventually(t, "agent up", 20*time.Second, func() bool {
 			var r agent.JournalResponse
 			return getJSONFrom(server+"/api/v1/journal", &r) == 200
 		})
@@ -108,7 +108,7 @@ spec:
 	}
 
 	start()
-	eventually(t, "first crash-loop events delivered", 90*time.Second, func() bool {
+	testenv.Eventually(t, "first crash-loop events delivered", 90*time.Second, func() bool {
 		for _, evs := range events() {
 			if evs[0].Regarding.Name == "crashloop-podlife-part" {
 				return true
@@ -116,7 +116,7 @@ spec:
 		}
 		return false
 	})
-	eventually(t, "node conditions set", 20*time.Second, func() bool {
+	testenv.Eventually(t, "node conditions set", 20*time.Second, func() bool {
 		n, _ := admin.CoreV1().Nodes().Get(ctx, "podlife-part", metav1.GetOptions{})
 		conds := map[string]string{}
 		for _, c := range n.Status.Conditions {
@@ -140,7 +140,7 @@ spec:
 	restartedAt := time.Now()
 	// The restarted agent meets the partition too (a failed delivery) before
 	// it heals: only then does it owe a PartitionSummary.
-	eventually(t, "the restarted agent failing to deliver", 60*time.Second, func() bool {
+	testenv.Eventually(t, "the restarted agent failing to deliver", 60*time.Second, func() bool {
 		resp, err := http.Get(server + "/metrics")
 		if err != nil {
 			return false
@@ -158,7 +158,7 @@ spec:
 	// One observed by the restarted agent, which has never reached the API
 	// server: the first agent goes on taking it for reachable for a few
 	// seconds into the partition.
-	eventually(t, "a transition of the crashing container journaled by the restarted agent during the partition", 150*time.Second, func() bool {
+	testenv.Eventually(t, "a transition of the crashing container journaled by the restarted agent during the partition", 150*time.Second, func() bool {
 		backlog = journalNow()
 		for _, e := range backlog.Pending {
 			if e.Seq > delivered && crashing(e) && e.Transition.ObservedAt.After(restartedAt) {
@@ -178,7 +178,7 @@ spec:
 	}
 	api.Thaw()
 	partition := time.Since(frozenAt).Round(time.Second)
-	eventually(t, "backlog delivered", 90*time.Second, func() bool {
+	testenv.Eventually(t, "backlog delivered", 90*time.Second, func() bool {
 		st := journalNow().Stats
 		return st.Delivered >= backlog.Stats.LastSeq
 	})

@@ -84,7 +84,7 @@ func (e *dsEnv) checkPlugin(t *testing.T) {
 
 	t.Run("pods", func(t *testing.T) {
 		var got agent.PodsResponse
-		eventually(t, "kubectl podlife pods --node showing the churn namespace's crash-looping pod", 60*time.Second, func() bool {
+		testenv.Eventually(t, "kubectl podlife pods --node showing the churn namespace's crash-looping pod", 60*time.Second, func() bool {
 			stdout, stderr, code := plugin(jane, "podlife", "pods", "--node", node, "-o", "json")
 			if code != 0 {
 				t.Logf("kubectl podlife pods: exit %d: %s", code, stderr)
@@ -124,7 +124,7 @@ func (e *dsEnv) checkPlugin(t *testing.T) {
 	})
 
 	t.Run("describe", func(t *testing.T) {
-		eventually(t, "kubectl podlife describe churn/crashloop showing its exit 3", 60*time.Second, func() bool {
+		testenv.Eventually(t, "kubectl podlife describe churn/crashloop showing its exit 3", 60*time.Second, func() bool {
 			stdout, stderr, code := plugin(jane, "podlife", "describe", "churn/crashloop", "--node", node)
 			if code != 0 {
 				t.Logf("kubectl podlife describe: exit %d: %s", code, stderr)

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/podlife/podlife/internal/testenv"
 	"github.com/podlife/podlife/kubelet"
 	"github.com/podlife/podlife/lifecycle"
 )
@@ -28,7 +29,7 @@ func TestKubeletPodsAPIFaults(t *testing.T) {
 	}
 	waitMode := func(want string, limit time.Duration) {
 		t.Helper()
-		eventually(t, "kubelet source mode "+want, limit, func() bool {
+		testenv.Eventually(t, "kubelet source mode "+want, limit, func() bool {
 			m, _ := mode()
 			return m == want && ag.sourceUp(lifecycle.SourceKubelet) == "1"
 		})

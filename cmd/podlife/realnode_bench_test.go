@@ -713,7 +713,7 @@ func rnStartAgent(tb testing.TB, bin, criEndpoint, kubeletURL, podsAPISocket str
 	tb.Cleanup(func() {
 		if tb.Failed() {
 			b, _ := os.ReadFile(logPath)
-			tb.Logf("agent log tail:\n%s", lastBytes(string(b), 3000))
+			tb.Logf("agent log tail:\n%s", testenv.Tail(string(b), 3000))
 		}
 	})
 	ag := startAgent(tb, bin, logPath, "--node-name", rnNode, "--cri-endpoint", criEndpoint, "--cri-stream=true",

@@ -92,7 +92,7 @@ func TestSecureAPI(t *testing.T) {
 			t.Cleanup(func() {
 				if t.Failed() {
 					b, _ := os.ReadFile(logPath)
-					t.Logf("agent log tail:\n%s", lastBytes(string(b), 3000))
+					t.Logf("agent log tail:\n%s", testenv.Tail(string(b), 3000))
 				}
 			})
 			ag := startAgent(t, bin, logPath, append([]string{"--node-name", "n1", "--cri-endpoint", node.CRIEndpoint,

@@ -15,6 +15,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/podlife/podlife/cri"
+	"github.com/podlife/podlife/internal/testenv"
 	"github.com/podlife/podlife/kubelet"
 	"github.com/podlife/podlife/lifecycle"
 )
@@ -139,18 +140,10 @@ func TestServers(t *testing.T) {
 		resp.Body.Close()
 		return true
 	}
-	eventually := func(what string, ok func() bool) {
-		t.Helper()
-		for deadline := time.Now().Add(10 * time.Second); !ok(); time.Sleep(20 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("timed out waiting for %s", what)
-			}
-		}
-	}
 	n.SetKubeletDown(true)
-	eventually("/pods to refuse during a kubelet outage", func() bool { return !answers() })
+	testenv.Eventually(t, "/pods to refuse during a kubelet outage", 10*time.Second, func() bool { return !answers() })
 	n.SetKubeletDown(false)
-	eventually("the kubelet to come back", answers)
+	testenv.Eventually(t, "the kubelet to come back", 10*time.Second, answers)
 }
 
 // TestPodsAPI: the simulated kubelet's Pods API serves the same pods as its

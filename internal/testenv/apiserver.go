@@ -198,7 +198,7 @@ func (a *APIServer) waitReady(limit time.Duration) {
 		return
 	}
 	log, _ := os.ReadFile(a.logFile)
-	a.t.Fatalf("kube-apiserver not ready within %s; last log lines:\n%s", limit, lastBytes(string(log), 3000))
+	a.t.Fatalf("kube-apiserver not ready within %s; last log lines:\n%s", limit, Tail(string(log), 3000))
 }
 
 // certPool is a pool holding the PEM certificates in file.
@@ -335,13 +335,6 @@ func LoopbackPort(t testing.TB) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
-}
-
-func lastBytes(s string, n int) string {
-	if len(s) > n {
-		return s[len(s)-n:]
-	}
-	return s
 }
 
 func writeRSAKey(t testing.TB, path string) *rsa.PrivateKey {

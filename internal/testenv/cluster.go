@@ -164,7 +164,7 @@ func (c *Cluster) startComponent(t testing.TB, name, token string, args []string
 		hc := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
 		if !waitHTTP(hc, "https://127.0.0.1:"+strconv.Itoa(port)+"/healthz", "", p, 90*time.Second) {
 			log, _ := os.ReadFile(logFile)
-			t.Fatalf("%s not healthy within 90s; log tail:\n%s", name, lastBytes(string(log), 4000))
+			t.Fatalf("%s not healthy within 90s; log tail:\n%s", name, Tail(string(log), 4000))
 		}
 	}
 }
@@ -228,7 +228,7 @@ func (c *Cluster) WaitNodeReadyStatus(t testing.TB, status corev1.ConditionStatu
 	}
 	log, _ := os.ReadFile(c.Kubelet.LogFile)
 	t.Fatalf("node %s not Ready=%s within %s: last %+v (error %v); kubelet log tail:\n%s",
-		c.NodeName, status, timeout, last, lastErr, lastBytes(string(log), 3000))
+		c.NodeName, status, timeout, last, lastErr, Tail(string(log), 3000))
 	return last
 }
 

@@ -28,22 +28,6 @@ func busyboxPod(labels map[string]string, restart corev1.RestartPolicy, command 
 	}
 }
 
-// eventually polls cond until it holds or the test fails after limit.
-func eventually(t *testing.T, what string, limit time.Duration, cond func() (bool, string)) time.Duration {
-	t.Helper()
-	start := time.Now()
-	var detail string
-	for time.Now().Before(start.Add(limit)) {
-		var ok bool
-		if ok, detail = cond(); ok {
-			return time.Since(start)
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
-	t.Fatalf("%s: not within %s (last: %s)", what, limit, detail)
-	return 0
-}
-
 // kubeletPods reads the kubelet's /pods with token over HTTPS, pinning its
 // serving certificate.
 func kubeletPods(c *Cluster, hc *http.Client, token string) (*corev1.PodList, error) {
@@ -120,7 +104,7 @@ func TestCluster(t *testing.T) {
 		t.Fatalf("create pod: %v", err)
 	}
 
-	took := eventually(t, "deployment pod Running", 3*time.Minute, func() (bool, string) {
+	took := EventuallyState(t, "deployment pod Running", 3*time.Minute, func() (bool, any) {
 		d, err := cs.AppsV1().Deployments("work").Get(ctx, "sleeper", metav1.GetOptions{})
 		if err != nil {
 			return false, err.Error()
@@ -131,8 +115,8 @@ func TestCluster(t *testing.T) {
 		return podRunning(ctx, cs, "work", "app=sleeper")
 	})
 	t.Logf("deployment available after %s", took.Round(time.Millisecond))
-	eventually(t, "bare pod Running", time.Minute, func() (bool, string) { return podRunning(ctx, cs, "work", "app=bare") })
-	eventually(t, "job Complete", 2*time.Minute, func() (bool, string) {
+	EventuallyState(t, "bare pod Running", time.Minute, func() (bool, any) { return podRunning(ctx, cs, "work", "app=bare") })
+	EventuallyState(t, "job Complete", 2*time.Minute, func() (bool, any) {
 		j, err := cs.BatchV1().Jobs("work").Get(ctx, "once", metav1.GetOptions{})
 		if err != nil {
 			return false, err.Error()
@@ -150,7 +134,7 @@ func TestCluster(t *testing.T) {
 	// during the cut (authentication 2m, authorization 5m by default).
 	hc := c.Kubelet.HTTPClient(t)
 	want := map[string]bool{"bare": false}
-	eventually(t, "kubelet /pods lists the pods", 30*time.Second, func() (bool, string) {
+	EventuallyState(t, "kubelet /pods lists the pods", 30*time.Second, func() (bool, any) {
 		l, err := kubeletPods(c, hc, AgentToken)
 		if err != nil {
 			return false, err.Error()

@@ -111,7 +111,7 @@ func (c *Containerd) start() {
 		time.Sleep(100 * time.Millisecond)
 	}
 	log, _ := os.ReadFile(c.logFile)
-	c.t.Fatalf("containerd did not answer CRI Version within 30s; log tail:\n%s", lastBytes(string(log), 3000))
+	c.t.Fatalf("containerd did not answer CRI Version within 30s; log tail:\n%s", Tail(string(log), 3000))
 }
 
 func (c *Containerd) client() (runtimeapi.RuntimeServiceClient, func(), error) {

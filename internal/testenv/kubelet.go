@@ -155,7 +155,7 @@ func (k *Kubelet) start(t testing.TB) {
 		return
 	}
 	log, _ := os.ReadFile(k.LogFile)
-	t.Fatalf("kubelet %s not answering within 60s; log tail:\n%s", k.ready, lastBytes(string(log), 4000))
+	t.Fatalf("kubelet %s not answering within 60s; log tail:\n%s", k.ready, Tail(string(log), 4000))
 }
 
 // stop stops the kubelet by PID: SIGTERM, then SIGKILL after 5 s.

@@ -77,17 +77,6 @@ func clientset(t *testing.T, cfg ClientConfig) kubernetes.Interface {
 	return cs
 }
 
-func waitFor(t *testing.T, what string, limit time.Duration, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", limit, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 func TestRealAPIServer(t *testing.T) {
 	if testing.Short() {
 		t.Skip("real components (kube-apiserver, etcd): not in -short")
@@ -122,7 +111,7 @@ func TestRealAPIServer(t *testing.T) {
 	view := NewAPIView(watch, agent, "node-a", 200*time.Millisecond, quiet())
 	go view.Run(ctx)
 	t.Run("view sees only this node and its pods", func(t *testing.T) {
-		waitFor(t, "two pods and the node", 10*time.Second, func() bool { return len(view.Pods()) == 2 && view.Node() != nil })
+		testenv.Eventually(t, "two pods and the node", 10*time.Second, func() bool { return len(view.Pods()) == 2 && view.Node() != nil })
 		for _, p := range view.Pods() {
 			if p.Name == "elsewhere" {
 				t.Fatal("pod of another node in the view")
@@ -192,7 +181,7 @@ func TestRealAPIServer(t *testing.T) {
 		if _, err := r.DeliverOnce(ctx); err == nil {
 			t.Fatal("delivery to a frozen API server succeeded")
 		}
-		waitFor(t, "apiserver reported down", 5*time.Second, func() bool { return !view.Health().Up })
+		testenv.Eventually(t, "apiserver reported down", 5*time.Second, func() bool { return !view.Health().Up })
 		t.Logf("frozen apiserver: %s", view.Health().LastError)
 
 		// The agent restarts in the middle of the partition.
@@ -212,8 +201,8 @@ func TestRealAPIServer(t *testing.T) {
 		}
 
 		api.Thaw()
-		waitFor(t, "apiserver back", 10*time.Second, func() bool { return view.Health().Up })
-		waitFor(t, "backlog delivered", 20*time.Second, func() bool {
+		testenv.Eventually(t, "apiserver back", 10*time.Second, func() bool { return view.Health().Up })
+		testenv.Eventually(t, "backlog delivered", 20*time.Second, func() bool {
 			r.DeliverOnce(ctx)
 			p, _ := j.Pending(0)
 			return len(p) == 0

@@ -12,6 +12,7 @@ import (
 
 	"k8s.io/client-go/rest"
 
+	"github.com/podlife/podlife/internal/testenv"
 	"github.com/podlife/podlife/lifecycle"
 )
 
@@ -66,7 +67,7 @@ func TestReporterHonoursRetryAfter(t *testing.T) {
 	defer func() { cancel(); <-done }()
 	// Wait for what is checked: the journal's acknowledgement of the entry
 	// (Stats().Delivered is bumped before the journal acknowledges it).
-	waitFor(t, "the event delivered and acknowledged in the journal", 30*time.Second, func() bool {
+	testenv.Eventually(t, "the event delivered and acknowledged in the journal", 30*time.Second, func() bool {
 		p, err := j.Pending(0)
 		return err == nil && len(p) == 0
 	})

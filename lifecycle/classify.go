@@ -61,37 +61,16 @@ func FailingWaitingReason(reason string) bool {
 	return strings.HasPrefix(reason, "Err") || strings.HasSuffix(reason, "Error") || strings.HasSuffix(reason, "BackOff")
 }
 
-// classify gives a pod its stage, one-line reason and unknown cause. pod is
+// classify gives a pod its local stage and one-line reason, and the stage
+// rules' own verdict of Unknown (phase-unknown, container-state-unknown;
+// whatever else makes a pod Unknown is a cause rule's: causes.go). pod is
 // nil for a pod only the runtime knows.
 func (e *env) classify(pod *Pod, v *PodView) (Stage, string, Cause) {
-	switch {
-	case e.kubelet == down && e.runtime == down:
-		return StageUnknown, fmt.Sprintf("Unknown: kubelet and runtime unreachable (kubelet: %s; runtime: %s)",
-			orUnknown(e.in.Kubelet.LastError), orUnknown(e.in.Runtime.LastError)), CauseSourcesUnreachable
-	case e.kubelet == down:
-		return StageUnknown, fmt.Sprintf("Unknown: kubelet unreachable (%s); runtime: %s",
-			orUnknown(e.in.Kubelet.LastError), runtimeSummary(v)), CauseKubeletUnreachable
-	case e.runtime == down:
-		last := "no kubelet view"
-		if pod != nil {
-			last = fmt.Sprintf("kubelet last said %s, %s", orUnknown(string(pod.Phase)), readySummary(v))
-		}
-		return StageUnknown, fmt.Sprintf("Unknown: runtime unreachable (%s); %s",
-			orUnknown(e.in.Runtime.LastError), last), CauseRuntimeUnreachable
-	}
-	var stage Stage
-	var reason string
-	var cause Cause
 	if pod == nil {
-		stage, reason = e.runtimeOnlyStage(v)
-	} else {
-		stage, reason, cause = e.kubeletStage(pod, v)
+		stage, reason := e.runtimeOnlyStage(v)
+		return stage, reason, CauseNone
 	}
-	if cause == CauseNone && e.apiserver == down {
-		// The local truth stands; the cluster sees this pod as stale or Unknown.
-		cause = CauseAPIServerUnreachable
-	}
-	return stage, reason, cause
+	return e.kubeletStage(pod, v)
 }
 
 // kubeletStage classifies a pod the kubelet knows, with both sources fresh.
@@ -114,8 +93,8 @@ func (e *env) kubeletStage(pod *Pod, v *PodView) (Stage, string, Cause) {
 		if running == 0 {
 			return StageTerminated, "Terminated: " + why, CauseNone
 		}
-		if e.in.Now.After(pod.Deleting) {
-			why += fmt.Sprintf(" %s past it", e.in.Now.Sub(pod.Deleting).Round(time.Second))
+		if e.after(pod.Deleting) {
+			why += fmt.Sprintf(" %s past it", e.elapsed(pod.Deleting, time.Second))
 		}
 		return StageTerminating, "Terminating: " + why, CauseNone
 	}
@@ -208,8 +187,7 @@ func (e *env) failingWhy(v *PodView) (string, bool) {
 		if c.Kind == KindEphemeral {
 			continue
 		}
-		if until, ok := crashLooping(c, e.in.Now); ok {
-			e.due(until)
+		if until, ok := crashLoop(c); ok && (until.IsZero() || e.before(until)) {
 			now := "being created again"
 			if c.State == StateRunning {
 				now = "running again since " + c.StartedAt.UTC().Format(time.RFC3339)
@@ -237,11 +215,7 @@ func (e *env) restartingAll(pod *Pod, v *PodView) (string, bool) {
 	// failing to kill or remove a container keeps the condition True) is no
 	// longer one: the other rules then say what is wrong.
 	recent := func(since time.Time) bool {
-		if since.IsZero() || e.in.Now.Sub(since) < CrashLoopSettle {
-			e.due(since.Add(CrashLoopSettle))
-			return true
-		}
-		return false
+		return since.IsZero() || e.before(since.Add(CrashLoopSettle))
 	}
 	for i := range v.Containers {
 		c := &v.Containers[i]
@@ -286,10 +260,9 @@ func (e *env) restartLoop(pod *Pod, v *PodView) (string, bool) {
 	}
 	prev, last := ends[len(ends)-2], ends[len(ends)-1]
 	until := last.Add(CrashLoopSettle)
-	if last.Sub(prev) >= CrashLoopSettle || !e.in.Now.Before(until) {
+	if last.Sub(prev) >= CrashLoopSettle || !e.before(until) {
 		return "", false
 	}
-	e.due(until)
 	var n int32
 	for _, c := range v.Containers {
 		n = max(n, c.RestartCount)

@@ -384,11 +384,11 @@ func deriveConditions(pod *Pod, phase Phase, cvs []ContainerView, at time.Time) 
 	return out
 }
 
-// crashLooping reports whether a container is between crashes: it restarted
+// crashLoop reports whether a container is in a crash loop: it restarted
 // after an attempt that ran less than CrashLoopSettle, and is being created
-// again or has itself run less than CrashLoopSettle. until is when that
-// stops being true (zero while it is not running yet).
-func crashLooping(c *ContainerView, now time.Time) (until time.Time, ok bool) {
+// again (until is zero: for as long as it is) or is running (until is when
+// its new attempt has run CrashLoopSettle and the loop is over).
+func crashLoop(c *ContainerView) (until time.Time, ok bool) {
 	ls := c.LastState
 	if c.RestartCount == 0 || ls == nil || ls.Kind != StateTerminated ||
 		ls.StartedAt.IsZero() || ls.FinishedAt.Sub(ls.StartedAt) >= CrashLoopSettle {
@@ -400,6 +400,5 @@ func crashLooping(c *ContainerView, now time.Time) (until time.Time, ok bool) {
 	if c.State != StateRunning || c.StartedAt.IsZero() {
 		return time.Time{}, false
 	}
-	until = c.StartedAt.Add(CrashLoopSettle)
-	return until, now.Before(until)
+	return c.StartedAt.Add(CrashLoopSettle), true
 }

@@ -98,6 +98,16 @@ func TestCorrelatorMatchesCorrelate(t *testing.T) {
 			}
 			in := fuzzInput(data)
 			in.Now = t0.Add(time.Duration(r.IntN(30)) * time.Second)
+			if seq%2 == 1 {
+				// The agent's case: the clock moving on in steps of
+				// under a second, the sources answering as it does.
+				in.Now = t0.Add(time.Duration(step) * 700 * time.Millisecond)
+				for _, h := range []*SourceHealth{&in.Kubelet, &in.Runtime, &in.APIServer} {
+					if h.Up {
+						h.LastSuccess = in.Now
+					}
+				}
+			}
 			got, want := c.Correlate(in), Correlate(in)
 			if !reflect.DeepEqual(got, want) {
 				t.Fatalf("seq %d step %d: Correlator and Correlate differ\ngot  %+v\nwant %+v", seq, step, got.Pods, want.Pods)

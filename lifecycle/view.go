@@ -46,11 +46,6 @@ const (
 	CauseNodeCutOff Cause = "node-cut-off"
 )
 
-// Causes lists every non-empty cause; metrics export a series per value.
-var Causes = []Cause{CauseRuntimeUnreachable, CauseKubeletUnreachable, CauseSourcesUnreachable,
-	CauseAPIServerUnreachable, CauseNodeStatusStale, CausePhaseUnknown, CauseContainerUnknown, CauseOrphaned,
-	CauseKubeletAPIServerUnreachable, CauseNodeCutOff}
-
 // Provenance: where a field of a view comes from.
 const (
 	// FromRuntime: the CRI runtime, live; for a pod's phase and conditions,

@@ -12,12 +12,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/fnv"
-	"math"
 	"os"
 	"runtime/debug"
-	"slices"
-	"strings"
+	"syscall"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -156,45 +153,54 @@ func (j *Journal) initialise(tx *bolt.Tx) error {
 	return meta.Put(keyID, []byte(j.id))
 }
 
-// openChecked opens the bbolt file at path and reads all of it once: every
-// page it references lies within the file, every entry and stage decodes,
-// and the format is one this build knows. bbolt trusts its file: a damaged
-// one can make it panic, or fault on a page past the end of a truncated file,
-// so both are turned into ErrCorrupt here instead of killing the agent.
-// init then runs under the same protection.
+// openChecked opens the bbolt file at path for writing once every page it
+// references lies within the file, every entry and stage decodes and the
+// format is one this build knows, and runs init on it.
+//
+// bbolt trusts its file: on a damaged one it panics, or faults reading a page
+// past the end of a truncated file or through a damaged pointer. Both are
+// turned into ErrCorrupt here (SetPanicOnFault and recover), which is undone
+// cleanly only once bolt.Open has returned a DB to close: a fault inside Open
+// leaves its mapping, and the file's lock with it, behind for good. So the
+// file is first read through read-only opens, with bbolt's public API alone:
+//   - a plain read-only Open, which reads nothing but the two meta pages (it
+//     refuses a file shorter than that); verify then checks that the pages
+//     they name (tx.Size) fit in the file, and reads every bucket;
+//   - then one that loads the freelist, all Open reads besides the meta pages.
+//
+// A freelist page damaged so that loading it panics or faults is the one
+// fault left inside Open: that read-only mapping, its descriptor and the shared
+// lock it holds (no reader is blocked) stay until the agent exits; the file is
+// still reported corrupt, and moved aside. tx.Check is not used: it reads on a goroutine of its own,
+// where a fault on the very damage it looks for cannot be recovered and would
+// end the agent.
 func openChecked(path string, timeout time.Duration, init func(*bolt.DB) error) (db *bolt.DB, err error) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-	var file *os.File
 	defer func() {
 		if r := recover(); r != nil {
 			if db != nil {
 				closeQuietly(db)
-			} else if file != nil {
-				file.Close() // bbolt panicked before it returned: release its lock
 			}
 			db, err = nil, fmt.Errorf("open journal %s: %w: %v", path, ErrCorrupt, r)
 		}
 	}()
-	openFile := func(name string, flag int, perm os.FileMode) (*os.File, error) {
-		f, err := os.OpenFile(name, flag, perm)
-		file = f
-		return f, err
-	}
-	if err := precheck(path); err != nil {
-		return nil, fmt.Errorf("open journal %s: %w", path, err)
-	}
-	db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout, OpenFile: openFile})
-	switch {
-	case errors.Is(err, bolterrors.ErrTimeout):
-		return nil, fmt.Errorf("open journal %s: %w (is another podlife agent running?)", path, ErrLocked)
-	case isCorruption(err):
-		return nil, fmt.Errorf("open journal %s: %w: %v", path, ErrCorrupt, err)
-	case err != nil:
-		return nil, fmt.Errorf("open journal %s: %w", path, err)
-	}
-	if err := db.View(func(tx *bolt.Tx) error { return verify(tx, path) }); err != nil {
+	// A missing or empty file bbolt creates; anything but a file it refuses.
+	if fi, serr := os.Stat(path); serr == nil && fi.Mode().IsRegular() && fi.Size() > 0 {
+		if db, err = openBolt(path, &bolt.Options{ReadOnly: true, Timeout: timeout}); err != nil {
+			return nil, err
+		}
+		err = db.View(verify)
 		db.Close()
-		return nil, fmt.Errorf("open journal %s: %w", path, err)
+		if db = nil; err != nil {
+			return nil, fmt.Errorf("open journal %s: %w", path, err)
+		}
+		if db, err = openBolt(path, &bolt.Options{ReadOnly: true, PreLoadFreelist: true, Timeout: timeout}); err != nil {
+			return nil, err
+		}
+		db.Close()
+	}
+	if db, err = openBolt(path, &bolt.Options{Timeout: timeout}); err != nil {
+		return nil, err
 	}
 	if err := init(db); err != nil {
 		db.Close()
@@ -203,85 +209,22 @@ func openChecked(path string, timeout time.Duration, init func(*bolt.DB) error) 
 	return db, nil
 }
 
-// precheck reads a bbolt file's meta pages as bbolt will and checks, before
-// bbolt maps the file, what bbolt itself trusts: that the pages the meta
-// names (the high-water mark, the root, the freelist) lie within the file and
-// are what they should be. A fault in bbolt's Open cannot be undone (its
-// mapping keeps the file's lock), so the common damage, a truncated file, is
-// caught here. A file that is empty, missing or without a valid meta page is
-// left to bbolt, which creates or refuses it.
-func precheck(path string) error {
-	f, err := os.Open(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
+// openBolt opens the bbolt file at path, telling bbolt's errors about the
+// file's content (ErrCorrupt) and its lock (ErrLocked) from those of the
+// file system (permissions, a full disk), which say nothing about the journal.
+func openBolt(path string, opts *bolt.Options) (*bolt.DB, error) {
+	db, err := bolt.Open(path, 0o600, opts)
+	switch {
+	case err == nil:
+		return db, nil
+	case errors.Is(err, bolterrors.ErrTimeout):
+		return nil, fmt.Errorf("open journal %s: %w (is another podlife agent running?)", path, ErrLocked)
+	case errors.As(err, new(syscall.Errno)):
+		return nil, fmt.Errorf("open journal %s: %w", path, err)
+	default: // ErrInvalid, ErrVersionMismatch, ErrChecksum, "file size too small"...
+		return nil, fmt.Errorf("open journal %s: %w: %v", path, ErrCorrupt, err)
 	}
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	size := fi.Size()
-	meta := func(off int64) (m boltMeta, ok bool) {
-		var b [boltMetaSize]byte
-		if n, _ := f.ReadAt(b[:], off+boltPageHeader); n != len(b) {
-			return m, false
-		}
-		h := fnv.New64a()
-		h.Write(b[:56])
-		le := binary.LittleEndian // bbolt writes its pages in the machine's order: amd64, arm64
-		m = boltMeta{pageSize: int64(le.Uint32(b[8:])), root: le.Uint64(b[16:]), freelist: le.Uint64(b[32:]),
-			pgid: le.Uint64(b[40:]), txid: le.Uint64(b[48:])}
-		return m, le.Uint32(b[0:]) == 0xED0CDAED && le.Uint32(b[4:]) == 2 && le.Uint64(b[56:]) == h.Sum64() && m.pageSize >= 512
-	}
-	m, ok := meta(0)
-	if m1, ok1 := meta(m.pageSize); ok1 && (!ok || m1.txid > m.txid) {
-		m, ok = m1, true
-	} else if !ok {
-		if m1, ok1 := meta(4096); ok1 {
-			m, ok = m1, true
-		}
-	}
-	if !ok {
-		return nil
-	}
-	if need := int64(m.pgid) * m.pageSize; need > size || need <= 0 {
-		return fmt.Errorf("%w: truncated: the file has %d bytes, its pages need %d", ErrCorrupt, size, need)
-	}
-	page := func(what string, id uint64, want ...uint16) error {
-		if id < 2 || id >= m.pgid {
-			return fmt.Errorf("%w: %s page %d outside the file's %d pages", ErrCorrupt, what, id, m.pgid)
-		}
-		var b [boltPageHeader]byte
-		if _, err := f.ReadAt(b[:], int64(id)*m.pageSize); err != nil {
-			return fmt.Errorf("%w: %s page %d: %v", ErrCorrupt, what, id, err)
-		}
-		flags, overflow := binary.LittleEndian.Uint16(b[8:]), uint64(binary.LittleEndian.Uint32(b[12:]))
-		if !slices.Contains(want, flags) || id+overflow >= m.pgid {
-			return fmt.Errorf("%w: %s page %d: type %#x, %d overflow pages, in %d pages", ErrCorrupt, what, id, flags, overflow, m.pgid)
-		}
-		return nil
-	}
-	if m.freelist != math.MaxUint64 {
-		if err := page("freelist", m.freelist, 0x10); err != nil {
-			return err
-		}
-	}
-	return page("root", m.root, 0x01, 0x02)
 }
-
-// boltMeta is what precheck reads of a bbolt meta page.
-type boltMeta struct {
-	pageSize                   int64
-	root, freelist, pgid, txid uint64
-}
-
-const (
-	boltPageHeader = 16 // id, flags, count, overflow
-	boltMetaSize   = 64 // magic, version, page size, flags, root bucket, freelist, pgid, txid, checksum
-)
 
 // closeQuietly closes a database that faulted, which may fault again.
 func closeQuietly(db *bolt.DB) {
@@ -289,25 +232,10 @@ func closeQuietly(db *bolt.DB) {
 	db.Close()
 }
 
-// isCorruption tells bbolt's errors about the file's content from those
-// about the file system (permissions, a full disk), which say nothing about
-// the journal.
-func isCorruption(err error) bool {
-	if err == nil {
-		return false
-	}
-	for _, e := range []error{bolterrors.ErrInvalid, bolterrors.ErrVersionMismatch, bolterrors.ErrChecksum,
-		bolterrors.ErrInvalidMapping} {
-		if errors.Is(err, e) {
-			return true
-		}
-	}
-	return strings.HasPrefix(err.Error(), "file size too small")
-}
-
-// verify reads the whole journal in tx.
-func verify(tx *bolt.Tx, path string) error {
-	fi, err := os.Stat(path)
+// verify reads the whole journal in tx, once the pages its meta names are
+// known to lie within the file.
+func verify(tx *bolt.Tx) error {
+	fi, err := os.Stat(tx.DB().Path())
 	if err != nil {
 		return err
 	}

@@ -30,7 +30,7 @@ type causeRule struct {
 type podFacts struct {
 	// view is the pod's view with its local stage and reason, which a
 	// rule's explanation rewrites.
-	view *PodView
+	view PodView
 	// pod is the kubelet's status of the pod; nil for a pod only the
 	// runtime knows.
 	pod *Pod
@@ -51,7 +51,7 @@ var causeRules = []causeRule{
 			return earliest(e.in.Runtime.LastSuccess, e.in.Kubelet.LastSuccess)
 		},
 		explain: func(e *env, f *podFacts) {
-			v := f.view
+			v := &f.view
 			v.Stage, v.StageReason = StageUnknown, fmt.Sprintf("Unknown: kubelet and runtime unreachable (kubelet: %s; runtime: %s)",
 				orUnknown(e.in.Kubelet.LastError), orUnknown(e.in.Runtime.LastError))
 		}},
@@ -59,14 +59,14 @@ var causeRules = []causeRule{
 		holds: func(e *env, _ *podFacts) bool { return e.kubelet == down },
 		since: func(e *env, _ *podFacts) time.Time { return e.in.Kubelet.LastSuccess },
 		explain: func(e *env, f *podFacts) {
-			v := f.view
+			v := &f.view
 			v.Stage, v.StageReason = StageUnknown, fmt.Sprintf("Unknown: kubelet unreachable (%s); runtime: %s",
 				orUnknown(e.in.Kubelet.LastError), runtimeSummary(v))
 		}},
 	{cause: CauseOrphaned, meaning: "the runtime runs containers of a pod the kubelet does not know",
 		holds: func(e *env, f *podFacts) bool { return f.pod == nil && e.kubelet == fresh },
 		explain: func(_ *env, f *podFacts) {
-			v := f.view
+			v := &f.view
 			v.Stage, v.StageReason = StageUnknown, fmt.Sprintf("Unknown: the kubelet does not know this pod; the runtime runs %d of its containers",
 				runningInRuntime(v))
 		}},
@@ -74,7 +74,7 @@ var causeRules = []causeRule{
 		holds: func(e *env, _ *podFacts) bool { return e.runtime == down },
 		since: func(e *env, _ *podFacts) time.Time { return e.in.Runtime.LastSuccess },
 		explain: func(e *env, f *podFacts) {
-			v := f.view
+			v := &f.view
 			last := "no kubelet view"
 			if f.pod != nil {
 				last = fmt.Sprintf("kubelet last said %s, %s", orUnknown(string(v.Phase)), readySummary(v))
@@ -107,7 +107,7 @@ var causeRules = []causeRule{
 		holds: func(e *env, f *podFacts) bool { return f.pod != nil && e.apiserver == fresh && nodeStatusStale(e, f) },
 		since: func(e *env, _ *podFacts) time.Time { return e.in.APINode.LastHeartbeat },
 		explain: func(e *env, f *podFacts) {
-			v := f.view
+			v := &f.view
 			if runningInRuntime(v) > 0 {
 				n := e.in.APINode
 				v.StageReason += fmt.Sprintf("; the API server shows the node Ready=%s (%s) while its containers run", n.Ready, orUnknown(n.Reason))
@@ -138,9 +138,11 @@ func CauseMeaning(c Cause) string {
 }
 
 // applyCause names the pod's cause: the first rule that holds. f.view holds
-// the local stage and reason; the rule's explanation rewrites them.
+// the local stage and reason; the rule's explanation rewrites them. f is the
+// env's own (e.facts): the rules are called through their table, and a
+// pointer to anything else would escape to the heap, for every pod.
 func (e *env) applyCause(f *podFacts) {
-	v := f.view
+	v := &f.view
 	v.UnknownCause, v.UnknownSince = CauseNone, time.Time{}
 	for i := range causeRules {
 		r := &causeRules[i]
@@ -164,13 +166,13 @@ func (e *env) applyCause(f *podFacts) {
 // its copy was found stale.
 func nodeStatusStale(e *env, f *podFacts) bool {
 	n := e.in.APINode
-	return n != nil && n.Ready == "Unknown" && (f.apiStale || runningInRuntime(f.view) > 0)
+	return n != nil && n.Ready == "Unknown" && (f.apiStale || runningInRuntime(&f.view) > 0)
 }
 
 // explainCutOff says, after the local truth, that the kubelet cannot reach
 // the API server and what that means for the cluster's view of the pod.
 func explainCutOff(e *env, f *podFacts) {
-	v := f.view
+	v := &f.view
 	frozen := "its copy of this pod is frozen"
 	if cmp.Or(f.pod.StatusFrom, FromKubelet) == FromKubelet {
 		frozen = "the cluster does not hear of this pod (its status here is the kubelet's own)"

@@ -94,6 +94,8 @@ type env struct {
 	until time.Time
 	// restartEnds is the pod's podHistory.restartEnds while its view is built.
 	restartEnds []time.Time
+	// facts are the cause rules' input for the pod being finished.
+	facts podFacts
 }
 
 func newEnv(in *Input) env {
@@ -142,21 +144,22 @@ func linkHealth(in Input) SourceHealth {
 // out on every call: what the API server's copy of the pod says about it,
 // and the pod's cause. The memo's slices are not modified.
 func (e *env) finish(m *podMemo) PodView {
-	pod, v := &m.pod, m.view
-	v.APIServer = e.apiPods[pod.UID]
-	f := podFacts{view: &v, pod: pod, local: m.view.UnknownCause}
+	f := &e.facts
+	*f = podFacts{view: m.view, pod: &m.pod, local: m.view.UnknownCause}
+	v := &f.view
+	v.APIServer = e.apiPods[m.pod.UID]
 	if e.apiserver == fresh && e.runtime == fresh && v.APIServer != nil {
 		// The kubelet's own live status, where podlife has it, is compared
 		// first: the finding names what the copy lacks, and since when.
-		found := e.apiBehind(pod, &v, &m.behindSince)
+		found := e.apiBehind(&m.pod, v, &m.behindSince)
 		if len(found) == 0 {
-			found = e.apiMismatches(pod, &v)
+			found = e.apiMismatches(&m.pod, v)
 		}
 		f.apiStale = len(found) > 0
 		if f.apiStale {
 			v.Mismatches = append(slices.Clip(v.Mismatches), found...)
 		}
 	}
-	e.applyCause(&f)
-	return v
+	e.applyCause(f)
+	return *v
 }

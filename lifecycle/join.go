@@ -264,8 +264,9 @@ func (e *env) runtimeOnlyPod(uid string, cs []*Container, sb *Sandbox) (PodView,
 		return v, false // nothing running: garbage awaiting collection
 	}
 	v.Stage, v.StageReason = e.runtimeOnlyStage(&v)
-	e.applyCause(&podFacts{view: &v})
-	return v, true
+	e.facts = podFacts{view: v}
+	e.applyCause(&e.facts)
+	return e.facts.view, true
 }
 
 // kubeletContainer is the view of a container the kubelet lists, as its

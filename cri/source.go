@@ -225,19 +225,8 @@ func (s *Source) relist(ctx context.Context, conn grpc.ClientConnInterface) {
 
 func (s *Source) relistOnce(ctx context.Context, conn grpc.ClientConnInterface) error {
 	rs := runtimeapi.NewRuntimeServiceClient(conn)
-	s.mu.Lock()
-	handshaken := s.version != ""
-	s.mu.Unlock()
-	if !handshaken {
-		cctx, cancel := s.call(ctx)
-		v, err := rs.Version(cctx, &runtimeapi.VersionRequest{Version: "v1"})
-		cancel()
-		if err != nil {
-			return fmt.Errorf("cri %s: version: %w", s.cfg.Endpoint, err)
-		}
-		s.mu.Lock()
-		s.version = v.GetRuntimeName() + " " + v.GetRuntimeVersion() + " (CRI " + v.GetRuntimeApiVersion() + ")"
-		s.mu.Unlock()
+	if err := s.handshake(ctx, rs); err != nil {
+		return err
 	}
 	cctx, cancel := s.call(ctx)
 	sbs, err := listSandboxes(cctx, conn)
@@ -251,27 +240,7 @@ func (s *Source) relistOnce(ctx context.Context, conn grpc.ClientConnInterface) 
 	if err != nil {
 		return fmt.Errorf("cri %s: list containers: %w", s.cfg.Endpoint, err)
 	}
-	// Known and unchanged items keep their records; the others are decoded.
-	// (The stream's apply writes s.sandboxes and s.containers: look up under the lock.)
-	sandboxes := make(map[string]*lifecycle.Sandbox, len(sbs))
-	containers := make(map[string]*lifecycle.Container, len(ctrs))
-	var newSandboxes, newContainers []listed
-	s.mu.Lock()
-	for _, l := range sbs {
-		if old := s.sandboxes[string(l.id)]; old != nil && old.State == convertSandboxState(runtimeapi.PodSandboxState(l.state)) {
-			sandboxes[old.ID] = old
-		} else {
-			newSandboxes = append(newSandboxes, l)
-		}
-	}
-	for _, l := range ctrs {
-		if old := s.containers[string(l.id)]; old != nil && old.State == convertState(runtimeapi.ContainerState(l.state)) && hasStatus(old) {
-			containers[old.ID] = old
-		} else {
-			newContainers = append(newContainers, l)
-		}
-	}
-	s.mu.Unlock()
+	sandboxes, containers, newSandboxes, newContainers := s.reuseUnchanged(sbs, ctrs)
 	for _, l := range newSandboxes {
 		var sb runtimeapi.PodSandbox
 		if err := l.decode(&sb); err != nil {
@@ -302,24 +271,76 @@ func (s *Source) relistOnce(ctx context.Context, conn grpc.ClientConnInterface) 
 		v := ConvertContainer(c, cst, sandboxes)
 		containers[v.ID] = &v
 	}
+	s.commitListing(sandboxes, containers)
+	return nil
+}
+
+// handshake asks the runtime for its version once per connection.
+func (s *Source) handshake(ctx context.Context, rs runtimeapi.RuntimeServiceClient) error {
+	s.mu.Lock()
+	handshaken := s.version != ""
+	s.mu.Unlock()
+	if handshaken {
+		return nil
+	}
+	cctx, cancel := s.call(ctx)
+	v, err := rs.Version(cctx, &runtimeapi.VersionRequest{Version: "v1"})
+	cancel()
+	if err != nil {
+		return fmt.Errorf("cri %s: version: %w", s.cfg.Endpoint, err)
+	}
+	s.mu.Lock()
+	s.version = v.GetRuntimeName() + " " + v.GetRuntimeVersion() + " (CRI " + v.GetRuntimeApiVersion() + ")"
+	s.mu.Unlock()
+	return nil
+}
+
+// reuseUnchanged keeps the records of the listed items that are known and
+// in the same state, and returns the others to be decoded. (The stream's
+// apply writes s.sandboxes and s.containers: look up under the lock.)
+func (s *Source) reuseUnchanged(sbs, ctrs []listed) (map[string]*lifecycle.Sandbox, map[string]*lifecycle.Container, []listed, []listed) {
+	sandboxes := make(map[string]*lifecycle.Sandbox, len(sbs))
+	containers := make(map[string]*lifecycle.Container, len(ctrs))
+	var newSandboxes, newContainers []listed
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !sameSandboxes(s.sandboxes, sandboxes) || !sameContainers(s.containers, containers) {
-		s.sandboxes, s.containers, s.order = sandboxes, containers, nil
-		s.changed(true)
-		if s.streaming {
-			if s.missed++; s.missed >= stallRelists {
-				s.missed = 0
-				select {
-				case s.restart <- struct{}{}:
-				default:
-				}
+	for _, l := range sbs {
+		if old := s.sandboxes[string(l.id)]; old != nil && old.State == convertSandboxState(runtimeapi.PodSandboxState(l.state)) {
+			sandboxes[old.ID] = old
+		} else {
+			newSandboxes = append(newSandboxes, l)
+		}
+	}
+	for _, l := range ctrs {
+		if old := s.containers[string(l.id)]; old != nil && old.State == convertState(runtimeapi.ContainerState(l.state)) && hasStatus(old) {
+			containers[old.ID] = old
+		} else {
+			newContainers = append(newContainers, l)
+		}
+	}
+	return sandboxes, containers, newSandboxes, newContainers
+}
+
+// commitListing makes a relist's result the source's state when it differs,
+// and restarts a stream that keeps missing what relists find.
+func (s *Source) commitListing(sandboxes map[string]*lifecycle.Sandbox, containers map[string]*lifecycle.Container) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if sameSandboxes(s.sandboxes, sandboxes) && sameContainers(s.containers, containers) {
+		s.missed = 0
+		return
+	}
+	s.sandboxes, s.containers, s.order = sandboxes, containers, nil
+	s.changed(true)
+	if s.streaming {
+		if s.missed++; s.missed >= stallRelists {
+			s.missed = 0
+			select {
+			case s.restart <- struct{}{}:
+			default:
 			}
 		}
-	} else {
-		s.missed = 0
 	}
-	return nil
 }
 
 // streamLoop follows GetContainerEvents, falling back to relisting (which

@@ -20,6 +20,8 @@ import (
 	"github.com/podlife/podlife/lifecycle"
 )
 
+// staticPods are the real kubelet's static pods, in namespace real, with
+// testenv's shared completed and ghost (sharedStaticPods).
 const staticPods = `
 serving: |
   apiVersion: v1
@@ -35,15 +37,6 @@ serving: |
       imagePullPolicy: Never
       command: [sleep, "3600"]
       readinessProbe: {exec: {command: ["true"]}, periodSeconds: 1}
-completed: |
-  apiVersion: v1
-  kind: Pod
-  metadata: {name: completed, namespace: real}
-  spec:
-    hostNetwork: true
-    restartPolicy: Never
-    containers:
-    - {name: job, image: IMG, imagePullPolicy: Never, command: [sh, -c, "exit 0"]}
 crashloop: |
   apiVersion: v1
   kind: Pod
@@ -52,14 +45,6 @@ crashloop: |
     hostNetwork: true
     containers:
     - {name: app, image: IMG, imagePullPolicy: Never, command: [sh, -c, "exit 7"]}
-ghost: |
-  apiVersion: v1
-  kind: Pod
-  metadata: {name: ghost, namespace: real}
-  spec:
-    hostNetwork: true
-    containers:
-    - {name: app, image: "127.0.0.1:1/none/ghost:1", imagePullPolicy: IfNotPresent}
 oom: |
   apiVersion: v1
   kind: Pod
@@ -73,6 +58,9 @@ oom: |
       command: [sh, -c, "x=$(dd if=/dev/zero bs=1M count=256 2>/dev/null | tr '\\0' x); sleep 3600"]
       resources: {limits: {memory: 64Mi}}
 `
+
+// sharedStaticPods are testenv's shared manifests among staticPods.
+var sharedStaticPods = []string{"completed", "ghost"}
 
 func getPods(t *testing.T, url string) []byte {
 	t.Helper()
@@ -101,6 +89,9 @@ func TestRealKubelet(t *testing.T) {
 	}
 	for name, m := range manifests {
 		k.AddStaticPod(t, name, strings.ReplaceAll(m, "IMG", testenv.BusyboxImage))
+	}
+	for _, name := range sharedStaticPods {
+		k.AddStaticPod(t, name, testenv.PodManifest(t, name, name, "real"))
 	}
 	src, err := New(Config{URL: k.ReadOnlyURL, PollInterval: 200 * time.Millisecond}, quiet())
 	if err != nil {

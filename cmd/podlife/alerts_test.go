@@ -18,7 +18,6 @@ import (
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 
@@ -288,9 +287,7 @@ func TestAlertsInCluster(t *testing.T) {
 
 	// The crash loop: the container runs 1s and exits 7, over and over.
 	crashStart := time.Now()
-	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "crashloop", Namespace: "alerts"},
-		Spec: corev1.PodSpec{HostNetwork: true, Containers: []corev1.Container{{Name: "app", Image: testenv.BusyboxImage,
-			ImagePullPolicy: corev1.PullNever, Command: []string{"sh", "-c", "sleep 1; exit 7"}}}}}
+	pod := testenv.Pod(t, "crashloop", "crashloop", "alerts")
 	if _, err := admin.CoreV1().Pods("alerts").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}

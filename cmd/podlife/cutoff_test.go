@@ -347,16 +347,7 @@ func (e *cutoffEnv) startPods() {
 	}
 	// A static pod: its status is the kubelet's live one on either path,
 	// and the API server's copy is its mirror pod, joined by the config hash.
-	e.c.Kubelet.AddStaticPod(t, "static", `
-apiVersion: v1
-kind: Pod
-metadata: {name: static, namespace: life}
-spec:
-  hostNetwork: true
-  terminationGracePeriodSeconds: 0
-  containers:
-  - {name: app, image: `+testenv.BusyboxImage+`, imagePullPolicy: Never, command: [sleep, "3600"]}
-`)
+	e.c.Kubelet.AddStaticPod(t, "static", testenv.PodManifest(t, "sleeper", "static", "life"))
 	testenv.Eventually(t, "web serving and crash looping, through the API server", 3*time.Minute, func() bool {
 		web, ok1 := e.pod("web-")
 		crash, ok2 := e.pod("crash")

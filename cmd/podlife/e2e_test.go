@@ -15,8 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"sigs.k8s.io/yaml"
-
 	"github.com/podlife/podlife/agent"
 	"github.com/podlife/podlife/internal/testenv"
 	"github.com/podlife/podlife/lifecycle"
@@ -80,41 +78,13 @@ func TestCLIExitCodes(t *testing.T) {
 	}
 }
 
-const e2ePods = `
-serving: |
-  apiVersion: v1
-  kind: Pod
-  metadata: {name: serving, namespace: e2e}
-  spec:
-    hostNetwork: true
-    containers:
-    - {name: web, image: IMG, imagePullPolicy: Never, command: [sleep, "3600"]}
-crashloop: |
-  apiVersion: v1
-  kind: Pod
-  metadata: {name: crashloop, namespace: e2e}
-  spec:
-    hostNetwork: true
-    containers:
-    - {name: app, image: IMG, imagePullPolicy: Never, command: [sh, -c, "sleep 1; exit 7"]}
-ghost: |
-  apiVersion: v1
-  kind: Pod
-  metadata: {name: ghost, namespace: e2e}
-  spec:
-    hostNetwork: true
-    containers:
-    - {name: app, image: "127.0.0.1:1/none/ghost:1", imagePullPolicy: IfNotPresent}
-completed: |
-  apiVersion: v1
-  kind: Pod
-  metadata: {name: completed, namespace: e2e}
-  spec:
-    hostNetwork: true
-    restartPolicy: Never
-    containers:
-    - {name: job, image: IMG, imagePullPolicy: Never, command: [sh, -c, "exit 0"]}
-`
+// e2ePods are the static pods of the end-to-end tests, in namespace e2e:
+// testenv's shared manifests (serving, crashloop, ghost, completed), each
+// named after its manifest.
+var e2ePods = []string{"serving", "crashloop", "ghost", "completed"}
+
+// e2ePod returns the manifest of the e2e pod name (one of e2ePods).
+func e2ePod(t testing.TB, name string) string { return testenv.PodManifest(t, name, name, "e2e") }
 
 // listenLine starts the line on which the agent reports its bound address.
 const listenLine = "podlife agent listening on "
@@ -227,12 +197,8 @@ func TestAgentEndToEnd(t *testing.T) {
 	ctd := testenv.StartContainerd(t)
 	ctd.ImportImages(t)
 	k := testenv.StartKubelet(t, ctd, "podlife-e2e")
-	var manifests map[string]string
-	if err := yamlUnmarshal(e2ePods, &manifests); err != nil {
-		t.Fatal(err)
-	}
-	for name, m := range manifests {
-		k.AddStaticPod(t, name, strings.ReplaceAll(m, "IMG", testenv.BusyboxImage))
+	for _, name := range e2ePods {
+		k.AddStaticPod(t, name, e2ePod(t, name))
 	}
 	journalPath := filepath.Join(t.TempDir(), "journal.db")
 	logPath := filepath.Join(t.TempDir(), "agent.log")
@@ -363,8 +329,6 @@ func TestAgentEndToEnd(t *testing.T) {
 		}
 	})
 }
-
-func yamlUnmarshal(s string, v any) error { return yaml.Unmarshal([]byte(s), v) }
 
 // hasLine reports whether one line of text contains every part.
 func hasLine(text string, parts ...string) bool {

@@ -108,11 +108,7 @@ func TestRuntimeFaults(t *testing.T) {
 		})
 		before := el.mark()
 		// A pod that runs and exits now is seen by relisting alone.
-		var manifests map[string]string
-		if err := yamlUnmarshal(e2ePods, &manifests); err != nil {
-			t.Fatal(err)
-		}
-		oneshot := strings.NewReplacer("name: completed", "name: oneshot", `"exit 0"`, `"sleep 2; exit 3"`, "IMG", testenv.BusyboxImage).Replace(manifests["completed"])
+		oneshot := strings.ReplaceAll(testenv.PodManifest(t, "completed", "oneshot", "e2e"), `"exit 0"`, `"sleep 2; exit 3"`)
 		k.AddStaticPod(t, "oneshot", oneshot)
 		var seen []string
 		t.Cleanup(func() {

@@ -27,12 +27,8 @@ import (
 // through every fault: serving and crashloop of e2ePods.
 func addFaultPods(t *testing.T, k *testenv.Kubelet) {
 	t.Helper()
-	var manifests map[string]string
-	if err := yamlUnmarshal(e2ePods, &manifests); err != nil {
-		t.Fatal(err)
-	}
 	for _, name := range []string{"serving", "crashloop"} {
-		k.AddStaticPod(t, name, strings.ReplaceAll(manifests[name], "IMG", testenv.BusyboxImage))
+		k.AddStaticPod(t, name, e2ePod(t, name))
 	}
 }
 

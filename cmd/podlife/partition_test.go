@@ -58,15 +58,7 @@ func TestPartition(t *testing.T) {
 	ctd := testenv.StartContainerd(t)
 	ctd.ImportImages(t)
 	k := testenv.StartKubelet(t, ctd, "podlife-part")
-	k.AddStaticPod(t, "crashloop", strings.ReplaceAll(`
-apiVersion: v1
-kind: Pod
-metadata: {name: crashloop, namespace: e2e}
-spec:
-  hostNetwork: true
-  containers:
-  - {name: app, image: IMG, imagePullPolicy: Never, command: [sh, -c, "sleep 1; exit 7"]}
-`, "IMG", testenv.BusyboxImage))
+	k.AddStaticPod(t, "crashloop", e2ePod(t, "crashloop"))
 
 	journalPath := filepath.Join(t.TempDir(), "journal.db")
 	logPath := filepath.Join(t.TempDir(), "agent.log")

@@ -44,19 +44,6 @@ const (
 	rnClkTck      = 100 // CLK_TCK: /proc/PID/stat counts CPU in 1/100 s
 )
 
-// rnPodTemplate is one static pod: a single long-running container, so every
-// exit the benchmark measures is one it caused.
-const rnPodTemplate = `
-apiVersion: v1
-kind: Pod
-metadata: {name: NAME, namespace: bench}
-spec:
-  hostNetwork: true
-  terminationGracePeriodSeconds: 0
-  containers:
-  - {name: app, image: IMG, imagePullPolicy: Never, command: [sleep, "3600"]}
-`
-
 // BenchmarkRealNode measures the real podlife binary on a real node: a real
 // containerd + runc and a real standalone kubelet running static busybox pods,
 // all started here. It runs 110 pods (PODLIFE_BENCH_PODS to change): the
@@ -121,7 +108,9 @@ func BenchmarkRealNode(b *testing.B) {
 	begin := time.Now()
 	for i := range pods {
 		name := fmt.Sprintf("bench-%02d", i)
-		k.AddStaticPod(b, name, strings.NewReplacer("NAME", name, "IMG", testenv.BusyboxImage).Replace(rnPodTemplate))
+		// testenv's sleeper: a single long-running container, so every exit
+		// the benchmark measures is one it caused.
+		k.AddStaticPod(b, name, testenv.PodManifest(b, "sleeper", name, "bench"))
 	}
 	kc := &http.Client{Timeout: 5 * time.Second}
 	for {

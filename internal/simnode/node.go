@@ -180,10 +180,42 @@ func (n *Node) step(now time.Time) {
 	}
 
 	n.mu.Lock()
+	events := n.churn(now, elapsed)
+	pods := append(demo, n.load...)
+	prevDemo := n.demo
+	n.demo = demo
+	n.runtime = pods
+	if len(events) > 0 || n.opts.Script || n.gen == 0 {
+		n.gen++
+	}
+	n.renderKubelet(now, pods)
+	wantRuntimeOff := n.forced["runtime"] || (n.opts.Script && inWindow(inLoop, runtimeOutage))
+	wantKubeletOff := n.forced["kubelet"] || (n.opts.Script && inWindow(inLoop, kubeletOutage))
+	if e := n.opts.OutageEvery; e > 0 {
+		in := elapsed % e
+		wantKubeletOff = wantKubeletOff || inWindow(in, [2]time.Duration{e / 3, e/3 + n.opts.OutageFor})
+		wantRuntimeOff = wantRuntimeOff || inWindow(in, [2]time.Duration{2 * e / 3, 2*e/3 + n.opts.OutageFor})
+	}
+	events = append(diffEvents(prevDemo, demo), events...)
+	for ch := range n.streams {
+		for _, ev := range events {
+			select {
+			case ch <- ev:
+			default:
+			}
+		}
+	}
+	n.mu.Unlock()
+	n.setRuntime(wantRuntimeOff)
+	n.setKubelet(wantKubeletOff)
+}
+
+// churn replaces and restarts the load pods due by now (each happening now)
+// and returns their CRI events. n.mu is held.
+func (n *Node) churn(now time.Time, elapsed time.Duration) []*runtimeapi.ContainerEventResponse {
 	if n.load == nil {
 		n.load = loadPods(n.start, n.opts.Pods, n.opts.ContainersPerPod, 0)
 	}
-	// Churn: restart the next load containers; each restart happens now.
 	var events []*runtimeapi.ContainerEventResponse
 	total := n.opts.Pods * n.opts.ContainersPerPod
 	target := int(elapsed.Seconds() * n.opts.ChurnPerSecond)
@@ -212,48 +244,30 @@ func (n *Node) step(now time.Time) {
 		c.started = now
 		events = append(events, containerEvents(p, c)...)
 	}
-	pods := append(demo, n.load...)
-	prevDemo := n.demo
-	n.demo = demo
-	n.runtime = pods
-	if len(events) > 0 || n.opts.Script || n.gen == 0 {
-		n.gen++
-	}
+	return events
+}
+
+// renderKubelet records the runtime's pods at now and renders the kubelet's
+// view of them KubeletLag behind (/pods, and the Pods API), only when that
+// view moved. n.mu is held.
+func (n *Node) renderKubelet(now time.Time, pods []simPod) {
 	n.history = append(n.history, snapshotAt{now, n.gen, pods})
 	lagged := n.history[0]
 	for len(n.history) > 1 && n.history[1].at.Before(now.Add(-n.opts.KubeletLag)) {
 		n.history = n.history[1:]
 		lagged = n.history[0]
 	}
-	if lagged.gen != n.renderedGen { // render /pods only when the kubelet's view moved
-		l := renderPodList(lagged.pods)
-		n.kubelet, _ = json.Marshal(l)
-		n.renderedGen = lagged.gen
-		if n.podsAPI != nil {
-			if err := n.podsAPI.update(l); err != nil {
-				n.log.Error("simnode: Pods API", "err", err)
-			}
+	if lagged.gen == n.renderedGen {
+		return
+	}
+	l := renderPodList(lagged.pods)
+	n.kubelet, _ = json.Marshal(l)
+	n.renderedGen = lagged.gen
+	if n.podsAPI != nil {
+		if err := n.podsAPI.update(l); err != nil {
+			n.log.Error("simnode: Pods API", "err", err)
 		}
 	}
-	wantRuntimeOff := n.forced["runtime"] || (n.opts.Script && inWindow(inLoop, runtimeOutage))
-	wantKubeletOff := n.forced["kubelet"] || (n.opts.Script && inWindow(inLoop, kubeletOutage))
-	if e := n.opts.OutageEvery; e > 0 {
-		in := elapsed % e
-		wantKubeletOff = wantKubeletOff || inWindow(in, [2]time.Duration{e / 3, e/3 + n.opts.OutageFor})
-		wantRuntimeOff = wantRuntimeOff || inWindow(in, [2]time.Duration{2 * e / 3, 2*e/3 + n.opts.OutageFor})
-	}
-	events = append(diffEvents(prevDemo, demo), events...)
-	for ch := range n.streams {
-		for _, ev := range events {
-			select {
-			case ch <- ev:
-			default:
-			}
-		}
-	}
-	n.mu.Unlock()
-	n.setRuntime(wantRuntimeOff)
-	n.setKubelet(wantKubeletOff)
 }
 
 // containerEvents are the CRI events of a restart: the old attempt stopped,

@@ -72,6 +72,8 @@ lint:
 	@# lifecycle/ is pure: no network, no files, no clock.
 	@if $(GO) list -f '{{join .Imports "\n"}}' ./lifecycle | grep -E '^(net|os|io/fs|syscall)(/|$$)'; then echo "lifecycle/ must not do I/O"; exit 1; fi
 	@if grep -n 'time\.Now\|time\.Since\|time\.Until' lifecycle/*.go; then echo "lifecycle/ must take time as input"; exit 1; fi
+	@# The CLI reads the agent's HTTP API (api/), never the agent itself.
+	@if $(GO) list -deps ./internal/cli | grep -x 'github.com/podlife/podlife/agent'; then echo "internal/cli must not import agent/ (the wire types are in api/)"; exit 1; fi
 
 ## bench: Go benchmarks (-count 5), the real-node benchmark (real containerd + kubelet, needs root)
 ## and the load harness against the real agent binary; writes BENCHMARKS.md.

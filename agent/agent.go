@@ -76,12 +76,6 @@ type Options struct {
 	Now func() time.Time
 }
 
-// Record is a transition with its position in the agent's history.
-type Record struct {
-	Seq uint64 `json:"seq"`
-	lifecycle.Transition
-}
-
 // Agent is one node's podlife.
 type Agent struct {
 	opts    Options

@@ -12,23 +12,22 @@ import (
 	"strings"
 	"time"
 
+	"github.com/podlife/podlife/api"
 	"github.com/podlife/podlife/internal/journal"
 	"github.com/podlife/podlife/lifecycle"
 )
 
-// PodsResponse is GET /api/v1/pods.
-type PodsResponse struct {
-	Node        string                            `json:"node"`
-	GeneratedAt time.Time                         `json:"generatedAt"`
-	Sources     map[string]lifecycle.SourceHealth `json:"sources"`
-	Pods        []lifecycle.PodView               `json:"pods"`
-}
-
-// PodResponse is GET /api/v1/pods/{namespace}/{name}: the view and its history.
-type PodResponse struct {
-	lifecycle.PodView
-	History []Record `json:"history"`
-}
+// The HTTP API's wire types (package api), under the names the agent's Go
+// API and its tests use.
+type (
+	PodsResponse    = api.PodsResponse
+	PodResponse     = api.PodResponse
+	Record          = api.Record
+	WatchEnd        = api.WatchEnd
+	JournalResponse = api.JournalResponse
+	JournalHealth   = api.JournalHealth
+	MovedAside      = api.MovedAside
+)
 
 // Handler serves the agent's HTTP API, metrics and probes.
 func (a *Agent) Handler() http.Handler {
@@ -311,22 +310,6 @@ func (a *Agent) handleTransitions(w http.ResponseWriter, r *http.Request) {
 
 // watchWriteTimeout bounds each write of a watch stream.
 const watchWriteTimeout = 30 * time.Second
-
-// WatchEnd is the last line of a watch stream that ended because its reader
-// fell behind: how many transitions it missed, after which one.
-type WatchEnd struct {
-	Dropped uint64 `json:"dropped"`
-	LastSeq uint64 `json:"lastSeq"`
-	Error   string `json:"error"`
-}
-
-// JournalResponse is GET /api/v1/journal: what is not yet delivered upstream,
-// and how the journal fares.
-type JournalResponse struct {
-	Stats   journal.Stats   `json:"stats"`
-	Pending []journal.Entry `json:"pending"`
-	Health  JournalHealth   `json:"health"`
-}
 
 func (a *Agent) handleJournal(w http.ResponseWriter, _ *http.Request) {
 	if a.journal == nil {

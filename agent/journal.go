@@ -16,38 +16,6 @@ import (
 // cannot open): about 300 bytes each.
 const DefaultMaxUnwritten = 20000
 
-// JournalHealth is how the agent's journal fares (GET /api/v1/journal's
-// health, and the podlife_journal_* metrics).
-type JournalHealth struct {
-	// Up is whether the journal is open and its last write succeeded.
-	Up bool `json:"up"`
-	// Error is the last failure to open or write the journal, in one line.
-	// It stays after a recovery, beside ErrorAt, for whoever looks later.
-	Error   string    `json:"error,omitempty"`
-	ErrorAt time.Time `json:"errorAt,omitzero"`
-	// DownSince is when the journal last stopped taking writes (zero while up).
-	DownSince time.Time `json:"downSince,omitzero"`
-	// Unwritten is how many transitions are held in memory, in order, until
-	// the journal takes them.
-	Unwritten int `json:"unwritten"`
-	// Lost counts transitions that were never journaled: the memory bound
-	// was reached while the journal could not be written (oldest first), or
-	// the agent stopped before it could be written again.
-	Lost uint64 `json:"lost"`
-	// Errors counts failed opens and writes.
-	Errors uint64 `json:"errors"`
-	// MovedAside lists journal files found unusable at open (corrupt, or of
-	// a format this build does not know), where they are now and why.
-	MovedAside []MovedAside `json:"movedAside,omitempty"`
-}
-
-// MovedAside is a journal file the agent could not use and moved aside.
-type MovedAside struct {
-	Path   string    `json:"path"`
-	Reason string    `json:"reason"`
-	At     time.Time `json:"at"`
-}
-
 // JournalOpener opens the agent's journal; moved tells of an unusable file
 // it moved aside before starting a fresh one (journal.OpenOrMoveAside).
 type JournalOpener func() (j *journal.Journal, moved *journal.MovedAside, err error)

@@ -24,7 +24,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/util/duration"
 
-	"github.com/podlife/podlife/agent"
+	"github.com/podlife/podlife/api"
 	"github.com/podlife/podlife/lifecycle"
 )
 
@@ -171,24 +171,24 @@ func httpError(resp *http.Response, path string) error {
 }
 
 // Pods fetches the node's pods.
-func (c *Client) Pods(ctx context.Context) (*agent.PodsResponse, error) {
-	var r agent.PodsResponse
+func (c *Client) Pods(ctx context.Context) (*api.PodsResponse, error) {
+	var r api.PodsResponse
 	return &r, c.get(ctx, "/api/v1/pods", &r)
 }
 
 // Pod fetches one pod and its history.
-func (c *Client) Pod(ctx context.Context, ns, name string) (*agent.PodResponse, error) {
-	var r agent.PodResponse
+func (c *Client) Pod(ctx context.Context, ns, name string) (*api.PodResponse, error) {
+	var r api.PodResponse
 	return &r, c.get(ctx, "/api/v1/pods/"+url.PathEscape(ns)+"/"+url.PathEscape(name), &r)
 }
 
 // Journal fetches the agent's undelivered journal entries.
-func (c *Client) Journal(ctx context.Context, r *agent.JournalResponse) error {
+func (c *Client) Journal(ctx context.Context, r *api.JournalResponse) error {
 	return c.get(ctx, "/api/v1/journal", r)
 }
 
 // Watch streams transitions to fn until ctx is done.
-func (c *Client) Watch(ctx context.Context, fn func(agent.Record) error) error {
+func (c *Client) Watch(ctx context.Context, fn func(api.Record) error) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.Server+"/api/v1/transitions?watch=true", nil)
 	if err != nil {
 		return err
@@ -208,7 +208,7 @@ func (c *Client) Watch(ctx context.Context, fn func(agent.Record) error) error {
 		if line == "" {
 			continue
 		}
-		var r agent.Record
+		var r api.Record
 		if err := json.Unmarshal([]byte(line), &r); err != nil {
 			return fmt.Errorf("bad transition from agent: %w", err)
 		}
@@ -277,7 +277,7 @@ func why(p lifecycle.PodView) string {
 }
 
 // PrintPods writes the kubectl-like table.
-func PrintPods(w io.Writer, r *agent.PodsResponse, now time.Time) {
+func PrintPods(w io.Writer, r *api.PodsResponse, now time.Time) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAMESPACE\tNAME\tSTAGE\tREADY\tRESTARTS\tAGE\tWHY")
 	for _, p := range r.Pods {
@@ -304,7 +304,7 @@ func PrintPods(w io.Writer, r *agent.PodsResponse, now time.Time) {
 
 // PrintDescribe writes one pod: conditions with reasons, each container's
 // kubelet and runtime views side by side, mismatches, and its timeline.
-func PrintDescribe(w io.Writer, p *agent.PodResponse, now time.Time) {
+func PrintDescribe(w io.Writer, p *api.PodResponse, now time.Time) {
 	fmt.Fprintf(w, "Name:          %s\nNamespace:     %s\nUID:           %s\n", p.Name, p.Namespace, p.UID)
 	fmt.Fprintf(w, "Phase:         %s (from %s)\nStage:         %s\nWhy:           %s\n", p.Phase, dash(p.StatusFrom), p.Stage, p.StageReason)
 	if kc := p.KubeletCache; kc != nil {
@@ -372,7 +372,7 @@ func PrintDescribe(w io.Writer, p *agent.PodResponse, now time.Time) {
 // PrintJournal writes the journal's counts, with an agent's the health of
 // its journal (withHealth: a file read directly has none), then the pending
 // entries one per line.
-func PrintJournal(w io.Writer, where string, r *agent.JournalResponse, withHealth bool) {
+func PrintJournal(w io.Writer, where string, r *api.JournalResponse, withHealth bool) {
 	st := r.Stats
 	fmt.Fprintf(w, "journal %s: %d pending, last seq %d, delivered up to %d, dropped %d\n",
 		where, st.Pending, st.LastSeq, st.Delivered, st.Dropped)
@@ -395,12 +395,12 @@ func PrintJournal(w io.Writer, where string, r *agent.JournalResponse, withHealt
 	}
 	for _, e := range r.Pending {
 		fmt.Fprintf(w, "  #%d %s  %s\n", e.Seq, e.Transition.ObservedAt.UTC().Format(time.RFC3339Nano),
-			FormatTransition(agent.Record{Seq: e.Seq, Transition: e.Transition}))
+			FormatTransition(api.Record{Seq: e.Seq, Transition: e.Transition}))
 	}
 }
 
 // FormatTransition is one transition on one line.
-func FormatTransition(r agent.Record) string {
+func FormatTransition(r api.Record) string {
 	s := string(r.Kind)
 	if r.Pod != "" {
 		s += " " + r.Namespace + "/" + r.Pod

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/podlife/podlife/agent"
+	"github.com/podlife/podlife/api"
 	"github.com/podlife/podlife/internal/journal"
 	"github.com/podlife/podlife/lifecycle"
 )
@@ -20,7 +20,7 @@ import (
 func TestPrintPods(t *testing.T) {
 	now := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
 	ec, zero := int32(137), int32(0)
-	r := &agent.PodsResponse{Node: "n", Sources: map[string]lifecycle.SourceHealth{
+	r := &api.PodsResponse{Node: "n", Sources: map[string]lifecycle.SourceHealth{
 		"kubelet": {Configured: true, Up: false, LastError: "connection refused"}, "runtime": {Configured: true, Up: true}},
 		Pods: []lifecycle.PodView{
 			{Namespace: "shop", Name: "web", Stage: lifecycle.StageServing, StageReason: "Serving: 2/2 containers ready",
@@ -54,7 +54,7 @@ shop       worker  Unknown       0/1    0         3d         kubelet unreachable
 
 func TestFormatTransition(t *testing.T) {
 	ec := int32(137)
-	got := FormatTransition(agent.Record{Seq: 1, Transition: lifecycle.Transition{Kind: lifecycle.TransitionContainerRestarted,
+	got := FormatTransition(api.Record{Seq: 1, Transition: lifecycle.Transition{Kind: lifecycle.TransitionContainerRestarted,
 		Namespace: "shop", Pod: "web", Container: "app", Source: "kubelet", From: "1", To: "2", ExitCode: &ec,
 		Detail: "restart 2, last exit 137 OOMKilled"}})
 	if want := "ContainerRestarted shop/web app [kubelet] 1 -> 2 exit 137: restart 2, last exit 137 OOMKilled"; got != want {
@@ -126,16 +126,16 @@ func TestSecuredClient(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			server, watch := strings.CutSuffix(tc.server, "/watch")
 			c, err := NewClientWith(server, tc.auth)
-			var pods *agent.PodsResponse
+			var pods *api.PodsResponse
 			switch {
 			case err == nil && watch:
-				err = c.Watch(context.Background(), func(agent.Record) error { return nil })
+				err = c.Watch(context.Background(), func(api.Record) error { return nil })
 			case err == nil:
 				pods, err = c.Pods(context.Background())
 			}
 			if tc.want == "" && err == nil { // the watch goes with the same credentials
 				var seqs []uint64
-				werr := c.Watch(context.Background(), func(r agent.Record) error { seqs = append(seqs, r.Seq); return nil })
+				werr := c.Watch(context.Background(), func(r api.Record) error { seqs = append(seqs, r.Seq); return nil })
 				// The fake agent ends the stream after one record: said, not a silent exit.
 				if len(seqs) != 1 || seqs[0] != 7 || werr == nil || !strings.Contains(werr.Error(), "ended the watch (stopped or replaced)") {
 					t.Fatalf("watch: %v %v", werr, seqs)
@@ -156,20 +156,20 @@ func TestPrintJournal(t *testing.T) {
 	stats := journal.Stats{Pending: 1, LastSeq: 9, Delivered: 8}
 	pending := []journal.Entry{{Seq: 9, Transition: lifecycle.Transition{Kind: lifecycle.TransitionContainerRestarted,
 		Namespace: "ns", Pod: "p", Container: "c", Source: "runtime", From: "0", To: "1", ObservedAt: at}}}
-	line := "  #9 2026-11-26T04:00:00Z  " + FormatTransition(agent.Record{Seq: 9, Transition: pending[0].Transition}) + "\n"
+	line := "  #9 2026-11-26T04:00:00Z  " + FormatTransition(api.Record{Seq: 9, Transition: pending[0].Transition}) + "\n"
 	tests := []struct {
 		name       string
-		r          agent.JournalResponse
+		r          api.JournalResponse
 		withHealth bool
 		want       string
 	}{
-		{"a file read directly", agent.JournalResponse{Stats: stats, Pending: pending}, false,
+		{"a file read directly", api.JournalResponse{Stats: stats, Pending: pending}, false,
 			"journal /j.db: 1 pending, last seq 9, delivered up to 8, dropped 0\n" + line},
-		{"an agent's, up", agent.JournalResponse{Stats: stats, Pending: pending, Health: agent.JournalHealth{Up: true}}, true,
+		{"an agent's, up", api.JournalResponse{Stats: stats, Pending: pending, Health: api.JournalHealth{Up: true}}, true,
 			"journal /j.db: 1 pending, last seq 9, delivered up to 8, dropped 0\nhealth: up; 0 held in memory, 0 lost, 0 errors\n" + line},
-		{"an agent's, down", agent.JournalResponse{Stats: stats, Health: agent.JournalHealth{DownSince: at, Unwritten: 12, Lost: 3, Errors: 2,
+		{"an agent's, down", api.JournalResponse{Stats: stats, Health: api.JournalHealth{DownSince: at, Unwritten: 12, Lost: 3, Errors: 2,
 			Error: "write /var/lib/podlife/journal.db: no space left on device", ErrorAt: at.Add(time.Second),
-			MovedAside: []agent.MovedAside{{Path: "/j.db.corrupt-x", Reason: "invalid database", At: at}}}}, true,
+			MovedAside: []api.MovedAside{{Path: "/j.db.corrupt-x", Reason: "invalid database", At: at}}}}, true,
 			"journal /j.db: 1 pending, last seq 9, delivered up to 8, dropped 0\n" +
 				"health: DOWN since 2026-11-26T04:00:00Z; 12 held in memory, 3 lost, 2 errors; last error at 2026-11-26T04:00:01Z: write /var/lib/podlife/journal.db: no space left on device\n" +
 				"moved aside at 2026-11-26T04:00:00Z: /j.db.corrupt-x (invalid database)\n"},

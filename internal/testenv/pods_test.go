@@ -25,7 +25,7 @@ func TestPodManifests(t *testing.T) {
 		}
 		p := Pod(t, kind, "a-name", "a-namespace")
 		if p.Name != "a-name" || p.Namespace != "a-namespace" || len(p.Spec.Containers) != 1 || !p.Spec.HostNetwork {
-			t.Errorf("%s: %+v", kind, p)
+			t.Errorf("%s: pod %s/%s, %d containers, hostNetwork %v", kind, p.Namespace, p.Name, len(p.Spec.Containers), p.Spec.HostNetwork)
 		}
 		if img := p.Spec.Containers[0].Image; kind != "ghost" && img != BusyboxImage {
 			t.Errorf("%s: image %q, want %q", kind, img, BusyboxImage)
@@ -39,6 +39,6 @@ func TestCrashLoopPod(t *testing.T) {
 		ImagePullPolicy: corev1.PullNever, Command: []string{"sh", "-c", "sleep 1; exit 7"}}}}
 	p := Pod(t, "crashloop", "crashloop", "alerts")
 	if !reflect.DeepEqual(p.Spec, want) || !reflect.DeepEqual(p.ObjectMeta, metav1.ObjectMeta{Name: "crashloop", Namespace: "alerts"}) {
-		t.Errorf("crashloop pod %+v\nwant spec %+v", p, want)
+		t.Errorf("crashloop pod %s/%s, spec %+v\nwant spec %+v", p.Namespace, p.Name, p.Spec.Containers, want.Containers)
 	}
 }

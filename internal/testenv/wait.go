@@ -52,9 +52,14 @@ func EventuallyState(t testing.TB, what string, limit time.Duration, cond func()
 			t.Fatal(msg)
 			return time.Since(start) // where t.Fatal does not end the goroutine
 		}
-		pause := min(max(costFactor*now.Sub(checked), minPause), maxPause, deadline.Sub(now))
-		time.Sleep(pause)
+		time.Sleep(pause(now.Sub(checked), deadline.Sub(now)))
 	}
+}
+
+// pause is how long to wait before checking again after a check that took
+// cost, with left until the deadline.
+func pause(cost, left time.Duration) time.Duration {
+	return min(max(costFactor*cost, minPause), maxPause, left)
 }
 
 // Tail returns the end of a log (or any long text) for a failure message:

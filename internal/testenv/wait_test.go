@@ -27,14 +27,38 @@ func TestEventuallyWaitsForTheCondition(t *testing.T) {
 	if checks != 3 || took <= 0 {
 		t.Fatalf("returned after %d checks (%s), want 3", checks, took)
 	}
-	// A cheap check is repeated within milliseconds, not at the slowest pace.
-	if took >= 2*maxPause {
-		t.Errorf("two cheap re-checks took %s; the pause is meant to follow what a check costs", took)
-	}
 	calls := 0
 	Eventually(t, "a true condition", time.Minute, func() bool { calls++; return true })
 	if calls != 1 {
 		t.Errorf("a condition true at once checked %d times, want 1", calls)
+	}
+}
+
+// The pause follows what a check costs: a cheap check is repeated within
+// milliseconds, a slow one at most every maxPause, and never past the
+// deadline.
+func TestPause(t *testing.T) {
+	for _, tc := range []struct{ cost, left, want time.Duration }{
+		{time.Microsecond, time.Minute, minPause},
+		{2 * time.Millisecond, time.Minute, 40 * time.Millisecond},
+		{time.Second, time.Minute, maxPause},
+		{2 * time.Millisecond, 3 * time.Millisecond, 3 * time.Millisecond},
+	} {
+		if got := pause(tc.cost, tc.left); got != tc.want {
+			t.Errorf("pause(%s, %s) = %s, want %s", tc.cost, tc.left, got, tc.want)
+		}
+	}
+}
+
+// The condition is checked once more at the deadline: what holds by then
+// is not reported as a timeout.
+func TestEventuallyChecksAtTheDeadline(t *testing.T) {
+	const limit = 20 * time.Millisecond
+	start := time.Now()
+	r := &recorder{TB: t}
+	EventuallyState(r, "the deadline", limit, func() (bool, any) { return time.Since(start) >= limit, nil })
+	if r.failed != "" {
+		t.Errorf("a condition true at the deadline: %s", r.failed)
 	}
 }
 

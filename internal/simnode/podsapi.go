@@ -110,9 +110,7 @@ func (a *podsAPI) WatchPods(_ *podsv1alpha1.WatchPodsRequest, stream podsv1alpha
 	a.mu.Unlock()
 	defer func() {
 		a.mu.Lock()
-		if _, ok := a.watchers[ch]; ok {
-			delete(a.watchers, ch)
-		}
+		delete(a.watchers, ch)
 		a.mu.Unlock()
 	}()
 	for _, b := range initial {

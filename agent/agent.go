@@ -83,7 +83,7 @@ type Agent struct {
 	metrics *metrics
 	admit   *admission
 	scrapes singleflight.Group // concurrent /metrics scrapes share one rendering
-	podText podsCache          // the metrics' pod families
+	podText podMetrics         // the metrics' pod families
 	podJSON podsCache          // the pods of GET /api/v1/pods
 	views   viewJSONCache
 
@@ -130,7 +130,7 @@ func New(opts Options) *Agent {
 	}
 	a.admit = newAdmission(opts.MaxRequestsInFlight, opts.MaxWatches, opts.Log)
 	a.metrics = newMetrics(a)
-	a.podText.render, a.podJSON.render = podText, a.views.render
+	a.podJSON.render = a.views.render
 	a.seedClock()
 	return a
 }

@@ -18,9 +18,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/podlife/podlife/cri"
@@ -103,41 +100,6 @@ func golden(t *testing.T, name string, got []byte) {
 	}
 	if string(got) != string(want) {
 		t.Fatalf("%s differs from the golden file; got:\n%s", name, got)
-	}
-}
-
-// The generated node's metrics match the golden exposition, parse, and lint clean.
-func TestMetricsGolden(t *testing.T) {
-	a, _ := generatedAgent(t)
-	snap := a.Snapshot()
-	text := append(podText(snap.Pods), nodeText(snap)...)
-	golden(t, "metrics.golden", text)
-
-	var full bytes.Buffer
-	if err := a.exposition(&full); err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Contains(full.Bytes(), text) || !strings.Contains(full.String(), "podlife_transitions_total") {
-		t.Fatal("/metrics lacks the snapshot families or the registry's")
-	}
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	mfs, err := parser.TextToMetricFamilies(bytes.NewReader(full.Bytes()))
-	if err != nil {
-		t.Fatalf("exposition does not parse: %v", err)
-	}
-	if n := len(mfs["podlife_pod_stage"].GetMetric()); n != 10*len(lifecycle.Stages) {
-		t.Fatalf("%d stage series, want one per stage per pod", n)
-	}
-	problems, err := promlint.New(bytes.NewReader(full.Bytes())).Lint()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range problems {
-		t.Errorf("lint %s: %s", p.Metric, p.Text)
-	}
-	// The pod text is rendered once per snapshot, not per scrape.
-	if &a.podText.get(snap.Pods)[0] != &a.podText.get(snap.Pods)[0] || &a.podJSON.get(snap.Pods)[0] != &a.podJSON.get(snap.Pods)[0] {
-		t.Fatal("pod metrics re-rendered for an unchanged snapshot")
 	}
 }
 

@@ -17,8 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/testutil"
-
 	"github.com/podlife/podlife/internal/fixtures"
 	"github.com/podlife/podlife/internal/simnode"
 	"github.com/podlife/podlife/lifecycle"
@@ -143,7 +141,7 @@ func TestSlowWatchNeverBlocksCorrelation(t *testing.T) {
 	if uint64(len(got))+end.Dropped > total || end.Dropped < dropped1 || uint64(len(got)) != total/2-dropped1 {
 		t.Fatalf("%d delivered + %d dropped (%d while stuck) of %d produced", len(got), end.Dropped, dropped1, total)
 	}
-	if m := testutil.ToFloat64(a.metrics.watchDropped); m != float64(end.Dropped) {
+	if m := gathered(t, a)["podlife_watch_dropped_total"].GetMetric()[0].GetCounter().GetValue(); m != float64(end.Dropped) {
 		t.Fatalf("podlife_watch_dropped_total %v, want %d", m, end.Dropped)
 	}
 	a.mu.RLock()

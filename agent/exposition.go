@@ -3,118 +3,103 @@ package agent
 import (
 	"bytes"
 	"compress/gzip"
+	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 
 	"github.com/podlife/podlife/lifecycle"
 )
 
-// Pod and container metrics are written straight to the text exposition
-// format, as kube-state-metrics does: each is a pure function of the
-// snapshot, and a node's worth of them (about 50 series per pod) costs far
-// less this way than as const metrics through the registry. The text is
-// cached until the snapshot's pods change.
+// The pod families: about 45 series per pod, so a node's worth (11k series
+// at 250 pods) is most of /metrics. A pod's const metrics are built,
+// gathered (in a registry of their own) and encoded when its view changes
+// (the lifecycle Correlator reuses unchanged views); the families' text is
+// put together from the pods' and kept until a view changes. Gathering every
+// pod's at each change would cost several times the scrape.
 
-// family is one metric family of the snapshot.
-type family struct {
-	name, help, typ string
-	write           func(b *bytes.Buffer, p *lifecycle.PodView)
+// podFamily is one metric family of a pod's view.
+type podFamily struct {
+	desc *prometheus.Desc
+	typ  prometheus.ValueType
+	// series calls add once per series, with the labels after namespace,
+	// pod and uid.
+	series func(p *lifecycle.PodView, add func(v float64, labels ...string))
 }
 
-// label writes name="value" with the value escaped for the text format.
-func label(b *bytes.Buffer, name, value string) {
-	b.WriteString(name)
-	b.WriteString(`="`)
-	if strings.ContainsAny(value, "\\\"\n") {
-		value = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`).Replace(value)
-	}
-	b.WriteString(value)
-	b.WriteByte('"')
+// podLabels are a pod family's labels: the pod's, then extra.
+func podLabels(extra ...string) []string {
+	return append([]string{"namespace", "pod", "uid"}, extra...)
 }
 
-// sample writes one series: name{pod labels, extra pairs} value.
-func sample(b *bytes.Buffer, name string, p *lifecycle.PodView, v float64, extra ...string) {
-	b.WriteString(name)
-	b.WriteByte('{')
-	label(b, "namespace", p.Namespace)
-	b.WriteByte(',')
-	label(b, "pod", p.Name)
-	b.WriteByte(',')
-	label(b, "uid", p.UID)
-	for i := 0; i+1 < len(extra); i += 2 {
-		b.WriteByte(',')
-		label(b, extra[i], extra[i+1])
-	}
-	b.WriteString("} ")
-	b.WriteString(strconv.FormatFloat(v, 'g', -1, 64))
-	b.WriteByte('\n')
-}
-
-var podFamilies = []family{
-	{"podlife_pod_phase", "The pod's phase as the kubelet reports it (1 for the current phase).", "gauge",
-		func(b *bytes.Buffer, p *lifecycle.PodView) {
+var podFamilies = []podFamily{
+	{desc("pod_phase", "The pod's phase as the kubelet reports it (1 for the current phase).", podLabels("phase")...),
+		prometheus.GaugeValue, func(p *lifecycle.PodView, add func(float64, ...string)) {
 			for _, ph := range phases {
-				sample(b, "podlife_pod_phase", p, b2f(p.Phase == ph), "phase", string(ph))
+				add(b2f(p.Phase == ph), string(ph))
 			}
 		}},
-	{"podlife_pod_stage", "The pod's lifecycle stage (1 for the current stage).", "gauge",
-		func(b *bytes.Buffer, p *lifecycle.PodView) {
+	{desc("pod_stage", "The pod's lifecycle stage (1 for the current stage).", podLabels("stage")...),
+		prometheus.GaugeValue, func(p *lifecycle.PodView, add func(float64, ...string)) {
 			for _, st := range lifecycle.Stages {
-				sample(b, "podlife_pod_stage", p, b2f(p.Stage == st), "stage", string(st))
+				add(b2f(p.Stage == st), string(st))
 			}
 		}},
-	{"podlife_pod_condition", "The pod's conditions (1 for the current status).", "gauge",
-		func(b *bytes.Buffer, p *lifecycle.PodView) {
+	{desc("pod_condition", "The pod's conditions (1 for the current status).", podLabels("condition", "status")...),
+		prometheus.GaugeValue, func(p *lifecycle.PodView, add func(float64, ...string)) {
 			for _, c := range p.Conditions {
 				for _, v := range []string{"True", "False", "Unknown"} {
-					sample(b, "podlife_pod_condition", p, b2f(c.Status == v), "condition", c.Type, "status", v)
+					add(b2f(c.Status == v), c.Type, v)
 				}
 			}
 		}},
-	{"podlife_container_state", "The container's state (1 for the current state).", "gauge",
-		func(b *bytes.Buffer, p *lifecycle.PodView) {
+	{desc("container_state", "The container's state (1 for the current state).", podLabels("container", "state")...),
+		prometheus.GaugeValue, func(p *lifecycle.PodView, add func(float64, ...string)) {
 			for _, c := range p.Containers {
 				for _, st := range containerStates {
-					sample(b, "podlife_container_state", p, b2f(c.State == st), "container", c.Name, "state", string(st))
+					add(b2f(c.State == st), c.Name, string(st))
 				}
 			}
 		}},
-	{"podlife_container_waiting_reason", "Why the container is waiting (1 while it waits for that reason).", "gauge",
-		func(b *bytes.Buffer, p *lifecycle.PodView) {
+	{desc("container_waiting_reason", "Why the container is waiting (1 while it waits for that reason).", podLabels("container", "reason")...),
+		prometheus.GaugeValue, func(p *lifecycle.PodView, add func(float64, ...string)) {
 			for _, c := range p.Containers {
 				if c.State == lifecycle.StateWaiting && c.Reason != "" {
-					sample(b, "podlife_container_waiting_reason", p, 1, "container", c.Name, "reason", c.Reason)
+					add(1, c.Name, c.Reason)
 				}
 			}
 		}},
-	{"podlife_container_last_terminated_reason", "Why the container last terminated.", "gauge",
-		func(b *bytes.Buffer, p *lifecycle.PodView) {
+	{desc("container_last_terminated_reason", "Why the container last terminated.", podLabels("container", "reason")...),
+		prometheus.GaugeValue, func(p *lifecycle.PodView, add func(float64, ...string)) {
 			for _, c := range p.Containers {
 				if reason, _, ok := lastTermination(c); ok {
-					sample(b, "podlife_container_last_terminated_reason", p, 1, "container", c.Name, "reason", reason)
+					add(1, c.Name, reason)
 				}
 			}
 		}},
-	{"podlife_container_last_exit_code", "The exit code of the container's last termination.", "gauge",
-		func(b *bytes.Buffer, p *lifecycle.PodView) {
+	{desc("container_last_exit_code", "The exit code of the container's last termination.", podLabels("container")...),
+		prometheus.GaugeValue, func(p *lifecycle.PodView, add func(float64, ...string)) {
 			for _, c := range p.Containers {
 				if _, code, ok := lastTermination(c); ok {
-					sample(b, "podlife_container_last_exit_code", p, float64(code), "container", c.Name)
+					add(float64(code), c.Name)
 				}
 			}
 		}},
-	{"podlife_container_restarts_total", "Container restarts as the kubelet counts them.", "counter",
-		func(b *bytes.Buffer, p *lifecycle.PodView) {
+	{desc("container_restarts_total", "Container restarts as the kubelet counts them.", podLabels("container")...),
+		prometheus.CounterValue, func(p *lifecycle.PodView, add func(float64, ...string)) {
 			for _, c := range p.Containers {
-				sample(b, "podlife_container_restarts_total", p, float64(c.RestartCount), "container", c.Name)
+				add(float64(c.RestartCount), c.Name)
 			}
 		}},
-	{"podlife_view_mismatches", "Disagreements between the kubelet's and the runtime's views, by kind (kinds present only).", "gauge",
-		func(b *bytes.Buffer, p *lifecycle.PodView) {
+	{desc("view_mismatches", "Disagreements between the kubelet's and the runtime's views, by kind (kinds present only).", podLabels("kind")...),
+		prometheus.GaugeValue, func(p *lifecycle.PodView, add func(float64, ...string)) {
 			for _, k := range lifecycle.MismatchKinds {
 				n := 0
 				for _, m := range p.Mismatches {
@@ -123,7 +108,7 @@ var podFamilies = []family{
 					}
 				}
 				if n > 0 {
-					sample(b, "podlife_view_mismatches", p, float64(n), "kind", string(k))
+					add(float64(n), string(k))
 				}
 			}
 		}},
@@ -141,53 +126,188 @@ func lastTermination(c lifecycle.ContainerView) (string, int32, bool) {
 	return "", 0, false
 }
 
-// podText renders the pod families for a snapshot's pods.
-func podText(pods []lifecycle.PodView) []byte {
-	var b bytes.Buffer
-	b.Grow(len(pods) * 6000)
-	for _, f := range podFamilies {
-		b.WriteString("# HELP " + f.name + " " + f.help + "\n# TYPE " + f.name + " " + f.typ + "\n")
-		for i := range pods {
-			f.write(&b, &pods[i])
-		}
-	}
-	return b.Bytes()
+// podSeries is a pod's view and the text of the const metrics built from
+// it: per family (by podMetrics.index), its sample lines.
+type podSeries struct {
+	view  lifecycle.PodView
+	lines [][]byte
 }
 
-// nodeText renders the node-level families of a snapshot.
-func nodeText(s *lifecycle.Snapshot) []byte {
-	var b bytes.Buffer
-	unknown := map[lifecycle.Cause]int{}
-	for i := range s.Pods {
-		if c := s.Pods[i].UnknownCause; c != lifecycle.CauseNone {
-			unknown[c]++
+// podMetrics is the collector of the pod families, in a registry of their
+// own. The const metrics of pods whose view changed are gathered together
+// and encoded per pod; the text of all pods is put together from them when
+// a pod's view changed, came or went, and kept until then. The zero value is
+// ready.
+type podMetrics struct {
+	mu       sync.Mutex
+	registry *prometheus.Registry
+	building []prometheus.Metric // of the pods being built, for Collect
+	index    map[string]int      // family name -> index in headers and lines
+	names    []string            // the families, sorted
+	headers  [][]byte            // per family, its HELP and TYPE lines
+	byUID    map[string]*podSeries
+	pods     []*podSeries // of the last get, in its order
+	text     []byte       // their exposition
+}
+
+// Describe implements prometheus.Collector.
+func (c *podMetrics) Describe(ch chan<- *prometheus.Desc) {
+	for _, f := range podFamilies {
+		ch <- f.desc
+	}
+}
+
+// Collect implements prometheus.Collector: the pods being built. Only
+// c.registry calls it, from build (under c.mu).
+func (c *podMetrics) Collect(ch chan<- prometheus.Metric) {
+	for _, m := range c.building {
+		ch <- m
+	}
+}
+
+// get is the pod families' exposition for a snapshot's pods: the kept text
+// while every pod's view is the same, else put together again (building
+// const metrics only for pods whose view changed). Families are in name
+// order (as a registry gathers them), pods in the snapshot's. An error (a
+// series twice) leaves that series out.
+func (c *podMetrics) get(pods []lifecycle.PodView) ([]byte, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	next := make(map[string]*podSeries, len(pods))
+	var changed []*lifecycle.PodView
+	same := c.text != nil && len(pods) == len(c.pods)
+	for i := range pods {
+		p := &pods[i]
+		if s := c.byUID[p.UID]; s != nil && lifecycle.SameView(&s.view, p) {
+			next[p.UID] = s
+			same = same && c.pods[i] == s
+		} else {
+			changed, same = append(changed, p), false
 		}
 	}
-	b.WriteString("# HELP podlife_pods_unknown Pods whose truth is incomplete, by cause.\n# TYPE podlife_pods_unknown gauge\n")
-	for _, c := range lifecycle.Causes {
-		b.WriteString(`podlife_pods_unknown{cause="` + string(c) + `"} ` + strconv.Itoa(unknown[c]) + "\n")
+	if same {
+		return c.text, nil
 	}
-	up := "# HELP podlife_source_up Whether the source answered its last request.\n# TYPE podlife_source_up gauge\n"
-	last := "# HELP podlife_source_last_success_timestamp_seconds When the source last answered.\n# TYPE podlife_source_last_success_timestamp_seconds gauge\n"
-	for _, name := range lifecycle.SourceNames {
-		h := s.Sources[name]
-		if !h.Configured {
-			continue
-		}
-		up += `podlife_source_up{source="` + name + `"} ` + strconv.Itoa(int(b2f(h.Up))) + "\n"
-		if !h.LastSuccess.IsZero() {
-			last += `podlife_source_last_success_timestamp_seconds{source="` + name + `"} ` +
-				strconv.FormatFloat(float64(h.LastSuccess.UnixNano())/1e9, 'f', 3, 64) + "\n"
+	err := c.build(changed, next)
+	c.byUID, c.pods = next, c.pods[:0]
+	for i := range pods {
+		c.pods = append(c.pods, next[pods[i].UID])
+	}
+	c.text = c.join()
+	return c.text, err
+}
+
+// build gathers the const metrics of pods and encodes them per pod into
+// series.
+func (c *podMetrics) build(pods []*lifecycle.PodView, series map[string]*podSeries) error {
+	if c.registry == nil {
+		c.registry = prometheus.NewRegistry()
+		c.registry.MustRegister(c)
+		c.index = map[string]int{}
+	}
+	c.building = c.building[:0]
+	for _, p := range pods {
+		series[p.UID] = &podSeries{view: *p, lines: make([][]byte, len(podFamilies))}
+		for _, f := range podFamilies {
+			f.series(p, func(v float64, extra ...string) {
+				labels := append([]string{p.Namespace, p.Name, p.UID}, extra...)
+				for i, l := range labels {
+					if !utf8.ValidString(l) { // a label value must be UTF-8
+						labels[i] = strings.ToValidUTF8(l, "\uFFFD")
+					}
+				}
+				c.building = append(c.building, prometheus.MustNewConstMetric(f.desc, f.typ, v, labels...))
+			})
 		}
 	}
-	b.WriteString(up)
-	b.WriteString(last)
-	return b.Bytes()
+	if len(c.building) == 0 {
+		return nil
+	}
+	mfs, err := c.registry.Gather()
+	c.building = nil
+	var buf bytes.Buffer
+	for _, mf := range mfs {
+		byUID := map[string][]*dto.Metric{}
+		for _, m := range mf.Metric {
+			uid := m.Label[slices.IndexFunc(m.Label, func(l *dto.LabelPair) bool { return l.GetName() == "uid" })].GetValue()
+			byUID[uid] = append(byUID[uid], m)
+		}
+		for uid, ms := range byUID {
+			buf.Reset()
+			if _, err := expfmt.MetricFamilyToText(&buf, &dto.MetricFamily{Name: mf.Name, Help: mf.Help, Type: mf.Type, Metric: ms}); err != nil {
+				return fmt.Errorf("encode %s: %w", mf.GetName(), err)
+			}
+			header, lines := splitHeader(buf.Bytes())
+			series[uid].lines[c.family(mf.GetName(), header)] = bytes.Clone(lines)
+		}
+	}
+	return err
+}
+
+// splitHeader splits a family's text into its HELP and TYPE lines and its
+// samples.
+func splitHeader(text []byte) (header, samples []byte) {
+	end := bytes.Index(text, []byte("# TYPE "))
+	end += bytes.IndexByte(text[end:], '\n') + 1
+	return text[:end], text[end:]
+}
+
+// family is the index of the family name, its header kept the first time.
+func (c *podMetrics) family(name string, header []byte) int {
+	i, ok := c.index[name]
+	if !ok {
+		i = len(c.headers)
+		c.index[name] = i
+		c.headers = append(c.headers, bytes.Clone(header))
+		c.names = append(c.names, name)
+		slices.Sort(c.names)
+	}
+	return i
+}
+
+// join puts the pods' text together, family by family.
+func (c *podMetrics) join() []byte {
+	size := 0
+	for _, h := range c.headers {
+		size += len(h)
+	}
+	for _, s := range c.pods {
+		for _, l := range s.lines {
+			size += len(l)
+		}
+	}
+	out := make([]byte, 0, size)
+	for _, name := range c.names {
+		i := c.index[name]
+		start := len(out)
+		out = append(out, c.headers[i]...)
+		empty := true
+		for _, s := range c.pods {
+			if i < len(s.lines) && len(s.lines[i]) > 0 {
+				out, empty = append(out, s.lines[i]...), false
+			}
+		}
+		if empty { // no pod has a series of it
+			out = out[:start]
+		}
+	}
+	return out
+}
+
+// encode writes metric families in the text format.
+func encode(buf *bytes.Buffer, mfs []*dto.MetricFamily) error {
+	enc := expfmt.NewEncoder(buf, expfmt.NewFormat(expfmt.TypeTextPlain))
+	for _, mf := range mfs {
+		if err := enc.Encode(mf); err != nil {
+			return fmt.Errorf("encode %s: %w", mf.GetName(), err)
+		}
+	}
+	return nil
 }
 
 // podsCache keeps something rendered from the latest snapshot's pods (the
-// metrics' pod families, the API's pods JSON): pods change only with a new
-// correlation, while a scrape or an API call may come at any time.
+// API's pods JSON): pods change only with a new correlation, while an API
+// call may come at any time.
 type podsCache struct {
 	mu     sync.Mutex
 	render func([]lifecycle.PodView) []byte
@@ -209,21 +329,21 @@ func (c *podsCache) get(pods []lifecycle.PodView) []byte {
 }
 
 // exposition writes the whole /metrics answer in the text format: the
-// registry's families, then the snapshot's.
+// agent's registry, then the pod families.
 func (a *Agent) exposition(buf *bytes.Buffer) error {
 	mfs, err := a.metrics.registry.Gather()
 	if err != nil {
+		return fmt.Errorf("the agent's registry: %w", err)
+	}
+	if err := encode(buf, mfs); err != nil {
 		return err
 	}
-	enc := expfmt.NewEncoder(buf, expfmt.NewFormat(expfmt.TypeTextPlain))
-	for _, mf := range mfs {
-		if err := enc.Encode(mf); err != nil {
-			return err
-		}
-	}
 	if s := a.Snapshot(); s != nil {
-		buf.Write(a.podText.get(s.Pods))
-		buf.Write(nodeText(s))
+		text, err := a.podText.get(s.Pods)
+		if err != nil {
+			a.opts.Log.Warn("pod metrics incomplete", "err", err.Error())
+		}
+		buf.Write(text)
 	}
 	return nil
 }

@@ -5,8 +5,6 @@ import (
 	"testing"
 	"time"
 
-	dto "github.com/prometheus/client_model/go"
-
 	"github.com/podlife/podlife/lifecycle"
 )
 
@@ -21,11 +19,7 @@ func TestStartupMeasuredOnlyWhenWatched(t *testing.T) {
 			Conditions: []lifecycle.Condition{{Type: lifecycle.CondReady, Status: "True", LastTransitionTime: ready}}}
 	}
 	count := func() uint64 {
-		var m dto.Metric
-		if err := a.metrics.startup.Write(&m); err != nil {
-			t.Fatal(err)
-		}
-		return m.GetHistogram().GetSampleCount()
+		return gathered(t, a)["podlife_pod_startup_duration_seconds"].GetMetric()[0].GetHistogram().GetSampleCount()
 	}
 	snap := func(pods ...lifecycle.PodView) { a.observeStartups(&lifecycle.Snapshot{Pods: pods}) }
 	snap(view("old", lifecycle.StageServing, t0.Add(72*time.Hour)), view("new", lifecycle.StageStarting, time.Time{}))

@@ -258,10 +258,10 @@ func TestAgentEndToEnd(t *testing.T) {
 		resp.Body.Close()
 		m := string(b)
 		for _, want := range [][]string{
-			{"podlife_pod_stage{", `pod="crashloop-podlife-e2e"`, `stage="Failing"} 1`},
+			{"podlife_pod_stage{", `pod="crashloop-podlife-e2e"`, `stage="Failing"`, `} 1`},
 			{"podlife_container_waiting_reason{", `pod="ghost-podlife-e2e"`, `container="app"`, `reason="`},
 			{`podlife_source_up{source="runtime"} 1`}, {`podlife_source_up{source="kubelet"} 1`},
-			{"podlife_container_last_exit_code{", `pod="crashloop-podlife-e2e"`, `container="app"} 7`},
+			{"podlife_container_last_exit_code{", `pod="crashloop-podlife-e2e"`, `container="app"`, `} 7`},
 		} {
 			if !hasLine(m, want...) {
 				t.Errorf("/metrics has no line with %q", want)

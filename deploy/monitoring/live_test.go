@@ -70,7 +70,8 @@ func line(t *testing.T, lines <-chan string, prefix string) string {
 // simnode, as hack/loadharness does), with a journal, and checks its live
 // /metrics: promtool check metrics passes, and every metric the alerts and
 // the dashboard name, as staticExported derives them, is there (but those
-// only an agent with upstream reporting or a TLS kubelet exports).
+// only an agent with upstream reporting or a TLS kubelet exports, or a pod
+// whose views disagree: a family without series is not written).
 func TestLiveMetrics(t *testing.T) {
 	skipShort(t)
 	dir := t.TempDir()
@@ -117,6 +118,7 @@ func TestLiveMetrics(t *testing.T) {
 		"podlife_upstream_events_total":         "--upstream",
 		"podlife_upstream_event_failures_total": "--upstream",
 		"podlife_kubelet_tls_verified":          "a kubelet over TLS",
+		"podlife_view_mismatches":               "views that disagree",
 	}
 	qs := append(ruleQueries(t), dashboardQueries(t, readDashboard(t))...)
 	for _, q := range qs {

@@ -1,0 +1,133 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/podlife/podlife/api"
+	"github.com/podlife/podlife/lifecycle"
+)
+
+// fakeAgent serves the agent's API paths the commands read, and records the
+// paths asked.
+func fakeAgent(t *testing.T) (url string, asked func() []string) {
+	t.Helper()
+	var mu sync.Mutex
+	var paths []string
+	view := func(ns, name string) lifecycle.PodView {
+		return lifecycle.PodView{Namespace: ns, Name: name, Stage: lifecycle.StageServing, StageReason: "Serving: 0/0 containers ready"}
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /api/v1/pods", func(w http.ResponseWriter, r *http.Request) {
+		json.NewEncoder(w).Encode(api.PodsResponse{Node: "n1", Pods: []lifecycle.PodView{view("a", "p"), view("b", "q")}})
+	})
+	mux.HandleFunc("GET /api/v1/pods/{ns}/{name}", func(w http.ResponseWriter, r *http.Request) {
+		json.NewEncoder(w).Encode(api.PodResponse{PodView: view(r.PathValue("ns"), r.PathValue("name"))})
+	})
+	mux.HandleFunc("GET /api/v1/transitions", func(w http.ResponseWriter, r *http.Request) {
+		for i, ns := range []string{"a", "b"} {
+			json.NewEncoder(w).Encode(api.Record{Seq: uint64(i + 1), Transition: lifecycle.Transition{
+				Kind: lifecycle.TransitionPodAdded, Namespace: ns, Pod: "p", ObservedAt: time.Now()}})
+		}
+	})
+	mux.HandleFunc("GET /api/v1/journal", func(w http.ResponseWriter, r *http.Request) {
+		json.NewEncoder(w).Encode(api.JournalResponse{Health: api.JournalHealth{Up: true}})
+	})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		paths = append(paths, r.URL.Path)
+		mu.Unlock()
+		mux.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL, func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		p := paths
+		paths = nil
+		return p
+	}
+}
+
+// Each command reads what it says from the agent and prints it; a command
+// line it cannot run is a usage error, --help is pflag.ErrHelp (exit code 0)
+// except for journal's (exit code 2, as it has always been).
+func TestCommands(t *testing.T) {
+	server, asked := fakeAgent(t)
+	run := map[string]func(context.Context, []string, *bytes.Buffer) error{
+		"pods":     func(ctx context.Context, a []string, b *bytes.Buffer) error { return RunPods(ctx, a, b) },
+		"describe": func(ctx context.Context, a []string, b *bytes.Buffer) error { return RunDescribe(ctx, a, b) },
+		"watch":    func(ctx context.Context, a []string, b *bytes.Buffer) error { return RunWatch(ctx, a, b) },
+		"journal":  func(ctx context.Context, a []string, b *bytes.Buffer) error { return RunJournal(ctx, a, b) },
+	}
+	tests := []struct {
+		args []string
+		path string // the path asked ("": none)
+		out  string // in the output
+		pods int    // how many pods it shows (0: not checked)
+		err  string // the error's start ("": none)
+	}{
+		{[]string{"pods"}, "/api/v1/pods", "a          p     Serving", 2, ""},
+		{[]string{"pods", "-n", "b", "-o", "json"}, "/api/v1/pods", `"namespace": "b",` + "\n" + `      "name": "q"`, 1, ""},
+		{[]string{"describe", "x", "-n", "a"}, "/api/v1/pods/a/x", "Name:          x\nNamespace:     a\n", 0, ""},
+		{[]string{"describe", "a/y", "-o", "yaml"}, "/api/v1/pods/a/y", "namespace: a\n", 0, ""},
+		{[]string{"journal"}, "/api/v1/journal", "health: up;", 0, ""},
+		{[]string{"pods", "-o", "xml"}, "", "", 0, `usage: -o "xml": want json or yaml`},
+		{[]string{"describe", "x"}, "", "", 0, "usage: describe NAMESPACE/POD (or describe POD -n NAMESPACE)"},
+		{[]string{"watch", "--direct"}, "", "", 0, "usage: watch follows an agent's transitions; --direct reads the sources once"},
+		{[]string{"pods", "--context", "c"}, "", "", 0, "usage: --context goes with --node NODE"},
+		{[]string{"journal", "--bogus"}, "", "", 0, "usage: unknown flag: --bogus"},
+		{[]string{"journal", "--help"}, "", "", 0, "usage: pflag: help requested"},
+	}
+	for _, tc := range tests {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			asked()
+			var out bytes.Buffer
+			err := run[tc.args[0]](context.Background(), append(tc.args[1:], "--server", server), &out)
+			paths := asked()
+			switch {
+			case tc.err == "" && err != nil:
+				t.Fatal(err)
+			case tc.err != "" && (!errors.Is(err, ErrUsage) || !strings.HasPrefix(err.Error(), tc.err)):
+				t.Fatalf("error %v, want a usage error %q", err, tc.err)
+			case !strings.Contains(out.String(), tc.out):
+				t.Fatalf("output:\n%s\nwant in it:\n%s", out.String(), tc.out)
+			case tc.pods > 0 && strings.Count(out.String(), "0/0 containers ready") != tc.pods:
+				t.Fatalf("output:\n%s\nwant %d pods", out.String(), tc.pods)
+			case tc.path != "" && (len(paths) != 1 || paths[0] != tc.path):
+				t.Fatalf("asked %v, want %s", paths, tc.path)
+			}
+		})
+	}
+	for _, cmd := range []string{"pods", "describe", "watch"} {
+		var out bytes.Buffer
+		if err := run[cmd](context.Background(), []string{"--help"}, &out); !errors.Is(err, pflag.ErrHelp) {
+			t.Errorf("%s --help: %v, want pflag.ErrHelp", cmd, err)
+		}
+	}
+}
+
+// watch prints each transition of the stream (of one namespace with -n), one
+// a line, until the agent ends it.
+func TestWatchCommand(t *testing.T) {
+	server, _ := fakeAgent(t)
+	var out bytes.Buffer
+	err := RunWatch(context.Background(), []string{"-n", "b", "--server", server}, &out)
+	if err == nil || !strings.Contains(err.Error(), "ended the watch") {
+		t.Fatalf("%v, want the end of the stream said", err)
+	}
+	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+	if len(lines) != 1 || !strings.HasSuffix(lines[0], "  PodAdded b/p") {
+		t.Fatalf("%q, want the one transition of namespace b", out.String())
+	}
+}

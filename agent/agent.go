@@ -8,7 +8,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"maps"
 	"sync"
 	"time"
 
@@ -103,7 +102,6 @@ type Agent struct {
 	clock    lifecycle.StageClock
 	started  map[string]startup // pods whose start-up this agent follows
 	lastOK   map[string]time.Time
-	lastGen  [3]uint64 // source generations of the last correlation
 }
 
 // New builds an agent.
@@ -168,7 +166,11 @@ func (a *Agent) Run(ctx context.Context) error {
 			run(func(ctx context.Context) { u.Reporter.Run(ctx, wakeReporter) })
 		}
 	}
-	tick := time.NewTicker(time.Second) // staleness and stuck stages move with time alone
+	// Staleness, graces and stuck stages move with time alone: every tick
+	// correlates, whether or not a source changed (lifecycle.Correlator
+	// keeps that cheap: it builds again only the views that changed or that
+	// change with time).
+	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
 		select {
@@ -183,9 +185,6 @@ func (a *Agent) Run(ctx context.Context) error {
 		case <-tick.C:
 			if a.journal != nil {
 				a.journal.retry(a.opts.Now())
-			}
-			if a.refresh() {
-				continue
 			}
 		}
 		if a.Correlate(ctx) {
@@ -225,7 +224,6 @@ func (a *Agent) Correlate(ctx context.Context) bool {
 	a.seedClock()
 	trs = append(trs, a.clock.Stuck(&snap, a.opts.StuckAfter)...)
 	a.snap = &snap
-	a.lastGen = [3]uint64{rs.Generation, ks.Generation, 0}
 	a.observeSources(&snap)
 	a.observeStartups(&snap)
 	a.mu.Unlock()
@@ -267,43 +265,6 @@ func (a *Agent) coalesce(api <-chan struct{}) {
 		default:
 		}
 	}
-}
-
-// refresh handles a tick on which no source reported a change: when every
-// source is still fresh it only renews the snapshot's time and source health
-// (and looks for stuck pods) instead of correlating again. It reports
-// whether that was enough.
-func (a *Agent) refresh() bool {
-	now := a.opts.Now()
-	rs, ks := a.opts.Runtime.State(), a.opts.Kubelet.State()
-	var apiGen uint64
-	if u := a.opts.Upstream; u != nil {
-		return false // the API server view has no generation: correlate
-	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.snap == nil || a.lastGen != [3]uint64{rs.Generation, ks.Generation, apiGen} {
-		return false
-	}
-	fresh := func(h lifecycle.SourceHealth) bool {
-		return !h.Configured || (h.Up && now.Sub(h.LastSuccess) < lifecycle.DefaultStaleAfter/2)
-	}
-	if !fresh(rs.Health) || !fresh(ks.Health) {
-		return false
-	}
-	snap := *a.snap
-	snap.At = now
-	snap.Sources = maps.Clone(a.snap.Sources) // the API server's and the kubelet link's stand
-	snap.Sources[lifecycle.SourceRuntime], snap.Sources[lifecycle.SourceKubelet] = rs.Health, ks.Health
-	a.snap = &snap
-	a.observeSources(&snap)
-	a.seedClock()
-	if stuck := a.clock.Stuck(&snap, a.opts.StuckAfter); len(stuck) > 0 {
-		a.mu.Unlock()
-		a.journalAndRecord(now, stuck)
-		a.mu.Lock()
-	}
-	return true
 }
 
 // journalAndRecord journals transitions, then records them. A journal that
@@ -549,11 +510,4 @@ func (s *Subscription) Stop() (dropped uint64) {
 	defer s.a.mu.Unlock()
 	delete(s.a.watchers, s.w)
 	return s.w.dropped
-}
-
-// Watch streams new transitions until cancel is called; a watcher that
-// falls WatchBuffer behind gets nothing more (see Subscribe).
-func (a *Agent) Watch() (<-chan Record, func()) {
-	s := a.Subscribe(0)
-	return s.C, func() { s.Stop() }
 }

@@ -233,29 +233,26 @@ func (a *Agent) handleTransitions(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, a.Since(since))
 		return
 	}
-	// Newline-delimited JSON: the backlog since `since`, then live
-	// transitions. A reader that falls WatchBuffer behind gets what it was
-	// sent and a last line saying how many it missed; the agent never waits
-	// for it. Each write may take watchWriteTimeout (a watch is long-lived,
-	// a reader that stopped reading is not).
+	a.watchTransitions(w, r, since)
+}
+
+// watchTransitions streams newline-delimited JSON: the backlog since `since`
+// (when the request gives one), then live transitions. A reader that falls
+// WatchBuffer behind gets what it was sent and a last line saying how many it
+// missed; the agent never waits for it. Each write may take
+// watchWriteTimeout (a watch is long-lived, a reader that stopped reading is
+// not).
+func (a *Agent) watchTransitions(w http.ResponseWriter, r *http.Request, since time.Time) {
 	sub := a.Subscribe(0)
 	defer sub.Stop()
 	rc := http.NewResponseController(w)
 	deadline := func() { rc.SetWriteDeadline(time.Now().Add(watchWriteTimeout)) }
 	deadline()
 	w.Header().Set("Content-Type", "application/x-ndjson")
-	enc := json.NewEncoder(w)
-	var last Record
-	send := func(rec Record) error {
-		if rec.Seq <= last.Seq {
-			return nil
-		}
-		last = rec
-		return enc.Encode(rec)
-	}
-	if v := r.URL.Query().Get("since"); v != "" {
+	s := &watchStream{enc: json.NewEncoder(w)}
+	if r.URL.Query().Get("since") != "" {
 		for _, rec := range a.Since(since) {
-			if send(rec) != nil {
+			if s.send(rec) != nil {
 				return
 			}
 		}
@@ -270,33 +267,17 @@ func (a *Agent) handleTransitions(w http.ResponseWriter, r *http.Request) {
 			return
 		case <-sub.Overflow:
 			dropped := sub.Stop()
-			for more := true; more; { // what was delivered before the overflow
-				select {
-				case rec := <-sub.C:
-					if send(rec) != nil {
-						return
-					}
-				default:
-					more = false
-				}
+			if s.drain(sub.C) != nil { // what was delivered before the overflow
+				return
 			}
-			enc.Encode(WatchEnd{Dropped: dropped, LastSeq: last.Seq, Error: fmt.Sprintf("watch reader too slow: "+
-				"%d transitions after seq %d were not delivered; reconnect with since=%s to read them from the history",
-				dropped, last.Seq, last.ObservedAt.UTC().Format(time.RFC3339Nano))})
+			s.end(dropped)
 			rc.Flush()
 			return
 		case rec := <-sub.C:
 			// Write what else has arrived with it, then flush once: one
 			// correlation's transitions come together.
-			for more := true; more; {
-				if send(rec) != nil {
-					return
-				}
-				select {
-				case rec = <-sub.C:
-				default:
-					more = false
-				}
+			if s.send(rec) != nil || s.drain(sub.C) != nil {
+				return
 			}
 			rc.Flush()
 		case <-keepalive.C:
@@ -306,6 +287,44 @@ func (a *Agent) handleTransitions(w http.ResponseWriter, r *http.Request) {
 			rc.Flush()
 		}
 	}
+}
+
+// watchStream writes one watch's records, each once and in order.
+type watchStream struct {
+	enc  *json.Encoder
+	last Record // the last one written
+}
+
+// send writes rec unless it was written already (the backlog and the
+// subscription overlap).
+func (s *watchStream) send(rec Record) error {
+	if rec.Seq <= s.last.Seq {
+		return nil
+	}
+	s.last = rec
+	return s.enc.Encode(rec)
+}
+
+// drain writes what c holds now, without waiting for more.
+func (s *watchStream) drain(c <-chan Record) error {
+	for {
+		select {
+		case rec := <-c:
+			if err := s.send(rec); err != nil {
+				return err
+			}
+		default:
+			return nil
+		}
+	}
+}
+
+// end writes the last line of a watch whose reader fell behind: how many
+// transitions it missed, after which one, and how to read them.
+func (s *watchStream) end(dropped uint64) {
+	s.enc.Encode(WatchEnd{Dropped: dropped, LastSeq: s.last.Seq, Error: fmt.Sprintf("watch reader too slow: "+
+		"%d transitions after seq %d were not delivered; reconnect with since=%s to read them from the history",
+		dropped, s.last.Seq, s.last.ObservedAt.UTC().Format(time.RFC3339Nano))})
 }
 
 // watchWriteTimeout bounds each write of a watch stream.

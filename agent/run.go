@@ -53,21 +53,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, listening func(url s
 	}
 	var probe *upstream.Client // the reporter's client
 	if cfg.UpstreamEnabled() {
-		var err error
-		probe, _, err = upstream.NewClient(upstream.ClientConfig{Kubeconfig: cfg.Kubeconfig})
-		if err != nil {
-			return &ConfigError{"kubeconfig", err.Error()}
+		if opts.Upstream, probe, err = newUpstream(cfg, log); err != nil {
+			return err
 		}
-		watch, _, err := upstream.NewClient(upstream.ClientConfig{Kubeconfig: cfg.Kubeconfig, Timeout: -1})
-		if err != nil {
-			return &ConfigError{"kubeconfig", err.Error()}
-		}
-		u := &Upstream{View: upstream.NewAPIView(watch, probe, cfg.NodeName, 0, log),
-			Conditions: upstream.NewNodeConditions(probe, cfg.NodeName, log)}
-		if cfg.JournalPath == "" {
-			log.Warn("upstream events need a journal (--journal-path); only node conditions will be reported")
-		}
-		opts.Upstream = u
 	}
 	a := New(opts)
 	defer a.Close()
@@ -99,6 +87,25 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, listening func(url s
 		return err
 	}
 	return nil
+}
+
+// newUpstream builds the API server view and the node conditions, and
+// returns the client the reporter is to use.
+func newUpstream(cfg Config, log *slog.Logger) (*Upstream, *upstream.Client, error) {
+	probe, _, err := upstream.NewClient(upstream.ClientConfig{Kubeconfig: cfg.Kubeconfig})
+	if err != nil {
+		return nil, nil, &ConfigError{"kubeconfig", err.Error()}
+	}
+	watch, _, err := upstream.NewClient(upstream.ClientConfig{Kubeconfig: cfg.Kubeconfig, Timeout: -1})
+	if err != nil {
+		return nil, nil, &ConfigError{"kubeconfig", err.Error()}
+	}
+	u := &Upstream{View: upstream.NewAPIView(watch, probe, cfg.NodeName, 0, log),
+		Conditions: upstream.NewNodeConditions(probe, cfg.NodeName, log)}
+	if cfg.JournalPath == "" {
+		log.Warn("upstream events need a journal (--journal-path); only node conditions will be reported")
+	}
+	return u, probe, nil
 }
 
 // kubeletConfigError names the key of a kubelet source error that starts

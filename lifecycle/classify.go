@@ -1,6 +1,7 @@
 package lifecycle
 
 import (
+	"cmp"
 	"fmt"
 	"strings"
 	"time"
@@ -119,12 +120,12 @@ func (e *env) kubeletStage(pod *Pod, v *PodView) (Stage, string, Cause) {
 		if condTrue(pod, CondReady) && condTrue(pod, CondContainersReady) {
 			return StageServing, "Serving: " + readySummary(v) + restartNote(v), CauseNone
 		}
-		if c := doneForGood(pod, v); c != nil {
+		if c, policy := doneForGood(pod, v); c != nil {
 			// kubectl prints NotReady: a completed container that its
 			// restart policy will not restart keeps the pod from ever
 			// being Ready again (printers.go printPod).
 			return StageFailing, fmt.Sprintf("Failing: NotReady: %s completed (exit %d) and restartPolicy %s will not restart it; %s",
-				containerWho(*c), *c.ExitCode, pod.RestartPolicy, readySummary(v)), CauseNone
+				containerWho(*c), *c.ExitCode, policy, readySummary(v)), CauseNone
 		}
 		return StageStarting, "Starting: " + readySummary(v) + notReadyNote(pod, v), CauseNone
 	}
@@ -272,18 +273,23 @@ func (e *env) restartLoop(pod *Pod, v *PodView) (string, bool) {
 }
 
 // doneForGood finds a regular container of a running pod that completed and
-// that the pod's restart policy will not restart, while another still runs.
-func doneForGood(pod *Pod, v *PodView) *ContainerView {
-	if pod.RestartPolicy != "Never" && pod.RestartPolicy != "OnFailure" || countKind(v, StateRunning) == 0 {
-		return nil
+// that its restart policy (its own, since ContainerRestartRules, else the
+// pod's: willRestart) will not restart, while another still runs; and names
+// that policy.
+func doneForGood(pod *Pod, v *PodView) (*ContainerView, string) {
+	if countKind(v, StateRunning) == 0 {
+		return nil, ""
 	}
 	for i := range v.Containers {
 		c := &v.Containers[i]
-		if c.Kind == KindRegular && c.State == StateTerminated && c.ExitCode != nil && *c.ExitCode == 0 {
-			return c
+		if c.Kind != KindRegular || c.State != StateTerminated || c.ExitCode == nil || *c.ExitCode != 0 {
+			continue
+		}
+		if st := statusOf(pod, c); !willRestart(pod, st, 0) {
+			return c, cmp.Or(st.RestartPolicy, pod.RestartPolicy, "Always")
 		}
 	}
-	return nil
+	return nil, ""
 }
 
 // condReason is a pod condition's reason, "unknown" when it has none.

@@ -227,18 +227,26 @@ func (a *Agent) Correlate(ctx context.Context) bool {
 	a.observeSources(&snap)
 	a.observeStartups(&snap)
 	a.mu.Unlock()
-	if len(trs) == 0 {
-		return false
+	if len(trs) > 0 {
+		a.journalAndRecord(now, trs)
 	}
-	a.journalAndRecord(now, trs)
-	if u := a.opts.Upstream; u != nil && u.Conditions != nil && in.APIServer.Up {
-		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		if err := u.Conditions.Sync(cctx, snap.Sources, now); err != nil {
-			a.opts.Log.Warn("node conditions not updated", "err", err.Error())
-		}
-		cancel()
+	a.syncConditions(ctx, snap.Sources, in.APIServer.Up, len(trs) > 0, now)
+	return len(trs) > 0
+}
+
+// syncConditions patches podlife's node conditions after a correlation that
+// changed something (Sync patches only what changed), and again when a patch
+// failed RetryAfter ago, so that a quiet node's conditions still land.
+func (a *Agent) syncConditions(ctx context.Context, sources map[string]lifecycle.SourceHealth, apiUp, changed bool, now time.Time) {
+	u := a.opts.Upstream
+	if u == nil || u.Conditions == nil || !apiUp || !(changed || u.Conditions.Due(now)) {
+		return
 	}
-	return true
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := u.Conditions.Sync(cctx, sources, now); err != nil {
+		a.opts.Log.Warn("node conditions not updated", "err", err.Error())
+	}
 }
 
 // linkFromLease adds to what the kubelet's metrics say of its link to the

@@ -27,8 +27,22 @@ type NodeConditions struct {
 	node string
 	log  *slog.Logger
 
-	mu   sync.Mutex
-	last map[string]corev1.NodeCondition // applied
+	mu       sync.Mutex
+	last     map[string]corev1.NodeCondition // applied
+	failedAt time.Time                       // of the last patch, when it failed
+}
+
+// RetryAfter is how long after a failed patch Due says to patch again: the
+// kubelet's own node status update period.
+const RetryAfter = 10 * time.Second
+
+// Due reports whether the last patch failed RetryAfter ago or more: its
+// caller then syncs again without waiting for another change (client-go
+// retries no PATCH).
+func (n *NodeConditions) Due(now time.Time) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return !n.failedAt.IsZero() && !now.Before(n.failedAt.Add(RetryAfter))
 }
 
 // NewNodeConditions builds the condition keeper for node; cs is usually a
@@ -75,8 +89,10 @@ func (n *NodeConditions) Sync(ctx context.Context, sources map[string]lifecycle.
 		return fmt.Errorf("encode node condition patch: %w", err)
 	}
 	if err := n.cs.PatchNodeStatus(ctx, n.node, patch); err != nil {
+		n.failedAt = now
 		return fmt.Errorf("patch node %s conditions: %w", n.node, err)
 	}
+	n.failedAt = time.Time{}
 	for _, c := range changed {
 		n.last[string(c.Type)] = c
 		n.log.Info("node condition set", "type", c.Type, "status", c.Status, "reason", c.Reason)

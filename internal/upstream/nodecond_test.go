@@ -100,8 +100,15 @@ func TestNodeConditionPatchRetried(t *testing.T) {
 		lifecycle.SourceRuntime: {Configured: true, Up: true, LastSuccess: t0},
 		lifecycle.SourceKubelet: {Configured: true, Up: false, LastSuccess: t0.Add(-time.Minute), LastError: "connection refused"},
 	}
+	if nc.Due(t0) {
+		t.Fatal("Due before any patch")
+	}
 	for i, want := range f.fail {
-		err := nc.Sync(ctx, sources, t0.Add(time.Duration(i)*time.Second))
+		at := t0.Add(time.Duration(i) * time.Second)
+		err := nc.Sync(ctx, sources, at)
+		if nc.Due(at.Add(RetryAfter-time.Nanosecond)) || !nc.Due(at.Add(RetryAfter)) {
+			t.Fatalf("after a failed PATCH at %s: Due before RetryAfter (%s), or not at it", at, RetryAfter)
+		}
 		if got := f.count(); got != i+1 {
 			t.Fatalf("Sync %d: %d PATCHes in all, want %d: the conditions of a failed PATCH are sent again, once per Sync", i+1, got, i+1)
 		}
@@ -113,6 +120,9 @@ func TestNodeConditionPatchRetried(t *testing.T) {
 		t.Fatalf("PATCH after the failures: %v", err)
 	}
 	got := <-f.landed // the server saw the successful PATCH
+	if nc.Due(t0.Add(time.Hour)) {
+		t.Fatal("Due after the PATCH landed")
+	}
 	status := map[string]corev1.NodeCondition{}
 	for _, c := range got {
 		status[string(c.Type)] = c

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -27,6 +28,9 @@ func runSimnode(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	dir := fs.String("dir", "", "directory for the CRI socket (default a temp dir)")
 	kubeletAPI := fs.String("kubelet-api", "both", "what the simulated kubelet serves: both, pods-api (its Pods API socket, Kubernetes 1.37) or pods-http (/pods)")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return err
+		}
 		return fmt.Errorf("%w: %v", cli.ErrUsage, err)
 	}
 	if *kubeletAPI != "both" && *kubeletAPI != kubelet.ModePodsAPI && *kubeletAPI != kubelet.ModePodsHTTP {

@@ -76,6 +76,13 @@ func TestCLIExitCodes(t *testing.T) {
 			t.Errorf("podlife %s: exit %d, stderr %q; want %d, %q", strings.Join(tc.args, " "), code, stderr.String(), tc.code, tc.stderr)
 		}
 	}
+	// --help prints the command's flags and succeeds, for every command.
+	for _, name := range []string{"agent", "demo", "pods", "describe", "watch", "journal", "simnode"} {
+		out, err := exec.Command(bin, name, "--help").CombinedOutput()
+		if err != nil || !strings.HasPrefix(string(out), "Usage of "+name+":") {
+			t.Errorf("podlife %s --help: %v, output %q", name, err, testenv.Tail(string(out), 300))
+		}
+	}
 }
 
 // e2ePods are the static pods of the end-to-end tests, in namespace e2e:

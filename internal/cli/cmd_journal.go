@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -24,7 +25,10 @@ func RunJournal(ctx context.Context, args []string, stdout io.Writer) error {
 	var remote Remote
 	remoteFlags(fs, &remote)
 	if err := fs.Parse(args); err != nil {
-		return fmt.Errorf("%w: %v", ErrUsage, err) // --help too (exit code 2), as it always was
+		if errors.Is(err, pflag.ErrHelp) {
+			return err
+		}
+		return fmt.Errorf("%w: %v", ErrUsage, err)
 	}
 	var r api.JournalResponse
 	where := *server

@@ -2,6 +2,7 @@
 # (Debian packages, containerd, runc, kubelet, ...) into .tools/ first.
 GO        ?= go
 TOOLS_BIN := $(CURDIR)/.tools/bin
+STATICCHECK_VERSION ?= v0.8.2
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -s -w -X github.com/podlife/podlife/internal/version.Version=$(VERSION)
 export PODLIFE_TOOLS_BIN := $(TOOLS_BIN)
@@ -68,6 +69,11 @@ unit:
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	@# go.mod and go.sum as go mod tidy leaves them. (test/tools, a module of its own, is tidy too but not
+	@# checked here: tidying it loads the sources of every component it builds.)
+	@$(GO) mod tidy -diff || { echo "go.mod/go.sum are not tidy: run go mod tidy"; exit 1; }
+	@# staticcheck (honnef.co/go/tools), pinned; go run builds it once into the build cache.
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 	@if grep -n -E '\b(log\.Fatal|klog\.Fatal|os\.Exit)\(' $$(git ls-files '*.go' | grep -v -E '^(cmd|hack)/|/testmain_test\.go$$') ; then echo "Fatal/os.Exit outside main packages (and TestMain)"; exit 1; fi
 	@# lifecycle/ is pure: no network, no files, no clock.
 	@if $(GO) list -f '{{join .Imports "\n"}}' ./lifecycle | grep -E '^(net|os|io/fs|syscall)(/|$$)'; then echo "lifecycle/ must not do I/O"; exit 1; fi

@@ -326,7 +326,7 @@ func (s *Source) reuseUnchanged(sbs, ctrs []listed) (map[string]*lifecycle.Sandb
 func (s *Source) commitListing(sandboxes map[string]*lifecycle.Sandbox, containers map[string]*lifecycle.Container) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if sameSandboxes(s.sandboxes, sandboxes) && sameContainers(s.containers, containers) {
+	if sameRecords(s.sandboxes, sandboxes, sameSandbox) && sameRecords(s.containers, containers, sameContainer) {
 		s.missed = 0
 		return
 	}
@@ -543,37 +543,27 @@ func hasStatus(c *lifecycle.Container) bool {
 	return true
 }
 
-func sameSandboxes(a, b map[string]*lifecycle.Sandbox) bool {
+// sameRecords reports whether two listings hold the same records: the same
+// IDs, each the same record or one that same says is equal.
+func sameRecords[T any](a, b map[string]*T, same func(x, y *T) bool) bool {
 	if len(a) != len(b) {
 		return false
 	}
 	for id, x := range a {
-		y := b[id]
-		if x == y {
-			continue
-		}
-		if y == nil || x.State != y.State || x.Attempt != y.Attempt || x.PodUID != y.PodUID {
+		if y := b[id]; x != y && (y == nil || !same(x, y)) {
 			return false
 		}
 	}
 	return true
 }
 
-func sameContainers(a, b map[string]*lifecycle.Container) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for id, x := range a {
-		y := b[id]
-		if x == y {
-			continue
-		}
-		if y == nil || x.State != y.State || x.Attempt != y.Attempt || x.ExitCode != y.ExitCode || x.Reason != y.Reason ||
-			!x.StartedAt.Equal(y.StartedAt) || !x.FinishedAt.Equal(y.FinishedAt) || x.PodUID != y.PodUID || x.Name != y.Name {
-			return false
-		}
-	}
-	return true
+func sameSandbox(x, y *lifecycle.Sandbox) bool {
+	return x.State == y.State && x.Attempt == y.Attempt && x.PodUID == y.PodUID
+}
+
+func sameContainer(x, y *lifecycle.Container) bool {
+	return x.State == y.State && x.Attempt == y.Attempt && x.ExitCode == y.ExitCode && x.Reason == y.Reason &&
+		x.StartedAt.Equal(y.StartedAt) && x.FinishedAt.Equal(y.FinishedAt) && x.PodUID == y.PodUID && x.Name == y.Name
 }
 
 // oneLine flattens an error to one line, keeping gRPC's description only.

@@ -6,10 +6,37 @@ import (
 	"time"
 )
 
+// Cause says why a pod's truth cannot be fully established.
+type Cause string
+
+// Unknown causes. CauseNone means the local truth is complete.
+const (
+	CauseNone                 Cause = ""
+	CauseRuntimeUnreachable   Cause = "runtime-unreachable"
+	CauseKubeletUnreachable   Cause = "kubelet-unreachable"
+	CauseSourcesUnreachable   Cause = "sources-unreachable"
+	CauseAPIServerUnreachable Cause = "apiserver-unreachable"
+	CauseNodeStatusStale      Cause = "node-status-stale"
+	CausePhaseUnknown         Cause = "phase-unknown"
+	CauseContainerUnknown     Cause = "container-state-unknown"
+	// CauseOrphaned: the runtime runs containers of a pod the kubelet does not know.
+	CauseOrphaned Cause = "orphaned"
+	// CauseKubeletAPIServerUnreachable: the kubelet cannot reach the API
+	// server, so its /pods status of API-managed pods is frozen and the
+	// cluster hears nothing from this node; podlife derives the pods' state
+	// from the runtime.
+	CauseKubeletAPIServerUnreachable Cause = "kubelet-apiserver-unreachable"
+	// CauseNodeCutOff: neither the kubelet nor podlife reaches the API server.
+	CauseNodeCutOff Cause = "node-cut-off"
+)
+
 // A causeRule is one reason why a pod's truth cannot be fully established.
 // The rules are tried in the order of causeRules, and the first that holds
 // names the pod's cause: that order is the causes' precedence, and nothing
-// else sets a pod's cause. Adding a cause is adding a row (and its test).
+// else sets a pod's cause. Adding a cause is adding its constant above, its
+// row, and its case in TestCauseRules (which fails until there is one); the
+// README's table and the PodlifePodsUnknown alert then need its line
+// (TestCausesDocumented fails until they have it); metrics follow Causes.
 type causeRule struct {
 	cause Cause
 	// meaning says in one line what the cause means; the README's cause

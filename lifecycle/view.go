@@ -22,30 +22,6 @@ const (
 // per value.
 var Stages = []Stage{StageInitializing, StageStarting, StageServing, StageTerminating, StageTerminated, StageFailing, StageUnknown}
 
-// Cause says why a pod's truth cannot be fully established.
-type Cause string
-
-// Unknown causes. CauseNone means the local truth is complete.
-const (
-	CauseNone                 Cause = ""
-	CauseRuntimeUnreachable   Cause = "runtime-unreachable"
-	CauseKubeletUnreachable   Cause = "kubelet-unreachable"
-	CauseSourcesUnreachable   Cause = "sources-unreachable"
-	CauseAPIServerUnreachable Cause = "apiserver-unreachable"
-	CauseNodeStatusStale      Cause = "node-status-stale"
-	CausePhaseUnknown         Cause = "phase-unknown"
-	CauseContainerUnknown     Cause = "container-state-unknown"
-	// CauseOrphaned: the runtime runs containers of a pod the kubelet does not know.
-	CauseOrphaned Cause = "orphaned"
-	// CauseKubeletAPIServerUnreachable: the kubelet cannot reach the API
-	// server, so its /pods status of API-managed pods is frozen and the
-	// cluster hears nothing from this node; podlife derives the pods' state
-	// from the runtime.
-	CauseKubeletAPIServerUnreachable Cause = "kubelet-apiserver-unreachable"
-	// CauseNodeCutOff: neither the kubelet nor podlife reaches the API server.
-	CauseNodeCutOff Cause = "node-cut-off"
-)
-
 // Provenance: where a field of a view comes from.
 const (
 	// FromRuntime: the CRI runtime, live; for a pod's phase and conditions,

@@ -24,10 +24,13 @@ type Correlator struct {
 
 // memoKey is what a pod's view may depend on besides the pod's own inputs:
 // the Input, less what is compared pod by pod (Pods, Containers, Sandboxes),
-// what is read afresh on every call (APIPods, APINode), the clock (a view
-// that changes with it says when) and the sources' last successes, which move
-// on every answer and count through the sources' health. Anything added to
-// Input is part of the key unless removed here (TestMemoKeyCoversInput).
+// what is read afresh on every call to finish a view (APIPods, APINode, and
+// the sources' health, read by the cause rules: the view counts it only as
+// the three health classes, kept beside), the clock (a view that changes
+// with it says when) and when the prober's results were seen. Anything added
+// to Input is part of the key unless removed here (TestMemoKeyCoversInput);
+// what is removed is read only where views are finished
+// (TestMemoisedViewsReadNoPerCallInput).
 type memoKey struct {
 	in                          Input
 	kubelet, runtime, apiserver health
@@ -37,7 +40,13 @@ func newMemoKey(e *env) memoKey {
 	k := memoKey{in: *e.in, kubelet: e.kubelet, runtime: e.runtime, apiserver: e.apiserver}
 	k.in.Now = time.Time{}
 	k.in.Pods, k.in.Sandboxes, k.in.Containers, k.in.APIPods, k.in.APINode = nil, nil, nil, nil, nil
-	k.in.Kubelet.LastSuccess, k.in.Runtime.LastSuccess, k.in.APIServer.LastSuccess = time.Time{}, time.Time{}, time.Time{}
+	k.in.Kubelet, k.in.Runtime, k.in.APIServer = SourceHealth{}, SourceHealth{}, SourceHealth{}
+	if len(e.in.Readiness) > 0 {
+		k.in.Readiness = make(map[string]ProbeReadiness, len(e.in.Readiness))
+		for name, r := range e.in.Readiness {
+			k.in.Readiness[name] = ProbeReadiness{Ready: r.Ready}
+		}
+	}
 	return k
 }
 

@@ -36,15 +36,24 @@ func TestCorrelatorExpiresTimeDependentText(t *testing.T) {
 // on purpose, and this test then names it.
 func TestMemoKeyCoversInput(t *testing.T) {
 	handled := map[string]string{
-		"Now":                   "the clock: a view that changes with it says when (clock.go)",
-		"Pods":                  "compared pod by pod (podMemo.matches)",
-		"Sandboxes":             "compared pod by pod",
-		"Containers":            "compared pod by pod",
-		"APIPods":               "read afresh on every call (finish)",
-		"APINode":               "read afresh on every call (finish)",
-		"Kubelet.LastSuccess":   "counts through the source's health, which is in the key",
-		"Runtime.LastSuccess":   "counts through the source's health",
-		"APIServer.LastSuccess": "counts through the source's health",
+		"Now":            "the clock: a view that changes with it says when (clock.go)",
+		"Pods":           "compared pod by pod (podMemo.matches)",
+		"Sandboxes":      "compared pod by pod",
+		"Containers":     "compared pod by pod",
+		"APIPods":        "read afresh on every call (finish)",
+		"APINode":        "read afresh on every call (finish)",
+		"Kubelet.":       "read by the cause rules on every call; in the key as its health class",
+		"Runtime.":       "read by the cause rules on every call; in the key as its health class",
+		"APIServer.":     "read by the cause rules on every call; in the key as its health class",
+		"Readiness[].At": "when the prober's result was seen: the view shows only the result",
+	}
+	isHandled := func(name string) bool {
+		for h := range handled {
+			if name == h || (strings.HasSuffix(h, ".") && strings.HasPrefix(name, h)) {
+				return true
+			}
+		}
+		return false
 	}
 	keyOf := func(in Input) memoKey {
 		e := newEnv(&in)
@@ -69,13 +78,12 @@ func TestMemoKeyCoversInput(t *testing.T) {
 			} else {
 				field.Set(differentValue(f.Type))
 			}
-			inKey := !reflect.DeepEqual(keyOf(in), base)
-			_, skipped := handled[name]
+			inKey := !reflect.DeepEqual(keyOf(in).in, base.in) // the health classes apart
 			switch {
-			case !inKey && !skipped:
+			case !inKey && !isHandled(name):
 				t.Errorf("Input.%s is not part of the memo's key", name)
-			case inKey && skipped:
-				t.Errorf("Input.%s is in the memo's key, yet listed as handled otherwise (%s)", name, handled[name])
+			case inKey && isHandled(name):
+				t.Errorf("Input.%s is in the memo's key, yet listed as handled otherwise", name)
 			}
 			seen++
 		}
@@ -84,38 +92,81 @@ func TestMemoKeyCoversInput(t *testing.T) {
 	if seen < 20 {
 		t.Fatalf("walked %d fields of Input", seen)
 	}
+	// Of the prober's readiness, the result is in the key, not when it was seen.
+	r := func(ready bool, at time.Time) Input {
+		return Input{Readiness: map[string]ProbeReadiness{"u/c": {Ready: ready, At: at}}}
+	}
+	if !reflect.DeepEqual(keyOf(r(true, t0)), keyOf(r(true, t0.Add(time.Second)))) || reflect.DeepEqual(keyOf(r(true, t0)), keyOf(r(false, t0))) {
+		t.Error("Readiness: the key follows when the result was seen, or not the result")
+	}
 }
 
-// Only clock.go's methods, and the Correlator's own bookkeeping, read
-// Input.Now: a rule that read it directly could make a view that changes
-// with time without saying when, and the Correlator would keep it too long.
-func TestOnlyTheClockReadsNow(t *testing.T) {
-	allowed := map[string]bool{"clock.go": true}
-	allowedFuncs := map[string]bool{"Correlate": true, "newEnv": true, "view": true, "newMemoKey": true}
+// What moves on every answer of a healthy source (its latency, its last
+// success) or of the prober (when its result was seen) does not make the
+// Correlator build the node's views again.
+func TestMemoSurvivesEveryAnswer(t *testing.T) {
+	in := cutOff(input(serving("a"), serving("b")))
+	in.Readiness = map[string]ProbeReadiness{}
+	var c Correlator
+	first := c.Correlate(in)
+	for i := 1; i <= 3; i++ {
+		in.Now = t0.Add(time.Duration(i) * 100 * time.Millisecond)
+		for _, h := range []*SourceHealth{&in.Kubelet, &in.Runtime} {
+			h.LastSuccess, h.Latency = in.Now, time.Duration(i)*time.Millisecond
+		}
+		in.Readiness = map[string]ProbeReadiness{"uid-a/app": {Ready: true, At: in.Now}}
+		if i == 1 {
+			first = c.Correlate(in) // the readiness read: a new input, once
+			continue
+		}
+		got := c.Correlate(in)
+		for j := range got.Pods {
+			if &got.Pods[j].Containers[0] != &first.Pods[j].Containers[0] {
+				t.Fatalf("answer %d: pod %s built again", i, got.Pods[j].Name)
+			}
+		}
+	}
+}
+
+// The memoised part of a view reads none of what is read afresh on every
+// call: only clock.go reads Input.Now (each of its methods notes when its
+// answer changes), and only where views are finished (correlate.go,
+// causes.go) are the sources' health and the API server's copies read. A
+// rule that read them elsewhere could make a view the Correlator keeps too
+// long.
+func TestMemoisedViewsReadNoPerCallInput(t *testing.T) {
+	perCall := map[string]bool{"Now": true, "Kubelet": true, "Runtime": true, "APIServer": true, "APIPods": true, "APINode": true}
+	allowed := map[string]map[string]bool{
+		"clock.go":     {"Now": true},
+		"correlate.go": {"Kubelet": true, "Runtime": true, "APIServer": true, "APIPods": true, "APINode": true, "Now": true},
+		"causes.go":    {"Kubelet": true, "Runtime": true, "APIServer": true, "APIPods": true, "APINode": true},
+		// newMemoKey clears them from the key; view and matches read Now for
+		// when a memo was built and whether it still holds.
+		"memo.go": {"Kubelet": true, "Runtime": true, "APIServer": true, "APIPods": true, "APINode": true, "Now": true},
+	}
 	fset := token.NewFileSet()
 	files, err := filepath.Glob("*.go")
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, name := range files {
-		if strings.HasSuffix(name, "_test.go") || allowed[name] {
+		if strings.HasSuffix(name, "_test.go") {
 			continue
 		}
 		f, err := parser.ParseFile(fset, name, nil, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, d := range f.Decls {
-			fn, ok := d.(*ast.FuncDecl)
-			if !ok || allowedFuncs[fn.Name.Name] {
-				continue
-			}
-			ast.Inspect(fn, func(n ast.Node) bool {
-				if sel, ok := n.(*ast.SelectorExpr); ok && sel.Sel.Name == "Now" {
-					t.Errorf("%s: %s reads .Now: ask the clock (clock.go) instead", fset.Position(sel.Pos()), fn.Name.Name)
-				}
+		ast.Inspect(f, func(n ast.Node) bool {
+			sel, ok := n.(*ast.SelectorExpr)
+			if !ok || !perCall[sel.Sel.Name] || allowed[name][sel.Sel.Name] {
 				return true
-			})
-		}
+			}
+			if in, ok := sel.X.(*ast.SelectorExpr); ok && in.Sel.Name == "in" {
+				t.Errorf("%s: reads e.in.%s where a memoised view is built: ask the clock (clock.go) or finish the view in finish/causes.go",
+					fset.Position(sel.Pos()), sel.Sel.Name)
+			}
+			return true
+		})
 	}
 }

@@ -1,7 +1,6 @@
 package lifecycle
 
 import (
-	"cmp"
 	"fmt"
 	"strings"
 	"time"
@@ -286,7 +285,7 @@ func doneForGood(pod *Pod, v *PodView) (*ContainerView, string) {
 			continue
 		}
 		if st := statusOf(pod, c); !willRestart(pod, st, 0) {
-			return c, cmp.Or(st.RestartPolicy, pod.RestartPolicy, "Always")
+			return c, effectivePolicy(pod, st)
 		}
 	}
 	return nil, ""

@@ -163,7 +163,7 @@ func willRestart(pod *Pod, st *ContainerStatus, exitCode int32) bool {
 	if _, ok := restartRuleAction(st, exitCode); ok {
 		return true
 	}
-	policy := cmp.Or(st.RestartPolicy, pod.RestartPolicy, "Always")
+	policy := effectivePolicy(pod, st)
 	switch {
 	case policy == "Never":
 		return false
@@ -171,6 +171,16 @@ func willRestart(pod *Pod, st *ContainerStatus, exitCode int32) bool {
 		return exitCode != 0
 	}
 	return true
+}
+
+// effectivePolicy is the restart policy that applies to a container: its
+// own where it sets one this build knows, else the pod's (ContainerShouldRestart).
+func effectivePolicy(pod *Pod, st *ContainerStatus) string {
+	switch st.RestartPolicy {
+	case "Always", "OnFailure", "Never":
+		return st.RestartPolicy
+	}
+	return cmp.Or(pod.RestartPolicy, "Always")
 }
 
 // restartsAll reports whether this exit makes the kubelet restart the whole

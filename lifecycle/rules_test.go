@@ -204,6 +204,8 @@ func TestDoneForGoodByTheContainersPolicy(t *testing.T) {
 		{"Never", "Always", false},
 		{"Always", "Never", true},
 		{"Always", "OnFailure", true},
+		{"Never", "Sometimes", true}, // a policy this build does not know: the pod's
+		{"Always", "Sometimes", false},
 	}
 	for _, tc := range tests {
 		done := cTerminated("job", 0, ReasonCompleted)
@@ -212,11 +214,11 @@ func TestDoneForGoodByTheContainersPolicy(t *testing.T) {
 		p.RestartPolicy = tc.pod
 		v := onlyPod(Correlate(input(p)))
 		policy := tc.container
-		if policy == "" {
+		if policy == "" || policy == "Sometimes" {
 			policy = tc.pod
 		}
 		want := "Failing: NotReady: container \"job\" completed (exit 0) and restartPolicy " + policy + " will not restart it"
-		if got := strings.HasPrefix(v.StageReason, want); got != tc.failing {
+		if got := strings.HasPrefix(v.StageReason, want); got != tc.failing || (v.Stage == StageFailing) != tc.failing {
 			t.Errorf("pod %s, container %q: %s: %s", tc.pod, tc.container, v.Stage, v.StageReason)
 		}
 	}

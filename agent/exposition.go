@@ -197,6 +197,14 @@ func (c *podMetrics) get(pods []lifecycle.PodView) ([]byte, error) {
 	return c.text, err
 }
 
+// validUTF8 is s with each invalid UTF-8 sequence replaced by U+FFFD.
+func validUTF8(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	return strings.ToValidUTF8(s, "\uFFFD")
+}
+
 // build gathers the const metrics of pods and encodes them per pod into
 // series.
 func (c *podMetrics) build(pods []*lifecycle.PodView, series map[string]*podSeries) error {
@@ -206,15 +214,15 @@ func (c *podMetrics) build(pods []*lifecycle.PodView, series map[string]*podSeri
 		c.index = map[string]int{}
 	}
 	c.building = c.building[:0]
+	byLabel := make(map[string]*podSeries, len(pods)) // by the uid label, which is valid UTF-8
 	for _, p := range pods {
-		series[p.UID] = &podSeries{view: *p, lines: make([][]byte, len(podFamilies))}
+		s := &podSeries{view: *p, lines: make([][]byte, len(podFamilies))}
+		series[p.UID], byLabel[validUTF8(p.UID)] = s, s
 		for _, f := range podFamilies {
 			f.series(p, func(v float64, extra ...string) {
 				labels := append([]string{p.Namespace, p.Name, p.UID}, extra...)
 				for i, l := range labels {
-					if !utf8.ValidString(l) { // a label value must be UTF-8
-						labels[i] = strings.ToValidUTF8(l, "\uFFFD")
-					}
+					labels[i] = validUTF8(l) // a label value must be UTF-8
 				}
 				c.building = append(c.building, prometheus.MustNewConstMetric(f.desc, f.typ, v, labels...))
 			})
@@ -238,7 +246,7 @@ func (c *podMetrics) build(pods []*lifecycle.PodView, series map[string]*podSeri
 				return fmt.Errorf("encode %s: %w", mf.GetName(), err)
 			}
 			header, lines := splitHeader(buf.Bytes())
-			series[uid].lines[c.family(mf.GetName(), header)] = bytes.Clone(lines)
+			byLabel[uid].lines[c.family(mf.GetName(), header)] = bytes.Clone(lines)
 		}
 	}
 	return err

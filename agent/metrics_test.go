@@ -130,6 +130,22 @@ func TestPodMetricsFollowViews(t *testing.T) {
 	}
 }
 
+// A pod whose strings are not valid UTF-8 (the kubelet's JSON can carry
+// anything) is exported with each invalid sequence replaced, not a failed or
+// panicking scrape.
+func TestPodMetricsInvalidUTF8(t *testing.T) {
+	a, _ := generatedAgent(t)
+	pods := slices.Clone(a.Snapshot().Pods)
+	pods[0].UID, pods[0].Name = "uid-\xff", "pod-\xfe"
+	text, err := a.podText.get(pods)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(text), "pod=\"pod-\uFFFD\",uid=\"uid-\uFFFD\"") {
+		t.Fatalf("no series of the pod with replaced labels:\n%s", text)
+	}
+}
+
 // The agent's histograms export as client_golang's would, given the same
 // observations (bounds count as inside their bucket).
 func TestHistogramAsClientGolang(t *testing.T) {

@@ -1,11 +1,11 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -40,7 +40,8 @@ func (d *directFlags) define(fs *pflag.FlagSet) {
 // snapshot reads both sources once, without an agent: it waits for each
 // source's first answer (a listing, or the error that says why there is
 // none) and correlates what they said. A source that gives no answer at all
-// within the timeout is an error.
+// within the timeout is shown down, "no answer within" it: the other's view
+// is what --direct is for when something is wrong.
 func (d directFlags) snapshot(ctx context.Context) (*lifecycle.Snapshot, error) {
 	kc := d.kubelet
 	if kc.ServingCertFile != "" && kc.ServerName == "" {
@@ -55,29 +56,31 @@ func (d directFlags) snapshot(ctx context.Context) (*lifecycle.Snapshot, error) 
 	if err != nil {
 		return nil, &configError{"kubelet-url", err.Error()}
 	}
-	timeout := d.timeout
-	if timeout <= 0 {
-		timeout = directTimeout
-	}
+	timeout := cmp.Or(d.timeout, directTimeout)
 	wctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	go rt.Run(wctx)
+	ran := make(chan error, 1)
+	go func() { ran <- rt.Run(wctx) }()
 	kl.Poll(wctx) // one request, recorded in its health
-	runtimeAnswered := awaitAnswer(wctx, rt.Updates(), func() lifecycle.SourceHealth { return rt.State().Health })
-	var silent []string
-	if !runtimeAnswered {
-		silent = append(silent, "the container runtime ("+d.criEndpoint+")")
+	awaitAnswer(wctx, rt.Updates(), func() lifecycle.SourceHealth { return rt.State().Health })
+	if err := ctx.Err(); err != nil {
+		return nil, err
 	}
-	if !answered(kl.State().Health) {
-		silent = append(silent, "the kubelet ("+kl.URL()+")")
-	}
-	if len(silent) > 0 {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		return nil, fmt.Errorf("--direct: no answer within %s from %s", timeout, strings.Join(silent, " or "))
-	}
+	silent := fmt.Sprintf("no answer within %s", timeout)
 	rs, ks := rt.State(), kl.State()
+	if !answered(rs.Health) {
+		rs.Health = lifecycle.SourceHealth{Configured: true, LastError: silent}
+		select {
+		case err := <-ran:
+			if err != nil {
+				rs.Health.LastError = err.Error()
+			}
+		default:
+		}
+	}
+	if !answered(ks.Health) {
+		ks.Health = lifecycle.SourceHealth{Configured: true, LastError: silent}
+	}
 	snap := lifecycle.Correlate(lifecycle.Input{Node: "(direct)", Now: time.Now(), Pods: ks.Pods, Kubelet: ks.Health,
 		Sandboxes: rs.Sandboxes, Containers: rs.Containers, Runtime: rs.Health})
 	return &snap, nil

@@ -82,6 +82,7 @@ func (n *NodeConditions) Sync(ctx context.Context, sources map[string]lifecycle.
 		changed = append(changed, c)
 	}
 	if len(changed) == 0 {
+		n.failedAt = time.Time{} // back to what was applied: nothing left to retry
 		return nil
 	}
 	patch, err := json.Marshal(map[string]any{"status": map[string]any{"conditions": changed}})

@@ -20,13 +20,20 @@ import (
 // The HTTP API's wire types (package api), under the names the agent's Go
 // API and its tests use.
 type (
-	PodsResponse    = api.PodsResponse
-	PodResponse     = api.PodResponse
-	Record          = api.Record
-	WatchEnd        = api.WatchEnd
+	// PodsResponse is api.PodsResponse: GET /api/v1/pods.
+	PodsResponse = api.PodsResponse
+	// PodResponse is api.PodResponse: GET /api/v1/pods/NS/NAME.
+	PodResponse = api.PodResponse
+	// Record is api.Record: one transition, as served and journaled.
+	Record = api.Record
+	// WatchEnd is api.WatchEnd: the last line of a transitions watch.
+	WatchEnd = api.WatchEnd
+	// JournalResponse is api.JournalResponse: GET /api/v1/journal.
 	JournalResponse = api.JournalResponse
-	JournalHealth   = api.JournalHealth
-	MovedAside      = api.MovedAside
+	// JournalHealth is api.JournalHealth: the journal's state.
+	JournalHealth = api.JournalHealth
+	// MovedAside is api.MovedAside: a journal file set aside as unreadable.
+	MovedAside = api.MovedAside
 )
 
 // Handler serves the agent's HTTP API, metrics and probes.

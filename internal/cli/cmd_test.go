@@ -104,6 +104,8 @@ func TestCommands(t *testing.T) {
 				t.Fatalf("output:\n%s\nwant %d pods", out.String(), tc.pods)
 			case tc.path != "" && (len(paths) != 1 || paths[0] != tc.path):
 				t.Fatalf("asked %v, want %s", paths, tc.path)
+			case tc.path == "" && len(paths) != 0:
+				t.Fatalf("asked %v, want nothing asked", paths)
 			}
 		})
 	}

@@ -107,16 +107,8 @@ func TestRestartAllContainers(t *testing.T) {
 // correlator saw them end (the AllContainersRestarting condition back to
 // False, a new transition time each time).
 func TestRestartAllLoop(t *testing.T) {
-	setup := func(s ContainerStatus) ContainerStatus { return kind(KindInit, s) }
 	// ended is the pod serving again after its n-th restart, which ended at end.
-	ended := func(n int32, end, now time.Time) Input {
-		p := racPod(PhaseRunning, "False", setup(removed(cTerminated("setup", 0, ReasonCompleted), n)), rac(removed(cRunning("main", true), n)))
-		p.Conditions = append(conds("True", "True", "True", "True"), p.Conditions[4])
-		p.Conditions[4].LastTransitionTime = end
-		in := input(p)
-		in.Now, in.Kubelet.LastSuccess, in.Runtime.LastSuccess = now, now, now
-		return in
-	}
+	ended := func(n int32, end, now time.Time) Input { return restartedInPlace(n, end, now, true) }
 	type step struct {
 		in    Input
 		stage Stage

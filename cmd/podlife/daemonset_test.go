@@ -325,6 +325,14 @@ func (e *dsEnv) checkKubeletTrust(t *testing.T) {
 		}
 		return false
 	})
+	// With the Pods API (a local socket) the pod can be there before the
+	// agent's first HTTPS request to the kubelet (its /metrics, every 5 s):
+	// wait for that connection's verdict, then check it.
+	testenv.EventuallyState(t, "the kubelet source's TLS verdict", 60*time.Second, func() (bool, any) {
+		r = e.pods()
+		h := r.Sources[lifecycle.SourceKubelet]
+		return h.TLS != "" && !strings.Contains(h.TLS, "not connected yet"), h
+	})
 	k := r.Sources[lifecycle.SourceKubelet]
 	for _, want := range []string{"verified: ", "the kubelet certificate pinned in kubelet-serving-cert-file /var/lib/kubelet/pki/kubelet.crt",
 		"valid for " + e.c.NodeName} {

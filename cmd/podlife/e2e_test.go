@@ -220,16 +220,7 @@ func TestAgentEndToEnd(t *testing.T) {
 		"--journal-path", journalPath, "--stuck-threshold", "0")
 	server := ag.URL
 
-	getJSON := func(path string, v any) int {
-		resp, err := http.Get(server + path)
-		if err != nil {
-			return 0
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		json.Unmarshal(b, v)
-		return resp.StatusCode
-	}
+	getJSON := func(path string, v any) int { return getJSONFrom(server+path, v) }
 	want := map[string]lifecycle.Stage{"serving": lifecycle.StageServing, "crashloop": lifecycle.StageFailing,
 		"ghost": lifecycle.StageFailing, "completed": lifecycle.StageTerminated}
 	stages := func() (map[string]lifecycle.PodView, string) {

@@ -99,21 +99,28 @@ func TestTimelineReachesEveryStage(t *testing.T) {
 	}
 }
 
-// The servers speak real CRI and serve a real PodList; outages refuse.
-func TestServers(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	n, err := Start(ctx, Options{Dir: t.TempDir(), Script: true, Pods: 10}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+// startWithClient starts a simulated node, stopped when the test ends, and
+// a CRI client of its runtime.
+func startWithClient(ctx context.Context, t *testing.T, opts Options) (*Node, runtimeapi.RuntimeServiceClient) {
+	t.Helper()
+	n, err := Start(ctx, opts, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer n.Close()
+	t.Cleanup(func() { n.Close() })
 	conn, err := grpc.NewClient(n.CRIEndpoint, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
-	rs := runtimeapi.NewRuntimeServiceClient(conn)
+	t.Cleanup(func() { conn.Close() })
+	return n, runtimeapi.NewRuntimeServiceClient(conn)
+}
+
+// The servers speak real CRI and serve a real PodList; outages refuse.
+func TestServers(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	n, rs := startWithClient(ctx, t, Options{Dir: t.TempDir(), Script: true, Pods: 10})
 	cctx, ccancel := context.WithTimeout(ctx, 5*time.Second)
 	defer ccancel()
 	l, err := rs.ListContainers(cctx, &runtimeapi.ListContainersRequest{})
@@ -216,18 +223,8 @@ func TestOutagesAndReplacement(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	const every, down = 3 * time.Second, 600 * time.Millisecond
-	n, err := Start(ctx, Options{Dir: t.TempDir(), Pods: 5, ReplacePerSecond: 10, OutageEvery: every, OutageFor: down, Tick: 20 * time.Millisecond},
-		slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer n.Close()
-	conn, err := grpc.NewClient(n.CRIEndpoint, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	rs := runtimeapi.NewRuntimeServiceClient(conn)
+	n, rs := startWithClient(ctx, t, Options{Dir: t.TempDir(), Pods: 5, ReplacePerSecond: 10, OutageEvery: every, OutageFor: down,
+		Tick: 20 * time.Millisecond})
 	stream, err := rs.GetContainerEvents(ctx, &runtimeapi.GetEventsRequest{})
 	if err != nil {
 		t.Fatal(err)

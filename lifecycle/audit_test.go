@@ -164,6 +164,19 @@ func TestAuditLagTimedFromTheNewAttempt(t *testing.T) {
 	if c := containerOf(t, v, "app"); c.State != StateRunning || c.RestartCount != 2 {
 		t.Fatalf("derived %s with %d restarts, want running with 2", c.State, c.RestartCount)
 	}
+	// Ready turns True with the derived running container (no readiness
+	// probe): a changed condition's lastTransitionTime moves to when the
+	// change began, an unchanged one keeps its own (pkg/kubelet/status
+	// status_manager.go updateLastTransitionTime).
+	for _, c := range v.Conditions {
+		want := t0.Add(-time.Minute) // conds' time
+		if c.Type == CondReady || c.Type == CondContainersReady {
+			want = created
+		}
+		if !c.LastTransitionTime.Equal(want) {
+			t.Errorf("condition %s=%s changed at %s, want %s", c.Type, c.Status, c.LastTransitionTime, want)
+		}
+	}
 }
 
 // TestAuditUnknownRuntimeStateIsNotCompletion: a container whose newest
@@ -520,5 +533,70 @@ func TestAuditDiffSameKindOtherContainer(t *testing.T) {
 	}
 	if want := string(TransitionMismatchAppeared) + " b " + string(MismatchZombie); len(got) != 1 || got[0] != want {
 		t.Fatalf("mismatch transitions %q, want [%q]", got, want)
+	}
+}
+
+// TestAuditRestartEndsOnlyAfterARestart: the kubelet keeps the
+// AllContainersRestarting condition False on a pod it has not restarted
+// (pkg/kubelet/status/generate.go GenerateAllContainersRestartingCondition),
+// and True while a restart is under way: neither is the end of a restart,
+// so the first restart that ends soon after is one restart, no loop.
+func TestAuditRestartEndsOnlyAfterARestart(t *testing.T) {
+	setup := func(s ContainerStatus) ContainerStatus { return kind(KindInit, s) }
+	wait := func(name string) ContainerStatus {
+		return removed(ContainerStatus{Name: name, Kind: KindRegular, State: ContainerState{Kind: StateWaiting, Reason: ReasonRestartingAllContainers}}, 1)
+	}
+	at := func(p *podB, since, now time.Time) Input {
+		p.Conditions[len(p.Conditions)-1].LastTransitionTime = since
+		in := input(p)
+		in.Now, in.Kubelet.LastSuccess, in.Runtime.LastSuccess = now, now, now
+		return in
+	}
+	for _, tc := range []struct {
+		name  string
+		first Input
+	}{
+		{"False before any restart", func() Input {
+			p := racPod(PhaseRunning, "False", setup(cTerminated("setup", 0, ReasonCompleted)), rac(cRunning("main", true)))
+			p.Conditions = append(conds("True", "True", "True", "True"), p.Conditions[4])
+			return at(p, t0.Add(-50*time.Second), t0.Add(-49*time.Second))
+		}()},
+		{"True while restarting", func() Input {
+			in := at(racPod(PhaseRunning, "True", setup(wait("setup")), rac(wait("main"))), t0.Add(-10*time.Second), t0.Add(-9*time.Second))
+			in.Containers = nil
+			return in
+		}()},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var c Correlator
+			c.Correlate(tc.first)
+			if v := onlyPod(c.Correlate(restartedInPlace(1, t0.Add(-2*time.Second), t0, true))); v.Stage != StageServing {
+				t.Fatalf("after the first restart: %s %q, want Serving", v.Stage, v.StageReason)
+			}
+		})
+	}
+}
+
+// TestAuditKubeletAheadOfTheRuntime: the kubelet counting one restart more
+// than the runtime has attempts is a restart-count mismatch, unless it lost
+// the container's state (ContainerStatusUnknown counts one restart without
+// a new attempt: pkg/kubelet/kubelet_pods.go convertToAPIContainerStatuses).
+func TestAuditKubeletAheadOfTheRuntime(t *testing.T) {
+	for _, tc := range []struct {
+		reason string
+		want   bool
+	}{{ReasonError, true}, {ReasonContainerStatusUnknown, false}} {
+		t.Run(tc.reason, func(t *testing.T) {
+			p := pod("ahead", PhaseRunning, conds("True", "True", "True", "True"), restarts(2, 137, tc.reason, cRunning("app", true)))
+			in := input(p)
+			in.Containers[0].Attempt = 1
+			got := false
+			for _, m := range onlyPod(Correlate(in)).Mismatches {
+				got = got || m.Kind == MismatchRestartCount
+			}
+			if got != tc.want {
+				t.Fatalf("last state %s, restartCount 2, runtime attempt 1: restart-count mismatch %v, want %v", tc.reason, got, tc.want)
+			}
+		})
 	}
 }

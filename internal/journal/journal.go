@@ -121,8 +121,10 @@ func (j *Journal) initialise(tx *bolt.Tx) error {
 	if _, err := tx.CreateBucketIfNotExists(bucketEntries); err != nil {
 		return err
 	}
-	if _, err := tx.CreateBucketIfNotExists(bucketStages); err != nil {
-		return err
+	for _, b := range [][]byte{bucketStages, bucketBoxes, bucketBoxOrder} {
+		if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+			return err
+		}
 	}
 	meta, err := tx.CreateBucketIfNotExists(bucketMeta)
 	if err != nil {
@@ -273,15 +275,18 @@ func verify(tx *bolt.Tx) error {
 		}
 	}
 	if stages := tx.Bucket(bucketStages); stages != nil {
-		return stages.ForEach(func(k, v []byte) error {
+		err := stages.ForEach(func(k, v []byte) error {
 			var s lifecycle.StageSince
 			if err := json.Unmarshal(v, &s); err != nil {
 				return fmt.Errorf("%w: stage of %s: %v", ErrCorrupt, k, err)
 			}
 			return nil
 		})
+		if err != nil {
+			return err
+		}
 	}
-	return nil
+	return verifyBoxes(tx)
 }
 
 // MovedAside says what OpenOrMoveAside did with a journal it could not use.

@@ -118,6 +118,16 @@ func TestUnusableJournalIsMovedAside(t *testing.T) {
 		{"an entry that is not JSON", func(t *testing.T, path string, _ int64) {
 			rewrite(t, path, func(tx *bolt.Tx) error { return tx.Bucket(bucketEntries).Put(seqKey(3), []byte("\x00garbage")) })
 		}, ErrCorrupt, ".corrupt-", false},
+		{"a black box that is not JSON", func(t *testing.T, path string, _ int64) {
+			rewrite(t, path, func(tx *bolt.Tx) error {
+				return tx.Bucket(bucketBoxes).Put([]byte("ns\x00p\x00c\x00"), append(seqKey(1), "\x00garbage"...))
+			})
+		}, ErrCorrupt, ".corrupt-", false},
+		{"a black box without its order entry", func(t *testing.T, path string, _ int64) {
+			rewrite(t, path, func(tx *bolt.Tx) error {
+				return tx.Bucket(bucketBoxes).Put([]byte("ns\x00p\x00c\x00"), append(seqKey(1), "{}"...))
+			})
+		}, ErrCorrupt, ".corrupt-", false},
 		{"an entry under another sequence", func(t *testing.T, path string, _ int64) {
 			rewrite(t, path, func(tx *bolt.Tx) error {
 				b := tx.Bucket(bucketEntries)

@@ -9,7 +9,6 @@ import (
 	"time"
 )
 
-
 func box(ns, pod, ctr string, attempt int, text string) BlackBox {
 	return BlackBox{Namespace: ns, Pod: pod, UID: "uid-" + pod, Container: ctr, ContainerID: fmt.Sprintf("%s-%s-%d", pod, ctr, attempt),
 		Attempt: uint32(attempt), FinishedAt: t0.Add(time.Duration(attempt) * time.Second), ExitCode: 3, Reason: "Error",

@@ -50,7 +50,7 @@ test: tools lint
 FUZZTIME         ?= 20s
 FUZZMINIMIZETIME ?= 3s
 FUZZFLAGS         = -run '^$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZETIME)
-FUZZTARGETS       = ./cri:FuzzSplitList ./kubelet:FuzzDecode ./kubelet:FuzzPodsAPIEvent ./agent:FuzzConfigFile ./internal/journal:FuzzJournalEntry
+FUZZTARGETS       = ./cri:FuzzSplitList ./cri/crilog:FuzzParseLine ./cri/crilog:FuzzTail ./kubelet:FuzzDecode ./kubelet:FuzzPodsAPIEvent ./agent:FuzzConfigFile ./internal/journal:FuzzJournalEntry
 fuzz:
 	@set -e; log=$$(mktemp); trap 'rm -f $$log $$log.failed' EXIT; \
 	for t in $(FUZZTARGETS); do pkg=$${t%%:*}; name=$${t#*:}; rm -f $$log.failed; \

@@ -67,6 +67,8 @@ type Options struct {
 	MaxWatches          int
 	// StuckAfter raises StageStuck after this long in a transient stage (0: off).
 	StuckAfter time.Duration
+	// BlackBox configures the crash black box (it needs a journal).
+	BlackBox BlackBoxOptions
 	// MismatchGrace is how long the kubelet's copy may lag the runtime
 	// before it is a mismatch (0: lifecycle.DefaultMismatchGrace).
 	MismatchGrace time.Duration
@@ -79,6 +81,7 @@ type Options struct {
 type Agent struct {
 	opts    Options
 	journal *journalKeeper // nil without a journal
+	box     *blackBox      // nil without a journal, or with capture off
 	metrics *metrics
 	admit   *admission
 	scrapes singleflight.Group // concurrent /metrics scrapes share one rendering
@@ -125,6 +128,9 @@ func New(opts Options) *Agent {
 		started: map[string]startup{}, lastOK: map[string]time.Time{}}
 	if opts.Journal != nil || opts.OpenJournal != nil {
 		a.journal = newJournalKeeper(opts.Journal, opts.OpenJournal, opts.MaxUnwritten, opts.Log, opts.Now())
+		if opts.BlackBox.on() {
+			a.box = newBlackBox(opts.BlackBox, a.journal, opts.Log, opts.Now)
+		}
 	}
 	a.admit = newAdmission(opts.MaxRequestsInFlight, opts.MaxWatches, opts.Log)
 	a.metrics = newMetrics(a)
@@ -157,6 +163,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	run(func(ctx context.Context) { a.opts.Runtime.Run(ctx) })
 	run(func(ctx context.Context) { a.opts.Kubelet.Run(ctx) })
+	if a.box != nil {
+		run(a.box.run)
+	}
 	wakeReporter := make(chan struct{}, 1)
 	var apiUpdates <-chan struct{}
 	if u := a.opts.Upstream; u != nil {
@@ -186,6 +195,9 @@ func (a *Agent) Run(ctx context.Context) error {
 			if a.journal != nil {
 				a.journal.retry(a.opts.Now())
 			}
+			if a.box != nil {
+				a.box.keep(nil) // what was held while the journal was down
+			}
 		}
 		if a.Correlate(ctx) {
 			select {
@@ -201,6 +213,9 @@ func (a *Agent) Run(ctx context.Context) error {
 func (a *Agent) Correlate(ctx context.Context) bool {
 	now := a.opts.Now()
 	rs, ks := a.opts.Runtime.State(), a.opts.Kubelet.State()
+	if a.box != nil {
+		a.box.observe(rs.Containers)
+	}
 	// Until both sources have been asked once, "no answer yet" is not "down".
 	attempted := func(h lifecycle.SourceHealth) bool { return !h.LastSuccess.IsZero() || h.LastError != "" }
 	if !attempted(rs.Health) || !attempted(ks.Health) {

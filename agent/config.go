@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -51,6 +52,11 @@ type Config struct {
 	EventBurst                int           `mapstructure:"event-burst"`
 	EventInterval             time.Duration `mapstructure:"event-interval"`
 	StuckThreshold            time.Duration `mapstructure:"stuck-threshold"`
+	BlackBoxLines             int           `mapstructure:"blackbox-lines"`
+	BlackBoxBytes             int           `mapstructure:"blackbox-bytes"`
+	BlackBoxAttempts          int           `mapstructure:"blackbox-attempts"`
+	BlackBoxMaxBytes          int64         `mapstructure:"blackbox-max-bytes"`
+	PodLogsDir                string        `mapstructure:"pod-logs-dir"`
 	LogLevel                  string        `mapstructure:"log-level"`
 	Pprof                     bool          `mapstructure:"pprof"`
 }
@@ -98,6 +104,11 @@ func Flags(fs *pflag.FlagSet) {
 	fs.Int("event-burst", 5, "Kubernetes Events of one reason per pod sent at once before rate limiting")
 	fs.Duration("event-interval", time.Minute, "one more Event per pod and reason after this long")
 	fs.Duration("stuck-threshold", 5*time.Minute, "report a pod stuck in Initializing/Starting/Failing/Unknown after this long (0: never)")
+	fs.Int("blackbox-lines", DefaultBlackBoxLines, "crash black box: the last lines of every container attempt kept at its exit, in the journal (0: off)")
+	fs.Int("blackbox-bytes", DefaultBlackBoxBytes, "crash black box: the most bytes of those lines kept per attempt (0: off)")
+	fs.Int("blackbox-attempts", DefaultBlackBoxAttempts, "crash black box: attempts kept per pod and container, the oldest evicted first")
+	fs.Int64("blackbox-max-bytes", DefaultBlackBoxMaxBytes, "crash black box: stored size of all attempts kept, the oldest captured evicted first")
+	fs.String("pod-logs-dir", DefaultPodLogsDir, "where the kubelet writes container logs (mounted read-only for the crash black box)")
 	fs.String("log-level", "info", "debug, info, warn or error")
 	fs.Bool("pprof", false, "serve Go profiles on /debug/pprof/ (for profiling only)")
 }
@@ -212,6 +223,16 @@ func (c *Config) Validate() error {
 		return &ConfigError{"event-interval", fmt.Sprintf("%s: must be positive", c.EventInterval)}
 	case c.StuckThreshold < 0:
 		return &ConfigError{"stuck-threshold", fmt.Sprintf("%s: must not be negative", c.StuckThreshold)}
+	case c.BlackBoxLines < 0:
+		return &ConfigError{"blackbox-lines", fmt.Sprintf("%d: must not be negative (0: off)", c.BlackBoxLines)}
+	case c.BlackBoxBytes < 0:
+		return &ConfigError{"blackbox-bytes", fmt.Sprintf("%d: must not be negative (0: off)", c.BlackBoxBytes)}
+	case c.BlackBoxAttempts < 1:
+		return &ConfigError{"blackbox-attempts", fmt.Sprintf("%d: must be at least 1", c.BlackBoxAttempts)}
+	case c.BlackBoxMaxBytes < int64(c.BlackBoxBytes):
+		return &ConfigError{"blackbox-max-bytes", fmt.Sprintf("%d: must hold at least one attempt (blackbox-bytes, %d)", c.BlackBoxMaxBytes, c.BlackBoxBytes)}
+	case c.PodLogsDir == "" || !filepath.IsAbs(c.PodLogsDir):
+		return &ConfigError{"pod-logs-dir", fmt.Sprintf("%q: want an absolute path (the kubelet's: /var/log/pods)", c.PodLogsDir)}
 	}
 	if err := c.validateServing(); err != nil {
 		return err

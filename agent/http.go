@@ -32,6 +32,8 @@ type (
 	JournalResponse = api.JournalResponse
 	// JournalHealth is api.JournalHealth: the journal's state.
 	JournalHealth = api.JournalHealth
+	// LogsResponse is api.LogsResponse: GET /api/v1/pods/NS/NAME/logs.
+	LogsResponse = api.LogsResponse
 	// MovedAside is api.MovedAside: a journal file set aside as unreadable.
 	MovedAside = api.MovedAside
 )
@@ -41,6 +43,7 @@ func (a *Agent) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/v1/pods", a.handlePods)
 	mux.HandleFunc("GET /api/v1/pods/{namespace}/{name}", a.handlePod)
+	mux.HandleFunc("GET /api/v1/pods/{namespace}/{name}/logs", a.handleLogs)
 	mux.HandleFunc("GET /api/v1/transitions", a.handleTransitions)
 	mux.HandleFunc("GET /api/v1/journal", a.handleJournal)
 	mux.HandleFunc("GET /metrics", a.handleMetrics)
@@ -206,14 +209,24 @@ func (c *viewJSONCache) render(pods []lifecycle.PodView) []byte {
 	return append(out, ']')
 }
 
-func (a *Agent) handlePod(w http.ResponseWriter, r *http.Request) {
-	ns, name := r.PathValue("namespace"), r.PathValue("name")
+// podPath returns the namespace and name of a /pods/{namespace}/{name}
+// path, or answers 400 and returns false.
+func podPath(w http.ResponseWriter, r *http.Request) (ns, name string, ok bool) {
+	ns, name = r.PathValue("namespace"), r.PathValue("name")
 	if !dnsLabel(ns) {
 		writeError(w, http.StatusBadRequest, "namespace "+clip(ns)+": not a namespace (an RFC 1123 label: at most 63 of a-z, 0-9, '-')")
-		return
+		return "", "", false
 	}
 	if !dnsSubdomain(name) {
 		writeError(w, http.StatusBadRequest, "name "+clip(name)+": not a pod name (an RFC 1123 subdomain: at most 253 of a-z, 0-9, '-', '.')")
+		return "", "", false
+	}
+	return ns, name, true
+}
+
+func (a *Agent) handlePod(w http.ResponseWriter, r *http.Request) {
+	ns, name, ok := podPath(w, r)
+	if !ok {
 		return
 	}
 	s := a.snapshotOrEmpty()
@@ -224,6 +237,46 @@ func (a *Agent) handlePod(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	writeError(w, http.StatusNotFound, "pod "+ns+"/"+name+" not found on node "+s.Node)
+}
+
+// handleLogs serves the crash black box of a pod: every attempt kept, of
+// every incarnation of the name (the pod may be long gone from the node).
+func (a *Agent) handleLogs(w http.ResponseWriter, r *http.Request) {
+	ns, name, ok := podPath(w, r)
+	if !ok {
+		return
+	}
+	if a.box == nil {
+		writeError(w, http.StatusNotImplemented, "the crash black box is off on this agent: it needs --journal-path, and --blackbox-lines and --blackbox-bytes above 0")
+		return
+	}
+	q := r.URL.Query()
+	container := q.Get("container")
+	if container != "" && !dnsLabel(container) {
+		writeError(w, http.StatusBadRequest, "container "+clip(container)+": not a container name (an RFC 1123 label)")
+		return
+	}
+	attempt := int64(-1)
+	if v := q.Get("attempt"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 32)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "attempt "+clip(v)+": want a number (the container's restart count at that attempt)")
+			return
+		}
+		attempt = int64(n)
+	}
+	boxes, err := a.box.boxes(ns, name, container)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "crash black box: "+oneLine(err))
+		return
+	}
+	out := LogsResponse{Node: a.opts.Node, Namespace: ns, Pod: name, Attempts: []journal.BlackBox{}}
+	for _, b := range boxes {
+		if attempt < 0 || int64(b.Attempt) == attempt {
+			out.Attempts = append(out.Attempts, b)
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 func (a *Agent) handleTransitions(w http.ResponseWriter, r *http.Request) {

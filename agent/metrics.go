@@ -93,7 +93,7 @@ func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descTransitions, descWatchDropped, m.requestDuration.desc, m.startup.desc,
 		m.startupStep.desc, m.correlation.desc, descJournalPending, descJournalDropped, descJournalUp, descJournalErrors,
 		descJournalHeld, descJournalLost, descEvents, descEventFailures, descKubeletTLS, descKubeletMode, descHTTPInFlight,
-		descHTTPRejected, descPodsUnknown, descSourceUp, descSourceLastOK} {
+		descHTTPRejected, descPodsUnknown, descSourceUp, descSourceLastOK, descBoxCaptures, descBoxEvictions, descBoxes, descBoxBytes} {
 		ch <- d
 	}
 }
@@ -107,6 +107,9 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	}
 	m.collectSources(ch)
 	m.collectJournal(ch)
+	if b := m.agent.box; b != nil {
+		b.collect(ch)
+	}
 	if s := m.agent.Snapshot(); s != nil {
 		collectNode(ch, s)
 	}
@@ -199,6 +202,9 @@ type counter struct{ n atomic.Uint64 }
 
 // Inc adds one.
 func (c *counter) Inc() { c.n.Add(1) }
+
+// Add adds n.
+func (c *counter) Add(n uint64) { c.n.Add(n) }
 
 // counterVec is a count per label value. WithLabelValues(v).Inc() reads as
 // client_golang's CounterVec does; a value asked for once is exported from

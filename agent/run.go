@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/podlife/podlife/cri"
+	"github.com/podlife/podlife/cri/crilog"
 	"github.com/podlife/podlife/internal/journal"
 	"github.com/podlife/podlife/internal/upstream"
 	"github.com/podlife/podlife/kubelet"
@@ -39,7 +40,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, listening func(url s
 	grace := 10*time.Second + 2*cfg.PollInterval
 	opts := Options{Node: cfg.NodeName, Runtime: rt, Kubelet: kl, HistorySize: cfg.HistorySize,
 		StuckAfter: cfg.StuckThreshold, Log: log, Pprof: cfg.Pprof, MismatchGrace: grace,
-		MaxRequestsInFlight: cfg.MaxRequestsInFlight, MaxWatches: cfg.MaxWatches}
+		MaxRequestsInFlight: cfg.MaxRequestsInFlight, MaxWatches: cfg.MaxWatches,
+		BlackBox: BlackBoxOptions{Tail: crilog.Limits{Lines: cfg.BlackBoxLines, Bytes: cfg.BlackBoxBytes},
+			Keep: journal.BoxLimits{PerContainer: cfg.BlackBoxAttempts, MaxBytes: cfg.BlackBoxMaxBytes}, PodLogsDir: cfg.PodLogsDir}}
 	if cfg.JournalPath != "" {
 		// A journal that cannot be opened (a read-only or full directory,
 		// another agent's lock) does not stop the agent: it holds transitions

@@ -24,6 +24,18 @@ type PodResponse struct {
 	History []Record `json:"history"`
 }
 
+// LogsResponse is GET /api/v1/pods/{namespace}/{name}/logs: the crash
+// black box of the pod named so (of every incarnation of that name), each
+// container's attempts oldest first. The query's container=NAME and
+// attempt=N narrow it. Serving it needs what kubectl logs needs: get
+// pods/log on the pod.
+type LogsResponse struct {
+	Node      string             `json:"node"`
+	Namespace string             `json:"namespace"`
+	Pod       string             `json:"pod"`
+	Attempts  []journal.BlackBox `json:"attempts"`
+}
+
 // Record is a transition with its position in the agent's history: an item
 // of GET /api/v1/transitions and a line of its watch (?watch=true).
 type Record struct {

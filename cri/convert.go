@@ -99,6 +99,9 @@ func applyStatus(out *lifecycle.Container, st *runtimeapi.ContainerStatus) {
 	if st.GetImageRef() != "" {
 		out.ImageRef = st.GetImageRef()
 	}
+	if st.GetLogPath() != "" {
+		out.LogPath = st.GetLogPath()
+	}
 	if len(st.GetLabels()) > 0 {
 		out.Labels = st.GetLabels()
 	}

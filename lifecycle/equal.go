@@ -29,7 +29,7 @@ func containerEqual(a, b *Container) bool {
 		a.PodNamespace == b.PodNamespace && a.Name == b.Name && a.Attempt == b.Attempt && a.State == b.State &&
 		a.CreatedAt == b.CreatedAt && a.StartedAt == b.StartedAt && a.FinishedAt == b.FinishedAt &&
 		a.ExitCode == b.ExitCode && a.Reason == b.Reason && a.Message == b.Message && a.Image == b.Image &&
-		a.ImageRef == b.ImageRef && labelsEqual(a.Labels, b.Labels)
+		a.ImageRef == b.ImageRef && a.LogPath == b.LogPath && labelsEqual(a.Labels, b.Labels)
 }
 
 // labelsEqual compares label maps, at once when both are the same map (a

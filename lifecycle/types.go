@@ -190,6 +190,10 @@ type Container struct {
 	Image        string            `json:"image,omitempty"`
 	ImageRef     string            `json:"imageRef,omitempty"`
 	Labels       map[string]string `json:"labels,omitempty"`
+	// LogPath is the attempt's log file as the runtime names it (CRI
+	// ContainerStatus.log_path: the kubelet's
+	// /var/log/pods/NAMESPACE_NAME_UID/CONTAINER/ATTEMPT.log).
+	LogPath string `json:"logPath,omitempty"`
 }
 
 // Source names.

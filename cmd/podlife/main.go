@@ -36,6 +36,8 @@ Usage:
   podlife pods [-o json|yaml]    the node's pods: stage, readiness, restarts, why
   podlife describe NS/POD        one pod: conditions, kubelet and runtime views, mismatches, timeline
   podlife watch                  live transitions
+  podlife logs NS/POD [-c NAME] [--attempt N | --all]   the crash black box: the last lines of
+                                 each container attempt, kept at its exit (needs get pods/log)
   podlife journal --journal-path FILE   transitions not yet delivered upstream
   podlife version                print the version
 
@@ -55,6 +57,8 @@ Usage:
   kubectl podlife describe NS/POD --node NODE         one pod: conditions, both views, mismatches, timeline
   kubectl podlife watch --node NODE                   live transitions
   kubectl podlife journal --node NODE                 transitions not yet delivered upstream
+  kubectl podlife logs NS/POD --node NODE [-c NAME] [--attempt N | --all]
+                                                      the crash black box: each attempt's last lines
 
 It finds the agent pod on NODE and reaches it through the API server's pod
 proxy, with your kubeconfig (--kubeconfig FILE, --context NAME; default
@@ -63,6 +67,11 @@ it requests a 10-minute token of ServiceAccount podlife/podlife-viewer for
 audience podlife (or give --token/--token-file: a token for that audience).
 You need Role podlife-cli in namespace podlife (deploy/cli-rbac.yaml):
   kubectl -n podlife create rolebinding podlife-cli-jane --role=podlife-cli --user=jane
+Log lines (logs, and describe's attempts) need get pods/log on the pod, as
+kubectl logs does, for the identity of the agent's token: give --token with a
+token of your own ServiceAccount for audience podlife (kubectl create token SA
+--audience podlife), or have podlife-viewer granted pods/log where all plugin
+users may read logs.
 Flags for other installs: --agent-namespace, --agent-selector, --agent-port-name,
 --viewer-serviceaccount.
 `
@@ -78,7 +87,7 @@ func runPlugin(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	switch args[0] {
-	case "pods", "describe", "watch", "journal", "version":
+	case "pods", "describe", "watch", "journal", "logs", "version":
 	default:
 		fmt.Fprintf(stderr, "kubectl podlife: unknown command %q (see 'kubectl podlife help')\n", args[0])
 		return 2
@@ -132,6 +141,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cli.RunWatch(ctx, args[1:], stdout)
 	case "journal":
 		err = cli.RunJournal(ctx, args[1:], stdout)
+	case "logs":
+		err = cli.RunLogs(ctx, args[1:], stdout)
 	case "simnode":
 		err = runSimnode(ctx, args[1:], stdout, stderr)
 	default:

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -19,14 +18,10 @@ func RunDescribe(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	arg := f.fs.Arg(0)
-	if f.namespace != "" && f.fs.NArg() == 1 && !strings.Contains(arg, "/") {
-		arg = f.namespace + "/" + arg
+	ns, name, err := podArg(f)
+	if err != nil {
+		return err
 	}
-	if f.fs.NArg() != 1 || !strings.Contains(arg, "/") {
-		return fmt.Errorf("%w: describe NAMESPACE/POD (or describe POD -n NAMESPACE)", ErrUsage)
-	}
-	ns, name, _ := strings.Cut(arg, "/")
 	p, err := n.pod(ctx, ns, name)
 	if err != nil {
 		return err
@@ -35,7 +30,30 @@ func RunDescribe(ctx context.Context, args []string, stdout io.Writer) error {
 		return Output(stdout, f.output, p)
 	}
 	PrintDescribe(stdout, p, n.now)
+	if n.client != nil {
+		printAttempts(ctx, stdout, n.client, ns, name)
+	}
 	return nil
+}
+
+// printAttempts writes the pod's attempts from the crash black box, each
+// with its last lines, or why they cannot be shown (reading them needs get
+// pods/log).
+func printAttempts(ctx context.Context, w io.Writer, c *Client, ns, name string) {
+	fmt.Fprintln(w, "Attempts (crash black box; all lines: podlife logs "+ns+"/"+name+" --all):")
+	r, err := c.Logs(ctx, ns, name, "", -1)
+	switch {
+	case err != nil:
+		fmt.Fprintf(w, "  (not shown: %v)\n", err)
+	case len(r.Attempts) == 0:
+		fmt.Fprintln(w, "  (no attempt has exited since the black box began keeping them)")
+	}
+	if r == nil {
+		return
+	}
+	for i := range r.Attempts {
+		PrintAttempt(w, &r.Attempts[i], 5)
+	}
 }
 
 // pod is one pod: the agent's view and history, or the view of the direct

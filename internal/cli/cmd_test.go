@@ -68,23 +68,27 @@ func TestCommands(t *testing.T) {
 		"describe": func(ctx context.Context, a []string, b *bytes.Buffer) error { return RunDescribe(ctx, a, b) },
 		"watch":    func(ctx context.Context, a []string, b *bytes.Buffer) error { return RunWatch(ctx, a, b) },
 		"journal":  func(ctx context.Context, a []string, b *bytes.Buffer) error { return RunJournal(ctx, a, b) },
+		"logs":     func(ctx context.Context, a []string, b *bytes.Buffer) error { return RunLogs(ctx, a, b) },
 	}
 	tests := []struct {
 		args []string
-		path string // the path asked ("": none)
+		path string // the paths asked, space-separated ("": none)
 		out  string // in the output
 		pods int    // how many pods it shows (0: not checked)
 		err  string // the error's start ("": none)
 	}{
 		{[]string{"pods"}, "/api/v1/pods", "a          p     Serving", 2, ""},
 		{[]string{"pods", "-n", "b", "-o", "json"}, "/api/v1/pods", `"namespace": "b",` + "\n" + `      "name": "q"`, 1, ""},
-		{[]string{"describe", "x", "-n", "a"}, "/api/v1/pods/a/x", "Name:          x\nNamespace:     a\n", 0, ""},
+		{[]string{"describe", "x", "-n", "a"}, "/api/v1/pods/a/x /api/v1/pods/a/x/logs", "Name:          x\nNamespace:     a\n", 0, ""},
 		{[]string{"describe", "a/y", "-o", "yaml"}, "/api/v1/pods/a/y", "namespace: a\n", 0, ""},
 		{[]string{"journal"}, "/api/v1/journal", "health: up;", 0, ""},
 		{[]string{"pods", "-o", "xml"}, "", "", 0, `usage: -o "xml": want json or yaml`},
 		{[]string{"describe", "x"}, "", "", 0, "usage: describe NAMESPACE/POD (or describe POD -n NAMESPACE)"},
 		{[]string{"watch", "--direct"}, "", "", 0, "usage: watch follows an agent's transitions; --direct reads the sources once"},
 		{[]string{"pods", "--context", "c"}, "", "", 0, "usage: --context goes with --node NODE"},
+		{[]string{"logs", "a/x", "--all", "--attempt", "1"}, "", "", 0, "usage: --attempt N or --all: give one"},
+		{[]string{"logs", "x"}, "", "", 0, "usage: logs NAMESPACE/POD (or logs POD -n NAMESPACE)"},
+		{[]string{"logs", "a/x", "--direct"}, "", "", 0, "usage: logs reads the agent's crash black box"},
 		{[]string{"journal", "--bogus"}, "", "", 0, "usage: unknown flag: --bogus"},
 	}
 	for _, tc := range tests {
@@ -102,7 +106,7 @@ func TestCommands(t *testing.T) {
 				t.Fatalf("output:\n%s\nwant in it:\n%s", out.String(), tc.out)
 			case tc.pods > 0 && strings.Count(out.String(), "0/0 containers ready") != tc.pods:
 				t.Fatalf("output:\n%s\nwant %d pods", out.String(), tc.pods)
-			case tc.path != "" && (len(paths) != 1 || paths[0] != tc.path):
+			case tc.path != "" && strings.Join(paths, " ") != tc.path:
 				t.Fatalf("asked %v, want %s", paths, tc.path)
 			case tc.path == "" && len(paths) != 0:
 				t.Fatalf("asked %v, want nothing asked", paths)

@@ -46,6 +46,8 @@ type BlackBox struct {
 	Lines   []BoxLine `json:"lines"`
 	// Truncated: the attempt wrote more than Lines holds.
 	Truncated bool `json:"truncated,omitempty"`
+	// ReadBytes is how much of the log file(s) the capture read.
+	ReadBytes int64 `json:"readBytes,omitempty"`
 	// CaptureError says why no lines were kept (the file was missing or
 	// unreadable); the attempt is kept all the same.
 	CaptureError string    `json:"captureError,omitempty"`

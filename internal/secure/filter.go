@@ -36,10 +36,17 @@ const (
 )
 
 // Attributes is the authorization request for r by u on node: a resource
-// request for a subresource of the Node object named node.
+// request for a subresource of the Node object named node; for a pod's crash
+// black box (/api/v1/pods/NS/NAME/logs), what kubectl logs needs instead:
+// get pods/log on that pod, in its namespace.
 func Attributes(u user.Info, r *http.Request, node string) authorizer.AttributesRecord {
+	p := path.Clean("/" + r.URL.Path)
+	if ns, pod, ok := podLogsPath(p); ok {
+		return authorizer.AttributesRecord{User: u, Verb: verb(r.Method), APIGroup: "", APIVersion: "v1",
+			Resource: "pods", Subresource: "log", Namespace: ns, Name: pod, ResourceRequest: true, Path: r.URL.Path}
+	}
 	sub := OtherSubresource
-	switch p := path.Clean("/" + r.URL.Path); {
+	switch {
 	case p == "/metrics":
 		sub = MetricsSubresource
 	case p == "/api/v1" || strings.HasPrefix(p, "/api/v1/"):
@@ -47,6 +54,35 @@ func Attributes(u user.Info, r *http.Request, node string) authorizer.Attributes
 	}
 	return authorizer.AttributesRecord{User: u, Verb: verb(r.Method), APIGroup: "", APIVersion: "v1",
 		Resource: "nodes", Subresource: sub, Name: node, ResourceRequest: true, Path: r.URL.Path}
+}
+
+// podLogsPath matches /api/v1/pods/NS/NAME/logs.
+func podLogsPath(p string) (ns, pod string, ok bool) {
+	rest, found := strings.CutPrefix(p, "/api/v1/pods/")
+	if !found {
+		return "", "", false
+	}
+	parts := strings.Split(rest, "/")
+	if len(parts) != 3 || parts[2] != "logs" || parts[0] == "" || parts[1] == "" {
+		return "", "", false
+	}
+	return parts[0], parts[1], true
+}
+
+// describe names what attrs asks for, for an error message.
+func describe(attrs authorizer.AttributesRecord) string {
+	if attrs.Namespace != "" {
+		return fmt.Sprintf("%s %s/%s %q in namespace %q", attrs.Verb, attrs.Resource, attrs.Subresource, attrs.Name, attrs.Namespace)
+	}
+	return fmt.Sprintf("%s %s/%s %q", attrs.Verb, attrs.Resource, attrs.Subresource, attrs.Name)
+}
+
+// grantedBy names the role that grants attrs in podlife's manifests.
+func grantedBy(attrs authorizer.AttributesRecord) string {
+	if attrs.Resource == "pods" {
+		return "what kubectl logs needs: the view, edit and admin ClusterRoles grant it in a namespace"
+	}
+	return "ClusterRole podlife-reader grants it"
 }
 
 // verb is the API verb of an HTTP method, as the kubelet maps them.
@@ -124,14 +160,14 @@ func Filter(next http.Handler, authn authenticator.Request, authz authorizer.Aut
 			next.ServeHTTP(w, r)
 			return
 		}
-		what := fmt.Sprintf("%s nodes/%s %q", attrs.Verb, attrs.Subresource, node)
+		what := describe(attrs)
 		if err != nil {
 			log.Warn("API request not authorized", "path", r.URL.Path, "user", resp.User.GetName(), "err", err)
 			writeError(w, http.StatusInternalServerError, fmt.Sprintf("Authorization error (user=%s, %s): the API server could not be asked",
 				resp.User.GetName(), what))
 			return
 		}
-		msg := fmt.Sprintf("Forbidden: user %q cannot %s (ClusterRole podlife-reader grants it)", resp.User.GetName(), what)
+		msg := fmt.Sprintf("Forbidden: user %q cannot %s (%s)", resp.User.GetName(), what, grantedBy(attrs))
 		if reason != "" {
 			msg += ": " + reason
 		}

@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -159,6 +160,33 @@ func TestAttributes(t *testing.T) {
 			!a.ResourceRequest || a.APIGroup != "" || a.APIVersion != "v1" || a.User != u {
 			t.Errorf("%s %s: %+v, want %s nodes/%s", tc.method, tc.path, a, tc.verb, tc.sub)
 		}
+	}
+}
+
+// A pod's crash black box needs what kubectl logs needs (get pods/log on
+// the pod, in its namespace: kubernetes/kubernetes
+// staging/src/k8s.io/kubectl/pkg/cmd/logs/logs.go reads the pods/log
+// subresource), not nodes/podlife; any other path under a pod does not.
+func TestAttributesOfPodLogs(t *testing.T) {
+	u := &user.DefaultInfo{Name: "u"}
+	a := Attributes(u, httptest.NewRequest("GET", "/api/v1/pods/team-a/web-0/logs?container=app", nil), "node-1")
+	want := authorizer.AttributesRecord{User: u, Verb: "get", APIVersion: "v1", Resource: "pods", Subresource: "log",
+		Namespace: "team-a", Name: "web-0", ResourceRequest: true, Path: "/api/v1/pods/team-a/web-0/logs"}
+	if !reflect.DeepEqual(a, want) {
+		t.Errorf("pod logs: %+v, want %+v", a, want)
+	}
+	if got := describe(a); got != `get pods/log "web-0" in namespace "team-a"` {
+		t.Errorf("describe = %s", got)
+	}
+	for _, p := range []string{"/api/v1/pods/team-a/web-0", "/api/v1/pods/team-a/web-0/logs/x", "/api/v1/pods/team-a/logs",
+		"/api/v1/pods/x/../team-a/web-0/other"} {
+		if a := Attributes(u, httptest.NewRequest("GET", p, nil), "node-1"); a.Resource != "nodes" || a.Subresource != "podlife" {
+			t.Errorf("%s: %s/%s, want nodes/podlife", p, a.Resource, a.Subresource)
+		}
+	}
+	// A path that cleans to a pod's logs is authorized as one.
+	if a := Attributes(u, httptest.NewRequest("GET", "/api/v1/pods/x/../team-b/web/logs", nil), "node-1"); a.Namespace != "team-b" || a.Subresource != "log" {
+		t.Errorf("cleaned path: %+v", a)
 	}
 }
 

@@ -51,6 +51,7 @@ type Kubelet struct {
 type kubeletOptions struct {
 	kubeconfig string   // register with this API server; empty: standalone
 	args       []string // extra flags, last (they win)
+	config     string   // more of the configuration file (YAML, top-level keys)
 }
 
 // kubeletConfig sets what only the configuration file can: container logs go
@@ -70,6 +71,16 @@ func StartKubelet(t testing.TB, c *Containerd, name string) *Kubelet {
 	return startKubelet(t, c, name, kubeletOptions{})
 }
 
+// StartKubeletRestartingFast is StartKubelet with a crash loop's back-off
+// capped at one second (KubeletConfiguration
+// crashLoopBackOff.maxContainerRestartPeriod, feature
+// KubeletCrashLoopBackOffMax: beta and on since 1.35), for tests that need
+// many attempts of a container.
+func StartKubeletRestartingFast(t testing.TB, c *Containerd, name string) *Kubelet {
+	t.Helper()
+	return startKubelet(t, c, name, kubeletOptions{config: "crashLoopBackOff: {maxContainerRestartPeriod: 1s}\n"})
+}
+
 func startKubelet(t testing.TB, c *Containerd, name string, opts kubeletOptions) *Kubelet {
 	t.Helper()
 	bin := Bin(t, "kubelet")
@@ -84,7 +95,7 @@ func startKubelet(t testing.TB, c *Containerd, name string, opts kubeletOptions)
 		}
 	}
 	config := filepath.Join(dir, "config.yaml")
-	if err := os.WriteFile(config, fmt.Appendf(nil, kubeletConfig, filepath.Join(dir, "logs")), 0o644); err != nil {
+	if err := os.WriteFile(config, fmt.Appendf(nil, kubeletConfig+opts.config, filepath.Join(dir, "logs")), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	k.NodeIP = addNodeIP(t)

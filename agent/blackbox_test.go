@@ -1,0 +1,155 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/podlife/podlife/cri/crilog"
+	"github.com/podlife/podlife/internal/journal"
+	"github.com/podlife/podlife/internal/testenv"
+	"github.com/podlife/podlife/kubelet"
+	"github.com/podlife/podlife/lifecycle"
+)
+
+// boxNode is a runtime with exited containers whose log files a test writes.
+type boxNode struct {
+	dir string // pod logs root
+	f   *fakeSources
+}
+
+func newBoxNode(t *testing.T) *boxNode {
+	up := lifecycle.SourceHealth{Configured: true, Up: true, LastSuccess: time.Now()}
+	f := &fakeSources{ch: make(chan struct{}, 1)}
+	f.rt.Health, f.kl = up, kubelet.State{Health: up}
+	return &boxNode{dir: t.TempDir(), f: f}
+}
+
+// exit adds an exited attempt of container name of pod ns/p whose log file
+// (relative, as the kubelet's, under the pod's log directory) holds log.
+func (n *boxNode) exit(t *testing.T, ns, p, name string, attempt uint32, code int32, reason, log string) {
+	t.Helper()
+	rel := filepath.Join(name, strconv.Itoa(int(attempt))+".log")
+	if log != "" {
+		path := filepath.Join(n.dir, ns+"_"+p+"_uid-"+p, rel)
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(log), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	start := time.Date(2026, 12, 6, 10, 0, int(attempt), 0, time.UTC)
+	n.f.mu.Lock()
+	n.f.rt.Containers = append(n.f.rt.Containers, lifecycle.Container{ID: p + "-" + name + "-" + strconv.Itoa(int(attempt)), PodUID: "uid-" + p,
+		PodName: p, PodNamespace: ns, Name: name, Attempt: attempt, State: lifecycle.RuntimeExited, StartedAt: start,
+		FinishedAt: start.Add(500 * time.Millisecond), ExitCode: code, Reason: reason, LogPath: rel})
+	n.f.mu.Unlock()
+	select {
+	case n.f.ch <- struct{}{}:
+	default:
+	}
+}
+
+// run starts an agent on the node with the journal at path; stop ends it.
+func (n *boxNode) run(t *testing.T, path string) (a *Agent, srv *httptest.Server, stop func()) {
+	t.Helper()
+	o := Options{Node: "node-a", Runtime: rtFake{n.f}, Kubelet: klFake{n.f}, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		OpenJournal: func() (*journal.Journal, *journal.MovedAside, error) {
+			return journal.OpenOrMoveAside(path, journal.Options{}, time.Now())
+		},
+		BlackBox: BlackBoxOptions{Tail: crilog.Limits{Lines: 3, Bytes: 1024}, Keep: journal.BoxLimits{PerContainer: 10, MaxBytes: 1 << 20},
+			PodLogsDir: n.dir}}
+	a = New(o)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { a.Run(ctx) })
+	srv = httptest.NewServer(a.Handler())
+	return a, srv, func() { srv.Close(); cancel(); wg.Wait(); a.Close() }
+}
+
+func logsOf(t *testing.T, srv *httptest.Server, path string) (LogsResponse, int) {
+	t.Helper()
+	resp, err := http.Get(srv.URL + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var r LogsResponse
+	json.NewDecoder(resp.Body).Decode(&r)
+	return r, resp.StatusCode
+}
+
+// Every exit the runtime shows is captured once: its last lines within the
+// limits, its exit code and reason; a log file that is gone still records
+// the exit, with why; a restarted agent captures what exited since, and not
+// again what it had.
+func TestBlackBoxCapturesEveryExitOnce(t *testing.T) {
+	n := newBoxNode(t)
+	path := filepath.Join(t.TempDir(), "journal.db")
+	n.exit(t, "ns", "web", "app", 0, 3, "Error", "2026-12-06T10:00:00.1Z stdout F one\n2026-12-06T10:00:00.2Z stderr F two\n"+
+		"2026-12-06T10:00:00.3Z stdout P thr\n2026-12-06T10:00:00.4Z stdout F ee\n2026-12-06T10:00:00.5Z stdout F four \xff\n")
+	n.exit(t, "ns", "web", "side", 0, 137, "OOMKilled", "")
+	n.exit(t, "ns", "web", "live", 0, 0, "", "2026-12-06T10:00:00.1Z stdout F still running\n")
+	n.f.rt.Containers[2].State = lifecycle.RuntimeRunning // not an exit: never captured
+	_, srv, stop := n.run(t, path)
+	var r LogsResponse
+	testenv.Eventually(t, "both attempts of ns/web captured", 10*time.Second, func() bool {
+		r, _ = logsOf(t, srv, "/api/v1/pods/ns/web/logs")
+		return len(r.Attempts) == 2
+	})
+	app, side := r.Attempts[0], r.Attempts[1]
+	var texts []string
+	for _, l := range app.Lines {
+		texts = append(texts, l.Stream+":"+l.Text)
+	}
+	if got := strings.Join(texts, "|"); got != `stderr:two|stdout:three|stdout:four \xff` || !app.Truncated || app.ExitCode != 3 || app.Reason != "Error" {
+		t.Errorf("app attempt 0: lines %q truncated=%v exit %d %s; want the last 3 lines, partials joined, invalid UTF-8 escaped, exit 3 Error",
+			got, app.Truncated, app.ExitCode, app.Reason)
+	}
+	if raw := string(app.Lines[2].Raw); raw != "four \xff" {
+		t.Errorf("raw bytes of an invalid UTF-8 line = %q, want them as written", raw)
+	}
+	if side.Reason != "OOMKilled" || side.ExitCode != 137 || len(side.Lines) != 0 || !strings.Contains(side.CaptureError, "is gone") {
+		t.Errorf("side: %+v, want the OOMKilled exit kept with why it has no lines", side)
+	}
+	if only, _ := logsOf(t, srv, "/api/v1/pods/ns/web/logs?container=side&attempt=0"); len(only.Attempts) != 1 || only.Attempts[0].Container != "side" {
+		t.Errorf("?container=side&attempt=0: %+v", only.Attempts)
+	}
+	for q, code := range map[string]int{"/api/v1/pods/ns/web/logs?attempt=x": 400, "/api/v1/pods/ns/web/logs?container=A_B": 400,
+		"/api/v1/pods/NS/web/logs": 400, "/api/v1/pods/ns/gone/logs": 200} {
+		if _, got := logsOf(t, srv, q); got != code {
+			t.Errorf("GET %s: %d, want %d", q, got, code)
+		}
+	}
+	stop()
+
+	n.exit(t, "ns", "web", "app", 1, 1, "Error", "2026-12-06T10:00:01.1Z stdout F after the restart\n")
+	a, srv, stop := n.run(t, path)
+	defer stop()
+	testenv.Eventually(t, "the attempt that exited while the agent was down captured", 10*time.Second, func() bool {
+		r, _ = logsOf(t, srv, "/api/v1/pods/ns/web/logs?container=app")
+		return len(r.Attempts) == 2
+	})
+	if r.Attempts[0].Attempt != 0 || r.Attempts[1].Attempt != 1 || r.Attempts[1].Lines[0].Text != "after the restart" {
+		t.Errorf("after a restart: %+v", r.Attempts)
+	}
+	all, _ := logsOf(t, srv, "/api/v1/pods/ns/web/logs")
+	if len(all.Attempts) != 3 {
+		t.Errorf("after a restart the black box holds %d attempts, want 3 (nothing captured twice)", len(all.Attempts))
+	}
+	captured, unreadable := a.box.captures.WithLabelValues(blackBoxCaptureResultOK).n.Load(), a.box.captures.WithLabelValues(blackBoxCaptureResultNoFile).n.Load()
+	if captured != 1 || unreadable != 0 {
+		t.Errorf("the restarted agent captured %d and found %d unreadable, want 1 and 0: what the journal held is not read again", captured, unreadable)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -159,6 +160,7 @@ func TestCrashBlackBox(t *testing.T) {
 		"--poll-interval", "500ms", "--upstream", "off", "--journal-path", journalPath, "--stuck-threshold", "0",
 		"--pod-logs-dir", filepath.Join(k.Dir, "logs")}
 	ag := startAgent(t, bin, logPath, args...)
+	outer := t // an agent started in a subtest must outlive it
 	loop := "loop-podlife-bb"
 
 	// attempts waits until the loop's black box holds n attempts, and returns them.
@@ -214,7 +216,7 @@ func TestCrashBlackBox(t *testing.T) {
 			b, _ := os.ReadFile(filepath.Join(data, "n"))
 			return strings.TrimSpace(string(b)) == "6"
 		})
-		ag = startAgent(t, bin, logPath, args...)
+		ag = startAgent(outer, bin, logPath, args...)
 		exit(6)
 		got := attempts(ag.URL, 6)
 		var seen []string
@@ -230,6 +232,37 @@ func TestCrashBlackBox(t *testing.T) {
 			if texts := lineTexts(b); texts[len(texts)-1] != fmt.Sprintf("attempt %d %s-%d", i+1, token, i+1) {
 				t.Errorf("attempt %d ends %q", i+1, texts[len(texts)-1])
 			}
+		}
+	})
+	t.Run("exit to black box: 20 more exits, and the per-container bound", func(t *testing.T) {
+		var lat []time.Duration
+		for n := 7; n <= 26; n++ {
+			exit(n)
+			var r agent.LogsResponse
+			testenv.Eventually(t, fmt.Sprintf("attempt %d captured", n), 60*time.Second, func() bool {
+				r, _ = logsFrom(ag.URL, "bb", loop, fmt.Sprintf("?container=app&attempt=%d", n-1))
+				return len(r.Attempts) == 1
+			})
+			b := r.Attempts[0]
+			lat = append(lat, b.CapturedAt.Sub(b.FinishedAt))
+		}
+		slices.Sort(lat)
+		t.Logf("exit (runtime finishedAt) to captured in the journal, %d exits: p50 %s, p99 %s, max %s", len(lat),
+			lat[len(lat)/2].Round(time.Millisecond), lat[len(lat)*99/100].Round(time.Millisecond), lat[len(lat)-1].Round(time.Millisecond))
+		got := attempts(ag.URL, agent.DefaultBlackBoxAttempts)
+		if len(got) != agent.DefaultBlackBoxAttempts || got[0].Attempt != 16 || got[len(got)-1].Attempt != 25 {
+			t.Errorf("after 26 attempts the black box keeps %d, attempts %d..%d; want the last %d", len(got), got[0].Attempt,
+				got[len(got)-1].Attempt, agent.DefaultBlackBoxAttempts)
+		}
+		resp, err := http.Get(ag.URL + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		// The restarted agent evicted attempts 6..15 (it kept 0..5 from before).
+		if want := `podlife_blackbox_evictions_total{bound="attempts"} 16`; !strings.Contains(string(m), want) {
+			t.Errorf("/metrics lacks %q:\n%s", want, grepLines(string(m), "podlife_blackbox"))
 		}
 	})
 	t.Run("OOMKilled, partial lines, both streams and invalid UTF-8 as written", func(t *testing.T) {
@@ -343,6 +376,16 @@ func procStatus(t *testing.T, pid int) map[string]string {
 		}
 	}
 	return out
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 func lastLine(s string) string {

@@ -333,6 +333,12 @@ func Reportable(t lifecycle.Transition) bool {
 	return reason != ""
 }
 
+// lastLinesHint names the command that shows an ended attempt's last lines
+// (the crash black box): Events never carry log lines themselves.
+func lastLinesHint(t lifecycle.Transition) string {
+	return fmt.Sprintf("; last lines: podlife logs %s/%s -c %s --all (kubectl podlife logs ... --node NODE)", t.Namespace, t.Pod, t.Container)
+}
+
 // classifyTransition picks the transitions that matter upstream and names
 // their event: reason, type and note.
 func classifyTransition(t lifecycle.Transition) (reason, typ, note string) {
@@ -351,9 +357,9 @@ func classifyTransition(t lifecycle.Transition) (reason, typ, note string) {
 		return "Stage" + t.To, typ, fmt.Sprintf("stage %s -> %s: %s", t.From, t.To, t.Reason)
 	case lifecycle.TransitionContainerRestarted:
 		if t.Reason == lifecycle.ReasonOOMKilled {
-			return "OOMKilled", warn, fmt.Sprintf("%s restarted (%s -> %s) after OOM kill%s", who, t.From, t.To, exit)
+			return "OOMKilled", warn, fmt.Sprintf("%s restarted (%s -> %s) after OOM kill%s%s", who, t.From, t.To, exit, lastLinesHint(t))
 		}
-		return "ContainerRestarted", warn, fmt.Sprintf("%s restarted (%s -> %s): %s", who, t.From, t.To, t.Detail)
+		return "ContainerRestarted", warn, fmt.Sprintf("%s restarted (%s -> %s): %s%s", who, t.From, t.To, t.Detail, lastLinesHint(t))
 	case lifecycle.TransitionContainerState:
 		switch {
 		case t.To == "Waiting/"+lifecycle.ReasonCrashLoopBackOff:
@@ -361,11 +367,11 @@ func classifyTransition(t lifecycle.Transition) (reason, typ, note string) {
 		case strings.HasPrefix(t.To, "Waiting/") && isImageFailure(t.Reason):
 			return "ImagePullFailed", warn, fmt.Sprintf("%s %s", who, t.Reason)
 		case t.Reason == lifecycle.ReasonOOMKilled:
-			return "OOMKilled", warn, fmt.Sprintf("%s was OOM-killed%s (seen by the %s)", who, exit, t.Source)
+			return "OOMKilled", warn, fmt.Sprintf("%s was OOM-killed%s (seen by the %s)%s", who, exit, t.Source, lastLinesHint(t))
 		case t.Source == lifecycle.SourceRuntime && t.To == string(lifecycle.RuntimeExited) && t.ExitCode != nil && *t.ExitCode != 0:
-			return "ContainerExited", warn, fmt.Sprintf("%s exited%s %s (seen by the runtime)", who, exit, t.Reason)
+			return "ContainerExited", warn, fmt.Sprintf("%s exited%s %s (seen by the runtime)%s", who, exit, t.Reason, lastLinesHint(t))
 		case t.Source == lifecycle.SourceKubelet && strings.HasPrefix(t.To, "Terminated") && t.ExitCode != nil && *t.ExitCode != 0:
-			return "ContainerFailed", warn, fmt.Sprintf("%s terminated%s %s", who, exit, t.Reason)
+			return "ContainerFailed", warn, fmt.Sprintf("%s terminated%s %s%s", who, exit, t.Reason, lastLinesHint(t))
 		}
 	case lifecycle.TransitionStageStuck:
 		return "StuckIn" + t.To, warn, fmt.Sprintf("%s: %s", t.Detail, t.Reason)

@@ -369,3 +369,20 @@ func TestEventsNameTheMirrorPod(t *testing.T) {
 		t.Fatalf("regarding %v, %v; want mirror-uid, uid-plain", evs[0].Regarding, evs[1].Regarding)
 	}
 }
+
+// An Event for an ended attempt names the command that shows its last lines
+// (the crash black box), and carries no log line itself.
+func TestCrashEventsNameTheBlackBox(t *testing.T) {
+	code := int32(3)
+	for _, tr := range []lifecycle.Transition{
+		{Kind: lifecycle.TransitionContainerRestarted, Namespace: "ns", Pod: "p", Container: "c", From: "1", To: "2", ExitCode: &code},
+		{Kind: lifecycle.TransitionContainerRestarted, Namespace: "ns", Pod: "p", Container: "c", Reason: lifecycle.ReasonOOMKilled},
+		{Kind: lifecycle.TransitionContainerState, Namespace: "ns", Pod: "p", Container: "c", Source: lifecycle.SourceRuntime,
+			To: string(lifecycle.RuntimeExited), ExitCode: &code, Reason: "Error"},
+	} {
+		reason, _, note := classifyTransition(tr)
+		if !strings.Contains(note, "last lines: podlife logs ns/p -c c --all") {
+			t.Errorf("%s: note %q names no command for the last lines", reason, note)
+		}
+	}
+}

@@ -56,10 +56,7 @@ func checkRestartAll(t *testing.T, k *testenv.Kubelet, rt *cri.Source) {
 	for !looped || !restarted || !reinit {
 		st := s.State()
 		if pod := podNamed(st.Pods, "restartall-podlife-node"); pod != nil {
-			rs := rt.State()
-			snap := corr.Correlate(lifecycle.Input{Node: "podlife-node", Now: time.Now(), Pods: []lifecycle.Pod{*pod},
-				Kubelet: st.Health, Sandboxes: rs.Sandboxes, Containers: rs.Containers, Runtime: rs.Health})
-			v := &snap.Pods[0]
+			v := restartAllView(&corr, st, rt.State(), pod)
 			sig := fmt.Sprintf("kubelet %s %s |", pod.Phase, condsOf(pod))
 			n, removing, initRunning := int32(0), false, false
 			for _, c := range pod.Containers {
@@ -103,6 +100,23 @@ func checkRestartAll(t *testing.T, k *testenv.Kubelet, rt *cri.Source) {
 	}
 }
 
+// restartAllView correlates, as the agent does, every pod the kubelet
+// lists with the whole runtime, and returns the view of pod, found by UID.
+// Not the snapshot's first view: that is sorted by namespace and name, and
+// a neighbour's running container (oom's hog between its restart and its
+// OOM kill) would be an orphan there, sorted before restartall, if only pod
+// were given (the CI flake of ci7: "the kubelet does not know this pod").
+func restartAllView(corr *lifecycle.Correlator, st State, rs cri.State, pod *lifecycle.Pod) *lifecycle.PodView {
+	snap := corr.Correlate(lifecycle.Input{Node: "podlife-node", Now: time.Now(), Pods: st.Pods,
+		Kubelet: st.Health, Sandboxes: rs.Sandboxes, Containers: rs.Containers, Runtime: rs.Health})
+	for i := range snap.Pods {
+		if snap.Pods[i].UID == pod.UID {
+			return &snap.Pods[i]
+		}
+	}
+	return &lifecycle.PodView{UID: pod.UID, StageReason: "no view of this pod"}
+}
+
 func podNamed(pods []lifecycle.Pod, name string) *lifecycle.Pod {
 	for i := range pods {
 		if pods[i].Name == name {
@@ -130,4 +144,39 @@ func condsOf(p *lifecycle.Pod) string {
 		}
 	}
 	return strings.Join(b, ",")
+}
+
+// TestRestartAllViewIsThePods replays, without real components, the moment of
+// CI run ci7 (18:04:41.795): restartall's main container running as the
+// kubelet says, and the neighbour oom's hog (attempt 3) running in the runtime
+// between its restart and its OOM kill. The view restartAllView returns is
+// restartall's own, from the kubelet, not oom's, which sorts first.
+func TestRestartAllViewIsThePods(t *testing.T) {
+	now := time.Now()
+	up := lifecycle.SourceHealth{Configured: true, Up: true, LastSuccess: now}
+	running := func(name, id string, n int32) lifecycle.ContainerStatus {
+		return lifecycle.ContainerStatus{Name: name, Kind: lifecycle.KindRegular, RestartCount: n, ContainerID: "containerd://" + id,
+			State: lifecycle.ContainerState{Kind: lifecycle.StateRunning, StartedAt: now.Add(-time.Second)}}
+	}
+	pods := []lifecycle.Pod{
+		{UID: "uid-restartall", Namespace: "real", Name: "restartall-podlife-node", Phase: lifecycle.PhaseRunning,
+			StatusFrom: lifecycle.FromKubelet, RestartPolicy: "Never", Containers: []lifecycle.ContainerStatus{running("main", "m0", 0)}},
+		{UID: "uid-oom", Namespace: "real", Name: "oom-podlife-node", Phase: lifecycle.PhaseRunning,
+			StatusFrom: lifecycle.FromKubelet, RestartPolicy: "Always", Containers: []lifecycle.ContainerStatus{running("hog", "h3", 3)}},
+	}
+	var rs cri.State
+	rs.Health = up
+	for _, p := range pods {
+		c := p.Containers[0]
+		rs.Sandboxes = append(rs.Sandboxes, lifecycle.Sandbox{ID: "sb-" + p.UID, PodUID: p.UID, PodName: p.Name, PodNamespace: p.Namespace,
+			State: lifecycle.SandboxReady, CreatedAt: now.Add(-time.Minute)})
+		rs.Containers = append(rs.Containers, lifecycle.Container{ID: lifecycle.StripRuntimeScheme(c.ContainerID), SandboxID: "sb-" + p.UID, PodUID: p.UID,
+			PodName: p.Name, PodNamespace: p.Namespace, Name: c.Name, Attempt: uint32(c.RestartCount),
+			State: lifecycle.RuntimeRunning, CreatedAt: now.Add(-2 * time.Second), StartedAt: c.State.StartedAt})
+	}
+	var corr lifecycle.Correlator
+	v := restartAllView(&corr, State{Pods: pods, Health: up}, rs, &pods[0])
+	if v.UID != "uid-restartall" || !v.InKubelet || v.StatusFrom != lifecycle.FromKubelet || v.Stage == lifecycle.StageUnknown {
+		t.Fatalf("restartall's view: %s %s in kubelet %v from %q: %s %s", v.UID, v.Name, v.InKubelet, v.StatusFrom, v.Stage, v.StageReason)
+	}
 }

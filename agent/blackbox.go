@@ -71,8 +71,9 @@ type blackBox struct {
 	captures  *counterVec
 	evictions *counterVec
 
-	mu   sync.Mutex
-	held []journal.BlackBox // captured while the journal could not take them
+	mu      sync.Mutex
+	held    []journal.BlackBox // captured while the journal could not take them
+	failing bool               // the last write failed (said once per outage)
 }
 
 func newBlackBox(opts BlackBoxOptions, keeper *journalKeeper, log *slog.Logger, now func() time.Time) *blackBox {
@@ -231,10 +232,16 @@ func (b *blackBox) keep(boxes []journal.BlackBox) {
 	}
 	ev, err := j.PutBlackBoxes(b.held, b.opts.Keep)
 	if err != nil {
-		b.log.Warn("crash black box not written to the journal; held in memory", "attempts", len(b.held), "err", oneLine(err))
+		if !b.failing {
+			b.log.Warn("crash black box not written to the journal; held in memory until it can be", "attempts", len(b.held), "err", oneLine(err))
+		}
+		b.failing = true
 		return
 	}
-	b.held = b.held[:0]
+	if b.failing {
+		b.log.Info("crash black box written to the journal again", "attempts", len(b.held))
+	}
+	b.failing, b.held = false, b.held[:0]
 	b.evictions.WithLabelValues("attempts").Add(uint64(ev.PerContainer))
 	b.evictions.WithLabelValues("size").Add(uint64(ev.Size))
 }

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net"
@@ -106,7 +107,7 @@ func Flags(fs *pflag.FlagSet) {
 	fs.Duration("stuck-threshold", 5*time.Minute, "report a pod stuck in Initializing/Starting/Failing/Unknown after this long (0: never)")
 	fs.Int("blackbox-lines", DefaultBlackBoxLines, "crash black box: the last lines of every container attempt kept at its exit, in the journal (0: off)")
 	fs.Int("blackbox-bytes", DefaultBlackBoxBytes, "crash black box: the most bytes of those lines kept per attempt (0: off)")
-	fs.Int("blackbox-attempts", DefaultBlackBoxAttempts, "crash black box: attempts kept per pod and container, the oldest evicted first")
+	fs.Int("blackbox-attempts", DefaultBlackBoxAttempts, "crash black box: attempts kept per pod and container, the oldest evicted first (0: the default)")
 	fs.Int64("blackbox-max-bytes", DefaultBlackBoxMaxBytes, "crash black box: stored size of all attempts kept, the oldest captured evicted first")
 	fs.String("pod-logs-dir", DefaultPodLogsDir, "where the kubelet writes container logs (mounted read-only for the crash black box)")
 	fs.String("log-level", "info", "debug, info, warn or error")
@@ -227,13 +228,18 @@ func (c *Config) Validate() error {
 		return &ConfigError{"blackbox-lines", fmt.Sprintf("%d: must not be negative (0: off)", c.BlackBoxLines)}
 	case c.BlackBoxBytes < 0:
 		return &ConfigError{"blackbox-bytes", fmt.Sprintf("%d: must not be negative (0: off)", c.BlackBoxBytes)}
-	case c.BlackBoxAttempts < 1:
-		return &ConfigError{"blackbox-attempts", fmt.Sprintf("%d: must be at least 1", c.BlackBoxAttempts)}
-	case c.BlackBoxMaxBytes < int64(c.BlackBoxBytes):
+	case c.BlackBoxAttempts < 0:
+		return &ConfigError{"blackbox-attempts", fmt.Sprintf("%d: must not be negative (0: the default, %d)", c.BlackBoxAttempts, DefaultBlackBoxAttempts)}
+	case c.BlackBoxMaxBytes < 0:
+		return &ConfigError{"blackbox-max-bytes", fmt.Sprintf("%d: must not be negative (0: the default, %d)", c.BlackBoxMaxBytes, DefaultBlackBoxMaxBytes)}
+	case c.BlackBoxMaxBytes > 0 && c.BlackBoxMaxBytes < int64(c.BlackBoxBytes):
 		return &ConfigError{"blackbox-max-bytes", fmt.Sprintf("%d: must hold at least one attempt (blackbox-bytes, %d)", c.BlackBoxMaxBytes, c.BlackBoxBytes)}
-	case c.PodLogsDir == "" || !filepath.IsAbs(c.PodLogsDir):
+	case c.PodLogsDir != "" && !filepath.IsAbs(c.PodLogsDir):
 		return &ConfigError{"pod-logs-dir", fmt.Sprintf("%q: want an absolute path (the kubelet's: /var/log/pods)", c.PodLogsDir)}
 	}
+	c.BlackBoxAttempts = cmp.Or(c.BlackBoxAttempts, DefaultBlackBoxAttempts)
+	c.BlackBoxMaxBytes = cmp.Or(c.BlackBoxMaxBytes, DefaultBlackBoxMaxBytes)
+	c.PodLogsDir = cmp.Or(c.PodLogsDir, DefaultPodLogsDir)
 	if err := c.validateServing(); err != nil {
 		return err
 	}

@@ -51,7 +51,7 @@ type BlackBoxOptions struct {
 func (o BlackBoxOptions) on() bool { return o.Tail.Lines > 0 && o.Tail.Bytes > 0 }
 
 var (
-	descBoxCaptures  = desc("blackbox_captures_total", "Container exits whose last log lines the crash black box handled, by result: captured; unreadable (the log file was missing or unreadable: the exit is kept with why); lost (the agent could not keep it: its queue or the memory it holds while the journal is down was full).", "result")
+	descBoxCaptures  = desc("blackbox_captures_total", "Container exits whose last log lines the crash black box handled, by result: captured; unreadable (the log file was missing or unreadable: the exit is kept with why); lost (held in memory past its bound while the journal could not be written). A full capture queue loses nothing: the next correlation queues the exit again.", "result")
 	descBoxEvictions = desc("blackbox_evictions_total", "Attempts removed from the crash black box, by the bound that removed them: attempts (per container), size (all boxes).", "bound")
 	descBoxes        = desc("blackbox_attempts", "Container attempts the crash black box keeps in the journal.")
 	descBoxBytes     = desc("blackbox_bytes", "Stored size of the crash black box in the journal.")

@@ -49,7 +49,9 @@ const (
 // self-signed certificate is not at /var/lib/kubelet/pki/kubelet.crt; the
 // pin component ({{components}}) is the kubeadm/kind mode before 1.37 (the
 // rolling update goes to the plain deploy/, which reads the Pods API only);
-// its root directory, hence its pods-api/, is not /var/lib/kubelet. No kube-proxy: the API server is
+// its root directory, hence its pods-api/, is not /var/lib/kubelet, and its
+// podLogsDir is not /var/log/pods: the runtime's absolute log paths are
+// mounted where they are on the host. No kube-proxy: the API server is
 // reached at 127.0.0.1 through KUBERNETES_SERVICE_HOST/PORT (through a link
 // the test can cut). The CRI socket and the journal's hostPath are the test
 // containerd's and a temp dir. The host network is shared with other tests,
@@ -88,6 +90,11 @@ patches:
             hostPath: {path: {{journalDir}}, type: DirectoryOrCreate}
 {{pinVolume}}          - name: kubelet-pods-api
             hostPath: {path: {{podsAPIDir}}, type: Directory}
+          - name: test-pod-logs
+            hostPath: {path: {{podLogsDir}}, type: Directory}
+- target: {kind: DaemonSet, name: podlife}
+  patch: |-
+    - {op: add, path: /spec/template/spec/containers/0/volumeMounts/-, value: {name: test-pod-logs, mountPath: "{{podLogsDir}}", readOnly: true}}
 `
 
 // dsEnv is the DaemonSet deployed in a one-node cluster.
@@ -98,6 +105,10 @@ type dsEnv struct {
 	kubect string
 	link   *testenv.Link // the agent's path to the API server
 	server string        // the agent's plain-HTTP API on 127.0.0.1 (the test reads it)
+	secure string        // its secure API (HTTPS, callers reviewed by the API server)
+	dir    string        // the test's temp dir
+
+	pluginBin string // the dir holding kubectl-podlife, once built
 }
 
 // TestDaemonSet deploys deploy/ as a DaemonSet in a real one-node cluster
@@ -130,7 +141,7 @@ func TestDaemonSet(t *testing.T) {
 	c := testenv.StartCluster(t, testenv.ClusterOptions{Tokens: pluginUsers,
 		APIServerArgs: []string{"--request-timeout=" + pluginRequestTimeout.String()}})
 	t.Logf("one-node cluster ready in %s", time.Since(start).Round(time.Second))
-	e := &dsEnv{t: t, c: c, admin: c.Client(t), link: c.NewLink(t)}
+	e := &dsEnv{t: t, c: c, admin: c.Client(t), link: c.NewLink(t), dir: dir}
 	if e.kubect, err = exec.LookPath("kubectl"); err != nil {
 		e.kubect = testenv.Bin(t, "kubectl")
 	}
@@ -167,6 +178,7 @@ func TestDaemonSet(t *testing.T) {
 
 	t.Run("Events and node conditions as its ServiceAccount", e.checkReporting)
 	t.Run("kubectl podlife --node: through the API server's pod proxy", e.checkPlugin)
+	t.Run("crash black box: served to who may get pods/log, directly and through kubectl podlife", e.checkBlackBoxAuth)
 	t.Run("agent pod deleted mid-churn: the journal on the hostPath loses nothing", func(t *testing.T) { e.checkPodDeletion(t, first) })
 	t.Run("rolling update to the plain deploy/ (no pin): Ready, reading the kubelet's Pods API", func(t *testing.T) { e.checkRollingUpdate(t, plain) })
 	t.Logf("TestDaemonSet: apply→Ready %s; whole test %s", applyToReady.Round(100*time.Millisecond), time.Since(testStart).Round(time.Second))
@@ -193,6 +205,7 @@ func (e *dsEnv) writeOverlay(dir, journalDir string) (pinned, plain string) {
 		listenEnv = fmt.Sprintf("            - {name: PODLIFE_SECURE_LISTEN_ADDRESS, value: \":%d\"}\n"+
 			"            - {name: PODLIFE_INSECURE_LISTEN_ADDRESS, value: \"127.0.0.1:%d\"}", port, plain)
 		e.server = fmt.Sprintf("http://127.0.0.1:%d", plain)
+		e.secure = fmt.Sprintf("https://127.0.0.1:%d", port)
 	}
 	write := func(name string, pin bool) string {
 		overlay := filepath.Join(dir, name)
@@ -211,7 +224,8 @@ func (e *dsEnv) writeOverlay(dir, journalDir string) (pinned, plain string) {
 		k := strings.NewReplacer("{{deploy}}", deploy, "{{port}}", strconv.Itoa(port), "{{apiPort}}", apiPort,
 			"{{kubeletURL}}", e.c.KubeletURL, "{{listenEnv}}", listenEnv, "{{criSocket}}", e.c.Containerd.Socket,
 			"{{journalDir}}", journalDir, "{{components}}", components, "{{pinVolume}}", pinVolume,
-			"{{podsAPIDir}}", filepath.Join(e.c.Kubelet.Dir, "root", "pods-api")).Replace(dsOverlay)
+			"{{podsAPIDir}}", filepath.Join(e.c.Kubelet.Dir, "root", "pods-api"),
+			"{{podLogsDir}}", filepath.Join(e.c.Kubelet.Dir, "logs")).Replace(dsOverlay)
 		if err := os.WriteFile(filepath.Join(overlay, "kustomization.yaml"), []byte(k), 0o644); err != nil {
 			t.Fatal(err)
 		}

@@ -41,42 +41,15 @@ const pluginRequestTimeout = 10 * time.Second
 // node's address, which exists in the test's own network namespace
 // (testenv.MainInNetns).
 func (e *dsEnv) checkPlugin(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "bin")
-	if err := os.MkdirAll(bin, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.Command("go", "build", "-o", filepath.Join(bin, "kubectl-podlife"), ".").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build -o kubectl-podlife: %v\n%s", err, out)
-	}
+	bin := e.pluginDir(t)
 	// As the README says: bind Role podlife-cli to the user.
 	e.kubectl("-n", dsNamespace, "create", "rolebinding", "podlife-cli-jane", "--role=podlife-cli", "--user=jane")
 	jane := e.c.API.Kubeconfig("jane.kubeconfig", "jane-token")
 	bob := e.c.API.Kubeconfig("bob.kubeconfig", "bob-token")
 	node := e.c.NodeName
 
-	// plugin runs kubectl ARGS with the plugin on PATH and returns stdout,
-	// stderr and the exit code.
-	plugin := func(kubeconfig string, args ...string) (string, string, int) {
-		t.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, e.kubect, args...)
-		cmd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"), "KUBECONFIG="+kubeconfig, "HOME="+t.TempDir())
-		var stdout, stderr strings.Builder
-		cmd.Stdout, cmd.Stderr = &stdout, &stderr
-		err := cmd.Run()
-		code := 0
-		if ee, ok := err.(*exec.ExitError); ok {
-			code = ee.ExitCode()
-		} else if err != nil {
-			t.Fatalf("kubectl %s: %v", strings.Join(args, " "), err)
-		}
-		return stdout.String(), stderr.String(), code
-	}
-
 	t.Run("kubectl plugin list finds it", func(t *testing.T) {
-		stdout, stderr, code := plugin(jane, "plugin", "list")
+		stdout, stderr, code := e.plugin(t, jane, "plugin", "list")
 		if code != 0 || !strings.Contains(stdout, filepath.Join(bin, "kubectl-podlife")) {
 			t.Fatalf("kubectl plugin list: exit %d\n%s%s", code, stdout, stderr)
 		}
@@ -85,7 +58,7 @@ func (e *dsEnv) checkPlugin(t *testing.T) {
 	t.Run("pods", func(t *testing.T) {
 		var got agent.PodsResponse
 		testenv.Eventually(t, "kubectl podlife pods --node showing the churn namespace's crash-looping pod", 60*time.Second, func() bool {
-			stdout, stderr, code := plugin(jane, "podlife", "pods", "--node", node, "-o", "json")
+			stdout, stderr, code := e.plugin(t, jane, "podlife", "pods", "--node", node, "-o", "json")
 			if code != 0 {
 				t.Logf("kubectl podlife pods: exit %d: %s", code, stderr)
 				return false
@@ -105,7 +78,7 @@ func (e *dsEnv) checkPlugin(t *testing.T) {
 				t.Errorf("the agent's own pod %s/%s is missing through the API server", p.Namespace, p.Name)
 			}
 		}
-		stdout, stderr, code := plugin(jane, "podlife", "pods", "--node", node)
+		stdout, stderr, code := e.plugin(t, jane, "podlife", "pods", "--node", node)
 		if code != 0 || !strings.Contains(stdout, "NAMESPACE") || !strings.Contains(stdout, "crashloop") {
 			t.Errorf("kubectl podlife pods (table): exit %d\n%s%s", code, stdout, stderr)
 		}
@@ -125,7 +98,7 @@ func (e *dsEnv) checkPlugin(t *testing.T) {
 
 	t.Run("describe", func(t *testing.T) {
 		testenv.Eventually(t, "kubectl podlife describe churn/crashloop showing its exit 3", 60*time.Second, func() bool {
-			stdout, stderr, code := plugin(jane, "podlife", "describe", "churn/crashloop", "--node", node)
+			stdout, stderr, code := e.plugin(t, jane, "podlife", "describe", "churn/crashloop", "--node", node)
 			if code != 0 {
 				t.Logf("kubectl podlife describe: exit %d: %s", code, stderr)
 			}
@@ -134,7 +107,7 @@ func (e *dsEnv) checkPlugin(t *testing.T) {
 	})
 
 	t.Run("journal", func(t *testing.T) {
-		stdout, stderr, code := plugin(jane, "podlife", "journal", "--node", node)
+		stdout, stderr, code := e.plugin(t, jane, "podlife", "journal", "--node", node)
 		if code != 0 || !strings.HasPrefix(stdout, "journal of the agent on node "+node+":") {
 			t.Errorf("kubectl podlife journal: exit %d\n%s%s", code, stdout, stderr)
 		}
@@ -241,7 +214,7 @@ func (e *dsEnv) checkPlugin(t *testing.T) {
 			{"no --node", jane, []string{"pods"}, "--node NODE: which node's agent"},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
-				stdout, stderr, code := plugin(tc.kubeconfig, append([]string{"podlife"}, tc.args...)...)
+				stdout, stderr, code := e.plugin(t, tc.kubeconfig, append([]string{"podlife"}, tc.args...)...)
 				if code == 0 || !strings.Contains(stderr, tc.want) || strings.Count(strings.TrimSpace(stderr), "\n") > 0 {
 					t.Errorf("exit %d, stderr %q, want one line with %q (stdout %q)", code, stderr, tc.want, stdout)
 				}
@@ -253,7 +226,7 @@ func (e *dsEnv) checkPlugin(t *testing.T) {
 	})
 
 	t.Run("-n: one namespace", func(t *testing.T) {
-		stdout, stderr, code := plugin(jane, "podlife", "pods", "-n", "churn", "--node", node, "-o", "json")
+		stdout, stderr, code := e.plugin(t, jane, "podlife", "pods", "-n", "churn", "--node", node, "-o", "json")
 		var got agent.PodsResponse
 		if code != 0 || json.Unmarshal([]byte(stdout), &got) != nil || !hasPod(got, "churn", "crashloop") {
 			t.Fatalf("kubectl podlife pods -n churn: exit %d\n%s%s", code, stdout, stderr)
@@ -263,7 +236,7 @@ func (e *dsEnv) checkPlugin(t *testing.T) {
 				t.Errorf("kubectl podlife pods -n churn lists %s/%s", p.Namespace, p.Name)
 			}
 		}
-		stdout, stderr, code = plugin(jane, "podlife", "describe", "crashloop", "-n", "churn", "--node", node)
+		stdout, stderr, code = e.plugin(t, jane, "podlife", "describe", "crashloop", "-n", "churn", "--node", node)
 		if code != 0 || !strings.Contains(stdout, "Namespace:     churn") {
 			t.Errorf("kubectl podlife describe crashloop -n churn: exit %d\n%s%s", code, stdout, stderr)
 		}
@@ -315,6 +288,45 @@ func (e *dsEnv) checkPlugin(t *testing.T) {
 			}
 		}
 	})
+}
+
+// pluginDir builds kubectl-podlife once into a directory for PATH.
+func (e *dsEnv) pluginDir(t *testing.T) string {
+	t.Helper()
+	if e.pluginBin != "" {
+		return e.pluginBin
+	}
+	bin := filepath.Join(e.dir, "bin")
+	if err := os.MkdirAll(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("go", "build", "-o", filepath.Join(bin, "kubectl-podlife"), ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build -o kubectl-podlife: %v\n%s", err, out)
+	}
+	e.pluginBin = bin
+	return bin
+}
+
+// plugin runs kubectl ARGS as the user of kubeconfig, with the plugin on
+// PATH, and returns stdout, stderr and the exit code.
+func (e *dsEnv) plugin(t *testing.T, kubeconfig string, args ...string) (string, string, int) {
+	t.Helper()
+	bin := e.pluginDir(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, e.kubect, args...)
+	cmd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"), "KUBECONFIG="+kubeconfig, "HOME="+t.TempDir())
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("kubectl %s: %v", strings.Join(args, " "), err)
+	}
+	return stdout.String(), stderr.String(), code
 }
 
 // hasPod reports whether r lists ns/name.

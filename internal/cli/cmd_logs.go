@@ -117,7 +117,9 @@ func PrintAttempt(w io.Writer, b *journal.BlackBox, maxLines int) {
 func attemptSummary(b *journal.BlackBox) string {
 	s := "started " + stamp(b.StartedAt) + ", finished " + stamp(b.FinishedAt)
 	if !b.StartedAt.IsZero() && !b.FinishedAt.IsZero() {
-		s += ", ran " + b.FinishedAt.Sub(b.StartedAt).Round(time.Millisecond).String()
+		// An attempt that exits at once can finish "before" it started:
+		// containerd stamps startedAt after the start call returns.
+		s += ", ran " + max(0, b.FinishedAt.Sub(b.StartedAt)).Round(time.Millisecond).String()
 	}
 	s += ", exit " + strconv.Itoa(int(b.ExitCode))
 	if b.Reason != "" {

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/podlife/podlife/api"
+	"github.com/podlife/podlife/internal/journal"
 	"github.com/podlife/podlife/lifecycle"
 )
 
@@ -133,5 +134,27 @@ func TestWatchCommand(t *testing.T) {
 	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
 	if len(lines) != 1 || !strings.HasSuffix(lines[0], "  PodAdded b/p") {
 		t.Fatalf("%q, want the one transition of namespace b", out.String())
+	}
+}
+
+// TestAttemptSummary: how an attempt's header reads, including one that
+// exited as it started (containerd stamps startedAt after the start call, so
+// finishedAt can come first: never a negative run time).
+func TestAttemptSummary(t *testing.T) {
+	at := time.Date(2026, 12, 6, 20, 44, 16, 0, time.UTC)
+	for _, tc := range []struct {
+		b    journal.BlackBox
+		want string
+	}{
+		{journal.BlackBox{StartedAt: at, FinishedAt: at.Add(1500 * time.Millisecond), ExitCode: 3, Reason: "Error"},
+			"started 2026-12-06T20:44:16Z, finished 2026-12-06T20:44:17Z, ran 1.5s, exit 3 Error"},
+		{journal.BlackBox{StartedAt: at.Add(23 * time.Millisecond), FinishedAt: at, ExitCode: 137, Reason: "OOMKilled"},
+			"started 2026-12-06T20:44:16Z, finished 2026-12-06T20:44:16Z, ran 0s, exit 137 OOMKilled"},
+		{journal.BlackBox{FinishedAt: at, ExitCode: 1},
+			"started -, finished 2026-12-06T20:44:16Z, exit 1"},
+	} {
+		if got := attemptSummary(&tc.b); got != tc.want {
+			t.Errorf("attemptSummary(%+v) = %q, want %q", tc.b, got, tc.want)
+		}
 	}
 }

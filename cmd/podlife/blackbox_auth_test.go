@@ -1,0 +1,144 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/podlife/podlife/api"
+	"github.com/podlife/podlife/internal/secure"
+	"github.com/podlife/podlife/internal/testenv"
+)
+
+// checkBlackBoxAuth: the crash black box holds log lines, so the agent serves
+// a pod's black box to who may do what kubectl logs needs, get pods/log on
+// that pod in its namespace (a SubjectAccessReview by the real API server),
+// and nobody else; the rest of the API keeps nodes/podlife. ServiceAccount
+// logs-a/reader is bound to ClusterRole view in namespace logs-a only (view
+// grants pods/log: kubernetes/kubernetes
+// plugin/pkg/auth/authorizer/rbac/bootstrappolicy/policy.go, addClusterRoleViewRules
+// ... "pods/log"). Directly, to the agent's HTTPS listener, with a token for
+// the API server's audience; through kubectl podlife --node --token, with a
+// token for audience podlife. Without --token, kubectl podlife sends
+// podlife-viewer's token, which may not read logs: one line says so.
+func (e *dsEnv) checkBlackBoxAuth(t *testing.T) {
+	ctx := context.Background()
+	secret := func(ns string) string {
+		b := make([]byte, 6)
+		rand.Read(b)
+		return ns + "-secret-" + hex.EncodeToString(b)
+	}
+	want := map[string]string{"logs-a": secret("logs-a"), "logs-b": secret("logs-b")}
+	for ns, line := range want {
+		e.c.CreateNamespace(t, ns)
+		e.createPod(ns, "crasher", []string{"sh", "-c", "echo " + line + "; exit 3"})
+	}
+	// The agent keeps both pods' first exit (read as the test, on its plain
+	// listener).
+	for ns, line := range want {
+		testenv.Eventually(t, "the agent's black box of "+ns+"/crasher holding "+line, 90*time.Second, func() bool {
+			var r api.LogsResponse
+			return getJSONFrom(e.server+"/api/v1/pods/"+ns+"/crasher/logs", &r) == 200 && logsHold(r, line)
+		})
+	}
+
+	if _, err := e.admin.CoreV1().ServiceAccounts("logs-a").Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "reader"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	rb := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "reader-view", Namespace: "logs-a"},
+		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "view"},
+		Subjects: []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: "reader", Namespace: "logs-a"}}}
+	if _, err := e.admin.RbacV1().RoleBindings("logs-a").Create(ctx, rb, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	token := func(audiences ...string) string {
+		ttl := int64(600)
+		tr, err := e.admin.CoreV1().ServiceAccounts("logs-a").CreateToken(ctx, "reader",
+			&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: &ttl, Audiences: audiences}}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tr.Status.Token
+	}
+	const reader = "system:serviceaccount:logs-a:reader"
+	forbiddenB := `Forbidden: user "` + reader + `" cannot get pods/log "crasher" in namespace "logs-b" (what kubectl logs needs`
+
+	t.Run("directly, with an API server token", func(t *testing.T) {
+		tok := token()
+		hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+		get := func(path string) (int, string) {
+			req, _ := http.NewRequest(http.MethodGet, e.secure+path, nil)
+			req.Header.Set("Authorization", "Bearer "+tok)
+			resp, err := hc.Do(req)
+			if err != nil {
+				t.Fatalf("GET %s: %v", path, err)
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			return resp.StatusCode, string(b)
+		}
+		code, body := get("/api/v1/pods/logs-a/crasher/logs")
+		var r api.LogsResponse
+		if code != 200 || json.Unmarshal([]byte(body), &r) != nil || !logsHold(r, want["logs-a"]) {
+			t.Errorf("GET logs-a/crasher/logs as %s: %d %s, want 200 with %q", reader, code, body, want["logs-a"])
+		}
+		for path, msg := range map[string]string{
+			"/api/v1/pods/logs-b/crasher/logs": forbiddenB,
+			"/api/v1/pods":                     `Forbidden: user "` + reader + `" cannot get nodes/podlife`,
+		} {
+			code, body := get(path)
+			var e struct{ Error string }
+			json.Unmarshal([]byte(body), &e)
+			if code != http.StatusForbidden || !strings.Contains(e.Error, msg) || strings.Contains(body, want["logs-b"]) {
+				t.Errorf("GET %s as %s: %d %s, want 403 with %q", path, reader, code, body, msg)
+			}
+		}
+	})
+
+	jane := e.c.API.Kubeconfig("jane.kubeconfig", "jane-token") // Role podlife-cli (checkPlugin)
+	node := e.c.NodeName
+	t.Run("kubectl podlife logs --node --token", func(t *testing.T) {
+		tok := token(secure.ProxyAudience)
+		stdout, stderr, code := e.plugin(t, jane, "podlife", "logs", "logs-a/crasher", "--node", node, "--token", tok)
+		if code != 0 || !strings.Contains(stdout, want["logs-a"]) || !strings.Contains(stdout, "exit 3") {
+			t.Errorf("kubectl podlife logs logs-a/crasher --token (reader): exit %d\n%s%s", code, stdout, stderr)
+		}
+		t.Logf("kubectl podlife logs logs-a/crasher --node %s --token (reader):\n%s", node, stdout)
+		stdout, stderr, code = e.plugin(t, jane, "podlife", "logs", "logs-b/crasher", "--node", node, "--token", tok)
+		if code == 0 || !strings.Contains(stderr, forbiddenB) || strings.Count(strings.TrimSpace(stderr), "\n") > 0 || strings.Contains(stdout+stderr, want["logs-b"]) {
+			t.Errorf("kubectl podlife logs logs-b/crasher --token (reader): exit %d, stdout %q, stderr %q, want one line with %q", code, stdout, stderr, forbiddenB)
+		}
+		t.Logf("kubectl podlife logs logs-b/crasher --node %s --token (reader): exit %d: %s", node, code, stderr)
+	})
+	t.Run("kubectl podlife logs --node, as podlife-viewer", func(t *testing.T) {
+		stdout, stderr, code := e.plugin(t, jane, "podlife", "logs", "logs-a/crasher", "--node", node)
+		msg := `Forbidden: user "system:serviceaccount:podlife:podlife-viewer" cannot get pods/log "crasher" in namespace "logs-a"`
+		if code == 0 || !strings.Contains(stderr, msg) || strings.Count(strings.TrimSpace(stderr), "\n") > 0 {
+			t.Errorf("kubectl podlife logs logs-a/crasher (viewer): exit %d, stdout %q, stderr %q, want one line with %q", code, stdout, stderr, msg)
+		}
+	})
+}
+
+// logsHold reports whether an attempt of r wrote a line holding s.
+func logsHold(r api.LogsResponse, s string) bool {
+	for _, a := range r.Attempts {
+		for _, l := range a.Lines {
+			if strings.Contains(l.Text, s) {
+				return true
+			}
+		}
+	}
+	return false
+}

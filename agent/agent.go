@@ -82,6 +82,7 @@ type Agent struct {
 	opts    Options
 	journal *journalKeeper // nil without a journal
 	box     *blackBox      // nil without a journal, or with capture off
+	wake    chan struct{}  // the reporter: new journal entries or black boxes
 	metrics *metrics
 	admit   *admission
 	scrapes singleflight.Group // concurrent /metrics scrapes share one rendering
@@ -125,11 +126,12 @@ func New(opts Options) *Agent {
 		opts.MaxWatches = DefaultMaxWatches
 	}
 	a := &Agent{opts: opts, pods: map[string][]Record{}, watchers: map[*watcher]struct{}{},
-		started: map[string]startup{}, lastOK: map[string]time.Time{}}
+		started: map[string]startup{}, lastOK: map[string]time.Time{}, wake: make(chan struct{}, 1)}
 	if opts.Journal != nil || opts.OpenJournal != nil {
 		a.journal = newJournalKeeper(opts.Journal, opts.OpenJournal, opts.MaxUnwritten, opts.Log, opts.Now())
 		if opts.BlackBox.on() {
 			a.box = newBlackBox(opts.BlackBox, a.journal, opts.Log, opts.Now)
+			a.box.kept = a.wakeReporter // an Event may wait for its lines
 		}
 	}
 	a.admit = newAdmission(opts.MaxRequestsInFlight, opts.MaxWatches, opts.Log)
@@ -166,13 +168,12 @@ func (a *Agent) Run(ctx context.Context) error {
 	if a.box != nil {
 		run(a.box.run)
 	}
-	wakeReporter := make(chan struct{}, 1)
 	var apiUpdates <-chan struct{}
 	if u := a.opts.Upstream; u != nil {
 		run(u.View.Run)
 		apiUpdates = u.View.Updates()
 		if u.Reporter != nil {
-			run(func(ctx context.Context) { u.Reporter.Run(ctx, wakeReporter) })
+			run(func(ctx context.Context) { u.Reporter.Run(ctx, a.wake) })
 		}
 	}
 	// Staleness, graces and stuck stages move with time alone: every tick
@@ -200,11 +201,16 @@ func (a *Agent) Run(ctx context.Context) error {
 			}
 		}
 		if a.Correlate(ctx) {
-			select {
-			case wakeReporter <- struct{}{}:
-			default:
-			}
+			a.wakeReporter()
 		}
+	}
+}
+
+// wakeReporter tells the Events reporter there is something new to look at.
+func (a *Agent) wakeReporter() {
+	select {
+	case a.wake <- struct{}{}:
+	default:
 	}
 }
 

@@ -24,11 +24,13 @@ import (
 
 // Black box defaults.
 const (
-	DefaultBlackBoxLines        = 50
-	DefaultBlackBoxBytes        = 8 << 10
-	DefaultBlackBoxAttempts     = 10
-	DefaultBlackBoxMaxBytes     = 32 << 20
-	DefaultPodLogsDir           = "/var/log/pods"
+	DefaultBlackBoxLines    = 50
+	DefaultBlackBoxBytes    = 8 << 10
+	DefaultBlackBoxAttempts = 10
+	DefaultBlackBoxMaxBytes = 32 << 20
+	DefaultPodLogsDir       = "/var/log/pods"
+	// MaxEventLogLines bounds --event-log-lines: an Event's note holds 1 KiB.
+	MaxEventLogLines            = 20
 	blackBoxQueue               = 4096
 	blackBoxMaxHeld             = 1000
 	blackBoxCaptureResultOK     = "captured"
@@ -70,6 +72,7 @@ type blackBox struct {
 
 	captures  *counterVec
 	evictions *counterVec
+	kept      func() // called when boxes were written (nil: nothing)
 
 	mu      sync.Mutex
 	held    []journal.BlackBox // captured while the journal could not take them
@@ -242,6 +245,9 @@ func (b *blackBox) keep(boxes []journal.BlackBox) {
 		b.log.Info("crash black box written to the journal again", "attempts", len(b.held))
 	}
 	b.failing, b.held = false, b.held[:0]
+	if b.kept != nil {
+		b.kept()
+	}
 	b.evictions.WithLabelValues("attempts").Add(uint64(ev.PerContainer))
 	b.evictions.WithLabelValues("size").Add(uint64(ev.Size))
 }
@@ -265,6 +271,37 @@ func (b *blackBox) boxes(namespace, pod, container string) ([]journal.BlackBox, 
 		}
 	}
 	return out, nil
+}
+
+// lastLines returns the lines kept of the attempt that exit transition t
+// ended, and whether that attempt is kept (a capture that found no file is
+// kept, without lines). It is the latest box of t's container that finished
+// when t says, to the second (the kubelet's times have no finer grain), or,
+// when t does not say, the latest that finished by the time t was observed.
+// A journal that cannot be read has nothing to wait for: kept.
+func (b *blackBox) lastLines(t lifecycle.Transition) ([]string, bool) {
+	boxes, err := b.boxes(t.Namespace, t.Pod, t.Container)
+	if err != nil {
+		return nil, true
+	}
+	for i := len(boxes) - 1; i >= 0; i-- {
+		box := &boxes[i]
+		if t.UID != "" && box.UID != "" && box.UID != t.UID {
+			continue
+		}
+		match := box.FinishedAt.Truncate(time.Second).Equal(t.HappenedAt.Truncate(time.Second))
+		if t.HappenedAt.IsZero() {
+			match = !box.FinishedAt.After(t.ObservedAt)
+		}
+		if match {
+			lines := make([]string, len(box.Lines))
+			for i, l := range box.Lines {
+				lines[i] = l.Text
+			}
+			return lines, true
+		}
+	}
+	return nil, false
 }
 
 // collect exports the black box's counters and what the journal keeps.

@@ -153,3 +153,41 @@ func TestBlackBoxCapturesEveryExitOnce(t *testing.T) {
 		t.Errorf("the restarted agent captured %d and found %d unreadable, want 1 and 0: what the journal held is not read again", captured, unreadable)
 	}
 }
+
+// lastLines finds the attempt an exit transition ended: the runtime's exact
+// finishedAt, the kubelet's to the second, the latest finished by the time
+// of a transition that names no time; an attempt not captured yet is not
+// kept, so its Event waits (upstream.ReporterConfig.LogLines).
+func TestBlackBoxLastLinesOfATransition(t *testing.T) {
+	n := newBoxNode(t)
+	n.exit(t, "ns", "web", "app", 0, 3, "Error", "2026-12-06T10:00:00.1Z stdout F zero\n")
+	n.exit(t, "ns", "web", "app", 1, 3, "Error", "2026-12-06T10:00:01.1Z stdout F one-a\n2026-12-06T10:00:01.2Z stderr F one-b\n")
+	a, srv, stop := n.run(t, filepath.Join(t.TempDir(), "journal.db"))
+	defer stop()
+	testenv.Eventually(t, "both attempts captured", 10*time.Second, func() bool {
+		r, _ := logsOf(t, srv, "/api/v1/pods/ns/web/logs")
+		return len(r.Attempts) == 2
+	})
+	fin := func(attempt int) time.Time { return time.Date(2026, 12, 6, 10, 0, attempt, 500_000_000, time.UTC) }
+	tr := func(uid string, happened, observed time.Time) lifecycle.Transition {
+		return lifecycle.Transition{Namespace: "ns", Pod: "web", UID: uid, Container: "app", HappenedAt: happened, ObservedAt: observed}
+	}
+	for _, tc := range []struct {
+		name string
+		t    lifecycle.Transition
+		want string
+		kept bool
+	}{
+		{"runtime: exact finishedAt", tr("uid-web", fin(0), fin(9)), "zero", true},
+		{"kubelet: to the second", tr("uid-web", fin(1).Truncate(time.Second), fin(9)), "one-a|one-b", true},
+		{"no time: the latest by then", tr("uid-web", time.Time{}, fin(1)), "one-a|one-b", true},
+		{"no time, observed before any finished", tr("uid-web", time.Time{}, fin(0).Add(-time.Second)), "", false},
+		{"an attempt not captured yet", tr("uid-web", fin(2), fin(9)), "", false},
+		{"another incarnation of the pod", tr("uid-other", fin(0), fin(9)), "", false},
+	} {
+		lines, kept := a.box.lastLines(tc.t)
+		if got := strings.Join(lines, "|"); got != tc.want || kept != tc.kept {
+			t.Errorf("%s: lines %q, kept %v; want %q, %v", tc.name, got, kept, tc.want, tc.kept)
+		}
+	}
+}

@@ -52,6 +52,7 @@ type Config struct {
 	JournalPath               string        `mapstructure:"journal-path"`
 	EventBurst                int           `mapstructure:"event-burst"`
 	EventInterval             time.Duration `mapstructure:"event-interval"`
+	EventLogLines             int           `mapstructure:"event-log-lines"`
 	StuckThreshold            time.Duration `mapstructure:"stuck-threshold"`
 	BlackBoxLines             int           `mapstructure:"blackbox-lines"`
 	BlackBoxBytes             int           `mapstructure:"blackbox-bytes"`
@@ -104,6 +105,8 @@ func Flags(fs *pflag.FlagSet) {
 	fs.String("journal-path", "", "durable transition journal file (e.g. /var/lib/podlife/journal.db); empty: none")
 	fs.Int("event-burst", 5, "Kubernetes Events of one reason per pod sent at once before rate limiting")
 	fs.Duration("event-interval", time.Minute, "one more Event per pod and reason after this long")
+	fs.Int("event-log-lines", 0, fmt.Sprintf("put up to this many of an ended attempt's last lines (its crash black box) in its Event, at most %d; "+
+		"0, the default: never (log lines can hold secrets, and whoever may read Events in the namespace would see them)", MaxEventLogLines))
 	fs.Duration("stuck-threshold", 5*time.Minute, "report a pod stuck in Initializing/Starting/Failing/Unknown after this long (0: never)")
 	fs.Int("blackbox-lines", DefaultBlackBoxLines, "crash black box: the last lines of every container attempt kept at its exit, in the journal (0: off)")
 	fs.Int("blackbox-bytes", DefaultBlackBoxBytes, "crash black box: the most bytes of those lines kept per attempt (0: off)")
@@ -222,6 +225,10 @@ func (c *Config) Validate() error {
 		return &ConfigError{"event-burst", fmt.Sprintf("%d: must be at least 1", c.EventBurst)}
 	case c.EventInterval <= 0:
 		return &ConfigError{"event-interval", fmt.Sprintf("%s: must be positive", c.EventInterval)}
+	case c.EventLogLines < 0 || c.EventLogLines > MaxEventLogLines:
+		return &ConfigError{"event-log-lines", fmt.Sprintf("%d: want 0 (never, the default) to %d (an Event's note holds 1 KiB)", c.EventLogLines, MaxEventLogLines)}
+	case c.EventLogLines > 0 && (c.BlackBoxLines == 0 || c.BlackBoxBytes == 0):
+		return &ConfigError{"event-log-lines", fmt.Sprintf("%d: needs the crash black box, which blackbox-lines or blackbox-bytes 0 turns off", c.EventLogLines)}
 	case c.StuckThreshold < 0:
 		return &ConfigError{"stuck-threshold", fmt.Sprintf("%s: must not be negative", c.StuckThreshold)}
 	case c.BlackBoxLines < 0:

@@ -64,9 +64,12 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, listening func(url s
 	defer a.Close()
 	if u := opts.Upstream; u != nil && cfg.JournalPath != "" {
 		u.Reporter = upstream.NewReporter(probe, a.JournalEntries(), upstream.ReporterConfig{Node: cfg.NodeName,
-			Burst: cfg.EventBurst, Every: cfg.EventInterval}, log)
+			Burst: cfg.EventBurst, Every: cfg.EventInterval, LogLines: cfg.EventLogLines}, log)
 		u.Reporter.Running = a.runningContainers
 		u.Reporter.APIUID = a.apiUID
+		if a.box != nil {
+			u.Reporter.LastLines = a.box.lastLines
+		}
 	}
 	eps, err := openEndpoints(cfg, log)
 	if err != nil {

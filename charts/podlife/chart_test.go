@@ -353,6 +353,28 @@ func TestTemplate(t *testing.T) {
 				t.Error("the dashboard does not select the chart's job label")
 			}
 		}},
+		{"crash black box: on by default, /var/log/pods read-only; no log lines in Events unless asked", nil, func(t *testing.T, objs []obj) {
+			c := container(t, objs)
+			if c.path("volumeMounts.name=pod-logs.readOnly") != true || c.str("volumeMounts.name=pod-logs.mountPath") != "/var/log/pods" {
+				t.Errorf("pod-logs mount %v", c["volumeMounts"])
+			}
+			for _, a := range args(c) {
+				if strings.HasPrefix(a, "--blackbox") || strings.HasPrefix(a, "--event-log-lines") {
+					t.Errorf("default arg %q", a)
+				}
+			}
+		}},
+		{"crash black box off: no mount", []string{"blackBox.lines=0"}, func(t *testing.T, objs []obj) {
+			c := container(t, objs)
+			if !contains(args(c), "--blackbox-lines=0") || c.path("volumeMounts.name=pod-logs") != nil {
+				t.Errorf("args %v, mounts %v", args(c), c["volumeMounts"])
+			}
+		}},
+		{"log lines in Events, opted in", []string{"blackBox.eventLogLines=5"}, func(t *testing.T, objs []obj) {
+			if !contains(args(container(t, objs)), "--event-log-lines=5") {
+				t.Errorf("args %v", args(container(t, objs)))
+			}
+		}},
 		{"PodMonitor", []string{"podMonitor.enabled=true", "podMonitor.labels.release=kps"}, func(t *testing.T, objs []obj) {
 			pm := find(objs, "PodMonitor", "podlife")
 			if pm == nil || pm.str("metadata.labels.release") != "kps" || pm.str("spec.podMetricsEndpoints.0.port") != "https" ||

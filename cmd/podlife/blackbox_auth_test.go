@@ -54,6 +54,26 @@ func (e *dsEnv) checkBlackBoxAuth(t *testing.T) {
 		})
 	}
 
+	// By default (no --event-log-lines) the Events of those exits name the
+	// command that shows the lines, and carry none.
+	testenv.Eventually(t, "the Event of logs-a/crasher's exit", 90*time.Second, func() bool {
+		l, err := e.admin.EventsV1().Events("logs-a").List(ctx, metav1.ListOptions{LabelSelector: "podlife.dev/seq"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ev := range l.Items {
+			if strings.Contains(ev.Note, want["logs-a"]) {
+				t.Fatalf("Event %s %s carries a log line without --event-log-lines: %q", ev.Name, ev.Reason, ev.Note)
+			}
+		}
+		for _, ev := range l.Items {
+			if ev.Reason == "ContainerExited" && strings.Contains(ev.Note, "; last lines: podlife logs logs-a/crasher -c app --all") {
+				return true
+			}
+		}
+		return false
+	})
+
 	if _, err := e.admin.CoreV1().ServiceAccounts("logs-a").Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "reader"}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}

@@ -74,7 +74,7 @@ func TestPartition(t *testing.T) {
 		ag = startAgent(t, bin, logPath, "--node-name", "podlife-part", "--cri-endpoint", ctd.Endpoint,
 			"--kubelet-url", k.ReadOnlyURL, "--poll-interval", "500ms",
 			"--upstream", "on", "--kubeconfig", api.AgentKubeconfig, "--journal-path", journalPath,
-			"--event-burst", "1000", "--stuck-threshold", "0")
+			"--event-burst", "1000", "--stuck-threshold", "0", "--event-log-lines", "2")
 		server = ag.URL
 		testenv.Eventually(t, "agent up", 20*time.Second, func() bool {
 			var r agent.JournalResponse
@@ -211,6 +211,29 @@ func TestPartition(t *testing.T) {
 		}
 	}
 	t.Logf("%d transitions of the crashing container crossed the partition", len(containerDuring))
+	// --event-log-lines: the Events of its ended attempts carry the last
+	// lines each attempt wrote (its crash black box), after the partition
+	// too; those of other transitions none.
+	withLines := 0
+	for _, evs := range got {
+		ev := evs[0]
+		if ev.Regarding.Name != "crashloop-podlife-part" {
+			continue
+		}
+		switch lines := strings.Contains(ev.Note, "; ended with: last words before exit 7"); {
+		case ev.Reason == "ContainerExited" || ev.Reason == "ContainerFailed" || ev.Reason == "ContainerRestarted":
+			if !lines {
+				t.Errorf("%s Event %s: note %q, want the attempt's last line (--event-log-lines)", ev.Reason, ev.Name, ev.Note)
+			}
+			withLines++
+		case lines:
+			t.Errorf("%s Event %s carries log lines: %q", ev.Reason, ev.Name, ev.Note)
+		}
+	}
+	if withLines == 0 {
+		t.Error("no Event of an ended attempt of the crashing container")
+	}
+	t.Logf("%d Events of ended attempts carry the attempt's last line", withLines)
 	// The summary follows the backlog's last acknowledgement: wait for it.
 	summary := false
 	for deadline := time.Now().Add(30 * time.Second); !summary && time.Now().Before(deadline); time.Sleep(250 * time.Millisecond) {

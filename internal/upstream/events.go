@@ -2,11 +2,14 @@ package upstream
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
@@ -34,6 +37,15 @@ type ReporterConfig struct {
 	Batch int
 	// RetryMin and RetryMax bound the backoff after a failed delivery.
 	RetryMin, RetryMax time.Duration
+	// LogLines, when positive, puts up to that many of the last lines the
+	// crash black box kept of an ended attempt into its Event's note
+	// (Reporter.LastLines). Off by default: log lines can hold secrets,
+	// and whoever may list Events in the namespace would read them.
+	LogLines int
+	// LinesWait bounds how long, after the exit was observed, its Event
+	// waits for the attempt's capture (default 5 s); after that it goes
+	// without lines. Later Events wait behind it: order is kept.
+	LinesWait time.Duration
 }
 
 func (c *ReporterConfig) defaults() {
@@ -51,6 +63,9 @@ func (c *ReporterConfig) defaults() {
 	}
 	if c.RetryMax <= 0 {
 		c.RetryMax = 30 * time.Second
+	}
+	if c.LinesWait <= 0 {
+		c.LinesWait = 5 * time.Second
 	}
 }
 
@@ -94,7 +109,17 @@ type Reporter struct {
 	// of the API server's object for it: a static pod's config hash to its
 	// mirror pod's UID, so that kubectl describe shows the Events.
 	APIUID func(uid string) string
+	// LastLines, with ReporterConfig.LogLines, returns the last lines the
+	// crash black box kept of the attempt an exit transition ended, and
+	// whether that attempt's capture is kept yet.
+	LastLines func(t lifecycle.Transition) (lines []string, kept bool)
+
+	linesDue time.Time // when the Event waiting for its lines goes without them
 }
+
+// errLinesPending stops a delivery round at an Event whose attempt's last
+// lines are not captured yet (ReporterConfig.LogLines).
+var errLinesPending = errors.New("waiting for the attempt's last lines")
 
 type limitKey struct{ uid, reason string }
 
@@ -157,6 +182,9 @@ func (r *Reporter) Run(ctx context.Context, wake <-chan struct{}) {
 			backoff, wait = 0, 0 // more pending
 		default:
 			backoff = 0
+			if due := r.waitingForLines(); !due.IsZero() {
+				wait = min(wait, max(due.Sub(r.Now()), 10*time.Millisecond))
+			}
 		}
 		t := time.NewTimer(wait)
 		select {
@@ -179,7 +207,11 @@ func (r *Reporter) DeliverOnce(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	for i, e := range pending {
-		if err := r.deliver(ctx, e); err != nil {
+		err := r.deliver(ctx, e)
+		if errors.Is(err, errLinesPending) {
+			return i, nil // woken when the capture is kept, or at linesDue
+		}
+		if err != nil {
 			r.mu.Lock()
 			r.stats.Failures++
 			if r.stats.PartitionSince.IsZero() {
@@ -203,6 +235,13 @@ func (r *Reporter) DeliverOnce(ctx context.Context) (int, error) {
 // deliver turns one entry into an event (or decides it is not worth one).
 func (r *Reporter) deliver(ctx context.Context, e journal.Entry) error {
 	ev, ok := r.eventFor(e)
+	var lines []string
+	if ok && endsAttempt(ev.Reason) {
+		var err error
+		if lines, err = r.lastLines(e.Transition); err != nil {
+			return err
+		}
+	}
 	r.account(e)
 	if !ok {
 		r.mu.Lock()
@@ -211,6 +250,7 @@ func (r *Reporter) deliver(ctx context.Context, e journal.Entry) error {
 		return nil
 	}
 	if r.allow(e, ev) {
+		ev.Note = withLines(ev.Note, lines, noteLimit)
 		if err := r.create(ctx, ev); err != nil {
 			return err
 		}
@@ -219,6 +259,61 @@ func (r *Reporter) deliver(ctx context.Context, e journal.Entry) error {
 		return r.finishKubeletCut(ctx)
 	}
 	return nil
+}
+
+// lastLines returns the lines to put in the Event of exit transition t:
+// none unless ReporterConfig.LogLines is set; errLinesPending while the
+// attempt's capture is not kept and LinesWait has not passed since t was
+// observed.
+func (r *Reporter) lastLines(t lifecycle.Transition) ([]string, error) {
+	if r.cfg.LogLines <= 0 || r.LastLines == nil {
+		return nil, nil
+	}
+	lines, kept := r.LastLines(t)
+	due := t.ObservedAt.Add(r.cfg.LinesWait)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !kept && r.Now().Before(due) {
+		r.linesDue = due
+		return nil, errLinesPending
+	}
+	r.linesDue = time.Time{}
+	return lines[max(0, len(lines)-r.cfg.LogLines):], nil
+}
+
+// waitingForLines is when the Event waiting for its lines goes without them
+// (zero when none waits).
+func (r *Reporter) waitingForLines() time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.linesDue
+}
+
+// noteLimit is the most an Event's note may hold (events.k8s.io/v1
+// validation: kubernetes/kubernetes pkg/apis/events/validation, NoteLengthLimit).
+const noteLimit = 1024
+
+// withLines appends the last of lines that fit in limit bytes to note,
+// newest kept first, each line cut at 256 bytes; the note is cut to limit
+// first when it is over.
+func withLines(note string, lines []string, limit int) string {
+	note = truncate(note, limit)
+	const head, sep = "; ended with: ", " | "
+	room := limit - len(note) - len(head)
+	var kept []string
+	for i := len(lines) - 1; i >= 0; i-- {
+		l := truncate(lines[i], 256)
+		if len(l)+len(sep) > room {
+			break
+		}
+		room -= len(l) + len(sep)
+		kept = append(kept, l)
+	}
+	if len(kept) == 0 {
+		return note
+	}
+	slices.Reverse(kept)
+	return note + head + strings.Join(kept, sep)
 }
 
 // create creates an event; an event that already exists was delivered by an
@@ -270,7 +365,7 @@ func (r *Reporter) allow(e journal.Entry, ev *eventsv1.Event) bool {
 	b.tokens--
 	if b.suppressed > 0 {
 		ev.Series = &eventsv1.EventSeries{Count: b.suppressed + 1, LastObservedTime: metav1.NewMicroTime(now)}
-		ev.Note = truncate(fmt.Sprintf("%s (and %d more since %s)", ev.Note, b.suppressed, b.since.UTC().Format(time.RFC3339)), 1024)
+		ev.Note = truncate(fmt.Sprintf("%s (and %d more since %s)", ev.Note, b.suppressed, b.since.UTC().Format(time.RFC3339)), noteLimit)
 		b.suppressed = 0
 	}
 	return true
@@ -301,6 +396,9 @@ func (r *Reporter) eventFor(e journal.Entry) (*eventsv1.Event, bool) {
 		ns = metav1.NamespaceDefault
 	}
 	name := eventName(ref.Name, e.ID)
+	if endsAttempt(reason) {
+		note += lastLinesHint(t)
+	}
 	if !t.HappenedAt.IsZero() {
 		note += fmt.Sprintf(" [happened %s, observed %s]", t.HappenedAt.UTC().Format(time.RFC3339Nano), t.ObservedAt.UTC().Format(time.RFC3339Nano))
 	}
@@ -312,7 +410,7 @@ func (r *Reporter) eventFor(e journal.Entry) (*eventsv1.Event, bool) {
 		Action:              "Observed",
 		Reason:              reason,
 		Regarding:           ref,
-		Note:                truncate(note, 1024),
+		Note:                truncate(note, noteLimit),
 		Type:                typ,
 	}, true
 }
@@ -333,8 +431,15 @@ func Reportable(t lifecycle.Transition) bool {
 	return reason != ""
 }
 
-// lastLinesHint names the command that shows an ended attempt's last lines
-// (the crash black box): Events never carry log lines themselves.
+// attemptEndReasons are the Events of an ended attempt: their note names
+// the command that shows its last lines (the crash black box), and only
+// with ReporterConfig.LogLines carries some of them.
+var attemptEndReasons = map[string]bool{"OOMKilled": true, "ContainerRestarted": true, "ContainerExited": true, "ContainerFailed": true}
+
+// endsAttempt tells whether an Event of reason is about an ended attempt.
+func endsAttempt(reason string) bool { return attemptEndReasons[reason] }
+
+// lastLinesHint names the command that shows an ended attempt's last lines.
 func lastLinesHint(t lifecycle.Transition) string {
 	return fmt.Sprintf("; last lines: podlife logs %s/%s -c %s --all (kubectl podlife logs ... --node NODE)", t.Namespace, t.Pod, t.Container)
 }
@@ -357,9 +462,9 @@ func classifyTransition(t lifecycle.Transition) (reason, typ, note string) {
 		return "Stage" + t.To, typ, fmt.Sprintf("stage %s -> %s: %s", t.From, t.To, t.Reason)
 	case lifecycle.TransitionContainerRestarted:
 		if t.Reason == lifecycle.ReasonOOMKilled {
-			return "OOMKilled", warn, fmt.Sprintf("%s restarted (%s -> %s) after OOM kill%s%s", who, t.From, t.To, exit, lastLinesHint(t))
+			return "OOMKilled", warn, fmt.Sprintf("%s restarted (%s -> %s) after OOM kill%s", who, t.From, t.To, exit)
 		}
-		return "ContainerRestarted", warn, fmt.Sprintf("%s restarted (%s -> %s): %s%s", who, t.From, t.To, t.Detail, lastLinesHint(t))
+		return "ContainerRestarted", warn, fmt.Sprintf("%s restarted (%s -> %s): %s", who, t.From, t.To, t.Detail)
 	case lifecycle.TransitionContainerState:
 		switch {
 		case t.To == "Waiting/"+lifecycle.ReasonCrashLoopBackOff:
@@ -367,11 +472,11 @@ func classifyTransition(t lifecycle.Transition) (reason, typ, note string) {
 		case strings.HasPrefix(t.To, "Waiting/") && isImageFailure(t.Reason):
 			return "ImagePullFailed", warn, fmt.Sprintf("%s %s", who, t.Reason)
 		case t.Reason == lifecycle.ReasonOOMKilled:
-			return "OOMKilled", warn, fmt.Sprintf("%s was OOM-killed%s (seen by the %s)%s", who, exit, t.Source, lastLinesHint(t))
+			return "OOMKilled", warn, fmt.Sprintf("%s was OOM-killed%s (seen by the %s)", who, exit, t.Source)
 		case t.Source == lifecycle.SourceRuntime && t.To == string(lifecycle.RuntimeExited) && t.ExitCode != nil && *t.ExitCode != 0:
-			return "ContainerExited", warn, fmt.Sprintf("%s exited%s %s (seen by the runtime)%s", who, exit, t.Reason, lastLinesHint(t))
+			return "ContainerExited", warn, fmt.Sprintf("%s exited%s %s (seen by the runtime)", who, exit, t.Reason)
 		case t.Source == lifecycle.SourceKubelet && strings.HasPrefix(t.To, "Terminated") && t.ExitCode != nil && *t.ExitCode != 0:
-			return "ContainerFailed", warn, fmt.Sprintf("%s terminated%s %s%s", who, exit, t.Reason, lastLinesHint(t))
+			return "ContainerFailed", warn, fmt.Sprintf("%s terminated%s %s", who, exit, t.Reason)
 		}
 	case lifecycle.TransitionStageStuck:
 		return "StuckIn" + t.To, warn, fmt.Sprintf("%s: %s", t.Detail, t.Reason)
@@ -402,11 +507,17 @@ func isImageFailure(r string) bool {
 		r == lifecycle.ReasonInvalidImageName || r == lifecycle.ReasonErrImageNeverPull
 }
 
+// truncate cuts s to at most n bytes, marking the cut with "...", on a
+// character boundary.
 func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n-3] + "..."
+	if len(s) <= n {
+		return s
 	}
-	return s
+	cut := n - 3
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut-- // never half a character: the API server would count its replacement
+	}
+	return s[:cut] + "..."
 }
 
 // account keeps per-pod statistics of what happened during a partition, for
@@ -510,7 +621,7 @@ func (r *Reporter) summarize(ctx context.Context, pods map[string]*podPartition,
 			EventTime:           metav1.NewMicroTime(now),
 			ReportingController: Controller, ReportingInstance: r.cfg.Node,
 			Action: "Observed", Reason: reason, Regarding: p.ref, Type: corev1.EventTypeNormal,
-			Note: truncate(note, 1024),
+			Note: truncate(note, noteLimit),
 		}
 		if err := r.create(ctx, ev); err != nil {
 			return dur, err

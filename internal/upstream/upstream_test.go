@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
@@ -371,18 +372,98 @@ func TestEventsNameTheMirrorPod(t *testing.T) {
 }
 
 // An Event for an ended attempt names the command that shows its last lines
-// (the crash black box), and carries no log line itself.
+// (the crash black box), and carries no log line itself by default, even
+// when the black box has them.
 func TestCrashEventsNameTheBlackBox(t *testing.T) {
 	code := int32(3)
+	r := NewReporter(nil, nil, ReporterConfig{Node: "node-a"}, quiet())
+	r.LastLines = func(lifecycle.Transition) ([]string, bool) { return []string{"password=hunter2"}, true }
 	for _, tr := range []lifecycle.Transition{
 		{Kind: lifecycle.TransitionContainerRestarted, Namespace: "ns", Pod: "p", Container: "c", From: "1", To: "2", ExitCode: &code},
 		{Kind: lifecycle.TransitionContainerRestarted, Namespace: "ns", Pod: "p", Container: "c", Reason: lifecycle.ReasonOOMKilled},
 		{Kind: lifecycle.TransitionContainerState, Namespace: "ns", Pod: "p", Container: "c", Source: lifecycle.SourceRuntime,
 			To: string(lifecycle.RuntimeExited), ExitCode: &code, Reason: "Error"},
+		{Kind: lifecycle.TransitionContainerState, Namespace: "ns", Pod: "p", Container: "c", Source: lifecycle.SourceKubelet,
+			To: "Terminated/Error", ExitCode: &code, Reason: "Error"},
 	} {
-		reason, _, note := classifyTransition(tr)
-		if !strings.Contains(note, "last lines: podlife logs ns/p -c c --all") {
-			t.Errorf("%s: note %q names no command for the last lines", reason, note)
+		ev, ok := r.eventFor(journal.Entry{ID: "x", Transition: tr})
+		if !ok || !endsAttempt(ev.Reason) || !strings.Contains(ev.Note, "last lines: podlife logs ns/p -c c --all") {
+			t.Errorf("%s: note %q names no command for the last lines", ev.Reason, ev.Note)
 		}
+		lines, err := r.lastLines(tr)
+		if err != nil || len(lines) != 0 {
+			t.Errorf("%s: lines %q, %v without ReporterConfig.LogLines", ev.Reason, lines, err)
+		}
+	}
+}
+
+// With ReporterConfig.LogLines an exit's Event carries the last lines the
+// black box kept: it waits, in order, for the capture, at most LinesWait
+// after the exit was observed; then it goes without them.
+func TestEventLogLinesOptIn(t *testing.T) {
+	cs := fake.NewClientset()
+	j := openJournal(t)
+	r := NewReporter(fakeAPI{cs}, j, ReporterConfig{Node: "node-a", LogLines: 2, LinesWait: 5 * time.Second}, quiet())
+	now := t0.Add(time.Second)
+	r.Now = func() time.Time { return now }
+	kept := map[string][]string{}
+	r.LastLines = func(t lifecycle.Transition) ([]string, bool) { l, ok := kept[t.Pod]; return l, ok }
+	exited := func(pod string, i int) lifecycle.Transition {
+		return lifecycle.Transition{Kind: lifecycle.TransitionContainerState, Source: lifecycle.SourceRuntime, Namespace: "ns", Pod: pod,
+			UID: "uid-" + pod, Container: "app", To: string(lifecycle.RuntimeExited), ExitCode: exit(3), Reason: "Error",
+			ObservedAt: t0.Add(time.Duration(i) * time.Second)}
+	}
+	if _, err := j.Append(t0, []lifecycle.Transition{exited("a", 0), crash("b", 0), exited("c", 0)}); err != nil {
+		t.Fatal(err)
+	}
+	deliver := func(want int) {
+		t.Helper()
+		n, err := r.DeliverOnce(context.Background())
+		if err != nil || len(events(t, cs)) != want {
+			t.Fatalf("DeliverOnce: %d, %v; %d events, want %d", n, err, len(events(t, cs)), want)
+		}
+	}
+	deliver(0) // a's capture is not kept: nothing goes, b neither (order)
+	if due := r.waitingForLines(); !due.Equal(t0.Add(5 * time.Second)) {
+		t.Errorf("waiting for lines until %s, want %s", due, t0.Add(5*time.Second))
+	}
+	kept["a"] = []string{"first", "second", "third"}
+	deliver(3 - 1) // a with its lines, b; c waits for its own
+	now = t0.Add(5 * time.Second)
+	deliver(3) // c's wait is over: without lines
+	evs := events(t, cs)
+	if !strings.HasSuffix(evs[0].Note, "; ended with: second | third") {
+		t.Errorf("a's note %q, want its last 2 lines", evs[0].Note)
+	}
+	if strings.Contains(evs[2].Note, "ended with") || !r.waitingForLines().IsZero() {
+		t.Errorf("c's note %q: want no lines once LinesWait is over", evs[2].Note)
+	}
+}
+
+// withLines keeps the newest lines that fit in an Event's note, never half
+// a character, never past the limit.
+func TestWithLines(t *testing.T) {
+	long := strings.Repeat("é", 200) // 400 bytes: cut at 256
+	for _, tc := range []struct {
+		note  string
+		lines []string
+		want  string
+	}{
+		{"n", nil, "n"},
+		{"n", []string{"a", "b"}, "n; ended with: a | b"},
+		{strings.Repeat("x", 1005), []string{"a", "b"}, strings.Repeat("x", 1005) + "; ended with: b"},
+		{strings.Repeat("x", 1020), []string{"a"}, strings.Repeat("x", 1020)},
+		{"n", []string{"old", long, long, long, long}, ""},
+	} {
+		got := withLines(tc.note, tc.lines, noteLimit)
+		if len(got) > noteLimit || !utf8.ValidString(got) || (tc.want != "" && got != tc.want) {
+			t.Errorf("withLines(%.20q, %d lines) = %q (%d bytes), want %q", tc.note, len(tc.lines), got, len(got), tc.want)
+		}
+		if tc.want == "" && (strings.Contains(got, "old") || strings.Count(got, " | ") != 2) {
+			t.Errorf("withLines with long lines = %q: want the 3 newest that fit", got)
+		}
+	}
+	if got := truncate("ab"+strings.Repeat("é", 10), 10); got != "abéé..." {
+		t.Errorf("truncate = %q", got)
 	}
 }

@@ -327,6 +327,69 @@ func TestCrashBlackBox(t *testing.T) {
 			"captured %s after the exit; agent RSS %s -> %s, peak %s", size, b.ReadBytes, len(texts),
 			b.CapturedAt.Sub(b.FinishedAt).Round(time.Millisecond), before["VmRSS"], after["VmRSS"], after["VmHWM"])
 	})
+	t.Run("many crash-looping pods: the total size cap holds", func(t *testing.T) { checkBoxSizeCap(t, bin, ctd.Endpoint, k) })
+}
+
+// checkBoxSizeCap: 8 crash-looping pods, each attempt writing ~2 KiB, under
+// a second agent (its own journal) that keeps at most 3 attempts per
+// container and 32 KiB in all: once it has evicted by size, what it stores
+// is within the cap and no container has more than 3 attempts.
+func checkBoxSizeCap(t *testing.T, bin, criEndpoint string, k *testenv.Kubelet) {
+	const pods, maxBytes, perContainer = 8, 32 << 10, 3
+	logPath := filepath.Join(t.TempDir(), "agent.log")
+	ag := startAgent(t, bin, logPath, "--node-name", "podlife-bb", "--cri-endpoint", criEndpoint, "--kubelet-url", k.ReadOnlyURL,
+		"--poll-interval", "500ms", "--upstream", "off", "--journal-path", filepath.Join(t.TempDir(), "journal.db"),
+		"--stuck-threshold", "0", "--pod-logs-dir", filepath.Join(k.Dir, "logs"),
+		"--blackbox-max-bytes", strconv.Itoa(maxBytes), "--blackbox-attempts", strconv.Itoa(perContainer))
+	for i := range pods {
+		name := fmt.Sprintf("churn%d", i)
+		k.AddStaticPod(t, name, strings.NewReplacer("NAME", name, "IMG", testenv.BusyboxImage).Replace(`apiVersion: v1
+kind: Pod
+metadata: {name: NAME, namespace: bb}
+spec:
+  hostNetwork: true
+  containers:
+  - name: app
+    image: IMG
+    imagePullPolicy: Never
+    command: [sh, -c, 'i=0; while [ $i -lt 40 ]; do echo "NAME line $i of an attempt that will exit 1 soon, padding padding"; i=$((i+1)); done; exit 1']
+`))
+		defer os.Remove(filepath.Join(k.ManifestDir, name+".yaml"))
+	}
+	metric := func(m, name string) float64 {
+		for _, l := range strings.Split(m, "\n") {
+			if v, ok := strings.CutPrefix(l, name+" "); ok {
+				f, _ := strconv.ParseFloat(v, 64)
+				return f
+			}
+		}
+		return -1
+	}
+	var m string
+	testenv.Eventually(t, "the second agent evicting attempts by total size", 180*time.Second, func() bool {
+		resp, err := http.Get(ag.URL + "/metrics")
+		if err != nil {
+			return false
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		m = string(b)
+		return metric(m, `podlife_blackbox_evictions_total{bound="size"}`) > 0
+	})
+	if stored := metric(m, "podlife_blackbox_bytes"); stored > maxBytes || stored <= 0 {
+		t.Errorf("podlife_blackbox_bytes %v, want within the cap %d", stored, maxBytes)
+	}
+	total := 0
+	for i := range pods {
+		name := fmt.Sprintf("churn%d-podlife-bb", i)
+		r, _ := logsFrom(ag.URL, "bb", name, "?container=app")
+		total += len(r.Attempts)
+		if len(r.Attempts) > perContainer {
+			t.Errorf("%s: %d attempts kept, want at most %d", name, len(r.Attempts), perContainer)
+		}
+	}
+	t.Logf("%d crash-looping pods: %s; %d attempts kept in %v bytes (cap %d)", pods,
+		strings.ReplaceAll(grepLines(m, "podlife_blackbox_evictions_total{"), "\n", ", "), total, metric(m, "podlife_blackbox_bytes"), maxBytes)
 }
 
 // parseAsWritten reads a CRI log file the plain way, every line forwards,

@@ -26,6 +26,7 @@ func runSimnode(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	outageEvery := fs.Duration("outage-every", 0, "take each source down once in every period: the kubelet a third into it, the runtime two thirds")
 	outageFor := fs.Duration("outage-for", 10*time.Second, "how long each outage of --outage-every lasts")
 	dir := fs.String("dir", "", "directory for the CRI socket (default a temp dir)")
+	logsDir := fs.String("logs-dir", "", "write each ended attempt's log file of the load pods here, as the kubelet's /var/log/pods (for the crash black box; empty: none)")
 	kubeletAPI := fs.String("kubelet-api", "both", "what the simulated kubelet serves: both, pods-api (its Pods API socket, Kubernetes 1.37) or pods-http (/pods)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
@@ -45,7 +46,7 @@ func runSimnode(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		*dir = d
 	}
 	node, err := simnode.Start(ctx, simnode.Options{Dir: *dir, Script: *script, Pods: *pods, ChurnPerSecond: *churn,
-		ReplacePerSecond: *replace, OutageEvery: *outageEvery, OutageFor: *outageFor,
+		ReplacePerSecond: *replace, OutageEvery: *outageEvery, OutageFor: *outageFor, LogsDir: *logsDir,
 		PodsAPI: *kubeletAPI != kubelet.ModePodsHTTP, NoPodsHTTP: *kubeletAPI == kubelet.ModePodsAPI},
 		logger(stderr, "warn"))
 	if err != nil {

@@ -37,7 +37,17 @@ type scenario struct {
 	// kubelet is how the agent reads the simulated kubelet: "pods-api" (its
 	// WatchPods stream) or "pods-http" (polling /pods).
 	kubelet string
+	// box: "" no journal; boxOn a journal and the crash black box reading
+	// each ended attempt's log file (simnode --logs-dir); boxOff the same
+	// journal and log files, capture off (--blackbox-lines=0).
+	box string
 }
+
+// Crash black box settings of a scenario (scenario.box).
+const (
+	boxOn  = "journal, black box on"
+	boxOff = "journal, black box off"
+)
 
 type result struct {
 	cpuPct, rssSteadyMiB, rssPeakMiB, metricsMs, podsMs float64
@@ -61,6 +71,7 @@ func run() int {
 	quick := flag.Bool("quick", false, "only 250 pods (for a fast look)")
 	realOnly := flag.Bool("real-node-only", false, "only print the real-node section from -bench")
 	compare := flag.Bool("kubelet-compare", false, "only the kubelet's watch (pods-api) against its /pods polled (pods-http), 110 and 250 pods, idle and 10 restarts/s")
+	blackBox := flag.Bool("blackbox", false, "only the crash black box's cost: 250 pods, idle and 10 restarts/s, a journal, capture on and off")
 	burstClients := flag.Int("burst", 0, "instead of the scenarios: a burst of this many concurrent clients against `podlife demo`, -runs times")
 	flag.Parse()
 	if *burstClients > 0 {
@@ -76,22 +87,28 @@ func run() int {
 			continue
 		}
 		for _, churn := range []float64{0, 10, 100} {
-			scenarios = append(scenarios, scenario{pods, churn, true, podsAPI})
+			scenarios = append(scenarios, scenario{pods, churn, true, podsAPI, ""})
 		}
 	}
-	scenarios = append(scenarios, scenario{250, 0, false, podsAPI}, scenario{250, 10, false, podsAPI})
+	scenarios = append(scenarios, scenario{250, 0, false, podsAPI, ""}, scenario{250, 10, false, podsAPI, ""})
 	// The kubelet polled on /pods (before Kubernetes 1.37), against its watch above.
 	for _, pods := range []int{110, 250} {
 		if *quick && pods != 250 {
 			continue
 		}
-		scenarios = append(scenarios, scenario{pods, 0, true, podsHTTP}, scenario{pods, 10, true, podsHTTP})
+		scenarios = append(scenarios, scenario{pods, 0, true, podsHTTP, ""}, scenario{pods, 10, true, podsHTTP, ""})
+	}
+	if *blackBox {
+		scenarios = nil
+		for _, churn := range []float64{0, 10} {
+			scenarios = append(scenarios, scenario{250, churn, true, podsAPI, boxOff}, scenario{250, churn, true, podsAPI, boxOn})
+		}
 	}
 	if *compare {
 		scenarios = nil
 		for _, pods := range []int{110, 250} {
 			for _, churn := range []float64{0, 10} {
-				scenarios = append(scenarios, scenario{pods, churn, true, podsAPI}, scenario{pods, churn, true, podsHTTP})
+				scenarios = append(scenarios, scenario{pods, churn, true, podsAPI, ""}, scenario{pods, churn, true, podsHTTP, ""})
 			}
 		}
 	}
@@ -103,8 +120,8 @@ func run() int {
 				fmt.Fprintf(os.Stderr, "loadharness: %+v: %v\n", sc, err)
 				return 1
 			}
-			fmt.Fprintf(os.Stderr, "run %d pods=%d churn=%g stream=%v kubelet=%s: cpu %.2f%% rss %.1f/%.1f MiB metrics %.1fms pods %.1fms latency n=%d p50 %s\n",
-				r, sc.pods, sc.churn, sc.stream, sc.kubelet, res.cpuPct, res.rssSteadyMiB, res.rssPeakMiB, res.metricsMs, res.podsMs,
+			fmt.Fprintf(os.Stderr, "run %d pods=%d churn=%g stream=%v kubelet=%s %s: cpu %.2f%% rss %.1f/%.1f MiB metrics %.1fms pods %.1fms latency n=%d p50 %s\n",
+				r, sc.pods, sc.churn, sc.stream, sc.kubelet, sc.box, res.cpuPct, res.rssSteadyMiB, res.rssPeakMiB, res.metricsMs, res.podsMs,
 				len(res.latencies), pct(res.latencies, 50))
 			results[sc] = append(results[sc], res)
 		}
@@ -157,7 +174,12 @@ func measure(bin string, sc scenario, dur time.Duration) (result, error) {
 		return res, err
 	}
 	defer os.RemoveAll(dir)
-	sim := exec.Command(bin, "simnode", "--pods", fmt.Sprint(sc.pods), "--churn", fmt.Sprint(sc.churn), "--dir", dir)
+	logsDir := filepath.Join(dir, "pods")
+	simArgs := []string{"simnode", "--pods", fmt.Sprint(sc.pods), "--churn", fmt.Sprint(sc.churn), "--dir", dir}
+	if sc.box != "" {
+		simArgs = append(simArgs, "--logs-dir", logsDir)
+	}
+	sim := exec.Command(bin, simArgs...)
 	sim.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	simOut, _ := sim.StdoutPipe()
 	if err := sim.Start(); err != nil {
@@ -181,6 +203,12 @@ func measure(bin string, sc scenario, dur time.Duration) (result, error) {
 		"--kubelet-url", endpoints["kubelet-url"], "--kubelet-pods-api-socket="+socket,
 		"--insecure-listen-address", "127.0.0.1:0", "--upstream", "off",
 		"--cri-stream="+strconv.FormatBool(sc.stream), "--poll-interval", "1s", "--log-level", "error", "--stuck-threshold", "0")
+	if sc.box != "" {
+		agent.Args = append(agent.Args, "--journal-path", filepath.Join(dir, "journal.db"), "--pod-logs-dir", logsDir)
+	}
+	if sc.box == boxOff {
+		agent.Args = append(agent.Args, "--blackbox-lines=0")
+	}
 	agent.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	out, in, err := os.Pipe()
 	if err != nil {
@@ -239,6 +267,9 @@ func measure(bin string, sc scenario, dur time.Duration) (result, error) {
 		podsT = append(podsT, timeGet(client, base+"/api/v1/pods"))
 		time.Sleep(200 * time.Millisecond)
 	}
+	if err := checkBlackBox(client, base, sc); err != nil {
+		return res, err
+	}
 	hz := 100.0 // CLK_TCK on Linux
 	res.cpuPct = (t1 - t0) / hz / w1.Sub(w0).Seconds() * 100
 	res.rssSteadyMiB = median(rss)
@@ -248,6 +279,37 @@ func measure(bin string, sc scenario, dur time.Duration) (result, error) {
 	defer mu.Unlock()
 	res.latencies = append([]time.Duration(nil), res.latencies...)
 	return res, nil
+}
+
+// checkBlackBox makes sure a scenario measured what it says: with the black
+// box on and restarts, attempts were captured, and none found unreadable.
+func checkBlackBox(c *http.Client, base string, sc scenario) error {
+	if sc.box != boxOn || sc.churn == 0 {
+		return nil
+	}
+	resp, err := c.Get(base + "/metrics")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	m := string(b)
+	if !strings.Contains(m, `podlife_blackbox_captures_total{result="unreadable"} 0`) ||
+		strings.Contains(m, `podlife_blackbox_captures_total{result="captured"} 0`) || !strings.Contains(m, `podlife_blackbox_captures_total{result="captured"}`) {
+		return fmt.Errorf("black box on, but not capturing the simulated logs:\n%s", grep(m, "podlife_blackbox_captures_total{"))
+	}
+	return nil
+}
+
+// grep returns the lines of s that hold sub.
+func grep(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 // kubeletMode is the agent's kubelet source mode (sources.kubelet.mode).
@@ -396,7 +458,11 @@ func render(args []string, scenarios []scenario, results map[scenario][]result, 
 		if !sc.stream {
 			mode = "poll"
 		}
-		fmt.Fprintf(&b, "| %d | %g | %s | %s | %.2f | %.1f | %.1f | %.1f | %.1f | %s | %s | %d |\n", sc.pods, sc.churn, mode, sc.kubelet,
+		kubelet := sc.kubelet
+		if sc.box != "" {
+			kubelet += "; " + sc.box
+		}
+		fmt.Fprintf(&b, "| %d | %g | %s | %s | %.2f | %.1f | %.1f | %.1f | %.1f | %s | %s | %d |\n", sc.pods, sc.churn, mode, kubelet,
 			col(func(r result) float64 { return r.cpuPct }), col(func(r result) float64 { return r.rssSteadyMiB }),
 			col(func(r result) float64 { return r.rssPeakMiB }), col(func(r result) float64 { return r.metricsMs }),
 			col(func(r result) float64 { return r.podsMs }), pct(lat, 50), pct(lat, 99), len(lat))

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"time"
 
@@ -41,6 +42,12 @@ type Options struct {
 	// OutageEvery: the kubelet a third into the period, the runtime two
 	// thirds (0: no outages but the script's).
 	OutageEvery, OutageFor time.Duration
+	// LogsDir, when set, is the load pods' log directory (the kubelet's
+	// /var/log/pods): their containers name their log file (CRI logPath,
+	// CONTAINER/ATTEMPT.log in the pod's NAMESPACE_NAME_UID directory), and
+	// each restart writes the ended attempt's file, LogLines lines in the
+	// CRI log format, for the crash black box to read.
+	LogsDir string
 	// PodsAPI serves the kubelet's Pods API (Kubernetes 1.37) on
 	// Dir/pods-api.sock beside /pods; NoPodsHTTP leaves /pods out.
 	PodsAPI, NoPodsHTTP bool
@@ -215,6 +222,9 @@ func (n *Node) step(now time.Time) {
 func (n *Node) churn(now time.Time, elapsed time.Duration) []*runtimeapi.ContainerEventResponse {
 	if n.load == nil {
 		n.load = loadPods(n.start, n.opts.Pods, n.opts.ContainersPerPod, 0)
+		for i := range n.load {
+			n.load[i].logs = n.opts.LogsDir != ""
+		}
 	}
 	var events []*runtimeapi.ContainerEventResponse
 	total := n.opts.Pods * n.opts.ContainersPerPod
@@ -229,6 +239,7 @@ func (n *Node) churn(now time.Time, elapsed time.Duration) []*runtimeapi.Contain
 		events = append(events, deletedEvents(old)...)
 		p := loadPod(now, idx, n.opts.ContainersPerPod)
 		p.uid = fmt.Sprintf("load-%04d-%d", idx, n.replaced/n.opts.Pods+1)
+		p.logs = n.opts.LogsDir != ""
 		n.load[idx] = p
 		for k := range p.containers {
 			events = append(events, containerEvents(&n.load[idx], &n.load[idx].containers[k])...)
@@ -240,6 +251,9 @@ func (n *Node) churn(now time.Time, elapsed time.Duration) []*runtimeapi.Contain
 		p.containers = append([]simContainer(nil), p.containers...) // copy on write: readers keep the old one
 		c := &p.containers[idx%n.opts.ContainersPerPod]
 		c.lastExit, c.lastReason, c.lastStarted, c.lastFinished = 1, "Error", c.started, now
+		if p.logs {
+			n.writeLog(p, c, now)
+		}
 		c.attempt++
 		c.started = now
 		events = append(events, containerEvents(p, c)...)
@@ -273,7 +287,7 @@ func (n *Node) renderKubelet(now time.Time, pods []simPod) {
 // containerEvents are the CRI events of a restart: the old attempt stopped,
 // the new one started.
 func containerEvents(p *simPod, c *simContainer) []*runtimeapi.ContainerEventResponse {
-	one := []simPod{{ns: p.ns, name: p.name, uid: p.uid, created: p.created, containers: []simContainer{*c}}}
+	one := []simPod{{ns: p.ns, name: p.name, uid: p.uid, created: p.created, containers: []simContainer{*c}, logs: p.logs}}
 	sts := criContainers(one)
 	psb := &runtimeapi.PodSandboxStatus{Id: sandboxID(p), State: runtimeapi.PodSandboxState_SANDBOX_READY,
 		Metadata: &runtimeapi.PodSandboxMetadata{Name: p.name, Namespace: p.ns, Uid: p.uid}, Labels: labels(p)}
@@ -441,6 +455,9 @@ func criContainers(pods []simPod) []*runtimeapi.ContainerStatus {
 			st := &runtimeapi.ContainerStatus{Id: containerID(p, c, c.attempt), Metadata: md, Labels: l,
 				Image: &runtimeapi.ImageSpec{Image: c.image}, ImageRef: "sha256:demo", CreatedAt: nanos(c.started) - 1e6,
 				StartedAt: nanos(c.started)}
+			if p.logs {
+				st.LogPath = logPath(c, c.attempt)
+			}
 			switch c.state {
 			case "running":
 				st.State = runtimeapi.ContainerState_CONTAINER_RUNNING
@@ -454,12 +471,44 @@ func criContainers(pods []simPod) []*runtimeapi.ContainerStatus {
 					Metadata: &runtimeapi.ContainerMetadata{Name: c.name, Attempt: uint32(c.attempt - 1)},
 					State:    runtimeapi.ContainerState_CONTAINER_EXITED, ExitCode: c.lastExit, Reason: c.lastReason,
 					CreatedAt: nanos(c.lastStarted) - 1e6, StartedAt: nanos(c.lastStarted), FinishedAt: nanos(c.lastFinished)}
+				if p.logs {
+					prev.LogPath = logPath(c, c.attempt-1)
+				}
 				out = append(out, prev)
 			}
 			out = append(out, st)
 		}
 	}
 	return out
+}
+
+// logPath is the CRI logPath of c's attempt: relative to its pod's log
+// directory, as the kubelet names it.
+func logPath(c *simContainer, attempt int) string {
+	return filepath.Join(c.name, strconv.Itoa(attempt)+".log")
+}
+
+// simLogLines is how many lines each simulated attempt writes.
+const simLogLines = 20
+
+// writeLog writes the log file of c's attempt that ends at now, in the CRI
+// log format (a failure is logged: the black box then records why it has no
+// lines). n.mu is held.
+func (n *Node) writeLog(p *simPod, c *simContainer, now time.Time) {
+	path := filepath.Join(n.opts.LogsDir, p.ns+"_"+p.name+"_"+p.uid, logPath(c, c.attempt))
+	var b []byte
+	for i := range simLogLines {
+		at := c.started.Add(time.Duration(i) * time.Millisecond).UTC().Format(time.RFC3339Nano)
+		b = fmt.Appendf(b, "%s stdout F %s/%s attempt %d line %d: simulated work, then an error at the end\n", at, p.name, c.name, c.attempt, i)
+	}
+	b = fmt.Appendf(b, "%s stderr F %s/%s attempt %d: exiting with status 1\n", now.UTC().Format(time.RFC3339Nano), p.name, c.name, c.attempt)
+	err := os.MkdirAll(filepath.Dir(path), 0o755)
+	if err == nil {
+		err = os.WriteFile(path, b, 0o644)
+	}
+	if err != nil {
+		n.log.Warn("simnode: writing a container log", "path", path, "err", err)
+	}
 }
 
 // diffEvents turns runtime changes into CRI container events.

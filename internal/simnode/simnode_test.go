@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,6 +17,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/podlife/podlife/cri"
+	"github.com/podlife/podlife/cri/crilog"
 	"github.com/podlife/podlife/internal/testenv"
 	"github.com/podlife/podlife/kubelet"
 	"github.com/podlife/podlife/lifecycle"
@@ -316,4 +319,42 @@ func TestOutagesAndReplacement(t *testing.T) {
 		t.Fatal("no CONTAINER_DELETED event for the replaced pods")
 	}
 	t.Logf("kubelet down in %d samples, runtime in %d; %d deletions streamed", kubeletDown, runtimeDown, len(deleted))
+}
+
+// With LogsDir a restart writes the ended attempt's log file, in the CRI log
+// format, at the logPath its exited record names (relative, as the
+// kubelet's, in the pod's NAMESPACE_NAME_UID directory).
+func TestLogsOfEndedAttempts(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	logs := t.TempDir()
+	_, rs := startWithClient(ctx, t, Options{Dir: t.TempDir(), Pods: 2, ChurnPerSecond: 50, LogsDir: logs, Tick: 20 * time.Millisecond})
+	var exited *runtimeapi.Container
+	testenv.Eventually(t, "an exited attempt", 30*time.Second, func() bool {
+		l, err := rs.ListContainers(ctx, &runtimeapi.ListContainersRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range l.Containers {
+			if c.State == runtimeapi.ContainerState_CONTAINER_EXITED {
+				exited = c
+				return true
+			}
+		}
+		return false
+	})
+	st, err := rs.ContainerStatus(ctx, &runtimeapi.ContainerStatusRequest{ContainerId: exited.Id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := st.Status
+	dir := s.Labels["io.kubernetes.pod.namespace"] + "_" + s.Labels["io.kubernetes.pod.name"] + "_" + s.Labels["io.kubernetes.pod.uid"]
+	res, err := crilog.Tail(filepath.Join(logs, dir, s.LogPath), crilog.Limits{Lines: 100, Bytes: 1 << 20})
+	if err != nil {
+		t.Fatalf("the exited attempt's log %s: %v", s.LogPath, err)
+	}
+	last := res.Lines[len(res.Lines)-1]
+	if len(res.Lines) != simLogLines+1 || last.Stream != "stderr" || !strings.HasSuffix(string(last.Text), "exiting with status 1") {
+		t.Errorf("log of %s: %d lines, last %s %q", s.LogPath, len(res.Lines), last.Stream, last.Text)
+	}
 }

@@ -40,6 +40,7 @@ type simPod struct {
 	deleting      bool
 	restartPolicy string
 	containers    []simContainer
+	logs          bool // its containers name log files (Options.LogsDir)
 }
 
 // Period is the length of the demo timeline; it loops.

@@ -248,7 +248,9 @@ func (r *runningAgent) eventually(limit time.Duration, what string, cond func() 
 type agentState struct{ r *runningAgent }
 
 func (s agentState) String() string {
-	return fmt.Sprintf("journal %+v; log:\n%s", s.r.journal().Health, s.r.log)
+	var j JournalResponse
+	code := s.r.get("/api/v1/journal", &j) // never Fatal here: this describes another failure
+	return fmt.Sprintf("journal (HTTP %d) %+v; log:\n%s", code, j.Health, s.r.log)
 }
 
 // serving checks the agent answers its API while the journal is down.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -73,6 +74,9 @@ type blackBox struct {
 	captures  *counterVec
 	evictions *counterVec
 	kept      func() // called when boxes were written (nil: nothing)
+	// beforeRetry waits before a missing log file is read again (tests
+	// replace it).
+	beforeRetry func()
 
 	mu      sync.Mutex
 	held    []journal.BlackBox // captured while the journal could not take them
@@ -84,7 +88,8 @@ func newBlackBox(opts BlackBoxOptions, keeper *journalKeeper, log *slog.Logger, 
 		opts.PodLogsDir = DefaultPodLogsDir
 	}
 	b := &blackBox{opts: opts, keeper: keeper, log: log, now: now, queue: make(chan lifecycle.Container, blackBoxQueue),
-		handled: map[string]struct{}{}, captures: newCounterVec(descBoxCaptures), evictions: newCounterVec(descBoxEvictions)}
+		handled: map[string]struct{}{}, captures: newCounterVec(descBoxCaptures), evictions: newCounterVec(descBoxEvictions),
+		beforeRetry: func() { time.Sleep(100 * time.Millisecond) }}
 	for _, r := range []string{blackBoxCaptureResultOK, blackBoxCaptureResultNoFile, blackBoxCaptureResultLost} {
 		b.captures.WithLabelValues(r)
 	}
@@ -189,6 +194,15 @@ func (b *blackBox) capture(c *lifecycle.Container) journal.BlackBox {
 		return box
 	}
 	res, err := crilog.Tail(box.LogPath, b.opts.Tail)
+	if errors.Is(err, fs.ErrNotExist) && dirExists(filepath.Dir(box.LogPath)) {
+		// The kubelet's log rotation may have just renamed the file: for an
+		// exited container it renames it back (kubernetes/kubernetes
+		// pkg/kubelet/logs/container_log_manager.go, rotateLatestLog). Once
+		// more after that window; not where the directory itself is
+		// missing (no mount, or the pod is gone).
+		b.beforeRetry()
+		res, err = crilog.Tail(box.LogPath, b.opts.Tail)
+	}
 	if err != nil {
 		box.CaptureError = oneLine(err)
 		if errors.Is(err, fs.ErrNotExist) {
@@ -204,6 +218,12 @@ func (b *blackBox) capture(c *lifecycle.Container) journal.BlackBox {
 		box.Lines = append(box.Lines, line)
 	}
 	return box
+}
+
+// dirExists reports whether dir is a directory that can be seen.
+func dirExists(dir string) bool {
+	fi, err := os.Stat(dir)
+	return err == nil && fi.IsDir()
 }
 
 // logPath is c's log file: the runtime's path, resolved in the pod's log

@@ -191,3 +191,30 @@ func TestBlackBoxLastLinesOfATransition(t *testing.T) {
 		}
 	}
 }
+
+// A log file missing at the exit, in a pod log directory that exists, is
+// read once more (the kubelet's rotation renames it and, for an exited
+// container, back); in a directory that is missing it is not waited for.
+func TestBlackBoxRereadsAFileMissingInARotation(t *testing.T) {
+	n := newBoxNode(t)
+	b := newBlackBox(BlackBoxOptions{Tail: crilog.Limits{Lines: 3, Bytes: 1024}, PodLogsDir: n.dir}, nil, slog.New(slog.NewTextHandler(io.Discard, nil)), time.Now)
+	dir := filepath.Join(n.dir, "ns_web_uid-web", "app")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	retries := 0
+	b.beforeRetry = func() { // the kubelet renames the file back
+		retries++
+		os.WriteFile(filepath.Join(dir, "0.log"), []byte("2026-12-06T10:00:00.1Z stdout F back\n"), 0o644)
+	}
+	c := lifecycle.Container{ID: "c0", PodUID: "uid-web", PodName: "web", PodNamespace: "ns", Name: "app", LogPath: "app/0.log",
+		State: lifecycle.RuntimeExited}
+	if box := b.capture(&c); box.CaptureError != "" || len(box.Lines) != 1 || box.Lines[0].Text != "back" || retries != 1 {
+		t.Errorf("file back after the rotation: %+v, %d retries", box, retries)
+	}
+	gone := lifecycle.Container{ID: "c1", PodUID: "uid-gone", PodName: "gone", PodNamespace: "ns", Name: "app", LogPath: "app/0.log",
+		State: lifecycle.RuntimeExited}
+	if box := b.capture(&gone); !strings.Contains(box.CaptureError, "is gone") || retries != 1 {
+		t.Errorf("pod log directory missing: %+v, %d retries (want none)", box, retries)
+	}
+}

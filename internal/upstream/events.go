@@ -289,8 +289,9 @@ func (r *Reporter) waitingForLines() time.Time {
 	return r.linesDue
 }
 
-// noteLimit is the most an Event's note may hold (events.k8s.io/v1
-// validation: kubernetes/kubernetes pkg/apis/events/validation, NoteLengthLimit).
+// noteLimit is the most an Event's note may hold, in bytes
+// (kubernetes/kubernetes pkg/apis/core/validation/events.go,
+// NoteLengthLimit, checked as len(event.Message)).
 const noteLimit = 1024
 
 // withLines appends the last of lines that fit in limit bytes to note,

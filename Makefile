@@ -7,7 +7,7 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -s -w -X github.com/podlife/podlife/internal/version.Version=$(VERSION)
 export PODLIFE_TOOLS_BIN := $(TOOLS_BIN)
 
-.PHONY: all build plugin image test unit lint bench tools demo clean fuzz soak
+.PHONY: all build plugin image test unit lint bench tools demo clean fuzz soak screenshots
 
 all: lint build test
 
@@ -98,6 +98,11 @@ soak: build
 
 demo:
 	$(GO) run ./cmd/podlife demo
+
+## screenshots: the page's screenshots the README shows (docs/screenshots), from
+## the browser test against the demo in headless Chromium (Debian's chromium).
+screenshots: tools
+	PODLIFE_ARTIFACTS=$(CURDIR)/docs/screenshots $(GO) test -count=1 -run '^TestUIDemo$$' -v ./cmd/podlife
 
 clean:
 	rm -rf bin bench.out

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/podlife/podlife/agent/ui"
 	"github.com/podlife/podlife/api"
 	"github.com/podlife/podlife/internal/journal"
 	"github.com/podlife/podlife/lifecycle"
@@ -47,6 +48,8 @@ func (a *Agent) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/transitions", a.handleTransitions)
 	mux.HandleFunc("GET /api/v1/journal", a.handleJournal)
 	mux.HandleFunc("GET /metrics", a.handleMetrics)
+	mux.Handle("GET "+ui.Prefix, ui.Handler())
+	mux.Handle("GET /ui", http.RedirectHandler(ui.Prefix, http.StatusMovedPermanently))
 	if a.opts.Pprof {
 		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
 		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
@@ -147,7 +150,7 @@ func (a *Agent) snapshotOrEmpty() *lifecycle.Snapshot {
 func (a *Agent) handlePods(w http.ResponseWriter, _ *http.Request) {
 	s := a.snapshotOrEmpty()
 	// PodsResponse, with the pods encoded once per snapshot.
-	head, err := json.Marshal(PodsResponse{Node: s.Node, GeneratedAt: s.At, Sources: s.Sources})
+	head, err := json.Marshal(PodsResponse{Node: s.Node, GeneratedAt: s.At, Sources: s.Sources, BlackBox: a.box != nil})
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, "encode pods: "+err.Error())
 		return

@@ -15,7 +15,10 @@ type PodsResponse struct {
 	Node        string                            `json:"node"`
 	GeneratedAt time.Time                         `json:"generatedAt"`
 	Sources     map[string]lifecycle.SourceHealth `json:"sources"`
-	Pods        []lifecycle.PodView               `json:"pods"`
+	// BlackBox tells whether the agent keeps crash black boxes (GET
+	// /api/v1/pods/{namespace}/{name}/logs serves them; 501 when not).
+	BlackBox bool                `json:"blackBox"`
+	Pods     []lifecycle.PodView `json:"pods"`
 }
 
 // PodResponse is GET /api/v1/pods/{namespace}/{name}: the view and its history.

@@ -9,7 +9,7 @@ bin=${1:-$(pwd)/.tools/bin}
 mkdir -p "$bin"
 
 need_pkgs=()
-for p in libseccomp-dev pkg-config busybox-static iproute2; do
+for p in libseccomp-dev pkg-config busybox-static iproute2 chromium; do
   dpkg -s "$p" >/dev/null 2>&1 || need_pkgs+=("$p")
 done
 if [ ${#need_pkgs[@]} -gt 0 ]; then

@@ -56,13 +56,14 @@ ErrImagePull/ImagePullBackOff, InvalidImageName, OOMKilled, Evicted, Terminating
 down at 50-60 s and the runtime at 70-80 s of every %s loop.
 
 Look at:
+  %s/ui/  (the page: the node, live, and each pod's timeline)
   %s/api/v1/pods
   %s/api/v1/transitions?watch=true
   %s/metrics
   go run ./cmd/podlife pods --server %s
   go run ./cmd/podlife describe shop/worker --server %s
 Ctrl-C stops it.
-`, node.CRIEndpoint, node.KubeletURL, podsAPINote(node.PodsAPISocket), simnode.Period, base, base, base, base, base)
+`, node.CRIEndpoint, node.KubeletURL, podsAPINote(node.PodsAPISocket), simnode.Period, base, base, base, base, base, base)
 	})
 }
 

@@ -28,7 +28,23 @@ import (
 // returns its CRI endpoint and kubelet URL. Cleanup kills it by PID.
 func startSimnode(t *testing.T, bin string, args ...string) (cri, kubelet string) {
 	t.Helper()
-	cmd := exec.Command(bin, append([]string{"simnode", "--dir", t.TempDir()}, args...)...)
+	sc := startPrinting(t, bin, append([]string{"simnode", "--dir", t.TempDir()}, args...)...)
+	endpoints := map[string]string{}
+	for len(endpoints) < 2 && sc.Scan() {
+		k, v, _ := strings.Cut(sc.Text(), "=")
+		endpoints[k] = v
+	}
+	if endpoints["cri-endpoint"] == "" || endpoints["kubelet-url"] == "" {
+		t.Fatalf("podlife simnode printed %v", endpoints)
+	}
+	return endpoints["cri-endpoint"], endpoints["kubelet-url"]
+}
+
+// startPrinting starts bin with args and returns a scanner of its stdout.
+// Cleanup kills it by PID.
+func startPrinting(t *testing.T, bin string, args ...string) *bufio.Scanner {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -38,16 +54,7 @@ func startSimnode(t *testing.T, bin string, args ...string) (cri, kubelet string
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	endpoints := map[string]string{}
-	sc := bufio.NewScanner(out)
-	for len(endpoints) < 2 && sc.Scan() {
-		k, v, _ := strings.Cut(sc.Text(), "=")
-		endpoints[k] = v
-	}
-	if endpoints["cri-endpoint"] == "" || endpoints["kubelet-url"] == "" {
-		t.Fatalf("podlife simnode printed %v", endpoints)
-	}
-	return endpoints["cri-endpoint"], endpoints["kubelet-url"]
+	return bufio.NewScanner(out)
 }
 
 // streamed reads an agent's whole transition stream, from its first record.

@@ -26,7 +26,7 @@ import (
 )
 
 // Subresources of the caller's node that podlife's paths are authorized as,
-// kubelet style: get nodes/podlife for /api/v1/*, get nodes/metrics for
+// kubelet style: get nodes/podlife for /api/v1/* and the page (/ui/), get nodes/metrics for
 // /metrics (what a Prometheus that scrapes kubelets already holds), and get
 // nodes/proxy for anything else (such as /debug/pprof/).
 const (
@@ -49,8 +49,8 @@ func Attributes(u user.Info, r *http.Request, node string) authorizer.Attributes
 	switch {
 	case p == "/metrics":
 		sub = MetricsSubresource
-	case p == "/api/v1" || strings.HasPrefix(p, "/api/v1/"):
-		sub = APISubresource
+	case p == "/api/v1" || strings.HasPrefix(p, "/api/v1/") || p == "/ui" || strings.HasPrefix(p, "/ui/"):
+		sub = APISubresource // the page (/ui/) shows what the API serves
 	}
 	return authorizer.AttributesRecord{User: u, Verb: verb(r.Method), APIGroup: "", APIVersion: "v1",
 		Resource: "nodes", Subresource: sub, Name: node, ResourceRequest: true, Path: r.URL.Path}

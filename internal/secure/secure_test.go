@@ -152,6 +152,10 @@ func TestAttributes(t *testing.T) {
 		{"GET", "/api/v10", "get", "proxy"},
 		{"GET", "/debug/pprof/", "get", "proxy"},
 		{"GET", "/", "get", "proxy"},
+		{"GET", "/ui/", "get", "podlife"}, // the page shows what the API serves
+		{"GET", "/ui", "get", "podlife"},
+		{"GET", "/ui/app.js", "get", "podlife"},
+		{"GET", "/uix", "get", "proxy"},
 	}
 	u := &user.DefaultInfo{Name: "u"}
 	for _, tc := range tests {

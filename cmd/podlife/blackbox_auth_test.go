@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -8,9 +9,15 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
+	"os/exec"
+	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/chromedp/chromedp"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -161,4 +168,58 @@ func logsHold(r api.LogsResponse, s string) bool {
 		}
 	}
 	return false
+}
+
+// checkPluginUI: kubectl podlife ui --node serves the agent's page on
+// 127.0.0.1 through the API server's pod proxy (jane's kubeconfig, the
+// viewer's token); in headless Chromium it lists the pods the agent's API
+// lists, follows the watch, with no console error and no request but to the
+// forwarder.
+func (e *dsEnv) checkPluginUI(t *testing.T) {
+	bin := e.pluginDir(t)
+	jane := e.c.API.Kubeconfig("jane.kubeconfig", "jane-token")
+	cmd := exec.Command(e.kubect, "podlife", "ui", "--node", e.c.NodeName)
+	cmd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"), "KUBECONFIG="+jane, "HOME="+t.TempDir())
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	sc := bufio.NewScanner(out)
+	if !sc.Scan() {
+		t.Fatalf("kubectl podlife ui printed nothing; stderr: %s", stderr.String())
+	}
+	line := sc.Text()
+	t.Logf("kubectl podlife ui --node %s: %s", e.c.NodeName, line)
+	f := strings.Fields(line)
+	if len(f) < 3 || !strings.HasPrefix(f[2], "http://127.0.0.1:") || !strings.HasSuffix(line, "through the API server (Ctrl-C stops)") {
+		t.Fatalf("kubectl podlife ui printed %q", line)
+	}
+	ui := f[2]
+	base := strings.TrimSuffix(ui, "/ui/")
+	b := testenv.StartBrowser(t)
+	b.Do(t, time.Minute, chromedp.Navigate(ui), chromedp.WaitVisible(`#pods tbody tr`))
+	testenv.Eventually(t, "the page through the API server listing the pods the agent lists", time.Minute, func() bool {
+		return slices.Equal(pageRows(t, b), apiRows(t, e.server))
+	})
+	if node := testenv.Eval[string](t, b, `document.querySelector('#node').textContent`); node != "node "+e.c.NodeName {
+		t.Errorf("the page names %q, want node %s", node, e.c.NodeName)
+	}
+	testenv.Eventually(t, "the page following the watch through the pod proxy", time.Minute, func() bool {
+		return testenv.Eval[string](t, b, `document.querySelector('#live').textContent`) == "live"
+	})
+	if errs := b.Errors(); len(errs) > 0 {
+		t.Errorf("console errors: %q", errs)
+	}
+	for _, u := range b.Requests() {
+		if !strings.HasPrefix(u, base+"/") && !strings.HasPrefix(u, "data:") {
+			t.Errorf("a request outside the forwarder: %s", u)
+		}
+	}
 }

@@ -179,6 +179,7 @@ func TestDaemonSet(t *testing.T) {
 	t.Run("Events and node conditions as its ServiceAccount", e.checkReporting)
 	t.Run("kubectl podlife --node: through the API server's pod proxy", e.checkPlugin)
 	t.Run("crash black box: served to who may get pods/log, directly and through kubectl podlife", e.checkBlackBoxAuth)
+	t.Run("kubectl podlife ui --node: the page through the API server, in headless Chromium", e.checkPluginUI)
 	t.Run("agent pod deleted mid-churn: the journal on the hostPath loses nothing", func(t *testing.T) { e.checkPodDeletion(t, first) })
 	t.Run("rolling update to the plain deploy/ (no pin): Ready, reading the kubelet's Pods API", func(t *testing.T) { e.checkRollingUpdate(t, plain) })
 	t.Logf("TestDaemonSet: apply→Ready %s; whole test %s", applyToReady.Round(100*time.Millisecond), time.Since(testStart).Round(time.Second))

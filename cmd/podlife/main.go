@@ -38,6 +38,8 @@ Usage:
   podlife watch                  live transitions
   podlife logs NS/POD [-c NAME] [--attempt N | --all]   the crash black box: the last lines of
                                  each container attempt, kept at its exit (needs get pods/log)
+  podlife ui [--listen-address 127.0.0.1:0]   the agent's web page in your browser: serves it
+                                 on this machine, forwarding to the agent, and prints its URL
   podlife journal --journal-path FILE   transitions not yet delivered upstream
   podlife version                print the version
 
@@ -59,6 +61,8 @@ Usage:
   kubectl podlife journal --node NODE                 transitions not yet delivered upstream
   kubectl podlife logs NS/POD --node NODE [-c NAME] [--attempt N | --all]
                                                       the crash black box: each attempt's last lines
+  kubectl podlife ui --node NODE                      the agent's web page: served on 127.0.0.1,
+                                                      forwarded through the API server; prints its URL
 
 It finds the agent pod on NODE and reaches it through the API server's pod
 proxy, with your kubeconfig (--kubeconfig FILE, --context NAME; default
@@ -87,7 +91,7 @@ func runPlugin(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	switch args[0] {
-	case "pods", "describe", "watch", "journal", "logs", "version":
+	case "pods", "describe", "watch", "journal", "logs", "ui", "version":
 	default:
 		fmt.Fprintf(stderr, "kubectl podlife: unknown command %q (see 'kubectl podlife help')\n", args[0])
 		return 2
@@ -143,6 +147,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cli.RunJournal(ctx, args[1:], stdout)
 	case "logs":
 		err = cli.RunLogs(ctx, args[1:], stdout)
+	case "ui":
+		err = cli.RunUI(ctx, args[1:], stdout)
 	case "simnode":
 		err = runSimnode(ctx, args[1:], stdout, stderr)
 	default:

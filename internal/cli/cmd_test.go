@@ -1,12 +1,15 @@
 package cli
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -156,5 +159,53 @@ func TestAttemptSummary(t *testing.T) {
 		if got := attemptSummary(&tc.b); got != tc.want {
 			t.Errorf("attemptSummary(%+v) = %q, want %q", tc.b, got, tc.want)
 		}
+	}
+}
+
+// podlife ui serves on loopback, forwards reads to the agent, refuses
+// another host name (DNS rebinding) and writes, and stops with its context.
+func TestUICommand(t *testing.T) {
+	agentURL, asked := fakeAgent(t)
+	if err := RunUI(context.Background(), []string{"--server", agentURL, "--listen-address", "0.0.0.0:0"}, io.Discard); !errors.Is(err, ErrUsage) {
+		t.Errorf("--listen-address 0.0.0.0:0: %v, want a usage error", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	out, w := io.Pipe()
+	done := make(chan error, 1)
+	go func() { done <- RunUI(ctx, []string{"--server", agentURL}, w); w.Close() }()
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		t.Fatalf("podlife ui printed %q: %v", line, err)
+	}
+	go io.Copy(io.Discard, out)
+	page := strings.Fields(line)[2] // podlife ui: URL shows ...
+	if !strings.HasPrefix(page, "http://127.0.0.1:") || !strings.HasSuffix(page, "/ui/") {
+		t.Fatalf("podlife ui printed %q", line)
+	}
+	base := strings.TrimSuffix(page, "/ui/")
+	get := func(method, host string) int {
+		req, _ := http.NewRequest(method, base+"/api/v1/pods", nil)
+		if host != "" {
+			req.Host = host
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := get(http.MethodGet, ""); code != 200 || !slices.Contains(asked(), "/api/v1/pods") {
+		t.Errorf("GET /api/v1/pods through podlife ui: %d", code)
+	}
+	if code := get(http.MethodGet, "attacker.example:80"); code != http.StatusForbidden || len(asked()) != 0 {
+		t.Errorf("another host name: %d, want 403 and nothing forwarded", code)
+	}
+	if code := get(http.MethodPost, ""); code != http.StatusMethodNotAllowed || len(asked()) != 0 {
+		t.Errorf("POST: %d, want 405 and nothing forwarded", code)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("podlife ui after Ctrl-C: %v", err)
 	}
 }

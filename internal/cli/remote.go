@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
@@ -89,17 +90,21 @@ func NewRemoteClient(ctx context.Context, r Remote, auth Auth) (*Client, error) 
 	if err != nil {
 		return nil, err
 	}
+	rt := &proxiedBearer{token: token, next: hc.Transport}
 	if token != "" {
 		if err := forAgent(token); err != nil {
 			return nil, err
 		}
 	} else {
-		if token, err = api.viewerToken(ctx, r); err != nil {
+		// The viewer's token is short-lived: renewed before it expires, so
+		// that a long watch or `podlife ui` goes on.
+		rt.renew = func(ctx context.Context) (string, error) { return api.viewerToken(ctx, r) }
+		rt.every = r.TokenTTL * 3 / 4
+		if err := rt.refresh(ctx); err != nil {
 			return nil, err
 		}
 	}
 	where := fmt.Sprintf("%s/api/v1/namespaces/%s/pods/https:%s:%d/proxy", api.host, url.PathEscape(r.Namespace), url.PathEscape(pod), port)
-	rt := proxiedBearer{token: token, next: hc.Transport}
 	return &Client{Server: where, HTTP: &http.Client{Timeout: 10 * time.Second, Transport: rt}, Stream: &http.Client{Transport: rt}}, nil
 }
 
@@ -140,16 +145,45 @@ func forAgent(token string) error {
 }
 
 // proxiedBearer sends the agent's token in the header the API server's pod
-// proxy passes on.
+// proxy passes on; with renew, a new token every so often.
 type proxiedBearer struct {
-	token string
 	next  http.RoundTripper
+	renew func(context.Context) (string, error) // nil: the token is the caller's own
+	every time.Duration
+
+	mu      sync.Mutex
+	token   string
+	renewed time.Time
 }
 
-// RoundTrip sends req with the token, on a copy as RoundTrippers must.
-func (b proxiedBearer) RoundTrip(req *http.Request) (*http.Response, error) {
+// refresh gets a new token.
+func (b *proxiedBearer) refresh(ctx context.Context) error {
+	token, err := b.renew(ctx)
+	if err != nil {
+		return err
+	}
+	b.mu.Lock()
+	b.token, b.renewed = token, time.Now()
+	b.mu.Unlock()
+	return nil
+}
+
+// RoundTrip sends req with the token, on a copy as RoundTrippers must,
+// renewing the token first when it is due.
+func (b *proxiedBearer) RoundTrip(req *http.Request) (*http.Response, error) {
+	b.mu.Lock()
+	due := b.renew != nil && time.Since(b.renewed) > b.every
+	b.mu.Unlock()
+	if due {
+		if err := b.refresh(req.Context()); err != nil {
+			return nil, err
+		}
+	}
+	b.mu.Lock()
+	token := b.token
+	b.mu.Unlock()
 	req = req.Clone(req.Context())
-	req.Header.Set(secure.ProxyAuthorizationHeader, "Bearer "+b.token)
+	req.Header.Set(secure.ProxyAuthorizationHeader, "Bearer "+token)
 	return b.next.RoundTrip(req)
 }
 

@@ -79,16 +79,17 @@ type Options struct {
 
 // Agent is one node's podlife.
 type Agent struct {
-	opts    Options
-	journal *journalKeeper // nil without a journal
-	box     *blackBox      // nil without a journal, or with capture off
-	wake    chan struct{}  // the reporter: new journal entries or black boxes
-	metrics *metrics
-	admit   *admission
-	scrapes singleflight.Group // concurrent /metrics scrapes share one rendering
-	podText podMetrics         // the metrics' pod families
-	podJSON podsCache          // the pods of GET /api/v1/pods
-	views   viewJSONCache
+	opts     Options
+	journal  *journalKeeper // nil without a journal
+	box      *blackBox      // nil without a journal, or with capture off
+	wake     chan struct{}  // the reporter: new journal entries or black boxes
+	metrics  *metrics
+	admit    *admission
+	scrapes  singleflight.Group // concurrent /metrics scrapes share one rendering
+	podText  podMetrics         // the metrics' pod families
+	podJSON  podsCache          // the pods of GET /api/v1/pods
+	podsGzip snapshotCache      // GET /api/v1/pods gzipped
+	views    viewJSONCache
 
 	corrMu sync.Mutex
 	corr   lifecycle.Correlator // reuses unchanged pods' views between correlations

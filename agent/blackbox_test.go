@@ -1,6 +1,8 @@
 package agent
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"io"
@@ -216,5 +218,41 @@ func TestBlackBoxRereadsAFileMissingInARotation(t *testing.T) {
 		State: lifecycle.RuntimeExited}
 	if box := b.capture(&gone); !strings.Contains(box.CaptureError, "is gone") || retries != 1 {
 		t.Errorf("pod log directory missing: %+v, %d retries (want none)", box, retries)
+	}
+}
+
+// GET /api/v1/pods is gzipped for a client that asks (a browser always
+// does): the same answer, compressed once per snapshot.
+func TestPodsGzipped(t *testing.T) {
+	n := newBoxNode(t)
+	_, srv, stop := n.run(t, filepath.Join(t.TempDir(), "journal.db"))
+	defer stop()
+	raw := &http.Client{Transport: &http.Transport{DisableCompression: true}}
+	get := func(enc string) (*http.Response, []byte) {
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/api/v1/pods", nil)
+		if enc != "" {
+			req.Header.Set("Accept-Encoding", enc)
+		}
+		resp, err := raw.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, b
+	}
+	var plain PodsResponse
+	if resp, b := get(""); resp.Header.Get("Content-Encoding") != "" || json.Unmarshal(b, &plain) != nil || plain.Node != "node-a" {
+		t.Fatalf("without Accept-Encoding: %q, %s", resp.Header.Get("Content-Encoding"), b)
+	}
+	resp, b := get("gzip, deflate, br")
+	zr, err := gzip.NewReader(bytes.NewReader(b))
+	if resp.Header.Get("Content-Encoding") != "gzip" || err != nil {
+		t.Fatalf("Accept-Encoding gzip: Content-Encoding %q, %v", resp.Header.Get("Content-Encoding"), err)
+	}
+	var unzipped PodsResponse
+	if err := json.NewDecoder(zr).Decode(&unzipped); err != nil || unzipped.Node != "node-a" || unzipped.Pods == nil ||
+		!unzipped.BlackBox || resp.Header.Get("Content-Length") != strconv.Itoa(len(b)) {
+		t.Errorf("gzipped answer: %+v, %v (Content-Length %s of %d)", unzipped, err, resp.Header.Get("Content-Length"), len(b))
 	}
 }

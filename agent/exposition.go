@@ -2,7 +2,6 @@ package agent
 
 import (
 	"bytes"
-	"compress/gzip"
 	"fmt"
 	"net/http"
 	"slices"
@@ -364,14 +363,11 @@ type scrape struct{ plain, gzipped []byte }
 // costs one gathering and one gzip, and /metrics is never refused).
 func (a *Agent) handleMetrics(w http.ResponseWriter, r *http.Request) {
 	v, err, _ := a.scrapes.Do("metrics", func() (any, error) {
-		var buf, gz bytes.Buffer
+		var buf bytes.Buffer
 		if err := a.exposition(&buf); err != nil {
 			return nil, err
 		}
-		zw, _ := gzip.NewWriterLevel(&gz, gzip.BestSpeed)
-		zw.Write(buf.Bytes())
-		zw.Close()
-		return scrape{plain: buf.Bytes(), gzipped: gz.Bytes()}, nil
+		return scrape{plain: buf.Bytes(), gzipped: gzipped(buf.Bytes())}, nil
 	})
 	if err != nil {
 		http.Error(w, "gather metrics: "+err.Error(), http.StatusInternalServerError)

@@ -21,6 +21,7 @@ func runSimnode(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs := pflag.NewFlagSet("simnode", pflag.ContinueOnError)
 	pods := fs.Int("pods", 250, "simulated serving pods (4 containers each)")
 	churn := fs.Float64("churn", 0, "container restarts per second")
+	churnFor := fs.Duration("churn-for", 0, "stop the churn after this long (0: never)")
 	script := fs.Bool("script", false, "also run the demo timeline")
 	replace := fs.Float64("replace", 0, "pods deleted and created again under a new UID per second")
 	outageEvery := fs.Duration("outage-every", 0, "take each source down once in every period: the kubelet a third into it, the runtime two thirds")
@@ -45,7 +46,7 @@ func runSimnode(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		defer os.RemoveAll(d)
 		*dir = d
 	}
-	node, err := simnode.Start(ctx, simnode.Options{Dir: *dir, Script: *script, Pods: *pods, ChurnPerSecond: *churn,
+	node, err := simnode.Start(ctx, simnode.Options{Dir: *dir, Script: *script, Pods: *pods, ChurnPerSecond: *churn, ChurnFor: *churnFor,
 		ReplacePerSecond: *replace, OutageEvery: *outageEvery, OutageFor: *outageFor, LogsDir: *logsDir,
 		PodsAPI: *kubeletAPI != kubelet.ModePodsHTTP, NoPodsHTTP: *kubeletAPI == kubelet.ModePodsAPI},
 		logger(stderr, "warn"))

@@ -22,6 +22,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	podsv1alpha1 "k8s.io/kubelet/pkg/apis/pods/v1alpha1"
 
+	"github.com/chromedp/chromedp"
+
 	"github.com/podlife/podlife/agent"
 	"github.com/podlife/podlife/internal/testenv"
 	"github.com/podlife/podlife/internal/upstream"
@@ -46,6 +48,8 @@ type cutoffEnv struct {
 	mode string
 	// podsAPI is the kubelet's Pods API socket, which the test reads too.
 	podsAPI string
+	// ui, when set, is a browser on the agent's page through the cut.
+	ui *testenv.Browser
 }
 
 func startCutoffEnv(t *testing.T, mode string) *cutoffEnv {
@@ -302,6 +306,8 @@ func (e *cutoffEnv) checkEvents(what string) int {
 func TestNodeCutOff(t *testing.T) {
 	e := startCutoffEnv(t, kubelet.ModePodsAPI)
 	e.startPods()
+	e.ui = testenv.StartBrowser(t)
+	e.ui.Do(t, time.Minute, chromedp.Navigate(e.server+"/ui/"), chromedp.WaitVisible(`#pods tbody tr`))
 	t.Run("a: the kubelet alone is cut off", e.kubeletCut)
 	e.partitions(t)
 }
@@ -410,6 +416,9 @@ func (e *cutoffEnv) kubeletCut(t *testing.T) {
 			return ok && p.UnknownCause == lifecycle.CauseKubeletAPIServerUnreachable
 		})
 		t.Logf("cause shown %s after the cut", time.Since(cutAt).Round(time.Second))
+		if e.ui != nil {
+			e.checkUIDuringCut(t)
+		}
 		testenv.Eventually(t, "the API server shows the node Unknown", 90*time.Second, func() bool {
 			n, err := e.c.NodeReadyCondition(ctx, e.admin)
 			return err == nil && n.Status == corev1.ConditionUnknown && n.Reason == "NodeStatusUnknown"
@@ -458,6 +467,42 @@ func (e *cutoffEnv) kubeletCut(t *testing.T) {
 			return false
 		})
 		t.Log(e.table("(a) after healing"))
+		if e.ui != nil {
+			e.checkUIAfterHeal(t)
+		}
+	}
+}
+
+// checkUIDuringCut: the page, open since before the cut, shows a banner that
+// names the kubelet's cut and the pods' Unknown cause, without a reload.
+func (e *cutoffEnv) checkUIDuringCut(t *testing.T) {
+	var banner string
+	testenv.Eventually(t, "the page's banner naming the kubelet's cut", time.Minute, func() bool {
+		banner = testenv.Eval[string](t, e.ui, `document.querySelector('#banner').hidden ? '' : document.querySelector('#banner').textContent`)
+		return strings.Contains(banner, "The kubelet is cut off from the API server") &&
+			strings.Contains(banner, string(lifecycle.CauseKubeletAPIServerUnreachable))
+	})
+	t.Logf("the page's banner during the cut: %s", banner)
+	screenshot(t, e.ui, "cut-node.png")
+}
+
+// checkUIAfterHeal: once healed, the banner is gone and the crash-looping
+// pod's timeline shades the cut, closed, on its kubelet and API server lanes.
+func (e *cutoffEnv) checkUIAfterHeal(t *testing.T) {
+	testenv.Eventually(t, "the page's banner gone after the heal", time.Minute, func() bool {
+		return testenv.Eval[bool](t, e.ui, `document.querySelector('#banner').hidden`)
+	})
+	crash, _ := e.pod("crash")
+	e.ui.Do(t, time.Minute, chromedp.Navigate(e.server+"/ui/#/pod/"+e.ns+"/"+crash.Name), chromedp.WaitVisible(`#timeline svg`))
+	var shade string
+	testenv.Eventually(t, "the cut shaded on the timeline, closed", time.Minute, func() bool {
+		shade = testenv.Eval[string](t, e.ui, `[...document.querySelectorAll('#timeline rect[data-shade="kubelet-apiserver"] title')].map(t => t.textContent).join('\n')`)
+		return strings.Contains(shade, "kubelet cut off from the API server") && !strings.Contains(shade, "– now")
+	})
+	t.Logf("the cut on %s's timeline: %s", crash.Name, shade)
+	screenshot(t, e.ui, "cut-pod.png")
+	if errs := e.ui.Errors(); len(errs) > 0 {
+		t.Errorf("console errors: %q", errs)
 	}
 }
 

@@ -71,9 +71,13 @@ func run() int {
 	quick := flag.Bool("quick", false, "only 250 pods (for a fast look)")
 	realOnly := flag.Bool("real-node-only", false, "only print the real-node section from -bench")
 	compare := flag.Bool("kubelet-compare", false, "only the kubelet's watch (pods-api) against its /pods polled (pods-http), 110 and 250 pods, idle and 10 restarts/s")
+	uiPods := flag.Int("ui", 0, "instead of the scenarios: the web page's cost with this many pods (first render, bytes, the agent's CPU with a page open)")
 	blackBox := flag.Bool("blackbox", false, "only the crash black box's cost: 250 pods, idle and 10 restarts/s, a journal, capture on and off")
 	burstClients := flag.Int("burst", 0, "instead of the scenarios: a burst of this many concurrent clients against `podlife demo`, -runs times")
 	flag.Parse()
+	if *uiPods > 0 {
+		return uiCost(*bin, *uiPods, 1000, *runs, 60*time.Second)
+	}
 	if *burstClients > 0 {
 		return burst(*bin, *burstClients, *runs)
 	}

@@ -29,8 +29,10 @@ type Options struct {
 	Script bool
 	// Pods extra steady serving pods of ContainersPerPod containers (load).
 	Pods, ContainersPerPod int
-	// ChurnPerSecond restarts that many load containers per second.
+	// ChurnPerSecond restarts that many load containers per second, for
+	// ChurnFor (0: for ever).
 	ChurnPerSecond float64
+	ChurnFor       time.Duration
 	// Tick is how often the simulation advances (default 100ms).
 	Tick time.Duration
 	// KubeletLag is how far the kubelet's view trails the runtime (default 1s).
@@ -228,7 +230,11 @@ func (n *Node) churn(now time.Time, elapsed time.Duration) []*runtimeapi.Contain
 	}
 	var events []*runtimeapi.ContainerEventResponse
 	total := n.opts.Pods * n.opts.ContainersPerPod
-	target := int(elapsed.Seconds() * n.opts.ChurnPerSecond)
+	churned := elapsed
+	if n.opts.ChurnFor > 0 {
+		churned = min(churned, n.opts.ChurnFor)
+	}
+	target := int(churned.Seconds() * n.opts.ChurnPerSecond)
 	replace := int(elapsed.Seconds() * n.opts.ReplacePerSecond)
 	if total > 0 && (n.applied < target || n.replaced < replace) {
 		n.load = append([]simPod(nil), n.load...) // earlier snapshots keep their pods

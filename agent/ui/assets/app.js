@@ -138,6 +138,10 @@
         el('td', { class: 'num', text: String(restarts(p)) }), el('td', { class: 'num', title: p.created ? utc(p.created) : null, text: span(now - ms(p.created)) }),
         el('td', { class: 'why', text: why(p) }));
     }));
+    if (!S.rendered && S.pods.length) {
+      S.rendered = true;
+      performance.mark('podlife:first-render'); // measured by hack/loadharness -ui
+    }
     for (const th of document.querySelectorAll('#pods th')) {
       th.setAttribute('aria-sort', th.dataset.key === S.sort.key ? (S.sort.dir > 0 ? 'ascending' : 'descending') : 'none');
     }

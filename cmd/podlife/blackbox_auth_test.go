@@ -173,8 +173,8 @@ func logsHold(r api.LogsResponse, s string) bool {
 // checkPluginUI: kubectl podlife ui --node serves the agent's page on
 // 127.0.0.1 through the API server's pod proxy (jane's kubeconfig, the
 // viewer's token); in headless Chromium it lists the pods the agent's API
-// lists, follows the watch, with no console error and no request but to the
-// forwarder.
+// lists and every pod the API server has on the node, follows the watch,
+// with no console error and no request but to the forwarder.
 func (e *dsEnv) checkPluginUI(t *testing.T) {
 	bin := e.pluginDir(t)
 	jane := e.c.API.Kubeconfig("jane.kubeconfig", "jane-token")
@@ -207,6 +207,21 @@ func (e *dsEnv) checkPluginUI(t *testing.T) {
 	b.Do(t, time.Minute, chromedp.Navigate(ui), chromedp.WaitVisible(`#pods tbody tr`))
 	testenv.Eventually(t, "the page through the API server listing the pods the agent lists", time.Minute, func() bool {
 		return slices.Equal(pageRows(t, b), apiRows(t, e.server))
+	})
+	// Every pod the API server has on the node is on the page (the churn
+	// creates and deletes pods: some pass, none stays missing).
+	testenv.Eventually(t, "the page listing every pod the API server lists on the node", time.Minute, func() bool {
+		l, err := e.admin.CoreV1().Pods("").List(context.Background(), metav1.ListOptions{FieldSelector: "spec.nodeName=" + e.c.NodeName})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows := pageRows(t, b)
+		for _, p := range l.Items {
+			if !slices.Contains(rows, p.Namespace+"/"+p.Name) {
+				return false
+			}
+		}
+		return len(l.Items) > 0
 	})
 	if node := testenv.Eval[string](t, b, `document.querySelector('#node').textContent`); node != "node "+e.c.NodeName {
 		t.Errorf("the page names %q, want node %s", node, e.c.NodeName)

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 
@@ -156,6 +157,24 @@ func TestUIDemo(t *testing.T) {
 		}
 	})
 	screenshot(t, b, "node.png")
+
+	t.Run("a dark theme when the system asks for one", func(t *testing.T) {
+		light := testenv.Eval[string](t, b, `getComputedStyle(document.body).backgroundColor`)
+		dark := func(on string) {
+			ctx, cancel := context.WithTimeout(b.Ctx, time.Minute)
+			defer cancel()
+			if _, err := chromedp.Call(ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+				Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: on}}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		dark("dark")
+		defer dark("light")
+		if got := testenv.Eval[string](t, b, `getComputedStyle(document.body).backgroundColor`); got == light {
+			t.Errorf("background %s in both themes", got)
+		}
+		screenshot(t, b, "node-dark.png")
+	})
 
 	t.Run("keyboard alone reaches a pod's timeline and a transition", func(t *testing.T) {
 		b.Do(t, time.Minute, chromedp.Navigate(ui), chromedp.WaitVisible(`tr[data-pod="shop/worker"]`))

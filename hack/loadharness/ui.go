@@ -117,7 +117,7 @@ func uiCost(bin string, pods, transitions, runs int, window time.Duration) int {
 	open := agentCPU(agent.Process.Pid, window)
 	slices.Sort(firsts)
 	slices.Sort(walls)
-	fmt.Printf("web page, %d pods, %d transitions in the agent's history (%s):\n", pods, max(n, transitions), uiVersion())
+	fmt.Printf("web page, %d pods, %d transitions in the agent's history (%s):\n", pods, n, uiVersion())
 	fmt.Printf("  first render (navigation start to every pod listed, the page's performance mark), %d fresh tabs: median %.0f ms (min %.0f, max %.0f);\n"+
 		"  as the harness sees it (navigate, then DevTools polls for the rows): median %.0f ms\n",
 		runs, median(firsts), firsts[0], firsts[len(firsts)-1], median(walls))

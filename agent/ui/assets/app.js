@@ -392,14 +392,16 @@
       $('#pod-title').textContent = S.route.ns + '/' + S.route.name;
       $('#pod-title').setAttribute('tabindex', '-1');
       $('#pod-title').focus();
-      refresh();
+      refresh(0);
     } else {
       renderNode();
-      refresh();
+      refresh(0);
     }
   }
+  // refresh reads the agent again: at once when the page opens, then at most
+  // once per burst of transitions (150 ms).
   let pending = null;
-  function refresh() {
+  function refresh(delay = 150) {
     if (pending) return;
     pending = setTimeout(async () => {
       pending = null;
@@ -410,7 +412,7 @@
         if (S.route.page === 'pod' && e.status === 404) $('#pod-summary').textContent = 'No such pod on this node: ' + e.message;
         else setLive('error: ' + e.message);
       }
-    }, 150);
+    }, delay);
   }
   function setLive(s) { $('#live').textContent = s; }
   async function watch() {

@@ -105,6 +105,7 @@ type Agent struct {
 	pods     map[string][]Record // per pod UID
 	watchers map[*watcher]struct{}
 	clock    lifecycle.StageClock
+	reported lifecycle.Reported // container transitions already recorded
 	started  map[string]startup // pods whose start-up this agent follows
 	lastOK   map[string]time.Time
 }
@@ -245,6 +246,7 @@ func (a *Agent) Correlate(ctx context.Context) bool {
 	a.metrics.correlation.Observe(time.Since(start).Seconds())
 	a.seedClock()
 	trs = append(trs, a.clock.Stuck(&snap, a.opts.StuckAfter)...)
+	trs = a.reported.Fresh(trs) // a start or exit reported again is not news twice
 	a.snap = &snap
 	a.observeSources(&snap)
 	a.observeStartups(&snap)

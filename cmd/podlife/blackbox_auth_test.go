@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -48,6 +49,7 @@ func (e *dsEnv) checkBlackBoxAuth(t *testing.T) {
 		return ns + "-secret-" + hex.EncodeToString(b)
 	}
 	want := map[string]string{"logs-a": secret("logs-a"), "logs-b": secret("logs-b")}
+	e.secretA = want["logs-a"]
 	for ns, line := range want {
 		e.c.CreateNamespace(t, ns)
 		e.createPod(ns, "crasher", []string{"sh", "-c", "echo " + line + "; exit 3"})
@@ -176,32 +178,7 @@ func logsHold(r api.LogsResponse, s string) bool {
 // lists and every pod the API server has on the node, follows the watch,
 // with no console error and no request but to the forwarder.
 func (e *dsEnv) checkPluginUI(t *testing.T) {
-	bin := e.pluginDir(t)
-	jane := e.c.API.Kubeconfig("jane.kubeconfig", "jane-token")
-	cmd := exec.Command(e.kubect, "podlife", "ui", "--node", e.c.NodeName)
-	cmd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"), "KUBECONFIG="+jane, "HOME="+t.TempDir())
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { cmd.Process.Kill(); cmd.Wait() }()
-	sc := bufio.NewScanner(out)
-	if !sc.Scan() {
-		t.Fatalf("kubectl podlife ui printed nothing; stderr: %s", stderr.String())
-	}
-	line := sc.Text()
-	t.Logf("kubectl podlife ui --node %s: %s", e.c.NodeName, line)
-	f := strings.Fields(line)
-	if len(f) < 3 || !strings.HasPrefix(f[2], "http://127.0.0.1:") || !strings.HasSuffix(line, "through the API server (Ctrl-C stops)") {
-		t.Fatalf("kubectl podlife ui printed %q", line)
-	}
-	ui := f[2]
+	ui := e.startPluginUI(t)
 	base := strings.TrimSuffix(ui, "/ui/")
 	b := testenv.StartBrowser(t)
 	b.Do(t, time.Minute, chromedp.Navigate(ui), chromedp.WaitVisible(`#pods tbody tr`))
@@ -237,4 +214,71 @@ func (e *dsEnv) checkPluginUI(t *testing.T) {
 			t.Errorf("a request outside the forwarder: %s", u)
 		}
 	}
+	// An attempt's last lines on click, where the caller may read them: the
+	// viewer may not (no pods/log); logs-a/reader may, once also bound to
+	// podlife-reader (the page, like the API, needs get nodes/podlife).
+	if got := attemptLines(t, b, ui); !strings.Contains(got, "Not allowed to read its last lines: Forbidden") || !strings.Contains(got, "pods/log") {
+		t.Errorf("an attempt of logs-a/crasher clicked, as podlife-viewer: %q", got)
+	}
+	crb := &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "podlife-reader-logs-a-reader"},
+		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "podlife-reader"},
+		Subjects: []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: "reader", Namespace: "logs-a"}}}
+	if _, err := e.admin.RbacV1().ClusterRoleBindings().Create(context.Background(), crb, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	ttl := int64(600)
+	tr, err := e.admin.CoreV1().ServiceAccounts("logs-a").CreateToken(context.Background(), "reader",
+		&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: &ttl, Audiences: []string{secure.ProxyAudience}}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reader := e.startPluginUI(t, "--token", tr.Status.Token)
+	if got := attemptLines(t, b, reader); !strings.Contains(got, e.secretA) {
+		t.Errorf("an attempt of logs-a/crasher clicked, as logs-a/reader: %q, want its line %q", got, e.secretA)
+	}
+}
+
+// startPluginUI starts kubectl podlife ui --node as jane, with args, and
+// returns the page's URL it prints. It stops with the test.
+func (e *dsEnv) startPluginUI(t *testing.T, args ...string) string {
+	bin := e.pluginDir(t)
+	jane := e.c.API.Kubeconfig("jane.kubeconfig", "jane-token")
+	cmd := exec.Command(e.kubect, append([]string{"podlife", "ui", "--node", e.c.NodeName}, args...)...)
+	cmd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"), "KUBECONFIG="+jane, "HOME="+t.TempDir())
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	sc := bufio.NewScanner(out)
+	if !sc.Scan() {
+		t.Fatalf("kubectl podlife ui printed nothing; stderr: %s", stderr.String())
+	}
+	line := sc.Text()
+	t.Logf("kubectl podlife ui --node %s: %s", e.c.NodeName, line)
+	f := strings.Fields(line)
+	if len(f) < 3 || !strings.HasPrefix(f[2], "http://127.0.0.1:") || !strings.HasSuffix(line, "through the API server (Ctrl-C stops)") {
+		t.Fatalf("kubectl podlife ui printed %q", line)
+	}
+	return f[2]
+}
+
+// attemptLines opens logs-a/crasher's timeline at ui, selects an ended
+// attempt with the keyboard, and returns what the detail shows of its lines.
+func attemptLines(t *testing.T, b *testenv.Browser, ui string) string {
+	b.Do(t, time.Minute, chromedp.Navigate(ui+"#/pod/logs-a/crasher"), chromedp.WaitVisible(`#timeline rect.bar.failed`))
+	testenv.Eval[bool](t, b, `document.querySelector('#timeline rect.bar.failed').focus() || true`)
+	b.Do(t, time.Minute, chromedp.KeyEvent(kb.Enter))
+	var got string
+	testenv.Eventually(t, "the attempt's lines, or why not", time.Minute, func() bool {
+		got = testenv.Eval[string](t, b, `document.querySelector('#detail').textContent`)
+		return !strings.Contains(got, "Reading its last lines")
+	})
+	return got
 }

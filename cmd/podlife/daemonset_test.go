@@ -109,6 +109,7 @@ type dsEnv struct {
 	dir    string        // the test's temp dir
 
 	pluginBin string // the dir holding kubectl-podlife, once built
+	secretA   string // the line logs-a/crasher prints (checkBlackBoxAuth)
 }
 
 // TestDaemonSet deploys deploy/ as a DaemonSet in a real one-node cluster

@@ -318,3 +318,44 @@ func TestPodsBodyFollowsReasonAndCause(t *testing.T) {
 		})
 	}
 }
+
+// A kubelet that lists a pod for a moment without its containers' statuses
+// (it restarted, or its Pods API gave way to /pods) and then with the same
+// ones: the container's "running since T" is recorded once however often
+// that happens (lifecycle.Reported).
+func TestKubeletRelistingIsNotNews(t *testing.T) {
+	a, f := generatedAgent(t)
+	var pod int = -1
+	for i, p := range f.kl.Pods {
+		if len(p.Containers) > 0 && p.Containers[0].State.Kind == lifecycle.StateRunning && !p.Containers[0].State.StartedAt.IsZero() {
+			pod = i
+			break
+		}
+	}
+	if pod < 0 {
+		t.Fatal("no pod with a running container in the fixture")
+	}
+	full := f.kl.Pods[pod].Containers
+	name, started := full[0].Name, full[0].State.StartedAt
+	set := func(cs []lifecycle.ContainerStatus) {
+		f.mu.Lock()
+		pods := append([]lifecycle.Pod(nil), f.kl.Pods...)
+		pods[pod].Containers = cs
+		f.kl.Pods, f.kl.Generation = pods, f.kl.Generation+1
+		f.mu.Unlock()
+		a.Correlate(context.Background())
+	}
+	for range 3 {
+		set(nil)
+		set(full)
+	}
+	n := 0
+	for _, r := range a.Since(time.Time{}) {
+		if r.Container == name && r.Source == lifecycle.SourceKubelet && r.To == string(lifecycle.StateRunning) && r.HappenedAt.Equal(started) {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("%q running since %s recorded %d times over 3 relistings, want once", name, started, n)
+	}
+}

@@ -44,7 +44,7 @@ func TestHandler(t *testing.T) {
 
 // The policy allows no other origin, no inline script or style; the files
 // name no other origin and use no inline script, style or handler, which the
-// policy would block.
+// policy would block; the script puts the API's text in text nodes only.
 func TestSameOriginOnly(t *testing.T) {
 	for _, d := range strings.Split(ContentSecurityPolicy, "; ") {
 		if f := strings.Fields(d); len(f) > 1 && f[0] != "img-src" && (len(f) != 2 || (f[1] != "'self'" && f[1] != "'none'")) {
@@ -53,6 +53,7 @@ func TestSameOriginOnly(t *testing.T) {
 	}
 	url := regexp.MustCompile(`(?i)(https?:)?//[a-z0-9.-]+`)
 	inline := regexp.MustCompile(`(?i)<script>|<style|\son[a-z]+=|style=|javascript:`)
+	markup := regexp.MustCompile(`innerHTML|outerHTML|insertAdjacentHTML|document\.write|\beval\(|new Function|\.style\b|setAttribute\('style'`)
 	fs.WalkDir(assets, "assets", func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
@@ -65,6 +66,9 @@ func TestSameOriginOnly(t *testing.T) {
 		}
 		if strings.HasSuffix(path, ".html") && inline.Match(b) {
 			t.Errorf("%s has inline script, style or a handler: %s", path, inline.Find(b))
+		}
+		if strings.HasSuffix(path, ".js") && markup.Match(b) {
+			t.Errorf("%s builds markup from strings, evaluates code or sets inline style: %s (the policy, and the API's text, forbid it)", path, markup.Find(b))
 		}
 		return nil
 	})

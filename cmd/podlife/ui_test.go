@@ -209,6 +209,23 @@ func TestUIDemo(t *testing.T) {
 		}
 	})
 
+	t.Run("an attempt's detail; zoom and pan stay within the history", func(t *testing.T) {
+		b.Do(t, time.Minute, chromedp.WaitVisible(`#timeline rect.bar.failed`))
+		testenv.Eval[bool](t, b, `document.querySelector('#timeline rect.bar.failed').focus() || true`)
+		b.Do(t, time.Minute, chromedp.KeyEvent(kb.Enter))
+		if n := testenv.Eval[int](t, b, `document.querySelectorAll('#detail dd time').length`); n != 2 {
+			t.Errorf("an ended attempt's detail shows %d times (started, finished), want 2: %q", n,
+				testenv.Eval[string](t, b, `document.querySelector('#detail').textContent`))
+		}
+		for range 40 {
+			b.Do(t, time.Minute, chromedp.Click(`#zoom-out`), chromedp.Click(`#pan-right`))
+		}
+		b.Do(t, time.Minute, chromedp.Click(`#zoom-in`), chromedp.Click(`#pan-left`), chromedp.Click(`#fit`))
+		if n := testenv.Eval[int](t, b, `document.querySelectorAll('#timeline .axis line').length`); n == 0 || n > 12 {
+			t.Errorf("after zooming out and panning: %d axis ticks", n)
+		}
+	})
+
 	t.Run("an exit appears on the pod's timeline without a reload", func(t *testing.T) {
 		exit := nextExit(t, base, "shop", "worker", "worker")
 		seen := time.Now()

@@ -209,3 +209,14 @@ func TestUICommand(t *testing.T) {
 		t.Errorf("podlife ui after Ctrl-C: %v", err)
 	}
 }
+
+// The forwarder passes only the page and the agent's API, by clean paths.
+func TestUIForwardable(t *testing.T) {
+	for p, want := range map[string]bool{"/ui/": true, "/ui/app.js": true, "/api/v1/pods": true, "/api/v1/pods/ns/web/logs": true,
+		"/ui/../api/v1/pods": false, "/api/v1/../../secrets": false, "/api/v1//pods": false, "/api/v1/pods/%2e%2e/x": false,
+		"/api/v1/pods/a%2Fb/c": false, "/metrics": false, "/debug/pprof/": false, "/apis/x": false} {
+		if got := forwardable(p); got != want {
+			t.Errorf("forwardable(%q) = %v, want %v", p, got, want)
+		}
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"path"
 	"strings"
 	"time"
 )
@@ -68,7 +69,15 @@ func uiForwarder(target *url.URL, rt http.RoundTripper) http.Handler {
 	proxy := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
-			pr.Out.Header.Del("Cookie")
+			// Only what the page needs goes on: never the browser's
+			// Authorization, Impersonate-* or cookies, which the API
+			// server would take as the request's own.
+			pr.Out.Header = http.Header{}
+			for _, h := range forwardedHeaders {
+				if v := pr.In.Header.Values(h); len(v) > 0 {
+					pr.Out.Header[h] = v
+				}
+			}
 		},
 		Transport:     rt,
 		FlushInterval: -1, // the transitions watch streams
@@ -77,16 +86,38 @@ func uiForwarder(target *url.URL, rt http.RoundTripper) http.Handler {
 		},
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		host, _, err := net.SplitHostPort(r.Host)
+		host := r.Host
+		if h, _, err := net.SplitHostPort(r.Host); err == nil {
+			host = h
+		}
+		p := r.URL.EscapedPath()
 		switch {
-		case err != nil || !loopback(host):
+		case !loopback(host):
 			http.Error(w, "podlife ui: only for http://127.0.0.1 or http://localhost", http.StatusForbidden)
 		case r.Method != http.MethodGet && r.Method != http.MethodHead:
 			http.Error(w, "podlife ui: the agent's API is read-only", http.StatusMethodNotAllowed)
+		case p == "/" || p == "/ui":
+			http.Redirect(w, r, "/ui/", http.StatusFound) // here, not through the API server's proxy
+		case !forwardable(p):
+			http.Error(w, "podlife ui: only the page (/ui/) and the agent's API (/api/v1/)", http.StatusNotFound)
 		default:
 			proxy.ServeHTTP(w, r)
 		}
 	})
+}
+
+// forwardedHeaders are the request headers the page's reads need.
+var forwardedHeaders = []string{"Accept", "Accept-Encoding", "Accept-Language", "If-Modified-Since", "If-None-Match", "Range", "User-Agent"}
+
+// forwardable: the page and the agent's API, by a clean path only (no dot
+// segments or doubled slashes to make the API server's proxy path another).
+func forwardable(escaped string) bool {
+	clean := path.Clean(escaped)
+	if strings.HasSuffix(escaped, "/") && clean != "/" {
+		clean += "/"
+	}
+	return clean == escaped && !strings.Contains(escaped, "%2") && !strings.Contains(escaped, "%5") &&
+		(strings.HasPrefix(escaped, "/ui/") || strings.HasPrefix(escaped, "/api/v1/"))
 }
 
 // loopback reports whether host names this machine's loopback.

@@ -163,7 +163,7 @@ func (b *proxiedBearer) refresh(ctx context.Context) error {
 		return err
 	}
 	b.mu.Lock()
-	b.token, b.renewed = token, time.Now()
+	b.token, b.renewed = token, time.Now().Round(0) // the wall clock: it goes on while a laptop sleeps
 	b.mu.Unlock()
 	return nil
 }
@@ -172,10 +172,12 @@ func (b *proxiedBearer) refresh(ctx context.Context) error {
 // renewing the token first when it is due.
 func (b *proxiedBearer) RoundTrip(req *http.Request) (*http.Response, error) {
 	b.mu.Lock()
-	due := b.renew != nil && time.Since(b.renewed) > b.every
+	age := time.Now().Round(0).Sub(b.renewed)
 	b.mu.Unlock()
-	if due {
-		if err := b.refresh(req.Context()); err != nil {
+	if b.renew != nil && age > b.every {
+		// A renewal that fails goes on with the token while it is valid
+		// (every is three quarters of its lifetime).
+		if err := b.refresh(req.Context()); err != nil && age > b.every*4/3 {
 			return nil, err
 		}
 	}

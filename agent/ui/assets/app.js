@@ -10,7 +10,7 @@
   const STAGES = ['Initializing', 'Starting', 'Serving', 'Terminating', 'Terminated', 'Failing', 'Unknown'];
   const NS = 'http://www.w3.org/2000/svg';
   const S = { node: '', sources: {}, blackBox: false, pods: [], sort: { key: 'namespace', dir: 1 }, pod: null, nodeHistory: [],
-    view: null, route: { page: 'node' }, selected: null };
+    view: null, route: { page: 'node' }, selected: null, gen: 0, full: null };
 
   // el builds an element: attributes, then children (strings or nodes).
   function el(tag, attrs, ...kids) {
@@ -33,12 +33,13 @@
       else e.setAttribute(k, v === true ? '' : v);
     }
   }
-  const ms = (t) => (t ? Date.parse(t) : NaN);
-  function utc(t) { return new Date(t).toISOString().replace('T', ' ').replace(/(\.\d{3})\d*Z$/, '$1 UTC'); }
+  const ms = (t) => (typeof t === 'number' ? t : t ? Date.parse(t) : NaN);
+  function utc(t) { return new Date(ms(t)).toISOString().replace('T', ' ').replace(/(\.\d{3})\d*Z$/, '$1 UTC'); }
   // when is a time in the viewer's zone, with UTC on hover.
   function when(t) {
     if (!t || isNaN(ms(t))) return '–';
-    return el('time', { datetime: new Date(t).toISOString(), title: utc(t), text: new Date(t).toLocaleString() });
+    const d = new Date(ms(t));
+    return el('time', { datetime: d.toISOString(), title: utc(t), text: d.toLocaleString() });
   }
   function span(d) {
     if (!(d >= 0)) return '–';
@@ -63,7 +64,7 @@
 
   // ---- the node page ----
   const ready = (p) => {
-    const cs = (p.containers || []).filter((c) => c.kind !== 'init');
+    const cs = (p.containers || []).filter((c) => c.kind !== 'init' && c.kind !== 'ephemeral');
     return [cs.filter((c) => c.ready).length, cs.length];
   };
   const restarts = (p) => (p.containers || []).reduce((n, c) => n + (c.restartCount || 0), 0);
@@ -73,8 +74,11 @@
     ready: (p) => { const [r, n] = ready(p); return n ? r / n : 0; }, restarts, age: (p) => -ms(p.created) || 0, why,
   };
 
-  async function loadPods() {
+  // loadPods reads the node's pods; a load begun for another page (gen) is
+  // dropped, so that loads finishing out of order never show the wrong one.
+  async function loadPods(gen) {
     const r = await getJSON('pods');
+    if (gen !== S.gen) return;
     S.node = r.node;
     S.sources = r.sources || {};
     S.blackBox = !!r.blackBox;
@@ -106,6 +110,9 @@
     }
     for (const [cause, c] of Object.entries(causes)) lines.push([`Unknown (${cause}): ${c.n} pod${c.n > 1 ? 's' : ''}`, c.since, '']);
     const b = $('#banner');
+    const key = JSON.stringify(lines);
+    if (b.dataset.key === key) return; // announced once, not at every refresh
+    b.dataset.key = key;
     b.hidden = lines.length === 0;
     b.replaceChildren(...lines.map(([what, since, err]) =>
       el('p', null, el('strong', { text: what }), since ? ' — since ' : '', since ? when(since) : '', err ? ': ' + err : '')));
@@ -129,6 +136,8 @@
       .sort((a, b) => { const x = key(a), y = key(b); return (x < y ? -1 : x > y ? 1 : 0) * S.sort.dir || a.name.localeCompare(b.name); });
     $('#count').textContent = `(${rows.length} of ${S.pods.length})`;
     const now = Date.now();
+    const focused = document.activeElement && document.activeElement.closest && document.activeElement.closest('#pods tbody tr');
+    const refocus = focused ? focused.dataset.pod : null;
     $('#pods tbody').replaceChildren(...rows.map((p) => {
       const [r, n] = ready(p);
       return el('tr', { 'data-pod': p.namespace + '/' + p.name, 'data-stage': p.stage },
@@ -138,6 +147,10 @@
         el('td', { class: 'num', text: String(restarts(p)) }), el('td', { class: 'num', title: p.created ? utc(p.created) : null, text: span(now - ms(p.created)) }),
         el('td', { class: 'why', text: why(p) }));
     }));
+    if (refocus) {
+      const a = document.querySelector(`#pods tbody tr[data-pod="${CSS.escape(refocus)}"] a`);
+      if (a) a.focus();
+    }
     if (!S.rendered && S.pods.length) {
       S.rendered = true;
       performance.mark('podlife:first-render'); // measured by hack/loadharness -ui
@@ -155,9 +168,10 @@
   }
 
   // ---- the pod page: the timeline ----
-  async function loadPod(ns, name) {
+  async function loadPod(ns, name, gen) {
     const path = `pods/${encodeURIComponent(ns)}/${encodeURIComponent(name)}`;
     const [pod, hist] = await Promise.all([getJSON(path), getJSON('transitions')]);
+    if (gen !== S.gen) return;
     S.pod = pod;
     S.nodeHistory = hist || [];
     renderPod();
@@ -231,7 +245,10 @@
   }
   function drawTimeline() {
     const pod = S.pod;
+    if (!pod) return;
     const now = Date.now();
+    const had = document.activeElement && document.activeElement.closest && document.activeElement.closest('#timeline [tabindex]');
+    const refocus = had ? (had.dataset.seq ? `[data-seq="${had.dataset.seq}"]` : `[data-attempt="${CSS.escape(had.dataset.attempt || '')}"]`) : null;
     const lanes = lanesOf(pod);
     const attempts = attemptsOf(pod);
     const marks = (pod.history || []).map((rec) => ({ rec, t: ms(rec.happenedAt || rec.observedAt) })).filter((m) => !isNaN(m.t));
@@ -297,6 +314,10 @@
       sv('title', { text: text + ' · ' + utc(m.t) })));
     }
     $('#timeline').replaceChildren(g);
+    if (refocus) {
+      const again = document.querySelector('#timeline ' + refocus);
+      if (again) again.focus();
+    }
     $('#legend').replaceChildren(legend('bar ok', 'attempt, exit 0'), legend('bar failed', 'attempt, failed'), legend('bar running', 'attempt, running'),
       legend('down', 'source down'), legend('cut', 'kubelet cut off'), el('span', { text: `shown: ${new Date(t0).toLocaleTimeString()} – ${new Date(t1).toLocaleTimeString()}` }));
   }
@@ -365,29 +386,48 @@
   }
 
   // ---- zoom and pan ----
+  // setView shows v, within the history kept: at most all of it, at
+  // least a second.
   function setView(v) {
+    if (!S.full || !S.pod) return;
     const [f0, f1] = S.full;
-    const w = Math.max(v[1] - v[0], 1000);
-    let t0 = Math.max(v[0], f0 - (f1 - f0));
-    S.view = t0 === f0 && t0 + w === f1 ? null : [t0, t0 + w];
+    const w = Math.min(Math.max(v[1] - v[0], 1000), f1 - f0);
+    const t0 = Math.min(Math.max(v[0], f0), f1 - w);
+    S.view = t0 <= f0 && t0 + w >= f1 ? null : [t0, t0 + w];
     drawTimeline();
   }
   function zoom(f, at) {
+    if (!S.full) return;
     const [t0, t1] = S.view || S.full;
     const c = at ?? (t0 + t1) / 2;
     setView([c - (c - t0) * f, c + (t1 - c) * f]);
   }
-  function pan(f) { const [t0, t1] = S.view || S.full; const d = (t1 - t0) * f; setView([t0 + d, t1 + d]); }
+  function pan(f) {
+    if (!S.full) return;
+    const [t0, t1] = S.view || S.full;
+    const d = (t1 - t0) * f;
+    setView([t0 + d, t1 + d]);
+  }
 
   // ---- routes, live updates ----
   function route() {
     const m = location.hash.match(/^#\/pod\/([^/]+)\/([^/]+)$/);
-    S.route = m ? { page: 'pod', ns: decodeURIComponent(m[1]), name: decodeURIComponent(m[2]) } : { page: 'node' };
+    let ns = null, name = null;
+    try {
+      if (m) [ns, name] = [decodeURIComponent(m[1]), decodeURIComponent(m[2])];
+    } catch (_) { /* not a pod's address: the node page */ }
+    S.route = ns ? { page: 'pod', ns, name } : { page: 'node' };
+    S.gen++; // loads begun for another page are dropped
     $('#node-page').hidden = S.route.page !== 'node';
     $('#pod-page').hidden = S.route.page !== 'pod';
     if (S.route.page === 'pod') {
       S.view = null;
       S.pod = null;
+      S.full = null;
+      S.selected = null;
+      $('#timeline').replaceChildren();
+      $('#legend').replaceChildren();
+      $('#pod-summary').replaceChildren();
       $('#detail').replaceChildren(el('p', { text: 'Select a mark or an attempt (click, or Tab then Enter) to see it here.' }));
       $('#pod-title').textContent = S.route.ns + '/' + S.route.name;
       $('#pod-title').setAttribute('tabindex', '-1');
@@ -395,6 +435,8 @@
       refresh(0);
     } else {
       renderNode();
+      $('#pods-title').setAttribute('tabindex', '-1');
+      if (document.activeElement && document.activeElement.closest && document.activeElement.closest('#pod-page')) $('#pods-title').focus();
       refresh(0);
     }
   }
@@ -405,10 +447,13 @@
     if (pending) return;
     pending = setTimeout(async () => {
       pending = null;
+      const gen = S.gen;
       try {
-        await loadPods();
-        if (S.route.page === 'pod') await loadPod(S.route.ns, S.route.name);
+        await loadPods(gen);
+        if (S.route.page === 'pod') await loadPod(S.route.ns, S.route.name, gen);
+        if (gen === S.gen && /^error/.test($('#live').textContent)) setLive('live');
       } catch (e) {
+        if (gen !== S.gen) return;
         if (S.route.page === 'pod' && e.status === 404) $('#pod-summary').textContent = 'No such pod on this node: ' + e.message;
         else setLive('error: ' + e.message);
       }
@@ -421,18 +466,23 @@
         const r = await fetch(api('transitions?watch=true'), { cache: 'no-store' });
         if (!r.ok) throw new Error('HTTP ' + r.status);
         setLive('live');
+        refresh(0); // what changed while it was not following
         const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
-        let buf = '';
-        for (;;) {
-          const { value, done } = await reader.read();
-          if (done) break;
-          buf += value;
-          let i;
-          while ((i = buf.indexOf('\n')) >= 0) {
-            const line = buf.slice(0, i).trim();
-            buf = buf.slice(i + 1);
-            if (line) onRecord(JSON.parse(line));
+        try {
+          let buf = '';
+          for (;;) {
+            const { value, done } = await reader.read();
+            if (done) break;
+            buf += value;
+            let i;
+            while ((i = buf.indexOf('\n')) >= 0) {
+              const line = buf.slice(0, i).trim();
+              buf = buf.slice(i + 1);
+              if (line) onRecord(JSON.parse(line));
+            }
           }
+        } finally {
+          reader.cancel().catch(() => {});
         }
         setLive('stream ended; reconnecting');
       } catch (e) {
@@ -463,7 +513,7 @@
     $('#fit').addEventListener('click', () => { S.view = null; drawTimeline(); });
     const tl = $('#timeline');
     tl.addEventListener('wheel', (e) => {
-      if (!S.full) return;
+      if (!S.full || !S.pod) return;
       e.preventDefault();
       const box = tl.getBoundingClientRect();
       const [t0, t1] = S.view || S.full;
@@ -471,8 +521,12 @@
       zoom(e.deltaY < 0 ? 0.8 : 1.25, t0 + frac * (t1 - t0));
     }, { passive: false });
     let drag = null;
-    tl.addEventListener('pointerdown', (e) => { if (S.full && e.target.tagName !== 'rect' && e.target.tagName !== 'circle') drag = { x: e.clientX, v: S.view || S.full }; });
-    tl.addEventListener('pointerup', () => { drag = null; });
+    tl.addEventListener('pointerdown', (e) => {
+      if (!S.full || e.target.closest('.bar, .mark')) return;
+      drag = { x: e.clientX, v: S.view || S.full };
+      tl.setPointerCapture(e.pointerId);
+    });
+    for (const ev of ['pointerup', 'pointercancel']) tl.addEventListener(ev, () => { drag = null; });
     tl.addEventListener('pointermove', (e) => {
       if (!drag) return;
       const dt = ((drag.x - e.clientX) / Math.max(tl.clientWidth - 202, 1)) * (drag.v[1] - drag.v[0]);
@@ -480,7 +534,7 @@
     });
     window.addEventListener('hashchange', route);
     window.addEventListener('resize', () => { if (S.route.page === 'pod' && S.pod) drawTimeline(); });
-    setInterval(() => { if (S.route.page === 'node') renderNode(); else if (S.pod && !S.selected) drawTimeline(); }, 10000);
+    setInterval(() => { if (S.route.page === 'node') renderNode(); else drawTimeline(); }, 10000); // ages, and 'now'
     route();
     watch();
   }

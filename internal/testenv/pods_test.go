@@ -36,7 +36,7 @@ func TestPodManifests(t *testing.T) {
 // The shared crash loop is the pod the alert test built field by field.
 func TestCrashLoopPod(t *testing.T) {
 	want := corev1.PodSpec{HostNetwork: true, Containers: []corev1.Container{{Name: "app", Image: BusyboxImage,
-		ImagePullPolicy: corev1.PullNever, Command: []string{"sh", "-c", "sleep 1; exit 7"}}}}
+		ImagePullPolicy: corev1.PullNever, Command: []string{"sh", "-c", "sleep 1; echo last words before exit 7; exit 7"}}}}
 	p := Pod(t, "crashloop", "crashloop", "alerts")
 	if !reflect.DeepEqual(p.Spec, want) || !reflect.DeepEqual(p.ObjectMeta, metav1.ObjectMeta{Name: "crashloop", Namespace: "alerts"}) {
 		t.Errorf("crashloop pod %s/%s, spec %+v\nwant spec %+v", p.Namespace, p.Name, p.Spec.Containers, want.Containers)

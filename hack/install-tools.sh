@@ -10,7 +10,8 @@ mkdir -p "$bin"
 
 need_pkgs=()
 for p in libseccomp-dev pkg-config busybox-static iproute2 chromium; do
-  dpkg -s "$p" >/dev/null 2>&1 || need_pkgs+=("$p")
+  # installed, not merely known (a removed package keeps its config files)
+  [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" = "install ok installed" ] || need_pkgs+=("$p")
 done
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   echo "install-tools: apt-get install ${need_pkgs[*]}"

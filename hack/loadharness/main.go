@@ -170,6 +170,53 @@ func readURL(out io.ReadCloser, limit time.Duration, match func(string) (string,
 	}
 }
 
+// startSim starts `podlife simnode` (args) and returns the endpoints it
+// prints (cri-endpoint, kubelet-url, kubelet-pods-api-socket) and its stop.
+func startSim(bin string, args ...string) (map[string]string, func(), error) {
+	sim := exec.Command(bin, args...)
+	sim.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	out, _ := sim.StdoutPipe()
+	if err := sim.Start(); err != nil {
+		return nil, nil, err
+	}
+	stop := func() { sim.Process.Kill(); sim.Wait() }
+	endpoints := map[string]string{}
+	sc := bufio.NewScanner(out)
+	for len(endpoints) < 3 && sc.Scan() {
+		k, v, _ := strings.Cut(sc.Text(), "=")
+		endpoints[k] = v
+	}
+	go io.Copy(io.Discard, out)
+	return endpoints, stop, nil
+}
+
+// startAgentProc starts `podlife agent` (args, with an insecure listener on
+// 127.0.0.1:0) and returns it, the base URL it reports and its stop. The
+// agent binds a free port itself and says which (no port freed and then
+// reused, which another process could take in between).
+func startAgentProc(bin string, args ...string) (*exec.Cmd, string, func(), error) {
+	agent := exec.Command(bin, args...)
+	agent.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	out, in, err := os.Pipe()
+	if err != nil {
+		return nil, "", nil, fmt.Errorf("agent stdout: %w", err)
+	}
+	agent.Stdout = in
+	err = agent.Start()
+	in.Close()
+	if err != nil {
+		out.Close()
+		return nil, "", nil, err
+	}
+	stop := func() { agent.Process.Kill(); agent.Wait() }
+	base, err := listeningURL(out, 20*time.Second)
+	if err != nil {
+		stop()
+		return nil, "", nil, err
+	}
+	return agent, base, stop, nil
+}
+
 // measure runs one scenario once.
 func measure(bin string, sc scenario, dur time.Duration) (result, error) {
 	var res result
@@ -183,53 +230,30 @@ func measure(bin string, sc scenario, dur time.Duration) (result, error) {
 	if sc.box != "" {
 		simArgs = append(simArgs, "--logs-dir", logsDir)
 	}
-	sim := exec.Command(bin, simArgs...)
-	sim.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	simOut, _ := sim.StdoutPipe()
-	if err := sim.Start(); err != nil {
+	endpoints, stopSim, err := startSim(bin, simArgs...)
+	if err != nil {
 		return res, err
 	}
-	defer func() { sim.Process.Kill(); sim.Wait() }()
-	endpoints := map[string]string{}
-	sc2 := bufio.NewScanner(simOut)
-	for len(endpoints) < 3 && sc2.Scan() {
-		k, v, _ := strings.Cut(sc2.Text(), "=")
-		endpoints[k] = v
-	}
-	go io.Copy(io.Discard, simOut)
+	defer stopSim()
 	socket := endpoints["kubelet-pods-api-socket"]
 	if sc.kubelet == podsHTTP {
 		socket = ""
 	}
-	// The agent binds a free port itself and says which (no port freed and
-	// then reused, which another process could take in between).
-	agent := exec.Command(bin, "agent", "--node-name", "load", "--cri-endpoint", endpoints["cri-endpoint"],
-		"--kubelet-url", endpoints["kubelet-url"], "--kubelet-pods-api-socket="+socket,
+	args := []string{"agent", "--node-name", "load", "--cri-endpoint", endpoints["cri-endpoint"],
+		"--kubelet-url", endpoints["kubelet-url"], "--kubelet-pods-api-socket=" + socket,
 		"--insecure-listen-address", "127.0.0.1:0", "--upstream", "off",
-		"--cri-stream="+strconv.FormatBool(sc.stream), "--poll-interval", "1s", "--log-level", "error", "--stuck-threshold", "0")
+		"--cri-stream=" + strconv.FormatBool(sc.stream), "--poll-interval", "1s", "--log-level", "error", "--stuck-threshold", "0"}
 	if sc.box != "" {
-		agent.Args = append(agent.Args, "--journal-path", filepath.Join(dir, "journal.db"), "--pod-logs-dir", logsDir)
+		args = append(args, "--journal-path", filepath.Join(dir, "journal.db"), "--pod-logs-dir", logsDir)
 	}
 	if sc.box == boxOff {
-		agent.Args = append(agent.Args, "--blackbox-lines=0")
+		args = append(args, "--blackbox-lines=0")
 	}
-	agent.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	out, in, err := os.Pipe()
-	if err != nil {
-		return res, fmt.Errorf("agent stdout: %w", err)
-	}
-	agent.Stdout = in
-	err = agent.Start()
-	in.Close()
-	if err != nil {
-		out.Close()
-		return res, err
-	}
-	defer func() { agent.Process.Kill(); agent.Wait() }()
-	base, err := listeningURL(out, 20*time.Second)
+	agent, base, stopAgent, err := startAgentProc(bin, args...)
 	if err != nil {
 		return res, err
 	}
+	defer stopAgent()
 	client := &http.Client{Timeout: 5 * time.Second}
 	deadline := time.Now().Add(20 * time.Second)
 	for {

@@ -1,17 +1,14 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/chromedp/chromedp"
@@ -34,39 +31,19 @@ func uiCost(bin string, pods, transitions, runs int, window time.Duration) int {
 	defer os.RemoveAll(dir)
 	churnFor := 5 * time.Second
 	rate := float64(transitions) / churnFor.Seconds() / 2 // a restart makes at least 2 transitions
-	sim := exec.Command(bin, "simnode", "--pods", fmt.Sprint(pods), "--churn", fmt.Sprint(rate), "--churn-for", churnFor.String(), "--dir", dir)
-	sim.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	simOut, _ := sim.StdoutPipe()
-	if err := sim.Start(); err != nil {
+	endpoints, stopSim, err := startSim(bin, "simnode", "--pods", fmt.Sprint(pods), "--churn", fmt.Sprint(rate),
+		"--churn-for", churnFor.String(), "--dir", dir)
+	if err != nil {
 		return fail(err)
 	}
-	defer func() { sim.Process.Kill(); sim.Wait() }()
-	endpoints := map[string]string{}
-	sc := bufio.NewScanner(simOut)
-	for len(endpoints) < 3 && sc.Scan() {
-		k, v, _ := strings.Cut(sc.Text(), "=")
-		endpoints[k] = v
-	}
-	go io.Copy(io.Discard, simOut)
-	agent := exec.Command(bin, "agent", "--node-name", "ui", "--cri-endpoint", endpoints["cri-endpoint"],
+	defer stopSim()
+	agent, base, stopAgent, err := startAgentProc(bin, "agent", "--node-name", "ui", "--cri-endpoint", endpoints["cri-endpoint"],
 		"--kubelet-url", endpoints["kubelet-url"], "--kubelet-pods-api-socket="+endpoints["kubelet-pods-api-socket"],
 		"--insecure-listen-address", "127.0.0.1:0", "--upstream", "off", "--log-level", "error", "--stuck-threshold", "0")
-	agent.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	out, in, err := os.Pipe()
 	if err != nil {
 		return fail(err)
 	}
-	agent.Stdout = in
-	err = agent.Start()
-	in.Close()
-	if err != nil {
-		return fail(err)
-	}
-	defer func() { agent.Process.Kill(); agent.Wait() }()
-	base, err := listeningURL(out, 20*time.Second)
-	if err != nil {
-		return fail(err)
-	}
+	defer stopAgent()
 	// The burst of churn, then quiet: the history full, nothing changing.
 	n := 0
 	for deadline := time.Now().Add(time.Minute); n < transitions && time.Now().Before(deadline); time.Sleep(time.Second) {

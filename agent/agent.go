@@ -393,7 +393,9 @@ func appendBounded(h []Record, r Record, limit int) []Record {
 // observeSources feeds request latencies into the histogram, once per answer.
 func (a *Agent) observeSources(s *lifecycle.Snapshot) {
 	for name, h := range s.Sources {
-		if h.Configured && !h.LastSuccess.IsZero() && !h.LastSuccess.Equal(a.lastOK[name]) {
+		// A success with no latency timed no request (an API server heard
+		// through its watches).
+		if h.Configured && h.Latency > 0 && !h.LastSuccess.IsZero() && !h.LastSuccess.Equal(a.lastOK[name]) {
 			a.lastOK[name] = h.LastSuccess
 			a.metrics.requestDuration.WithLabelValues(name).Observe(h.Latency.Seconds())
 		}

@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/podlife/podlife/cri"
+	"github.com/podlife/podlife/internal/upstream"
 	"github.com/podlife/podlife/kubelet"
 )
 
@@ -49,6 +50,10 @@ type Config struct {
 	MaxWatches                int           `mapstructure:"max-watches"`
 	Upstream                  string        `mapstructure:"upstream"`
 	Kubeconfig                string        `mapstructure:"kubeconfig"`
+	KubeAPIQPS                float64       `mapstructure:"kube-api-qps"`
+	KubeAPIBurst              int           `mapstructure:"kube-api-burst"`
+	APIServerProbeInterval    time.Duration `mapstructure:"apiserver-probe-interval"`
+	DeliveryJitter            time.Duration `mapstructure:"delivery-jitter"`
 	JournalPath               string        `mapstructure:"journal-path"`
 	EventBurst                int           `mapstructure:"event-burst"`
 	EventInterval             time.Duration `mapstructure:"event-interval"`
@@ -102,6 +107,13 @@ func Flags(fs *pflag.FlagSet) {
 	fs.Int("max-watches", DefaultMaxWatches, "transition watches open at once; one more is refused with 429 and Retry-After")
 	fs.String("upstream", "auto", "report to the API server: auto (when in a cluster or --kubeconfig is set), on, off")
 	fs.String("kubeconfig", "", "kubeconfig for the API server (default in-cluster configuration)")
+	fs.Float64("kube-api-qps", DefaultKubeAPIQPS, "the agent's requests to the API server per second, all of them (watches, Events, node conditions, probes) "+
+		"from one token bucket; the callers' reviews of the secure API have their own")
+	fs.Int("kube-api-burst", DefaultKubeAPIBurst, "requests to the API server sent at once before kube-api-qps applies")
+	fs.Duration("apiserver-probe-interval", upstream.DefaultProbeInterval, "ask the API server's /readyz after this long without a watch event "+
+		"(the kubelet renews the node Lease every 10 s, so a healthy node asks nothing), and this often while it is down")
+	fs.Duration("delivery-jitter", DefaultDeliveryJitter, "after the API server is reached again, wait a random time up to this long "+
+		"(and up to the outage's length) before delivering the journal's backlog, so that the agents of a healed rack do not all arrive at once (0: at once)")
 	fs.String("journal-path", "", "durable transition journal file (e.g. /var/lib/podlife/journal.db); empty: none")
 	fs.Int("event-burst", 5, "Kubernetes Events of one reason per pod sent at once before rate limiting")
 	fs.Duration("event-interval", time.Minute, "one more Event per pod and reason after this long")
@@ -221,6 +233,14 @@ func (c *Config) Validate() error {
 		return &ConfigError{"max-watches", fmt.Sprintf("%d: must not be negative (0: the default, %d)", c.MaxWatches, DefaultMaxWatches)}
 	case c.Upstream != "auto" && c.Upstream != "on" && c.Upstream != "off":
 		return &ConfigError{"upstream", fmt.Sprintf("%q: want auto, on or off", c.Upstream)}
+	case c.KubeAPIQPS < 0:
+		return &ConfigError{"kube-api-qps", fmt.Sprintf("%g: must not be negative (0: the default, %d)", c.KubeAPIQPS, DefaultKubeAPIQPS)}
+	case c.KubeAPIBurst < 0:
+		return &ConfigError{"kube-api-burst", fmt.Sprintf("%d: must not be negative (0: the default, %d)", c.KubeAPIBurst, DefaultKubeAPIBurst)}
+	case c.APIServerProbeInterval != 0 && c.APIServerProbeInterval < 100*time.Millisecond:
+		return &ConfigError{"apiserver-probe-interval", fmt.Sprintf("%s: must be at least 100ms (0: the default, %s)", c.APIServerProbeInterval, upstream.DefaultProbeInterval)}
+	case c.DeliveryJitter < 0:
+		return &ConfigError{"delivery-jitter", fmt.Sprintf("%s: must not be negative (0: deliver at once)", c.DeliveryJitter)}
 	case c.EventBurst < 1:
 		return &ConfigError{"event-burst", fmt.Sprintf("%d: must be at least 1", c.EventBurst)}
 	case c.EventInterval <= 0:
@@ -244,6 +264,9 @@ func (c *Config) Validate() error {
 	case c.PodLogsDir != "" && !filepath.IsAbs(c.PodLogsDir):
 		return &ConfigError{"pod-logs-dir", fmt.Sprintf("%q: want an absolute path (the kubelet's: /var/log/pods)", c.PodLogsDir)}
 	}
+	c.KubeAPIQPS = cmp.Or(c.KubeAPIQPS, DefaultKubeAPIQPS)
+	c.KubeAPIBurst = cmp.Or(c.KubeAPIBurst, DefaultKubeAPIBurst)
+	c.APIServerProbeInterval = cmp.Or(c.APIServerProbeInterval, upstream.DefaultProbeInterval)
 	c.BlackBoxAttempts = cmp.Or(c.BlackBoxAttempts, DefaultBlackBoxAttempts)
 	c.BlackBoxMaxBytes = cmp.Or(c.BlackBoxMaxBytes, DefaultBlackBoxMaxBytes)
 	c.PodLogsDir = cmp.Or(c.PodLogsDir, DefaultPodLogsDir)

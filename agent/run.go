@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+	"k8s.io/client-go/util/flowcontrol"
 
 	"github.com/podlife/podlife/cri"
 	"github.com/podlife/podlife/cri/crilog"
@@ -64,7 +65,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, listening func(url s
 	defer a.Close()
 	if u := opts.Upstream; u != nil && cfg.JournalPath != "" {
 		u.Reporter = upstream.NewReporter(probe, a.JournalEntries(), upstream.ReporterConfig{Node: cfg.NodeName,
-			Burst: cfg.EventBurst, Every: cfg.EventInterval, LogLines: cfg.EventLogLines}, log)
+			Burst: cfg.EventBurst, Every: cfg.EventInterval, LogLines: cfg.EventLogLines, DeliveryJitter: cfg.DeliveryJitter}, log)
 		u.Reporter.Running = a.runningContainers
 		u.Reporter.APIUID = a.apiUID
 		if a.box != nil {
@@ -95,19 +96,36 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, listening func(url s
 	return nil
 }
 
+// The defaults of the agent's traffic to the API server, chosen for a fleet:
+// what one agent may send, times every node, is what the control plane sees.
+const (
+	// DefaultKubeAPIQPS and DefaultKubeAPIBurst bound all of an agent's
+	// requests together (client-go's default for one client, where the
+	// agent had one bucket per client; the kubelet's is 50/100): a healthy
+	// node sends next to nothing, a backlog drains at this rate.
+	DefaultKubeAPIQPS   = 5
+	DefaultKubeAPIBurst = 10
+	// DefaultDeliveryJitter spreads the agents of a healed rack over this
+	// long before they deliver their backlogs.
+	DefaultDeliveryJitter = 30 * time.Second
+)
+
 // newUpstream builds the API server view and the node conditions, and
-// returns the client the reporter is to use.
+// returns the client the reporter is to use. Both clients share one token
+// bucket: the agent's whole budget of requests.
 func newUpstream(cfg Config, log *slog.Logger) (*Upstream, *upstream.Client, error) {
-	probe, _, err := upstream.NewClient(upstream.ClientConfig{Kubeconfig: cfg.Kubeconfig})
+	limiter := flowcontrol.NewTokenBucketRateLimiter(float32(cfg.KubeAPIQPS), cfg.KubeAPIBurst)
+	probe, _, err := upstream.NewClient(upstream.ClientConfig{Kubeconfig: cfg.Kubeconfig, RateLimiter: limiter})
 	if err != nil {
 		return nil, nil, &ConfigError{"kubeconfig", err.Error()}
 	}
-	watch, _, err := upstream.NewClient(upstream.ClientConfig{Kubeconfig: cfg.Kubeconfig, Timeout: -1})
+	watch, _, err := upstream.NewClient(upstream.ClientConfig{Kubeconfig: cfg.Kubeconfig, Timeout: -1, RateLimiter: limiter})
 	if err != nil {
 		return nil, nil, &ConfigError{"kubeconfig", err.Error()}
 	}
-	u := &Upstream{View: upstream.NewAPIView(watch, probe, cfg.NodeName, 0, log),
-		Conditions: upstream.NewNodeConditions(probe, cfg.NodeName, log)}
+	view := upstream.NewAPIView(watch, probe, cfg.NodeName, cfg.APIServerProbeInterval, log)
+	u := &Upstream{View: view, Conditions: upstream.NewNodeConditions(probe, cfg.NodeName, log)}
+	u.Conditions.Applied = view.NodeConditions
 	if cfg.JournalPath == "" {
 		log.Warn("upstream events need a journal (--journal-path); only node conditions will be reported")
 	}

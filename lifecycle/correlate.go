@@ -20,6 +20,9 @@ const (
 )
 
 func sourceHealth(h SourceHealth, now time.Time, staleAfter time.Duration) health {
+	if h.FreshFor > 0 {
+		staleAfter = h.FreshFor
+	}
 	switch {
 	case !h.Configured:
 		return absent

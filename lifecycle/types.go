@@ -233,6 +233,10 @@ type SourceHealth struct {
 	// "pods-http", /pods), and ModeReason why.
 	Mode       string `json:"mode,omitempty"`
 	ModeReason string `json:"modeReason,omitempty"`
+	// FreshFor is how long a success stays trusted, for a source that is not
+	// asked at a fixed short interval (the API server, heard through its
+	// watches); zero: Input.StaleAfter.
+	FreshFor time.Duration `json:"-"`
 }
 
 // Synced reports whether the source has answered at least once.

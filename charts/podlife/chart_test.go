@@ -359,7 +359,8 @@ func TestTemplate(t *testing.T) {
 				t.Errorf("pod-logs mount %v", c["volumeMounts"])
 			}
 			for _, a := range args(c) {
-				if strings.HasPrefix(a, "--blackbox") || strings.HasPrefix(a, "--event-log-lines") {
+				if strings.HasPrefix(a, "--blackbox") || strings.HasPrefix(a, "--event-log-lines") ||
+					strings.HasPrefix(a, "--kube-api") || strings.HasPrefix(a, "--apiserver-probe") || strings.HasPrefix(a, "--delivery-jitter") {
 					t.Errorf("default arg %q", a)
 				}
 			}
@@ -373,6 +374,14 @@ func TestTemplate(t *testing.T) {
 		{"log lines in Events, opted in", []string{"blackBox.eventLogLines=5"}, func(t *testing.T, objs []obj) {
 			if !contains(args(container(t, objs)), "--event-log-lines=5") {
 				t.Errorf("args %v", args(container(t, objs)))
+			}
+		}},
+		{"API server traffic tuned", []string{"kubeAPI.qps=2.5", "kubeAPI.burst=4", "kubeAPI.probeInterval=30s", "kubeAPI.deliveryJitter=0s"}, func(t *testing.T, objs []obj) {
+			a := args(container(t, objs))
+			for _, want := range []string{"--kube-api-qps=2.5", "--kube-api-burst=4", "--apiserver-probe-interval=30s", "--delivery-jitter=0s"} {
+				if !contains(a, want) {
+					t.Errorf("args %v, want %s", a, want)
+				}
 			}
 		}},
 		{"PodMonitor", []string{"podMonitor.enabled=true", "podMonitor.labels.release=kps"}, func(t *testing.T, objs []obj) {

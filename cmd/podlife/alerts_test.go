@@ -263,7 +263,8 @@ func TestAlertsInCluster(t *testing.T) {
 	ag := startAgent(t, bin, filepath.Join(dir, "agent.log"), "--node-name", c.NodeName,
 		"--cri-endpoint", c.Containerd.Endpoint, "--kubelet-url", c.KubeletURL, "--kubelet-token-file", agentTokenFile,
 		"--kubelet-serving-cert-file", c.KubeletServingCertFile, "--poll-interval", "1s", "--upstream", "on",
-		"--kubeconfig", link.Kubeconfig(t, testenv.AgentToken), "--journal-path", filepath.Join(dir, "journal.db"))
+		"--kubeconfig", link.Kubeconfig(t, testenv.AgentToken), "--journal-path", filepath.Join(dir, "journal.db"),
+		"--apiserver-probe-interval", "2s", "--delivery-jitter", "0")
 	secure := ag.secureURL(t)
 	t.Cleanup(func() {
 		if t.Failed() {

@@ -85,7 +85,7 @@ func startCutoffEnv(t *testing.T, mode string) *cutoffEnv {
 		"--kubelet-ca-file", c.API.CAFile, "--kubelet-serving-cert-file", c.KubeletServingCertFile,
 		"--kubelet-pods-api-socket", e.podsAPI, "--poll-interval", "1s", "--upstream", "on",
 		"--kubeconfig", e.agentLink.Kubeconfig(t, testenv.AgentToken), "--journal-path", filepath.Join(dir, "journal.db"),
-		"--event-burst", "1000", "--stuck-threshold", "0")
+		"--event-burst", "1000", "--stuck-threshold", "0", "--apiserver-probe-interval", "2s", "--delivery-jitter", "0")
 	e.server = p.URL
 	t.Cleanup(func() {
 		if t.Failed() {

@@ -415,6 +415,8 @@ func (e *dsEnv) checkRBAC(t *testing.T) {
 		{authzv1.ResourceAttributes{Verb: "patch", Resource: "nodes", Subresource: "status", Name: node}, true},
 		{authzv1.ResourceAttributes{Verb: "create", Group: "events.k8s.io", Resource: "events", Namespace: "churn"}, true},
 		{authzv1.ResourceAttributes{Verb: "get", Group: "coordination.k8s.io", Resource: "leases", Namespace: "kube-node-lease", Name: node}, true},
+		{authzv1.ResourceAttributes{Verb: "watch", Group: "coordination.k8s.io", Resource: "leases", Namespace: "kube-node-lease", Name: node}, true},
+		{authzv1.ResourceAttributes{Verb: "update", Group: "coordination.k8s.io", Resource: "leases", Namespace: "kube-node-lease", Name: node}, false},
 		// nodes/proxy: through the kubelet, exec into every pod on the node.
 		{authzv1.ResourceAttributes{Verb: "get", Resource: "nodes", Subresource: "proxy", Name: node}, false},
 		{authzv1.ResourceAttributes{Verb: "create", Resource: "nodes", Subresource: "proxy", Name: node}, false},

@@ -109,7 +109,8 @@ func TestAPIServerFaults(t *testing.T) {
 	ag := startFaultAgent(t, bin, "--node-name", c.NodeName, "--cri-endpoint", c.Containerd.Endpoint,
 		"--kubelet-url", c.KubeletURL, "--kubelet-token-file", kubeletToken,
 		"--kubelet-ca-file", c.API.CAFile, "--kubelet-serving-cert-file", c.KubeletServingCertFile,
-		"--upstream", "on", "--kubeconfig", link.Kubeconfig(t, testenv.AgentToken), "--event-burst", "1000")
+		"--upstream", "on", "--kubeconfig", link.Kubeconfig(t, testenv.AgentToken), "--event-burst", "1000",
+		"--apiserver-probe-interval", "2s", "--delivery-jitter", "0")
 	createPod := func(name string, command ...string) {
 		t.Helper()
 		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, Spec: corev1.PodSpec{HostNetwork: true,

@@ -74,7 +74,10 @@ func TestPartition(t *testing.T) {
 		ag = startAgent(t, bin, logPath, "--node-name", "podlife-part", "--cri-endpoint", ctd.Endpoint,
 			"--kubelet-url", k.ReadOnlyURL, "--poll-interval", "500ms",
 			"--upstream", "on", "--kubeconfig", api.AgentKubeconfig, "--journal-path", journalPath,
-			"--event-burst", "1000", "--stuck-threshold", "0", "--event-log-lines", "2")
+			"--event-burst", "1000", "--stuck-threshold", "0", "--event-log-lines", "2",
+			// Fault detection as fast as before the fleet defaults (15 s
+			// quiet before /readyz); a short jitter, still exercised.
+			"--apiserver-probe-interval", "2s", "--delivery-jitter", "2s")
 		server = ag.URL
 		testenv.Eventually(t, "agent up", 20*time.Second, func() bool {
 			var r agent.JournalResponse

@@ -7,9 +7,11 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -153,6 +155,30 @@ func TestRealAPIServer(t *testing.T) {
 		}
 	})
 
+	t.Run("a healthy node asks nothing: the Lease's watch events keep the view fresh", func(t *testing.T) {
+		quietNode(ctx, t, api, admin)
+	})
+
+	t.Run("a restarted agent patches no condition already on the Node", func(t *testing.T) {
+		restarted := NewNodeConditions(agent, "node-a", quiet())
+		restarted.Applied = view.NodeConditions
+		n, _ := admin.CoreV1().Nodes().Get(ctx, "node-a", metav1.GetOptions{})
+		testenv.Eventually(t, "the view shows the conditions", 10*time.Second, func() bool {
+			conds, ok := view.NodeConditions()
+			return ok && len(conds) == 2
+		})
+		down := map[string]lifecycle.SourceHealth{
+			lifecycle.SourceRuntime: {Configured: true, Up: true},
+			lifecycle.SourceKubelet: {Configured: true, LastError: "connection refused"},
+		}
+		if err := restarted.Sync(ctx, down, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		if m, _ := admin.CoreV1().Nodes().Get(ctx, "node-a", metav1.GetOptions{}); m.ResourceVersion != n.ResourceVersion {
+			t.Fatal("a restarted agent patched a Node whose conditions were as desired")
+		}
+	})
+
 	t.Run("partition: nothing lost, nothing twice, original times, agent restarted mid-partition", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "journal.db")
 		j, err := journal.Open(path, journal.Options{})
@@ -284,3 +310,83 @@ func TestFaultyAPIServer(t *testing.T) {
 		})
 	}
 }
+
+// quietNode runs a view whose probe client counts its requests while the
+// test renews node-a's Lease as a kubelet does (faster here): no /readyz and
+// no GET of the Lease for longer than the probe interval. When the renewals
+// stop, the view asks /readyz after a quiet interval and reads the Lease the
+// watch shows expired.
+func quietNode(ctx context.Context, t *testing.T, api *testenv.APIServer, admin kubernetes.Interface) {
+	const every = 5 * time.Second
+	leases := admin.CoordinationV1().Leases(corev1.NamespaceNodeLease)
+	d := int32(2)
+	l, err := leases.Create(ctx, &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: "node-a"},
+		Spec: coordinationv1.LeaseSpec{LeaseDurationSeconds: &d, RenewTime: &metav1.MicroTime{Time: time.Now()}}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var readyz, leaseGets atomic.Int32
+	rc, err := RESTConfig(api.AgentKubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc.Timeout = 2 * time.Second
+	rc.Wrap(func(rt http.RoundTripper) http.RoundTripper {
+		return roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			switch {
+			case r.URL.Path == "/readyz":
+				readyz.Add(1)
+			case strings.HasSuffix(r.URL.Path, "/leases/node-a"):
+				leaseGets.Add(1)
+			}
+			return rt.RoundTrip(r)
+		})
+	})
+	probe, err := newClientFor(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	watch, _, err := NewClient(ClientConfig{Kubeconfig: api.AgentKubeconfig, Timeout: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vctx, stop := context.WithCancel(ctx)
+	defer stop()
+	v := NewAPIView(watch, probe, "node-a", every, quiet())
+	go v.Run(vctx)
+	renew := func() time.Time {
+		l.Spec.RenewTime = &metav1.MicroTime{Time: time.Now()}
+		if l, err = leases.Update(ctx, l, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		return l.Spec.RenewTime.Time
+	}
+	var first time.Time
+	testenv.Eventually(t, "up, and a renewal seen through the watch", 20*time.Second, func() bool {
+		renewed := renew()
+		if first.IsZero() && v.Health().Up {
+			first = renewed
+		}
+		return !first.IsZero() && !v.Lease().RenewTime.Before(first)
+	})
+	r0, g0 := readyz.Load(), leaseGets.Load()
+	testenv.Eventually(t, "renewals seen for 1.5 probe intervals", 60*time.Second, func() bool {
+		renew()
+		return v.Lease().RenewTime.Sub(first) >= every*3/2
+	})
+	if r, g := readyz.Load(), leaseGets.Load(); r != r0 || g != g0 || g > 1 {
+		t.Fatalf("while the Lease was renewed: %d /readyz and %d Lease GETs after the first (%d, %d); want none", r-r0, g-g0, r0, g0)
+	}
+	if h := v.Health(); !h.Up || time.Since(h.LastSuccess) > every {
+		t.Fatalf("health %+v: the watch events should keep it fresh", h)
+	}
+	last := renew()
+	testenv.Eventually(t, "the expired Lease confirmed by a GET after a quiet interval", 30*time.Second, func() bool {
+		return readyz.Load() > r0 && leaseGets.Load() > g0 && v.Lease().RenewTime.Equal(last)
+	})
+	t.Logf("steady: 0 requests for %s of renewals; quiet: %d /readyz, %d Lease GETs", every*3/2, readyz.Load()-r0, leaseGets.Load()-g0)
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }

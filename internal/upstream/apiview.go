@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -17,49 +18,84 @@ import (
 	"github.com/podlife/podlife/lifecycle"
 )
 
-// APIView watches this node's Node object and the pods bound to it — nothing
-// cluster-wide — and probes the API server's health, so the agent can compare
-// what the cluster sees with the local truth.
+// APIView watches this node's Node object, its Lease and the pods bound to
+// it — nothing cluster-wide — and tells whether the API server answers, so
+// the agent can compare what the cluster sees with the local truth.
+//
+// A watch event is proof the API server answers: while they come (the
+// kubelet renews the Lease every 10 s), the view sends nothing more. It asks
+// /readyz only after a quiet ProbeInterval, and every ProbeInterval while the
+// API server is down; it GETs the Lease only to confirm one the watch shows
+// expired, so that a watch stuck on a dead connection never says the kubelet
+// is cut off.
 type APIView struct {
-	node       string
-	watch      *Client // no request timeout: long-lived watches
-	probe      *Client // short request timeout
-	probeEvery time.Duration
-	log        *slog.Logger
+	node  string
+	probe *Client // short request timeout
+	every time.Duration
+	log   *slog.Logger
 
-	pods, nodes cache.SharedIndexInformer
-	updates     chan struct{}
+	pods, nodes, leases cache.SharedIndexInformer
+	updates             chan struct{}
+	kick                chan struct{} // a watch event while down: probe now
 
-	mu     sync.Mutex
-	health lifecycle.SourceHealth
-	lease  NodeLease // zero until read
+	mu        sync.Mutex
+	health    lifecycle.SourceHealth // as the last probe found it
+	heard     time.Time              // last watch event
+	leaseRead NodeLease              // from the last GET
+	readAt    time.Time              // of the last GET of the Lease
 }
+
+// DefaultProbeInterval is how long the API server may be quiet (no watch
+// event) before the view asks its /readyz, when NewAPIView is given 0. It is
+// longer than the kubelet's Lease renewal (10 s, a quarter of its 40 s
+// duration) so that the renewals alone keep a healthy node from probing.
+const DefaultProbeInterval = 15 * time.Second
 
 // NewAPIView builds the view; Run starts it. watch must have no request
 // timeout (watches are long-lived); probe should have a short one.
 func NewAPIView(watch, probe *Client, node string, probeEvery time.Duration, log *slog.Logger) *APIView {
 	if probeEvery <= 0 {
-		probeEvery = 2 * time.Second
+		probeEvery = DefaultProbeInterval
 	}
-	v := &APIView{node: node, watch: watch, probe: probe, probeEvery: probeEvery, log: log,
-		updates: make(chan struct{}, 1), health: lifecycle.SourceHealth{Configured: true}}
+	v := &APIView{node: node, probe: probe, every: probeEvery, log: log,
+		updates: make(chan struct{}, 1), kick: make(chan struct{}, 1), health: lifecycle.SourceHealth{Configured: true}}
 	v.pods = cache.NewSharedIndexInformer(
-		watch.listWatch("pods", "spec.nodeName="+node, func() runtime.Object { return &corev1.PodList{} }),
+		listWatch(watch.core, "", "pods", "spec.nodeName="+node, func() runtime.Object { return &corev1.PodList{} }),
 		&corev1.Pod{}, 0, cache.Indexers{})
 	v.nodes = cache.NewSharedIndexInformer(
-		watch.listWatch("nodes", "metadata.name="+node, func() runtime.Object { return &corev1.NodeList{} }),
+		listWatch(watch.core, "", "nodes", "metadata.name="+node, func() runtime.Object { return &corev1.NodeList{} }),
 		&corev1.Node{}, 0, cache.Indexers{})
-	for _, inf := range []cache.SharedIndexInformer{v.pods, v.nodes} {
+	v.leases = cache.NewSharedIndexInformer(
+		listWatch(watch.coordination, corev1.NamespaceNodeLease, "leases", "metadata.name="+node,
+			func() runtime.Object { return &coordinationv1.LeaseList{} }),
+		&coordinationv1.Lease{}, 0, cache.Indexers{})
+	for _, inf := range []cache.SharedIndexInformer{v.pods, v.nodes, v.leases} {
 		_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-			AddFunc:    func(any) { v.signal() },
-			UpdateFunc: func(any, any) { v.signal() },
-			DeleteFunc: func(any) { v.signal() },
+			AddFunc:    func(any) { v.heardNow() },
+			UpdateFunc: func(any, any) { v.heardNow() },
+			DeleteFunc: func(any) { v.heardNow() },
 		})
 		_ = inf.SetWatchErrorHandler(func(_ *cache.Reflector, err error) {
 			v.log.Debug("apiserver watch error", "err", oneLine(err))
 		})
 	}
 	return v
+}
+
+// heardNow records a watch event: the API server answers. While it is
+// marked down, the probe is asked to confirm at once.
+func (v *APIView) heardNow() {
+	v.mu.Lock()
+	v.heard = time.Now()
+	up := v.health.Up
+	v.mu.Unlock()
+	if !up {
+		select {
+		case v.kick <- struct{}{}:
+		default:
+		}
+	}
+	v.signal()
 }
 
 func (v *APIView) signal() {
@@ -72,25 +108,58 @@ func (v *APIView) signal() {
 // Updates is signalled (coalesced) whenever the view or its health changes.
 func (v *APIView) Updates() <-chan struct{} { return v.updates }
 
-// Run watches and probes until ctx is done.
+// Run watches, and probes when due, until ctx is done.
 func (v *APIView) Run(ctx context.Context) {
-	go v.pods.Run(ctx.Done())
-	go v.nodes.Run(ctx.Done())
-	t := time.NewTicker(v.probeEvery)
+	for _, inf := range []cache.SharedIndexInformer{v.pods, v.nodes, v.leases} {
+		go inf.Run(ctx.Done())
+	}
+	t := time.NewTimer(0)
 	defer t.Stop()
 	for {
-		v.probeOnce(ctx)
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-v.kick:
 		}
+		if wait := v.probeDue(time.Now()); wait > 0 {
+			t.Reset(wait)
+			continue
+		}
+		v.probeOnce(ctx)
+		t.Reset(v.every)
 	}
 }
 
-// probeOnce asks the API server's /readyz and records the outcome.
+// probeDue is how long until the view must ask the API server (0: now): at
+// once while it is down or never asked, when the Lease it knows has expired
+// and was not read for a ProbeInterval, else a ProbeInterval after the last
+// thing heard.
+func (v *APIView) probeDue(now time.Time) time.Duration {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	last := v.heard
+	if v.health.LastSuccess.After(last) {
+		last = v.health.LastSuccess
+	}
+	if !v.health.Up || last.IsZero() || v.leaseUnconfirmed(now) {
+		return 0
+	}
+	return max(0, last.Add(v.every).Sub(now))
+}
+
+// leaseUnconfirmed: the freshest Lease known is none or expired, and it was
+// not read for a ProbeInterval. Called with mu held.
+func (v *APIView) leaseUnconfirmed(now time.Time) bool {
+	l := v.leaseLocked()
+	expired := l.RenewTime.IsZero() || l.Duration <= 0 || now.Sub(l.RenewTime) > l.Duration
+	return expired && now.Sub(v.readAt) >= v.every
+}
+
+// probeOnce asks the API server's /readyz and records the outcome; where the
+// Lease is unconfirmed, it reads it too.
 func (v *APIView) probeOnce(ctx context.Context) {
-	ctx, cancel := context.WithTimeout(ctx, v.probeEvery)
+	ctx, cancel := context.WithTimeout(ctx, min(v.every, 5*time.Second))
 	defer cancel()
 	start := time.Now()
 	err := v.probe.readyz(ctx)
@@ -103,18 +172,20 @@ func (v *APIView) probeOnce(ctx context.Context) {
 		v.health.Up, v.health.LastError, v.health.LastSuccess = true, "", time.Now()
 	}
 	h := v.health
+	readLease := err == nil && v.leaseUnconfirmed(time.Now())
 	v.mu.Unlock()
-	if err == nil {
-		// The node's Lease tells whether the kubelet still reaches the API
-		// server. Without RBAC for it (or before the node registers) it stays unknown.
-		if l, lerr := v.probe.nodeLease(ctx, v.node); lerr == nil {
-			v.mu.Lock()
-			renewed := l.RenewTime != v.lease.RenewTime
-			v.lease = l
-			v.mu.Unlock()
-			if renewed {
-				v.signal()
-			}
+	if readLease {
+		// Without RBAC for it (or before the node registers) it stays unknown.
+		l, lerr := v.probe.nodeLease(ctx, v.node)
+		v.mu.Lock()
+		v.readAt = time.Now()
+		renewed := lerr == nil && l.RenewTime.After(v.leaseRead.RenewTime)
+		if renewed {
+			v.leaseRead = l
+		}
+		v.mu.Unlock()
+		if renewed {
+			v.signal()
 		}
 	}
 	if was != h.Up {
@@ -127,11 +198,20 @@ func (v *APIView) probeOnce(ctx context.Context) {
 	}
 }
 
-// Health is the API server's health record.
+// Health is the API server's health record. While it is up, a watch event
+// heard after the last probe counts as its last success (with no latency:
+// no request was timed), and a success stays fresh for two ProbeIntervals
+// (at least lifecycle.DefaultStaleAfter), the longest a quiet API server
+// goes unasked.
 func (v *APIView) Health() lifecycle.SourceHealth {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	return v.health
+	h := v.health
+	if h.Up && v.heard.After(h.LastSuccess) {
+		h.LastSuccess, h.Latency = v.heard, 0
+	}
+	h.FreshFor = max(lifecycle.DefaultStaleAfter, 2*v.every)
+	return h
 }
 
 // Pods is the API server's last known copy of the pods bound to this node.
@@ -147,11 +227,24 @@ func (v *APIView) Pods() []lifecycle.APIPod {
 	return out
 }
 
-// Lease is the node's Lease as last read (zero when never read).
+// Lease is the node's Lease as last watched or read, whichever was renewed
+// later (zero when never seen).
 func (v *APIView) Lease() NodeLease {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	return v.lease
+	return v.leaseLocked()
+}
+
+func (v *APIView) leaseLocked() NodeLease {
+	l := v.leaseRead
+	for _, o := range v.leases.GetStore().List() {
+		if w, ok := o.(*coordinationv1.Lease); ok && w.Name == v.node {
+			if wl := NodeLeaseOf(w); wl.RenewTime.After(l.RenewTime) {
+				l = wl
+			}
+		}
+	}
+	return l
 }
 
 // Node is the API server's last known Ready condition of this node, or nil.
@@ -162,6 +255,20 @@ func (v *APIView) Node() *lifecycle.APINode {
 		}
 	}
 	return nil
+}
+
+// NodeConditions are the Node's conditions as last watched; false until the
+// Node was listed.
+func (v *APIView) NodeConditions() ([]corev1.NodeCondition, bool) {
+	if !v.nodes.HasSynced() {
+		return nil, false
+	}
+	for _, o := range v.nodes.GetStore().List() {
+		if n, ok := o.(*corev1.Node); ok && n.Name == v.node {
+			return n.Status.Conditions, true
+		}
+	}
+	return nil, true
 }
 
 // APIPodOf reduces a pod to what the lifecycle model compares.

@@ -6,10 +6,10 @@ package upstream
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -33,13 +33,17 @@ type ClientConfig struct {
 	// QPS and Burst bound podlife's own request rate (default 5 / 10).
 	QPS   float32
 	Burst int
+	// RateLimiter, when set, is shared with other clients and replaces QPS
+	// and Burst: one budget for all of an agent's requests.
+	RateLimiter flowcontrol.RateLimiter
 }
 
 // Client is podlife's API server client. It makes only the calls podlife
-// needs, on a scheme that knows just core/v1 and events.k8s.io/v1, so the
-// agent does not carry client-go's full clientset and its scheme.
+// needs, on a scheme that knows just core/v1, events.k8s.io/v1 and
+// coordination.k8s.io/v1, so the agent does not carry client-go's full
+// clientset and its scheme.
 type Client struct {
-	core, events *rest.RESTClient
+	core, events, coordination *rest.RESTClient
 }
 
 // EventCreator creates events.k8s.io/v1 Events; *Client is the real one.
@@ -75,6 +79,7 @@ func NewClient(cfg ClientConfig) (*Client, *rest.Config, error) {
 	if rc.Burst <= 0 {
 		rc.Burst = 10
 	}
+	rc.RateLimiter = cfg.RateLimiter
 	rc.UserAgent = "podlife"
 	c, err := newClientFor(rc)
 	if err != nil {
@@ -114,6 +119,9 @@ func newClientFor(rc *rest.Config) (*Client, error) {
 	if err := eventsv1.AddToScheme(scheme); err != nil {
 		return nil, fmt.Errorf("API scheme: %w", err)
 	}
+	if err := coordinationv1.AddToScheme(scheme); err != nil {
+		return nil, fmt.Errorf("API scheme: %w", err)
+	}
 	codecs := serializer.NewCodecFactory(scheme)
 	hc, err := rest.HTTPClientFor(&base)
 	if err != nil {
@@ -137,7 +145,11 @@ func newClientFor(rc *rest.Config) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Client{core: core, events: events}, nil
+	coordination, err := restClient("/apis", coordinationv1.SchemeGroupVersion)
+	if err != nil {
+		return nil, err
+	}
+	return &Client{core: core, events: events, coordination: coordination}, nil
 }
 
 // CreateEvent creates ev in its namespace. The error is client-go's, so
@@ -168,22 +180,18 @@ type NodeLease struct {
 	Duration  time.Duration
 }
 
-// nodeLease reads the node's Lease. It is fetched as JSON by path so the
-// client's scheme stays core/v1 and events/v1 only.
+// nodeLease reads the node's Lease.
 func (c *Client) nodeLease(ctx context.Context, node string) (NodeLease, error) {
-	raw, err := c.core.Get().AbsPath("/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases", node).DoRaw(ctx)
-	if err != nil {
+	var l coordinationv1.Lease
+	if err := c.coordination.Get().UseProtobufAsDefault().Namespace(corev1.NamespaceNodeLease).
+		Resource("leases").Name(node).Do(ctx).Into(&l); err != nil {
 		return NodeLease{}, err
 	}
-	var l struct {
-		Spec struct {
-			RenewTime            *metav1.MicroTime `json:"renewTime"`
-			LeaseDurationSeconds *int32            `json:"leaseDurationSeconds"`
-		} `json:"spec"`
-	}
-	if err := json.Unmarshal(raw, &l); err != nil {
-		return NodeLease{}, fmt.Errorf("node lease: %w", err)
-	}
+	return NodeLeaseOf(&l), nil
+}
+
+// NodeLeaseOf reduces a Lease to what podlife reads of it.
+func NodeLeaseOf(l *coordinationv1.Lease) NodeLease {
 	var out NodeLease
 	if l.Spec.RenewTime != nil {
 		out.RenewTime = l.Spec.RenewTime.Time
@@ -191,7 +199,7 @@ func (c *Client) nodeLease(ctx context.Context, node string) (NodeLease, error) 
 	if l.Spec.LeaseDurationSeconds != nil {
 		out.Duration = time.Duration(*l.Spec.LeaseDurationSeconds) * time.Second
 	}
-	return out, nil
+	return out
 }
 
 // readyz asks the API server's /readyz.
@@ -200,16 +208,17 @@ func (c *Client) readyz(ctx context.Context) error {
 	return err
 }
 
-// listWatch lists and watches the core/v1 resource (cluster-wide, plural
-// name) whose objects match fieldSelector; newList makes the empty list.
-func (c *Client) listWatch(resource, fieldSelector string, newList func() runtime.Object) *cache.ListWatch {
+// listWatch lists and watches the resource (plural name) of the API group
+// rc serves, in namespace (empty: cluster-wide), whose objects match
+// fieldSelector; newList makes the empty list.
+func listWatch(rc *rest.RESTClient, namespace, resource, fieldSelector string, newList func() runtime.Object) *cache.ListWatch {
 	get := func(opts *metav1.ListOptions) *rest.Request {
 		opts.FieldSelector = fieldSelector
 		var timeout time.Duration
 		if opts.TimeoutSeconds != nil {
 			timeout = time.Duration(*opts.TimeoutSeconds) * time.Second
 		}
-		return c.core.Get().UseProtobufAsDefault().Resource(resource).
+		return rc.Get().UseProtobufAsDefault().Namespace(namespace).Resource(resource).
 			VersionedParams(opts, metav1.ParameterCodec).Timeout(timeout)
 	}
 	return &cache.ListWatch{

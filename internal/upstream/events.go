@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"sync"
@@ -35,8 +36,15 @@ type ReporterConfig struct {
 	Every time.Duration
 	// Batch is how many journal entries one round reads (default 100).
 	Batch int
-	// RetryMin and RetryMax bound the backoff after a failed delivery.
+	// RetryMin and RetryMax bound the backoff after a failed delivery; each
+	// wait is drawn between half the backoff and all of it, so that agents
+	// cut off together do not retry together.
 	RetryMin, RetryMax time.Duration
+	// DeliveryJitter, when positive: once an Event is delivered after
+	// failures, the rest of the backlog waits a random time below this (and
+	// below the outage's length), so that the agents of a healed rack do not
+	// all deliver in the same second.
+	DeliveryJitter time.Duration
 	// LogLines, when positive, puts up to that many of the last lines the
 	// crash black box kept of an ended attempt into its Event's note
 	// (Reporter.LastLines). Off by default: log lines can hold secrets,
@@ -115,6 +123,12 @@ type Reporter struct {
 	LastLines func(t lifecycle.Transition) (lines []string, kept bool)
 
 	linesDue time.Time // when the Event waiting for its lines goes without them
+	// resumeAt holds the backlog back after the first delivery that followed
+	// failures (DeliveryJitter); jittered says it was drawn for this outage.
+	resumeAt time.Time
+	jittered bool
+	// Rand draws a duration in [0, n) (tests replace it).
+	Rand func(n time.Duration) time.Duration
 }
 
 // errLinesPending stops a delivery round at an Event whose attempt's last
@@ -149,7 +163,7 @@ type Journal interface {
 // NewReporter builds a reporter over a journal; cs is usually a *Client.
 func NewReporter(cs EventCreator, j Journal, cfg ReporterConfig, log *slog.Logger) *Reporter {
 	cfg.defaults()
-	return &Reporter{cs: cs, j: j, cfg: cfg, log: log, Now: time.Now,
+	return &Reporter{cs: cs, j: j, cfg: cfg, log: log, Now: time.Now, Rand: rand.N[time.Duration],
 		buckets: map[limitKey]*bucket{}, partition: map[string]*podPartition{}, kubeletCut: map[string]*podPartition{}}
 }
 
@@ -171,7 +185,7 @@ func (r *Reporter) Run(ctx context.Context, wake <-chan struct{}) {
 		switch {
 		case err != nil:
 			backoff = min(max(backoff*2, r.cfg.RetryMin), r.cfg.RetryMax)
-			wait = backoff
+			wait = backoff/2 + r.Rand(backoff/2+1)
 			// The API server's Retry-After (a 429, or a 5xx that names one)
 			// is a floor that new transitions do not cut short.
 			if s, ok := apierrors.SuggestsClientDelay(err); ok && time.Duration(s)*time.Second > wait {
@@ -182,8 +196,10 @@ func (r *Reporter) Run(ctx context.Context, wake <-chan struct{}) {
 			backoff, wait = 0, 0 // more pending
 		default:
 			backoff = 0
-			if due := r.waitingForLines(); !due.IsZero() {
-				wait = min(wait, max(due.Sub(r.Now()), 10*time.Millisecond))
+			for _, due := range []time.Time{r.waitingForLines(), r.resumeAt} {
+				if !due.IsZero() {
+					wait = min(wait, max(due.Sub(r.Now()), 10*time.Millisecond))
+				}
 			}
 		}
 		t := time.NewTimer(wait)
@@ -202,6 +218,12 @@ func (r *Reporter) Run(ctx context.Context, wake <-chan struct{}) {
 // acknowledges each as soon as it is delivered. It stops at the first
 // entry that cannot be delivered now, so order is kept.
 func (r *Reporter) DeliverOnce(ctx context.Context) (int, error) {
+	if !r.resumeAt.IsZero() {
+		if r.Now().Before(r.resumeAt) {
+			return 0, nil // Run waits until resumeAt
+		}
+		r.resumeAt = time.Time{}
+	}
 	pending, err := r.j.Pending(r.cfg.Batch)
 	if err != nil {
 		return 0, err
@@ -223,6 +245,9 @@ func (r *Reporter) DeliverOnce(ctx context.Context) (int, error) {
 		if err := r.j.Ack(e.Seq); err != nil {
 			return i, err
 		}
+		if r.holdBacklog() {
+			return i + 1, nil
+		}
 	}
 	if len(pending) < r.cfg.Batch {
 		if err := r.finishPartition(ctx); err != nil {
@@ -230,6 +255,27 @@ func (r *Reporter) DeliverOnce(ctx context.Context) (int, error) {
 		}
 	}
 	return len(pending), nil
+}
+
+// holdBacklog, after the first delivery that followed failures, draws the
+// wait before the rest of the backlog (DeliveryJitter) and reports whether
+// there is one.
+func (r *Reporter) holdBacklog() bool {
+	r.mu.Lock()
+	since := r.stats.PartitionSince
+	r.mu.Unlock()
+	if since.IsZero() || r.jittered || r.cfg.DeliveryJitter <= 0 {
+		return false
+	}
+	r.jittered = true
+	now := r.Now()
+	limit := min(r.cfg.DeliveryJitter, now.Sub(since))
+	if limit <= 0 {
+		return false
+	}
+	r.resumeAt = now.Add(r.Rand(limit))
+	r.log.Info("API server reached again; the backlog waits its turn", "until", r.resumeAt.Format(time.RFC3339Nano))
+	return true
 }
 
 // deliver turns one entry into an event (or decides it is not worth one).
@@ -578,6 +624,7 @@ func (r *Reporter) finishPartition(ctx context.Context) error {
 	r.mu.Lock()
 	r.stats.PartitionSince = time.Time{}
 	r.mu.Unlock()
+	r.jittered = false
 	r.log.Info("partition healed; backlog delivered", "duration", dur.String())
 	return nil
 }

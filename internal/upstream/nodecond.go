@@ -26,6 +26,11 @@ type NodeConditions struct {
 	cs   NodeStatusPatcher
 	node string
 	log  *slog.Logger
+	// Applied, when set, gives the Node's conditions as the API server last
+	// showed them (false until known): a condition already there as desired
+	// counts as applied, so an agent's restart (a DaemonSet rollout) patches
+	// no Node whose conditions did not change.
+	Applied func() ([]corev1.NodeCondition, bool)
 
 	mu       sync.Mutex
 	last     map[string]corev1.NodeCondition // applied
@@ -51,6 +56,24 @@ func NewNodeConditions(cs NodeStatusPatcher, node string, log *slog.Logger) *Nod
 	return &NodeConditions{cs: cs, node: node, log: log, last: map[string]corev1.NodeCondition{}}
 }
 
+// adopt takes the Node's own copy of a condition podlife has not patched
+// yet as applied. Called with mu held.
+func (n *NodeConditions) adopt() {
+	if n.Applied == nil {
+		return
+	}
+	conds, ok := n.Applied()
+	if !ok {
+		return
+	}
+	for _, c := range conds {
+		t := string(c.Type)
+		if _, done := n.last[t]; !done && (t == CondRuntimeUnreachable || t == CondKubeletUnreachable) {
+			n.last[t] = c
+		}
+	}
+}
+
 // Desired turns source health into podlife's node conditions.
 func Desired(sources map[string]lifecycle.SourceHealth, now time.Time) []corev1.NodeCondition {
 	mk := func(typ, source string, h lifecycle.SourceHealth) corev1.NodeCondition {
@@ -70,10 +93,11 @@ func Desired(sources map[string]lifecycle.SourceHealth, now time.Time) []corev1.
 }
 
 // Sync patches the conditions that changed (status or reason) since the last
-// successful patch. The first call always patches.
+// successful patch, or since the Node showed them (Applied).
 func (n *NodeConditions) Sync(ctx context.Context, sources map[string]lifecycle.SourceHealth, now time.Time) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	n.adopt()
 	var changed []corev1.NodeCondition
 	for _, c := range Desired(sources, now) {
 		if old, ok := n.last[string(c.Type)]; ok && old.Status == c.Status && old.Reason == c.Reason {

@@ -3,11 +3,16 @@
 package deploy
 
 import (
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/podlife/podlife/internal/testenv"
 )
@@ -38,6 +43,7 @@ func TestManifests(t *testing.T) {
 		// The secure API by default: probes over HTTPS, the agent may review
 		// callers, and readers have a ClusterRole to bind.
 		"port: https\n            scheme: HTTPS", "- tokenreviews", "- subjectaccessreviews",
+		"kind: FlowSchema", "matchingPrecedence: 850", "borrowingLimitPercent: 0",
 		"name: podlife-reader\nrules:\n- apiGroups:\n  - \"\"\n  resources:\n  - nodes/podlife\n  - nodes/metrics",
 	} {
 		if !strings.Contains(rendered, want) {
@@ -83,6 +89,84 @@ func TestManifests(t *testing.T) {
 	out = kubectl(t, "--kubeconfig", api.AdminKubeconfig, "apply", "--dry-run=server", "-k", components)
 	if !strings.Contains(out, "clusterrole.rbac.authorization.k8s.io/podlife-kubelet-proxy created (server dry run)") {
 		t.Fatalf("server dry run with the components: %s", out)
+	}
+	t.Run("flowcontrol: a level of its own, after the kubelets and controllers", func(t *testing.T) {
+		checkFlowControl(t, api)
+	})
+}
+
+// checkFlowControl applies flowcontrol.yaml to a real API server and checks
+// where podlife's FlowSchema sits among the bootstrap ones the API server
+// made (k8s.io/apiserver pkg/apis/flowcontrol/bootstrap/default.go) and that
+// the API server classifies the agent's requests into its level: every
+// response names the priority level it ran in
+// (X-Kubernetes-PF-PriorityLevel-UID).
+func checkFlowControl(t *testing.T, api *testenv.APIServer) {
+	kc := []string{"--kubeconfig", api.AdminKubeconfig}
+	kubectl(t, append(kc, "apply", "-f", "flowcontrol.yaml")...)
+	var fss struct {
+		Items []struct {
+			Metadata struct{ Name string }
+			Spec     struct {
+				MatchingPrecedence         int
+				PriorityLevelConfiguration struct{ Name string }
+			}
+			Status struct{ Conditions []struct{ Type, Status string } }
+		}
+	}
+	var ours int
+	testenv.Eventually(t, "the bootstrap FlowSchemas, and ours not dangling", 30*time.Second, func() bool {
+		fss.Items = nil
+		if err := json.Unmarshal([]byte(kubectl(t, append(kc, "get", "flowschemas", "-o", "json")...)), &fss); err != nil {
+			t.Fatal(err)
+		}
+		found, dangling := 0, true
+		for _, fs := range fss.Items {
+			switch fs.Metadata.Name {
+			case "podlife":
+				ours = fs.Spec.MatchingPrecedence
+				for _, c := range fs.Status.Conditions {
+					if c.Type == "Dangling" && c.Status == "False" {
+						dangling = false
+					}
+				}
+			case "system-node-high", "service-accounts":
+				found++
+			}
+		}
+		return found == 2 && !dangling
+	})
+	before := map[string]bool{"system-node-high": true, "system-nodes": true, "kube-controller-manager": true, "kube-scheduler": true}
+	after := map[string]bool{"kube-system-service-accounts": true, "service-accounts": true, "global-default": true}
+	for _, fs := range fss.Items {
+		p := fs.Spec.MatchingPrecedence
+		if before[fs.Metadata.Name] && p >= ours || after[fs.Metadata.Name] && p <= ours {
+			t.Errorf("FlowSchema %s at %d, podlife's at %d", fs.Metadata.Name, p, ours)
+		}
+	}
+	plUID := strings.TrimSpace(kubectl(t, append(kc, "get", "prioritylevelconfiguration", "podlife", "-o", "jsonpath={.metadata.uid}")...))
+	level := func(user string, groups ...string) string {
+		rc, err := clientcmd.BuildConfigFromFlags("", api.AdminKubeconfig)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rc.Impersonate = rest.ImpersonationConfig{UserName: user, Groups: groups}
+		hc, err := rest.HTTPClientFor(rc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := hc.Get(rc.Host + "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/n1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.Header.Get("X-Kubernetes-PF-PriorityLevel-UID")
+	}
+	if got := level("system:serviceaccount:podlife:podlife", "system:serviceaccounts", "system:serviceaccounts:podlife", "system:authenticated"); got != plUID {
+		t.Errorf("the agent's request ran in priority level %q, want podlife's %q", got, plUID)
+	}
+	if got := level("system:node:n1", "system:nodes", "system:authenticated"); got == plUID || got == "" {
+		t.Errorf("a kubelet's Lease request ran in priority level %q (podlife's is %q)", got, plUID)
 	}
 }
 

@@ -376,6 +376,18 @@ func TestTemplate(t *testing.T) {
 				t.Errorf("args %v", args(container(t, objs)))
 			}
 		}},
+		{"flowControl off: no FlowSchema, no priority level", []string{"flowControl.enabled=false"}, func(t *testing.T, objs []obj) {
+			if find(objs, "FlowSchema", "podlife") != nil || find(objs, "PriorityLevelConfiguration", "podlife") != nil {
+				t.Error("flowcontrol objects rendered with flowControl.enabled=false")
+			}
+		}},
+		{"flowControl: the release's service account and namespace", []string{"serviceAccount.name=agent", "flowControl.matchingPrecedence=870"}, func(t *testing.T, objs []obj) {
+			fs := find(objs, "FlowSchema", "podlife")
+			if fs == nil || fs.str("spec.rules.0.subjects.0.serviceAccount.name") != "agent" ||
+				fs.str("spec.rules.0.subjects.0.serviceAccount.namespace") != "podlife" || fmt.Sprint(fs.path("spec.matchingPrecedence")) != "870" {
+				t.Errorf("FlowSchema %v", fs)
+			}
+		}},
 		{"API server traffic tuned", []string{"kubeAPI.qps=2.5", "kubeAPI.burst=4", "kubeAPI.probeInterval=30s", "kubeAPI.deliveryJitter=0s"}, func(t *testing.T, objs []obj) {
 			a := args(container(t, objs))
 			for _, want := range []string{"--kube-api-qps=2.5", "--kube-api-burst=4", "--apiserver-probe-interval=30s", "--delivery-jitter=0s"} {
@@ -419,6 +431,7 @@ func TestTemplateRejects(t *testing.T) {
 		{[]string{"kubelet.tls.mode=insecure", "kubelet.tls.caFile=/ca.crt"}, "turns verification off"},
 		{[]string{"rbac.kubeletAccess=all"}, `rbac.kubeletAccess "all": want fineGrained or proxy`},
 		{[]string{"serviceMonitor.enabled=true", "service.enabled=false"}, "needs service.enabled"},
+		{[]string{"flowControl.matchingPrecedence=0"}, "flowControl.matchingPrecedence 0: want 1 to 10000"},
 	}
 	for _, tc := range tests {
 		_, err := render(t, tc.values...)

@@ -111,7 +111,9 @@ func checkFlowControl(t *testing.T, api *testenv.APIServer) {
 				MatchingPrecedence         int
 				PriorityLevelConfiguration struct{ Name string }
 			}
-			Status struct{ Conditions []struct{ Type, Status string } }
+			Status struct {
+				Conditions []struct{ Type, Status string }
+			}
 		}
 	}
 	var ours int

@@ -7,7 +7,7 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -s -w -X github.com/podlife/podlife/internal/version.Version=$(VERSION)
 export PODLIFE_TOOLS_BIN := $(TOOLS_BIN)
 
-.PHONY: all build plugin image test unit lint bench tools demo clean fuzz soak screenshots
+.PHONY: all build plugin image test unit lint bench tools demo clean fuzz soak screenshots scale
 
 all: lint build test
 
@@ -95,6 +95,17 @@ bench: build
 SOAK_DURATION ?= 10m
 soak: build
 	$(GO) run ./hack/soak -bin bin/podlife -duration $(SOAK_DURATION)
+
+## scale: the fleet harness (not part of `make test`; needs root): one real API server,
+## etcd, controller-manager and scheduler; SCALE_NODES (50) hollow kubelets (kubemark's,
+## test/scaletools) and as many real podlife agents on simulated nodes, in SCALE_RACKS (5)
+## racks; measures podlife's requests against the kubelets' from the audit log, cuts a rack
+## (SCALE_CUT=zone: all) for SCALE_CUT_FOR (5m) while containers crash, heals it at once,
+## and prints one verdict line (burst, drain, a Lease renewal's p99, lost and duplicated
+## transitions). More knobs in hack/scale/scale_test.go (configFromEnv).
+scale: tools
+	./hack/build-scale-tools.sh $(TOOLS_BIN)
+	PODLIFE_SCALE=1 $(GO) test -count=1 -timeout 90m -run '^TestScale$$' -v ./hack/scale
 
 demo:
 	$(GO) run ./cmd/podlife demo

@@ -39,6 +39,8 @@ type Upstream struct {
 	View       *upstream.APIView
 	Reporter   *upstream.Reporter
 	Conditions *upstream.NodeConditions
+	// Heartbeat, when set, keeps the node's heartbeat Lease.
+	Heartbeat *upstream.Heartbeat
 }
 
 // Options are the agent's parts and limits.
@@ -176,6 +178,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		apiUpdates = u.View.Updates()
 		if u.Reporter != nil {
 			run(func(ctx context.Context) { u.Reporter.Run(ctx, a.wake) })
+		}
+		if u.Heartbeat != nil {
+			run(a.heartbeat)
 		}
 	}
 	// Staleness, graces and stuck stages move with time alone: every tick

@@ -54,9 +54,11 @@ type Config struct {
 	KubeAPIBurst              int           `mapstructure:"kube-api-burst"`
 	APIServerProbeInterval    time.Duration `mapstructure:"apiserver-probe-interval"`
 	DeliveryJitter            time.Duration `mapstructure:"delivery-jitter"`
+	HeartbeatInterval         time.Duration `mapstructure:"heartbeat-interval"`
+	HeartbeatNamespace        string        `mapstructure:"heartbeat-namespace"`
 	JournalPath               string        `mapstructure:"journal-path"`
-	EventBurst                int           `mapstructure:"event-burst"`
-	EventInterval             time.Duration `mapstructure:"event-interval"`
+	EventBurst                int           `mapstructure:"event-burst"`    // deprecated, no effect
+	EventInterval             time.Duration `mapstructure:"event-interval"` // deprecated, no effect
 	EventLogLines             int           `mapstructure:"event-log-lines"`
 	StuckThreshold            time.Duration `mapstructure:"stuck-threshold"`
 	BlackBoxLines             int           `mapstructure:"blackbox-lines"`
@@ -112,11 +114,16 @@ func Flags(fs *pflag.FlagSet) {
 	fs.Int("kube-api-burst", DefaultKubeAPIBurst, "requests to the API server sent at once before kube-api-qps applies")
 	fs.Duration("apiserver-probe-interval", upstream.DefaultProbeInterval, "ask the API server's /readyz after this long without a watch event "+
 		"(the kubelet renews the node Lease every 10 s, so a healthy node asks nothing), and this often while it is down")
+	fs.Duration("heartbeat-interval", DefaultHeartbeatInterval, "renew the node's heartbeat Lease (podlife-<node> in heartbeat-namespace: "+
+		"pods failing and unknown, the kubelet's link, the last partition; what `kubectl podlife nodes` lists) this often, and on a change at most once a minute; 0: off")
+	fs.String("heartbeat-namespace", "", "namespace of the heartbeat Lease (default $POD_NAMESPACE, the agent's own, then podlife)")
 	fs.Duration("delivery-jitter", DefaultDeliveryJitter, "after the API server is reached again, wait a random time up to this long "+
 		"(and up to the outage's length) before delivering the journal's backlog, so that the agents of a healed rack do not all arrive at once (0: at once)")
 	fs.String("journal-path", "", "durable transition journal file (e.g. /var/lib/podlife/journal.db); empty: none")
-	fs.Int("event-burst", 5, "Kubernetes Events of one reason per pod sent at once before rate limiting")
-	fs.Duration("event-interval", time.Minute, "one more Event per pod and reason after this long")
+	fs.Int("event-burst", 5, "deprecated, no effect: repeated Events fold into one Event's series")
+	fs.Duration("event-interval", time.Minute, "deprecated, no effect: repeated Events fold into one Event's series")
+	_ = fs.MarkDeprecated("event-burst", "repeated Events of a pod and reason fold into one Event's series; it has no effect")
+	_ = fs.MarkDeprecated("event-interval", "repeated Events of a pod and reason fold into one Event's series; it has no effect")
 	fs.Int("event-log-lines", 0, fmt.Sprintf("put up to this many of an ended attempt's last lines (its crash black box) in its Event, at most %d; "+
 		"0, the default: never (log lines can hold secrets, and whoever may read Events in the namespace would see them)", MaxEventLogLines))
 	fs.Duration("stuck-threshold", 5*time.Minute, "report a pod stuck in Initializing/Starting/Failing/Unknown after this long (0: never)")
@@ -239,12 +246,10 @@ func (c *Config) Validate() error {
 		return &ConfigError{"kube-api-burst", fmt.Sprintf("%d: must not be negative (0: the default, %d)", c.KubeAPIBurst, DefaultKubeAPIBurst)}
 	case c.APIServerProbeInterval != 0 && c.APIServerProbeInterval < 100*time.Millisecond:
 		return &ConfigError{"apiserver-probe-interval", fmt.Sprintf("%s: must be at least 100ms (0: the default, %s)", c.APIServerProbeInterval, upstream.DefaultProbeInterval)}
+	case c.HeartbeatInterval != 0 && c.HeartbeatInterval < upstream.MinGap:
+		return &ConfigError{"heartbeat-interval", fmt.Sprintf("%s: want 0 (off) or at least %s", c.HeartbeatInterval, upstream.MinGap)}
 	case c.DeliveryJitter < 0:
 		return &ConfigError{"delivery-jitter", fmt.Sprintf("%s: must not be negative (0: deliver at once)", c.DeliveryJitter)}
-	case c.EventBurst < 1:
-		return &ConfigError{"event-burst", fmt.Sprintf("%d: must be at least 1", c.EventBurst)}
-	case c.EventInterval <= 0:
-		return &ConfigError{"event-interval", fmt.Sprintf("%s: must be positive", c.EventInterval)}
 	case c.EventLogLines < 0 || c.EventLogLines > MaxEventLogLines:
 		return &ConfigError{"event-log-lines", fmt.Sprintf("%d: want 0 (never, the default) to %d (an Event's note holds 1 KiB)", c.EventLogLines, MaxEventLogLines)}
 	case c.EventLogLines > 0 && (c.BlackBoxLines == 0 || c.BlackBoxBytes == 0):
@@ -267,6 +272,7 @@ func (c *Config) Validate() error {
 	c.KubeAPIQPS = cmp.Or(c.KubeAPIQPS, DefaultKubeAPIQPS)
 	c.KubeAPIBurst = cmp.Or(c.KubeAPIBurst, DefaultKubeAPIBurst)
 	c.APIServerProbeInterval = cmp.Or(c.APIServerProbeInterval, upstream.DefaultProbeInterval)
+	c.HeartbeatNamespace = cmp.Or(c.HeartbeatNamespace, os.Getenv("POD_NAMESPACE"), "podlife")
 	c.BlackBoxAttempts = cmp.Or(c.BlackBoxAttempts, DefaultBlackBoxAttempts)
 	c.BlackBoxMaxBytes = cmp.Or(c.BlackBoxMaxBytes, DefaultBlackBoxMaxBytes)
 	c.PodLogsDir = cmp.Or(c.PodLogsDir, DefaultPodLogsDir)

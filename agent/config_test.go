@@ -32,6 +32,7 @@ func TestBadConfigFiles(t *testing.T) {
 		"relative-pod-logs-dir.yaml":            `config: pod-logs-dir: "var/log/pods": want an absolute path (the kubelet's: /var/log/pods)`,
 		"negative-kube-api-qps.yaml":            "config: kube-api-qps: -1: must not be negative (0: the default, 5)",
 		"short-apiserver-probe.yaml":            "config: apiserver-probe-interval: 10ms: must be at least 100ms (0: the default, 15s)",
+		"short-heartbeat.yaml":                  "config: heartbeat-interval: 10s: want 0 (off) or at least 1m0s",
 		"negative-delivery-jitter.yaml":         "config: delivery-jitter: -1s: must not be negative (0: deliver at once)",
 		"negative-inflight.yaml":                "config: max-requests-inflight: -1: must not be negative (0: the default, 32)",
 		"unknown-key.yaml":                      "config: listen-adress: unknown key in testdata/config/unknown-key.yaml",

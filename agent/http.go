@@ -367,11 +367,14 @@ func (a *Agent) watchTransitions(w http.ResponseWriter, r *http.Request, since t
 	keepalive := time.NewTicker(30 * time.Second)
 	defer keepalive.Stop()
 	for {
-		deadline()
+		// Each write gets its own deadline, set just before it: one set
+		// when the loop began waiting would expire with the keepalive's
+		// tick (both 30 s), and cut an idle stream mid-response.
 		select {
 		case <-r.Context().Done():
 			return
 		case <-sub.Overflow:
+			deadline()
 			dropped := sub.Stop()
 			if s.drain(sub.C) != nil { // what was delivered before the overflow
 				return
@@ -382,11 +385,13 @@ func (a *Agent) watchTransitions(w http.ResponseWriter, r *http.Request, since t
 		case rec := <-sub.C:
 			// Write what else has arrived with it, then flush once: one
 			// correlation's transitions come together.
+			deadline()
 			if s.send(rec) != nil || s.drain(sub.C) != nil {
 				return
 			}
 			rc.Flush()
 		case <-keepalive.C:
+			deadline()
 			if _, err := w.Write([]byte("\n")); err != nil {
 				return
 			}

@@ -38,7 +38,7 @@ var (
 	descJournalErrors  = desc("journal_errors_total", "Failed opens of and writes to the journal.")
 	descJournalHeld    = desc("journal_unwritten", "Transitions held in memory because the journal could not take them yet.")
 	descJournalLost    = desc("journal_lost_total", "Transitions never journaled: held in memory past the bound while the journal was down, or when the agent stopped.")
-	descEvents         = desc("upstream_events_total", "Journal entries handled by the event reporter, by outcome (delivered, skipped, suppressed, rejected).", "outcome")
+	descEvents         = desc("upstream_events_total", "Journal entries handled by the event reporter, by outcome (delivered: a new Event; folded: counted into an Event's series; skipped; rejected).", "outcome")
 	descEventFailures  = desc("upstream_event_failures_total", "Failed event deliveries (retried).")
 	descHTTPInFlight   = desc("http_requests_in_flight", "Requests being served, by admission class (api: pods, one pod, transitions, journal; watch: transition watches).", "class")
 	descHTTPRejected   = desc("http_requests_rejected_total", "Requests refused with 429 because their admission class was at its limit (max-requests-inflight, max-watches).", "class")
@@ -133,7 +133,7 @@ func (m *metrics) collectSources(ch chan<- prometheus.Metric) {
 	if u := m.agent.opts.Upstream; u != nil && u.Reporter != nil {
 		st := u.Reporter.Stats()
 		for outcome, v := range map[string]uint64{"delivered": st.Delivered, "skipped": st.Skipped,
-			"suppressed": st.Suppressed, "rejected": st.Rejected} {
+			"folded": st.Folded, "rejected": st.Rejected} {
 			ch <- prometheus.MustNewConstMetric(descEvents, prometheus.CounterValue, float64(v), outcome)
 		}
 		ch <- prometheus.MustNewConstMetric(descEventFailures, prometheus.CounterValue, float64(st.Failures))

@@ -65,8 +65,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, listening func(url s
 	defer a.Close()
 	if u := opts.Upstream; u != nil && cfg.JournalPath != "" {
 		u.Reporter = upstream.NewReporter(probe, a.JournalEntries(), upstream.ReporterConfig{Node: cfg.NodeName,
-			Burst: cfg.EventBurst, Every: cfg.EventInterval, LogLines: cfg.EventLogLines, DeliveryJitter: cfg.DeliveryJitter}, log)
+			LogLines: cfg.EventLogLines, DeliveryJitter: cfg.DeliveryJitter}, log)
 		u.Reporter.Running = a.runningContainers
+		u.Reporter.APIUp = func() bool { return u.View.Health().Up }
 		u.Reporter.APIUID = a.apiUID
 		if a.box != nil {
 			u.Reporter.LastLines = a.box.lastLines
@@ -108,6 +109,9 @@ const (
 	// DefaultDeliveryJitter spreads the agents of a healed rack over this
 	// long before they deliver their backlogs.
 	DefaultDeliveryJitter = 30 * time.Second
+	// DefaultHeartbeatInterval renews the heartbeat Lease: 5,000 nodes
+	// write 17 times a second.
+	DefaultHeartbeatInterval = 5 * time.Minute
 )
 
 // newUpstream builds the API server view and the node conditions, and
@@ -126,6 +130,9 @@ func newUpstream(cfg Config, log *slog.Logger) (*Upstream, *upstream.Client, err
 	view := upstream.NewAPIView(watch, probe, cfg.NodeName, cfg.APIServerProbeInterval, log)
 	u := &Upstream{View: view, Conditions: upstream.NewNodeConditions(probe, cfg.NodeName, log)}
 	u.Conditions.Applied = view.NodeConditions
+	if cfg.HeartbeatInterval > 0 {
+		u.Heartbeat = upstream.NewHeartbeat(probe, cfg.HeartbeatNamespace, cfg.NodeName, cfg.HeartbeatInterval, log)
+	}
 	if cfg.JournalPath == "" {
 		log.Warn("upstream events need a journal (--journal-path); only node conditions will be reported")
 	}

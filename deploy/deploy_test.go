@@ -43,7 +43,7 @@ func TestManifests(t *testing.T) {
 		// The secure API by default: probes over HTTPS, the agent may review
 		// callers, and readers have a ClusterRole to bind.
 		"port: https\n            scheme: HTTPS", "- tokenreviews", "- subjectaccessreviews",
-		"kind: FlowSchema", "matchingPrecedence: 850", "borrowingLimitPercent: 0",
+		"kind: FlowSchema", "matchingPrecedence: 90", "borrowingLimitPercent: 0",
 		"name: podlife-reader\nrules:\n- apiGroups:\n  - \"\"\n  resources:\n  - nodes/podlife\n  - nodes/metrics",
 	} {
 		if !strings.Contains(rendered, want) {
@@ -90,7 +90,7 @@ func TestManifests(t *testing.T) {
 	if !strings.Contains(out, "clusterrole.rbac.authorization.k8s.io/podlife-kubelet-proxy created (server dry run)") {
 		t.Fatalf("server dry run with the components: %s", out)
 	}
-	t.Run("flowcontrol: a level of its own, after the kubelets and controllers", func(t *testing.T) {
+	t.Run("flowcontrol: a level of its own, matched before every schema a service account falls in", func(t *testing.T) {
 		checkFlowControl(t, api)
 	})
 }
@@ -138,8 +138,11 @@ func checkFlowControl(t *testing.T, api *testenv.APIServer) {
 		}
 		return found == 2 && !dangling
 	})
-	before := map[string]bool{"system-node-high": true, "system-nodes": true, "kube-controller-manager": true, "kube-scheduler": true}
-	after := map[string]bool{"kube-system-service-accounts": true, "service-accounts": true, "global-default": true}
+	// Before it: only what never matches podlife's requests or must not
+	// (probes: /readyz stays exempt). After it: every FlowSchema that
+	// matches a service account's requests.
+	before := map[string]bool{"exempt": true, "probes": true}
+	after := map[string]bool{"system-leader-election": true, "kube-system-service-accounts": true, "service-accounts": true, "global-default": true}
 	for _, fs := range fss.Items {
 		p := fs.Spec.MatchingPrecedence
 		if before[fs.Metadata.Name] && p >= ours || after[fs.Metadata.Name] && p <= ours {

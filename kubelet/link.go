@@ -91,6 +91,7 @@ type linkTracker struct {
 	prev         requestCounts
 	primed       bool
 	lastAnswered time.Time // the last read in which answered requests grew
+	lastRead     time.Time // the last /metrics read the kubelet accepted
 	link         lifecycle.KubeletLink
 }
 
@@ -162,9 +163,15 @@ func (s *Source) readLink(ctx context.Context) {
 			s.log.Warn("kubelet metrics unreadable: cannot tell whether the kubelet reaches the API server", "err", oneLine(err))
 		}
 		s.linkErr = err.Error()
+		// Over the Pods API, /metrics is the only request that carries
+		// podlife's token: a 401 to it says what a 401 to /pods says.
+		if s.linkFromFailure(err, s.links.lastRead) {
+			s.bump()
+		}
 		return
 	}
 	s.linkErr = ""
+	s.links.lastRead = time.Now()
 	if s.links.observe(c, time.Now()) {
 		s.publishLink()
 		s.bump()
@@ -202,6 +209,8 @@ func (s *Source) fetchRequestCounts(ctx context.Context) (requestCounts, error) 
 	case http.StatusOK:
 	case http.StatusForbidden:
 		return requestCounts{}, fmt.Errorf("kubelet %s: 403 Forbidden: %s", s.metricsURL, missingMetricsPermission)
+	case http.StatusUnauthorized:
+		return requestCounts{}, fmt.Errorf("kubelet %s: %w: the token was rejected", s.metricsURL, errUnauthorized)
 	default:
 		return requestCounts{}, fmt.Errorf("kubelet %s: HTTP %d", s.metricsURL, resp.StatusCode)
 	}

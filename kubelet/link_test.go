@@ -103,6 +103,34 @@ func TestLinkFromAuthFailure(t *testing.T) {
 	}
 }
 
+// Over the Pods API, /metrics is the only request carrying podlife's token:
+// a 401 to it after an accepted read says the same as a 401 to /pods.
+func TestLinkFromMetricsAuthFailure(t *testing.T) {
+	var status atomic.Int32
+	status.Store(200)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(int(status.Load()))
+		if status.Load() == 200 {
+			w.Write([]byte("# TYPE rest_client_requests_total counter\nrest_client_requests_total{code=\"200\",host=\"x\",method=\"GET\"} 5\n"))
+		}
+	}))
+	defer srv.Close()
+	s, err := New(Config{URL: srv.URL, LinkInterval: -1, Timeout: 5 * time.Second}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	s.readLink(ctx)
+	if st := s.State(); st.Link.CutOff {
+		t.Fatalf("first read: %+v", st.Link)
+	}
+	status.Store(401)
+	s.readLink(ctx)
+	if st := s.State(); !st.Link.CutOff || !strings.Contains(st.Link.Evidence, "rejects the token it accepted") {
+		t.Fatalf("after a 401 to /metrics: link %+v, want cut off", st.Link)
+	}
+}
+
 func TestReadinessProbes(t *testing.T) {
 	text := func(ok, failed int) string {
 		return fmt.Sprintf(`# TYPE prober_probe_total counter

@@ -431,7 +431,7 @@ func TestTemplateRejects(t *testing.T) {
 		{[]string{"kubelet.tls.mode=insecure", "kubelet.tls.caFile=/ca.crt"}, "turns verification off"},
 		{[]string{"rbac.kubeletAccess=all"}, `rbac.kubeletAccess "all": want fineGrained or proxy`},
 		{[]string{"serviceMonitor.enabled=true", "service.enabled=false"}, "needs service.enabled"},
-		{[]string{"flowControl.matchingPrecedence=0"}, "flowControl.matchingPrecedence 0: want 1 to 10000"},
+		{[]string{"flowControl.matchingPrecedence=2"}, "flowControl.matchingPrecedence 2: want 3 to 9999"},
 	}
 	for _, tc := range tests {
 		_, err := render(t, tc.values...)

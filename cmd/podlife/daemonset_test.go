@@ -476,7 +476,7 @@ func (e *dsEnv) flap(ns string) func() {
 	return func() { cancel(); wg.Wait() }
 }
 
-// podlifeEvents maps journal seq → the podlife Events carrying it.
+// podlifeEvents maps journal seq → the podlife Events standing for it.
 func (e *dsEnv) podlifeEvents() map[string][]eventsv1.Event {
 	l, err := e.admin.EventsV1().Events("").List(context.Background(), metav1.ListOptions{LabelSelector: "podlife.dev/seq"})
 	if err != nil {
@@ -484,7 +484,9 @@ func (e *dsEnv) podlifeEvents() map[string][]eventsv1.Event {
 	}
 	out := map[string][]eventsv1.Event{}
 	for _, ev := range l.Items {
-		out[ev.Labels["podlife.dev/seq"]] = append(out[ev.Labels["podlife.dev/seq"]], ev)
+		for _, q := range eventSeqs(e.t, ev) {
+			out[q] = append(out[q], ev)
+		}
 	}
 	return out
 }

@@ -15,8 +15,11 @@ import (
 	"testing"
 	"time"
 
+	eventsv1 "k8s.io/api/events/v1"
+
 	"github.com/podlife/podlife/agent"
 	"github.com/podlife/podlife/internal/testenv"
+	"github.com/podlife/podlife/internal/upstream"
 	"github.com/podlife/podlife/lifecycle"
 )
 
@@ -329,6 +332,26 @@ func TestAgentEndToEnd(t *testing.T) {
 }
 
 // hasLine reports whether one line of text contains every part.
+// eventSeqs are the journal sequences a podlife Event stands for: its
+// podlife.dev/seqs annotation (the entry that created it and the repeats
+// folded into its series), else its podlife.dev/seq label.
+func eventSeqs(t testing.TB, ev eventsv1.Event) []string {
+	t.Helper()
+	a, ok := ev.Annotations[upstream.AnnotationSeqs]
+	if !ok {
+		return []string{ev.Labels["podlife.dev/seq"]}
+	}
+	seqs, err := upstream.ParseSeqRanges(a)
+	if err != nil {
+		t.Fatalf("Event %s: %v", ev.Name, err)
+	}
+	out := make([]string, len(seqs))
+	for i, q := range seqs {
+		out[i] = fmt.Sprint(q)
+	}
+	return out
+}
+
 func hasLine(text string, parts ...string) bool {
 	for _, l := range strings.Split(text, "\n") {
 		ok := true

@@ -47,7 +47,9 @@ func (a *faultAgent) checkDelivered(admin kubernetes.Interface, before mark, sou
 	}
 	events := map[string]int{}
 	for _, e := range l.Items {
-		events[e.Labels["podlife.dev/seq"]]++
+		for _, q := range eventSeqs(a.t, e) {
+			events[q]++
+		}
 	}
 	var downs, ups, reported int
 	for _, r := range hist {

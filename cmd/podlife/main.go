@@ -41,6 +41,8 @@ Usage:
   podlife ui [--listen-address 127.0.0.1:0]   the agent's web page in your browser: serves it
                                  on this machine, forwarding to the agent, and prints its URL
   podlife journal --journal-path FILE   transitions not yet delivered upstream
+  podlife nodes [--kubeconfig FILE] [-o json|yaml]   the fleet at a glance, from the API server
+                                 alone: each node's agent, kubelet link, failing pods, last partition
   podlife version                print the version
 
 CLI flags: --server URL (default http://127.0.0.1:9808, the demo), --direct (read
@@ -63,6 +65,11 @@ Usage:
                                                       the crash black box: each attempt's last lines
   kubectl podlife ui --node NODE                      the agent's web page: served on 127.0.0.1,
                                                       forwarded through the API server; prints its URL
+  kubectl podlife nodes [-o json|yaml]                every node, most trouble first: its agent reports
+                                                      or is silent, Ready, the kubelet's link, podlife's
+                                                      conditions, pods failing/unknown, last partition
+                                                      (two lists from the API server, no agent asked;
+                                                      needs ClusterRole podlife-fleet-viewer)
 
 It finds the agent pod on NODE and reaches it through the API server's pod
 proxy, with your kubeconfig (--kubeconfig FILE, --context NAME; default
@@ -91,12 +98,12 @@ func runPlugin(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	switch args[0] {
-	case "pods", "describe", "watch", "journal", "logs", "ui", "version":
+	case "pods", "describe", "watch", "journal", "logs", "ui", "nodes", "version":
 	default:
 		fmt.Fprintf(stderr, "kubectl podlife: unknown command %q (see 'kubectl podlife help')\n", args[0])
 		return 2
 	}
-	if args[0] != "version" && !hasFlag(args[1:], "node") {
+	if args[0] != "version" && args[0] != "nodes" && !hasFlag(args[1:], "node") {
 		fmt.Fprintf(stderr, "kubectl podlife %s: --node NODE: which node's agent (see 'kubectl podlife help')\n", args[0])
 		return 2
 	}
@@ -149,6 +156,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cli.RunLogs(ctx, args[1:], stdout)
 	case "ui":
 		err = cli.RunUI(ctx, args[1:], stdout)
+	case "nodes":
+		err = cli.RunNodes(ctx, args[1:], stdout)
 	case "simnode":
 		err = runSimnode(ctx, args[1:], stdout, stderr)
 	default:

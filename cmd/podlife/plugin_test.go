@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -93,6 +94,43 @@ func (e *dsEnv) checkPlugin(t *testing.T) {
 		var got agent.PodsResponse
 		if err != nil || json.Unmarshal(out, &got) != nil || got.Node != node || !hasPod(got, "churn", "crashloop") {
 			t.Errorf("podlife pods --node %s --kubeconfig jane: %v\n%s", node, err, out)
+		}
+	})
+
+	t.Run("nodes: the fleet from the API server alone, as the README binds it", func(t *testing.T) {
+		e.kubectl("create", "clusterrolebinding", "podlife-fleet-jane", "--clusterrole=podlife-fleet-viewer", "--user=jane")
+		e.kubectl("-n", dsNamespace, "create", "rolebinding", "podlife-fleet-jane", "--role=podlife-fleet-viewer", "--user=jane")
+		var rows []cli.NodeRow
+		testenv.Eventually(t, "kubectl podlife nodes showing the node's agent reporting", 60*time.Second, func() bool {
+			stdout, stderr, code := e.plugin(t, jane, "podlife", "nodes", "-o", "json")
+			if code != 0 {
+				t.Logf("kubectl podlife nodes: exit %d: %s", code, stderr)
+				return false
+			}
+			if err := json.Unmarshal([]byte(stdout), &rows); err != nil {
+				t.Fatalf("kubectl podlife nodes -o json: %v\n%s", err, stdout)
+			}
+			return len(rows) == 1 && rows[0].Agent == "reports"
+		})
+		// What the agent itself says: its pods failing and unknown, the
+		// kubelet's link (the heartbeat is rewritten within a minute of a
+		// change: compare with what it wrote, from the API server's Lease).
+		r := rows[0]
+		if r.Node != node || r.Ready != "True" || r.KubeletLink != "up" || len(r.Unreachable) != 0 || r.Trouble > 2 {
+			t.Errorf("row %+v", r)
+		}
+		l, err := e.admin.CoordinationV1().Leases(dsNamespace).Get(context.Background(), "podlife-"+node, metav1.GetOptions{})
+		if err != nil || l.Annotations["podlife.dev/pods-failing"] != fmt.Sprint(r.Failing) {
+			t.Errorf("heartbeat Lease %v (%v), row %+v", l.Annotations, err, r)
+		}
+		stdout, stderr, code := e.plugin(t, jane, "podlife", "nodes")
+		if code != 0 || !strings.Contains(stdout, "NODE") || !strings.Contains(stdout, node) {
+			t.Errorf("kubectl podlife nodes (table): exit %d\n%s%s", code, stdout, stderr)
+		}
+		t.Logf("kubectl podlife nodes:\n%s", stdout)
+		_, stderr, code = e.plugin(t, bob, "podlife", "nodes")
+		if want := `podlife: listing the nodes: API server: nodes is forbidden: User "bob" cannot list resource "nodes"`; code != 1 || !strings.HasPrefix(stderr, want) {
+			t.Errorf("bob: exit %d, %q; want 1 and %q", code, stderr, want)
 		}
 	})
 

@@ -64,21 +64,10 @@ func NewRemoteClient(ctx context.Context, r Remote, auth Auth) (*Client, error) 
 	if r.Node == "" {
 		return nil, errors.New("--node: which node's agent")
 	}
-	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	rules.ExplicitPath = r.Kubeconfig
-	rc, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules,
-		&clientcmd.ConfigOverrides{CurrentContext: r.Context}).ClientConfig()
+	api, err := newAPIServer(r)
 	if err != nil {
-		return nil, fmt.Errorf("kubeconfig: %w", err)
+		return nil, err
 	}
-	rc.UserAgent = "kubectl-podlife"
-	hc, err := rest.HTTPClientFor(rc)
-	if err != nil {
-		return nil, fmt.Errorf("kubeconfig %s: %w", rc.Host, err)
-	}
-	// No client timeout for the two API calls: an exec credential plugin
-	// (kubelogin) may wait for an interactive login inside the first one.
-	api := apiServer{host: strings.TrimSuffix(rc.Host, "/"), http: &http.Client{Transport: hc.Transport}}
 
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute) // room for an interactive login
 	defer cancel()
@@ -90,7 +79,7 @@ func NewRemoteClient(ctx context.Context, r Remote, auth Auth) (*Client, error) 
 	if err != nil {
 		return nil, err
 	}
-	rt := &proxiedBearer{token: token, next: hc.Transport}
+	rt := &proxiedBearer{token: token, next: api.http.Transport}
 	if token != "" {
 		if err := forAgent(token); err != nil {
 			return nil, err
@@ -106,6 +95,26 @@ func NewRemoteClient(ctx context.Context, r Remote, auth Auth) (*Client, error) 
 	}
 	where := fmt.Sprintf("%s/api/v1/namespaces/%s/pods/https:%s:%d/proxy", api.host, url.PathEscape(r.Namespace), url.PathEscape(pod), port)
 	return &Client{Server: where, HTTP: &http.Client{Timeout: 10 * time.Second, Transport: rt}, Stream: &http.Client{Transport: rt}}, nil
+}
+
+// newAPIServer is the API server of r's kubeconfig, with its credentials as
+// kubectl's (token, client certificate, exec plugin). No client timeout: an
+// exec credential plugin (kubelogin) may wait for an interactive login
+// inside the first call.
+func newAPIServer(r Remote) (apiServer, error) {
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	rules.ExplicitPath = r.Kubeconfig
+	rc, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules,
+		&clientcmd.ConfigOverrides{CurrentContext: r.Context}).ClientConfig()
+	if err != nil {
+		return apiServer{}, fmt.Errorf("kubeconfig: %w", err)
+	}
+	rc.UserAgent = "kubectl-podlife"
+	hc, err := rest.HTTPClientFor(rc)
+	if err != nil {
+		return apiServer{}, fmt.Errorf("kubeconfig %s: %w", rc.Host, err)
+	}
+	return apiServer{host: strings.TrimSuffix(rc.Host, "/"), http: &http.Client{Transport: hc.Transport}}, nil
 }
 
 // forAgent refuses a token given with --node unless it is a JWT made for

@@ -87,12 +87,6 @@ func StartCluster(t testing.TB, opts ClusterOptions) *Cluster {
 	if opts.NodeName == "" {
 		opts.NodeName = "podlife-node"
 	}
-	if opts.NodeMonitorGracePeriod == 0 {
-		opts.NodeMonitorGracePeriod = 20 * time.Second
-	}
-	if opts.NodeMonitorPeriod == 0 {
-		opts.NodeMonitorPeriod = 2 * time.Second
-	}
 	if opts.ReadyTimeout == 0 {
 		opts.ReadyTimeout = 3 * time.Minute
 	}
@@ -102,12 +96,58 @@ func StartCluster(t testing.TB, opts ClusterOptions) *Cluster {
 	c.Containerd.EnableLoopbackCNI(t)
 
 	nodeToken := nodeTokenPrefix + opts.NodeName
+	opts.Tokens = append([]StaticToken{{nodeToken, "system:node:" + opts.NodeName, []string{"system:nodes"}}}, opts.Tokens...)
+	cp := startControlPlane(t, opts) // waited for below, while the kubelet starts
+	c.API, c.AdminKubeconfig, c.Dir = cp.API, cp.API.AdminKubeconfig, cp.Dir
+	c.ControllerManagerLink, c.SchedulerLink = cp.ControllerManagerLink, cp.SchedulerLink
+
+	c.KubeletLink = c.API.NewLink(t)
+	c.Kubelet = startKubelet(t, c.Containerd, opts.NodeName, kubeletOptions{
+		kubeconfig: c.KubeletLink.Kubeconfig(t, nodeToken), args: opts.KubeletArgs})
+	c.KubeletURL, c.KubeletServingCertFile, c.KubeletPID = c.Kubelet.HTTPSURL, c.Kubelet.ServingCertFile, c.Kubelet.PID
+	cp.waitHealthy()
+	c.WaitNodeReady(t, opts.ReadyTimeout)
+	t.Logf("cluster ready in %s (node %s, kubelet %s)", time.Since(start).Round(time.Millisecond), c.NodeName, c.KubeletURL)
+	return c
+}
+
+// ControlPlane is etcd, kube-apiserver (Node,RBAC authorization),
+// kube-controller-manager (every controller) and kube-scheduler on loopback,
+// each component through its own Link: a cluster without a kubelet, to
+// which a test adds its own (StartCluster's, or many hollow ones).
+type ControlPlane struct {
+	API                                  *APIServer
+	ControllerManagerLink, SchedulerLink *Link
+	// Dir holds the controller-manager's and scheduler's logs.
+	Dir         string
+	waitHealthy func()
+}
+
+// StartControlPlane starts the control plane with opts' API server flags,
+// tokens and controller-manager and scheduler flags, and waits until the
+// controller-manager and scheduler answer /healthz. t.Cleanup stops every
+// process by PID.
+func StartControlPlane(t testing.TB, opts ClusterOptions) *ControlPlane {
+	t.Helper()
+	cp := startControlPlane(t, opts)
+	cp.waitHealthy()
+	return cp
+}
+
+// startControlPlane starts the control plane without waiting for it.
+func startControlPlane(t testing.TB, opts ClusterOptions) *ControlPlane {
+	t.Helper()
+	if opts.NodeMonitorGracePeriod == 0 {
+		opts.NodeMonitorGracePeriod = 20 * time.Second
+	}
+	if opts.NodeMonitorPeriod == 0 {
+		opts.NodeMonitorPeriod = 2 * time.Second
+	}
+	c := &Cluster{}
 	c.API = StartAPIServerWith(t, APIServerOptions{NodeAuthorization: true, Tokens: append([]StaticToken{
 		{controllerManagerToken, "system:kube-controller-manager", nil},
 		{schedulerToken, "system:kube-scheduler", nil},
-		{nodeToken, "system:node:" + opts.NodeName, []string{"system:nodes"}},
 	}, opts.Tokens...), Args: opts.APIServerArgs})
-	c.AdminKubeconfig = c.API.AdminKubeconfig
 	dir, err := os.MkdirTemp("", "podlife-cluster-")
 	if err != nil {
 		t.Fatal(err)
@@ -120,9 +160,9 @@ func StartCluster(t testing.TB, opts ClusterOptions) *Cluster {
 			t.Logf("cluster dir kept for inspection: %s", dir)
 		}
 	})
-
+	cp := &ControlPlane{API: c.API, Dir: dir}
 	var kcmHealth, schedHealth func()
-	c.ControllerManagerLink, kcmHealth = c.startComponent(t, "kube-controller-manager", controllerManagerToken, append([]string{
+	cp.ControllerManagerLink, kcmHealth = c.startComponent(t, "kube-controller-manager", controllerManagerToken, append([]string{
 		"--use-service-account-credentials=true",
 		"--controllers=*",
 		"--service-account-private-key-file=" + c.API.ServiceAccountKeyFile,
@@ -131,17 +171,9 @@ func StartCluster(t testing.TB, opts ClusterOptions) *Cluster {
 		"--node-monitor-grace-period=" + opts.NodeMonitorGracePeriod.String(),
 		"--node-monitor-period=" + opts.NodeMonitorPeriod.String(),
 	}, opts.ControllerManagerArgs...))
-	c.SchedulerLink, schedHealth = c.startComponent(t, "kube-scheduler", schedulerToken, opts.SchedulerArgs)
-
-	c.KubeletLink = c.API.NewLink(t)
-	c.Kubelet = startKubelet(t, c.Containerd, opts.NodeName, kubeletOptions{
-		kubeconfig: c.KubeletLink.Kubeconfig(t, nodeToken), args: opts.KubeletArgs})
-	c.KubeletURL, c.KubeletServingCertFile, c.KubeletPID = c.Kubelet.HTTPSURL, c.Kubelet.ServingCertFile, c.Kubelet.PID
-	kcmHealth()
-	schedHealth()
-	c.WaitNodeReady(t, opts.ReadyTimeout)
-	t.Logf("cluster ready in %s (node %s, kubelet %s)", time.Since(start).Round(time.Millisecond), c.NodeName, c.KubeletURL)
-	return c
+	cp.SchedulerLink, schedHealth = c.startComponent(t, "kube-scheduler", schedulerToken, opts.SchedulerArgs)
+	cp.waitHealthy = func() { kcmHealth(); schedHealth() }
+	return cp
 }
 
 // startComponent runs kube-controller-manager or kube-scheduler with its own

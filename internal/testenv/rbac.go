@@ -7,7 +7,9 @@ import (
 	"os"
 	"path/filepath"
 
+	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/yaml"
@@ -76,6 +78,10 @@ func createBoundNamespacedRole(ctx context.Context, cs kubernetes.Interface, doc
 	var role rbacv1.Role
 	if err := yaml.Unmarshal(doc, &role); err != nil {
 		return err
+	}
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: role.Namespace}}
+	if _, err := cs.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("create namespace %s for Role %s: %w", role.Namespace, role.Name, err)
 	}
 	if _, err := cs.RbacV1().Roles(role.Namespace).Create(ctx, &role, metav1.CreateOptions{}); err != nil {
 		return fmt.Errorf("create Role %s/%s: %w", role.Namespace, role.Name, err)

@@ -222,8 +222,13 @@ func TestRealAPIServer(t *testing.T) {
 		if _, err := r.DeliverOnce(ctx); err == nil {
 			t.Fatal("delivery to a frozen API server succeeded")
 		}
-		if p, _ := j.Pending(0); len(p) != 6 {
+		p, _ := j.Pending(0)
+		if len(p) != 6 {
 			t.Fatalf("%d pending during the partition, want 6", len(p))
+		}
+		want := map[uint64]bool{}
+		for _, e := range p {
+			want[e.Seq] = true
 		}
 
 		api.Thaw()
@@ -237,27 +242,40 @@ func TestRealAPIServer(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var restarts []string
-		seen := map[string]int{}
+		// Each pod's three OOM kills are one Event with a series: every
+		// journal sequence in exactly one Event's podlife.dev/seqs, the
+		// Event at the first one's own time, the series at the last one's.
+		seen := map[uint64]int{}
+		var oom int
 		for _, e := range evs.Items {
-			if e.Reason == "OOMKilled" {
-				seen[e.Regarding.Name+" "+e.EventTime.UTC().Format(time.RFC3339Nano)]++
-				restarts = append(restarts, e.Name)
+			if e.Reason != "OOMKilled" {
+				continue
+			}
+			oom++
+			seqs, err := ParseSeqRanges(e.Annotations[AnnotationSeqs])
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, q := range seqs {
+				seen[q]++
+			}
+			if e.Series == nil || e.Series.Count != int32(len(seqs)) {
+				t.Errorf("%s: series %+v for seqs %v", e.Name, e.Series, seqs)
 			}
 		}
 		lost, dup := 0, 0
-		for _, tr := range during {
-			switch n := seen[tr.Pod+" "+tr.HappenedAt.UTC().Format(time.RFC3339Nano)]; {
+		for q := range want {
+			switch n := seen[q]; {
 			case n == 0:
 				lost++
 			case n > 1:
 				dup += n - 1
 			}
 		}
-		t.Logf("partition: %d transitions during the partition, %d delivered after, lost=%d duplicated=%d",
-			len(during), len(restarts), lost, dup)
-		if lost != 0 || dup != 0 || len(restarts) != len(during) {
-			t.Fatalf("lost %d, duplicated %d, delivered %d of %d", lost, dup, len(restarts), len(during))
+		t.Logf("partition: %d transitions during the partition, delivered after as %d Events with series, lost=%d duplicated=%d",
+			len(during), oom, lost, dup)
+		if lost != 0 || dup != 0 || oom != 2 || len(seen) != len(want) {
+			t.Fatalf("lost %d, duplicated %d, %d Events (want 2), %d seqs shown for %d", lost, dup, oom, len(seen), len(want))
 		}
 	})
 }

@@ -43,6 +43,7 @@ type APIView struct {
 	heard     time.Time              // last watch event
 	leaseRead NodeLease              // from the last GET
 	readAt    time.Time              // of the last GET of the Lease
+	probedAt  time.Time              // the last probe's start
 }
 
 // DefaultProbeInterval is how long the API server may be quiet (no watch
@@ -135,9 +136,16 @@ func (v *APIView) Run(ctx context.Context) {
 // once while it is down or never asked, when the Lease it knows has expired
 // and was not read for a ProbeInterval, else a ProbeInterval after the last
 // thing heard.
+//
+// Never sooner than a quarter ProbeInterval after the last probe, whatever
+// asks (watch events while the API server is marked down, say, as while it
+// shuts down gracefully: /readyz fails, watches still flow).
 func (v *APIView) probeDue(now time.Time) time.Duration {
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	if gate := v.probedAt.Add(v.every / 4).Sub(now); gate > 0 {
+		return gate
+	}
 	last := v.heard
 	if v.health.LastSuccess.After(last) {
 		last = v.health.LastSuccess
@@ -145,13 +153,18 @@ func (v *APIView) probeDue(now time.Time) time.Duration {
 	if !v.health.Up || last.IsZero() || v.leaseUnconfirmed(now) {
 		return 0
 	}
-	return max(0, last.Add(v.every).Sub(now))
+	wait := last.Add(v.every).Sub(now)
+	if l := v.freshestLease(); !l.RenewTime.IsZero() && l.Duration > 0 && l.RenewTime.Add(l.Duration).After(now) {
+		// Wake when the Lease expires, to confirm it by a GET at once.
+		wait = min(wait, l.RenewTime.Add(l.Duration).Sub(now)+10*time.Millisecond)
+	}
+	return max(0, wait)
 }
 
 // leaseUnconfirmed: the freshest Lease known is none or expired, and it was
 // not read for a ProbeInterval. Called with mu held.
 func (v *APIView) leaseUnconfirmed(now time.Time) bool {
-	l := v.leaseLocked()
+	l := v.freshestLease()
 	expired := l.RenewTime.IsZero() || l.Duration <= 0 || now.Sub(l.RenewTime) > l.Duration
 	return expired && now.Sub(v.readAt) >= v.every
 }
@@ -162,6 +175,9 @@ func (v *APIView) probeOnce(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, min(v.every, 5*time.Second))
 	defer cancel()
 	start := time.Now()
+	v.mu.Lock()
+	v.probedAt = start
+	v.mu.Unlock()
 	err := v.probe.readyz(ctx)
 	v.mu.Lock()
 	was := v.health.Up
@@ -228,14 +244,23 @@ func (v *APIView) Pods() []lifecycle.APIPod {
 }
 
 // Lease is the node's Lease as last watched or read, whichever was renewed
-// later (zero when never seen).
+// later; zero when never seen, and while it looks expired but no GET after
+// its expiry confirmed it (a watch stuck on a dead connection, a lagging
+// watch cache): an expired Lease says the kubelet is cut off, and only the
+// API server's own answer may say so.
 func (v *APIView) Lease() NodeLease {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	return v.leaseLocked()
+	l := v.freshestLease()
+	if expiry := l.RenewTime.Add(l.Duration); !l.RenewTime.IsZero() && time.Now().After(expiry) && !v.readAt.After(expiry) {
+		return NodeLease{}
+	}
+	return l
 }
 
-func (v *APIView) leaseLocked() NodeLease {
+// freshestLease is the Lease watched or read, whichever was renewed later.
+// Called with mu held.
+func (v *APIView) freshestLease() NodeLease {
 	l := v.leaseRead
 	for _, o := range v.leases.GetStore().List() {
 		if w, ok := o.(*coordinationv1.Lease); ok && w.Name == v.node {

@@ -46,9 +46,11 @@ type Client struct {
 	core, events, coordination *rest.RESTClient
 }
 
-// EventCreator creates events.k8s.io/v1 Events; *Client is the real one.
+// EventCreator creates events.k8s.io/v1 Events and merge-patches them (an
+// Event's series); *Client is the real one.
 type EventCreator interface {
 	CreateEvent(ctx context.Context, ev *eventsv1.Event) error
+	PatchEvent(ctx context.Context, namespace, name string, patch []byte) error
 }
 
 // NodeStatusPatcher strategic-merge patches a Node's status; *Client is the
@@ -164,6 +166,15 @@ func (c *Client) CreateEvent(ctx context.Context, ev *eventsv1.Event) error {
 		Body(ev).Do(ctx).Into(&eventsv1.Event{})
 }
 
+// PatchEvent applies a JSON merge patch to an Event (its series and
+// annotations: the rest of an events.k8s.io/v1 Event is immutable). Not
+// retried by client-go, as CreateEvent.
+func (c *Client) PatchEvent(ctx context.Context, namespace, name string, patch []byte) error {
+	return c.events.Patch(types.MergePatchType).UseProtobufAsDefault().MaxRetries(0).
+		Namespace(namespace).Resource("events").Name(name).
+		Body(patch).Do(ctx).Into(&eventsv1.Event{})
+}
+
 // PatchNodeStatus applies a strategic-merge patch to node's status. The
 // error is client-go's, so k8s.io/apimachinery/pkg/api/errors can classify it.
 func (c *Client) PatchNodeStatus(ctx context.Context, node string, patch []byte) error {
@@ -200,6 +211,27 @@ func NodeLeaseOf(l *coordinationv1.Lease) NodeLease {
 		out.Duration = time.Duration(*l.Spec.LeaseDurationSeconds) * time.Second
 	}
 	return out
+}
+
+// GetLease reads a Lease.
+func (c *Client) GetLease(ctx context.Context, namespace, name string) (*coordinationv1.Lease, error) {
+	var l coordinationv1.Lease
+	err := c.coordination.Get().UseProtobufAsDefault().Namespace(namespace).Resource("leases").Name(name).Do(ctx).Into(&l)
+	return &l, err
+}
+
+// CreateLease creates l in its namespace.
+func (c *Client) CreateLease(ctx context.Context, l *coordinationv1.Lease) (*coordinationv1.Lease, error) {
+	var out coordinationv1.Lease
+	err := c.coordination.Post().UseProtobufAsDefault().Namespace(l.Namespace).Resource("leases").Body(l).Do(ctx).Into(&out)
+	return &out, err
+}
+
+// UpdateLease replaces l (its resourceVersion must be current).
+func (c *Client) UpdateLease(ctx context.Context, l *coordinationv1.Lease) (*coordinationv1.Lease, error) {
+	var out coordinationv1.Lease
+	err := c.coordination.Put().UseProtobufAsDefault().Namespace(l.Namespace).Resource("leases").Name(l.Name).Body(l).Do(ctx).Into(&out)
+	return &out, err
 }
 
 // readyz asks the API server's /readyz.

@@ -30,10 +30,6 @@ type ReporterConfig struct {
 	// Node is this node's name: the reportingInstance, and the subject of
 	// node-level events.
 	Node string
-	// Burst events of one reason may be sent for one pod at once; after that
-	// one more per Every. Suppressed ones are counted into the next event.
-	Burst int
-	Every time.Duration
 	// Batch is how many journal entries one round reads (default 100).
 	Batch int
 	// RetryMin and RetryMax bound the backoff after a failed delivery; each
@@ -57,12 +53,6 @@ type ReporterConfig struct {
 }
 
 func (c *ReporterConfig) defaults() {
-	if c.Burst <= 0 {
-		c.Burst = 5
-	}
-	if c.Every <= 0 {
-		c.Every = time.Minute
-	}
 	if c.Batch <= 0 {
 		c.Batch = 100
 	}
@@ -79,19 +69,28 @@ func (c *ReporterConfig) defaults() {
 
 // ReporterStats count what the reporter did.
 type ReporterStats struct {
-	Delivered  uint64 // events created (or found already created)
-	Skipped    uint64 // journal entries that are not worth an event
-	Suppressed uint64 // events folded into a later one by the rate limit
-	Rejected   uint64 // events the API server refused for good (invalid, namespace gone)
-	Failures   uint64 // failed delivery attempts (retried)
+	Delivered uint64 // events created (or found already created)
+	Skipped   uint64 // journal entries that are not worth an event
+	Folded    uint64 // journal entries counted into an Event's series (a repeat of its pod and reason)
+	Rejected  uint64 // events the API server refused for good (invalid, namespace gone)
+	Failures  uint64 // failed delivery attempts (retried)
 	// PartitionSince is when deliveries started failing (zero when healthy).
 	PartitionSince time.Time
+	// LastPartition is when the last partition that healed began, and
+	// LastPartitionSummary its length and what the pods did meanwhile.
+	LastPartition        time.Time
+	LastPartitionSummary string
 }
 
 // Reporter delivers journaled transitions to the API server as
 // events.k8s.io/v1 Events, in journal order, at least once. Each event is
 // named after its journal entry, so a retry after a lost answer or an agent
 // restart finds the event already there instead of creating a duplicate.
+// A repeat of an Event's pod, reason and type within SeriesWindow is counted
+// into that Event's series, as client-go's events/v1 recorder does: a crash
+// loop is one Event with a count (MaxSeries at most). A round's repeats are
+// written once per series at its end, before the round's entries are
+// acknowledged: nothing acknowledged is only in memory.
 type Reporter struct {
 	cs  EventCreator
 	j   Journal
@@ -100,9 +99,10 @@ type Reporter struct {
 	// Now is the clock (tests replace it).
 	Now func() time.Time
 
-	mu      sync.Mutex
-	stats   ReporterStats
-	buckets map[limitKey]*bucket
+	mu     sync.Mutex
+	stats  ReporterStats
+	series map[seriesKey]*series
+	newest time.Time // the newest Event time folded or started
 	// partition accounting, per pod UID, while deliveries fail and until the
 	// backlog has drained.
 	partition map[string]*podPartition
@@ -127,6 +127,10 @@ type Reporter struct {
 	// failures (DeliveryJitter); jittered says it was drawn for this outage.
 	resumeAt time.Time
 	jittered bool
+	// APIUp, when set, tells whether the API server answers (the API
+	// view's health): while deliveries fail, only then does a wake-up retry
+	// before the backoff ends.
+	APIUp func() bool
 	// Rand draws a duration in [0, n) (tests replace it).
 	Rand func(n time.Duration) time.Duration
 }
@@ -134,15 +138,6 @@ type Reporter struct {
 // errLinesPending stops a delivery round at an Event whose attempt's last
 // lines are not captured yet (ReporterConfig.LogLines).
 var errLinesPending = errors.New("waiting for the attempt's last lines")
-
-type limitKey struct{ uid, reason string }
-
-type bucket struct {
-	tokens     float64
-	last       time.Time
-	suppressed int32
-	since      time.Time
-}
 
 type podPartition struct {
 	ref      corev1.ObjectReference
@@ -164,7 +159,7 @@ type Journal interface {
 func NewReporter(cs EventCreator, j Journal, cfg ReporterConfig, log *slog.Logger) *Reporter {
 	cfg.defaults()
 	return &Reporter{cs: cs, j: j, cfg: cfg, log: log, Now: time.Now, Rand: rand.N[time.Duration],
-		buckets: map[limitKey]*bucket{}, partition: map[string]*podPartition{}, kubeletCut: map[string]*podPartition{}}
+		series: map[seriesKey]*series{}, partition: map[string]*podPartition{}, kubeletCut: map[string]*podPartition{}}
 }
 
 // Stats returns the reporter's counters.
@@ -175,7 +170,9 @@ func (r *Reporter) Stats() ReporterStats {
 }
 
 // Run delivers until ctx is done: whenever wake is signalled, and with capped
-// exponential backoff while the API server fails.
+// exponential backoff while the API server fails. While it backs off, a wake
+// cuts the wait short only if APIUp says the API server answers again: new
+// transitions alone do not make an agent ask a failing API server sooner.
 func (r *Reporter) Run(ctx context.Context, wake <-chan struct{}) {
 	backoff := time.Duration(0)
 	for {
@@ -202,14 +199,28 @@ func (r *Reporter) Run(ctx context.Context, wake <-chan struct{}) {
 				}
 			}
 		}
-		t := time.NewTimer(wait)
+		if !r.sleep(ctx, wait, woken, err != nil) {
+			return
+		}
+	}
+}
+
+// sleep waits wait, or until woken; after a failure a wake counts only once
+// the API server answers again. It reports false when ctx is done.
+func (r *Reporter) sleep(ctx context.Context, wait time.Duration, woken <-chan struct{}, failed bool) bool {
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	for {
 		select {
 		case <-ctx.Done():
-			t.Stop()
-			return
+			return false
 		case <-woken:
-			t.Stop()
+			if failed && r.APIUp != nil && !r.APIUp() {
+				continue
+			}
+			return true
 		case <-t.C:
+			return true
 		}
 	}
 }
@@ -228,6 +239,32 @@ func (r *Reporter) DeliverOnce(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	n, err := r.deliverAll(ctx, pending)
+	// The repeats folded into series are written before any entry is
+	// acknowledged: an entry is delivered when the API server has it.
+	if ferr := r.flushSeries(ctx); ferr != nil {
+		return 0, ferr
+	}
+	if n > 0 {
+		if aerr := r.j.Ack(pending[n-1].Seq); aerr != nil {
+			return 0, aerr
+		}
+	}
+	if err != nil || n < len(pending) {
+		return n, err
+	}
+	if len(pending) < r.cfg.Batch {
+		if err := r.finishPartition(ctx); err != nil {
+			return len(pending), err
+		}
+	}
+	return len(pending), nil
+}
+
+// deliverAll delivers entries in order until one fails, waits for its
+// lines, or the backlog is held (DeliveryJitter), and returns how many were
+// delivered.
+func (r *Reporter) deliverAll(ctx context.Context, pending []journal.Entry) (int, error) {
 	for i, e := range pending {
 		err := r.deliver(ctx, e)
 		if errors.Is(err, errLinesPending) {
@@ -236,22 +273,16 @@ func (r *Reporter) DeliverOnce(ctx context.Context) (int, error) {
 		if err != nil {
 			r.mu.Lock()
 			r.stats.Failures++
-			if r.stats.PartitionSince.IsZero() {
+			// A request the API server throttled (429 with Retry-After)
+			// is not a partition: nothing cut it off.
+			if _, throttled := apierrors.SuggestsClientDelay(err); !throttled && r.stats.PartitionSince.IsZero() {
 				r.stats.PartitionSince = e.Transition.ObservedAt
 			}
 			r.mu.Unlock()
 			return i, err
 		}
-		if err := r.j.Ack(e.Seq); err != nil {
-			return i, err
-		}
 		if r.holdBacklog() {
 			return i + 1, nil
-		}
-	}
-	if len(pending) < r.cfg.Batch {
-		if err := r.finishPartition(ctx); err != nil {
-			return len(pending), err
 		}
 	}
 	return len(pending), nil
@@ -295,11 +326,19 @@ func (r *Reporter) deliver(ctx context.Context, e journal.Entry) error {
 		r.mu.Unlock()
 		return nil
 	}
-	if r.allow(e, ev) {
-		ev.Note = withLines(ev.Note, lines, noteLimit)
+	ev.Note = withLines(ev.Note, lines, noteLimit)
+	joined, ended := r.fold(e.Seq, e.ID, ev)
+	if ended != nil {
+		if err := r.writeSeries(ctx, ended); err != nil {
+			return err
+		}
+	}
+	if !joined {
+		ev.Annotations = map[string]string{AnnotationSeqs: fmt.Sprint(e.Seq)}
 		if err := r.create(ctx, ev); err != nil {
 			return err
 		}
+		r.started(e.Seq, e.ID, ev)
 	}
 	if t := e.Transition; t.Kind == lifecycle.TransitionSourceUp && t.Source == lifecycle.SourceKubeletLink {
 		return r.finishKubeletCut(ctx)
@@ -383,39 +422,6 @@ func (r *Reporter) create(ctx context.Context, ev *eventsv1.Event) error {
 	default:
 		return fmt.Errorf("create event %s/%s: %w", ev.Namespace, ev.Name, err)
 	}
-}
-
-// allow applies the per-(pod, reason) token bucket on the transition's own
-// time, so a backlog replayed after a partition is limited as it happened.
-func (r *Reporter) allow(e journal.Entry, ev *eventsv1.Event) bool {
-	now := e.Transition.ObservedAt
-	k := limitKey{string(ev.Regarding.UID) + ev.Regarding.Name, ev.Reason}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	b := r.buckets[k]
-	if b == nil {
-		b = &bucket{tokens: float64(r.cfg.Burst), last: now}
-		r.buckets[k] = b
-	}
-	if el := now.Sub(b.last); el > 0 {
-		b.tokens = min(float64(r.cfg.Burst), b.tokens+el.Seconds()/r.cfg.Every.Seconds())
-		b.last = now
-	}
-	if b.tokens < 1 {
-		if b.suppressed == 0 {
-			b.since = now
-		}
-		b.suppressed++
-		r.stats.Suppressed++
-		return false
-	}
-	b.tokens--
-	if b.suppressed > 0 {
-		ev.Series = &eventsv1.EventSeries{Count: b.suppressed + 1, LastObservedTime: metav1.NewMicroTime(now)}
-		ev.Note = truncate(fmt.Sprintf("%s (and %d more since %s)", ev.Note, b.suppressed, b.since.UTC().Format(time.RFC3339)), noteLimit)
-		b.suppressed = 0
-	}
-	return true
 }
 
 // eventFor maps a journal entry to an event; false when the transition is
@@ -617,12 +623,20 @@ func (r *Reporter) finishPartition(ctx context.Context) error {
 	if since.IsZero() {
 		return nil
 	}
+	r.mu.Lock()
+	n, restarts, exits := len(pods), 0, 0
+	for _, p := range pods {
+		restarts, exits = restarts+p.restarts, exits+p.exits
+	}
+	r.mu.Unlock()
 	dur, err := r.summarize(ctx, pods, since, "PartitionSummary", "the node was unreachable")
 	if err != nil {
 		return err
 	}
 	r.mu.Lock()
 	r.stats.PartitionSince = time.Time{}
+	r.stats.LastPartition = since
+	r.stats.LastPartitionSummary = fmt.Sprintf("%s; %d pods, %d restarts, %d exits", dur, n, restarts, exits)
 	r.mu.Unlock()
 	r.jittered = false
 	r.log.Info("partition healed; backlog delivered", "duration", dur.String())

@@ -200,6 +200,7 @@ func TestProbeDue(t *testing.T) {
 		{"the watched Lease expired", true, time.Second, 41 * time.Second, 0, 0},
 		{"expired, read 5 s ago", true, time.Second, 41 * time.Second, 5 * time.Second, 14 * time.Second},
 		{"no Lease watched (no RBAC for it)", true, time.Second, 0, 0, 0},
+		{"the Lease expires before the quiet interval ends", true, time.Second, 35 * time.Second, 0, 5*time.Second + 10*time.Millisecond},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			v := NewAPIView(&Client{}, &Client{}, "node-a", every, quiet())
@@ -216,5 +217,223 @@ func TestProbeDue(t *testing.T) {
 				t.Fatalf("due in %s, want %s", got, tc.want)
 			}
 		})
+	}
+}
+
+// While deliveries fail, a wake-up (a new transition) does not cut the
+// backoff short unless the API server answers again: new transitions alone
+// do not make an agent of a cut-off rack ask sooner.
+func TestBackoffIgnoresWakesWhileTheAPIServerIsDown(t *testing.T) {
+	r := NewReporter(fakeAPI{fake.NewClientset()}, openJournal(t), ReporterConfig{Node: "node-a"}, quiet())
+	var calls atomic.Int32
+	r.APIUp = func() bool { return calls.Add(1) >= 2 } // down, then up
+	wake := make(chan struct{})
+	done := make(chan bool)
+	go func() { done <- r.sleep(context.Background(), time.Hour, wake, true) }()
+	wake <- struct{}{} // taken while down: still sleeping
+	select {
+	case wake <- struct{}{}: // up: ends the sleep
+	case <-done:
+		t.Fatal("a wake ended the backoff while the API server was down")
+	}
+	if !<-done || calls.Load() != 2 {
+		t.Fatalf("APIUp asked %d times, want 2 (the first wake ignored)", calls.Load())
+	}
+	// Without a failure, a wake ends the sleep at once.
+	go func() { done <- r.sleep(context.Background(), time.Hour, wake, false) }()
+	wake <- struct{}{}
+	if !<-done || calls.Load() != 2 {
+		t.Fatalf("APIUp asked %d times after a success, want no more", calls.Load())
+	}
+}
+
+type fakeLeases struct{ cs *fake.Clientset }
+
+func (f fakeLeases) GetLease(ctx context.Context, ns, name string) (*coordinationv1.Lease, error) {
+	return f.cs.CoordinationV1().Leases(ns).Get(ctx, name, metav1.GetOptions{})
+}
+func (f fakeLeases) CreateLease(ctx context.Context, l *coordinationv1.Lease) (*coordinationv1.Lease, error) {
+	return f.cs.CoordinationV1().Leases(l.Namespace).Create(ctx, l, metav1.CreateOptions{})
+}
+func (f fakeLeases) UpdateLease(ctx context.Context, l *coordinationv1.Lease) (*coordinationv1.Lease, error) {
+	return f.cs.CoordinationV1().Leases(l.Namespace).Update(ctx, l, metav1.UpdateOptions{})
+}
+
+// The heartbeat Lease is written at start, every Interval, and on a change
+// of the summary at most once per MinGap: nothing more. An agent restarted
+// takes the Lease over.
+func TestHeartbeatWritesOnlyWhenDue(t *testing.T) {
+	cs := fake.NewClientset()
+	writes := 0
+	for _, verb := range []string{"create", "update"} {
+		cs.PrependReactor(verb, "leases", func(k8stesting.Action) (bool, runtime.Object, error) {
+			writes++
+			return false, nil, nil
+		})
+	}
+	now := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
+	h := NewHeartbeat(fakeLeases{cs}, "podlife", "node-a", 5*time.Minute, quiet())
+	calm := NodeSummary{KubeletLink: "up"}
+	failing := NodeSummary{KubeletLink: "up", Failing: 2}
+	for _, step := range []struct {
+		after  time.Duration
+		s      NodeSummary
+		writes int
+	}{
+		{0, calm, 1},                   // at start
+		{10 * time.Second, calm, 1},    // nothing changed
+		{20 * time.Second, failing, 1}, // a change, within MinGap of the last write
+		{time.Minute, failing, 2},      // the change, once MinGap passed
+		{time.Minute, failing, 2},      // no change since
+		{5 * time.Minute, failing, 3},  // renewed every Interval
+	} {
+		now = now.Add(step.after)
+		if err := h.Sync(context.Background(), step.s, now); err != nil {
+			t.Fatal(err)
+		}
+		if writes != step.writes {
+			t.Fatalf("at +%s with %+v: %d writes, want %d", step.after, step.s, writes, step.writes)
+		}
+	}
+	l, err := cs.CoordinationV1().Leases("podlife").Get(context.Background(), "podlife-node-a", metav1.GetOptions{})
+	if err != nil || l.Annotations[AnnotationPodsFailing] != "2" || *l.Spec.LeaseDurationSeconds != 600 || !l.Spec.RenewTime.Time.Equal(now) {
+		t.Fatalf("lease %+v, %v", l, err)
+	}
+	restarted := NewHeartbeat(fakeLeases{cs}, "podlife", "node-a", 5*time.Minute, quiet())
+	if err := restarted.Sync(context.Background(), calm, now.Add(time.Second)); err != nil || writes != 4 {
+		t.Fatalf("a restarted agent: %d writes, %v; want it to update the Lease it finds", writes, err)
+	}
+}
+
+// A round's entries are acknowledged only once their series are written: a
+// failed write leaves them pending (an agent killed then loses nothing).
+// A series that ends inside a round (the window passed, or MaxSeries) has its
+// unwritten repeats written before the next Event starts.
+func TestSeriesWrittenBeforeAck(t *testing.T) {
+	cs := fake.NewClientset()
+	j := openJournal(t)
+	r := NewReporter(fakeAPI{cs}, j, ReporterConfig{Node: "node-a"}, quiet())
+	fail := false
+	cs.PrependReactor("patch", "events", func(k8stesting.Action) (bool, runtime.Object, error) {
+		if fail {
+			return true, nil, errors.New("connection refused")
+		}
+		return false, nil, nil
+	})
+	j.Append(t0, []lifecycle.Transition{crash("a", 0)})
+	if _, err := r.DeliverOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	fail = true
+	j.Append(t0, []lifecycle.Transition{crash("a", 1), crash("a", 2)})
+	if _, err := r.DeliverOnce(context.Background()); err == nil {
+		t.Fatal("a failed series write went unnoticed")
+	}
+	if p, _ := j.Pending(0); len(p) != 2 {
+		t.Fatalf("%d pending after the series write failed, want the 2 repeats", len(p))
+	}
+	// The agent dies; another starts on the same journal.
+	fail = false
+	r = NewReporter(fakeAPI{cs}, j, ReporterConfig{Node: "node-a"}, quiet())
+	if _, err := r.DeliverOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[uint64]int{}
+	for _, e := range events(t, cs) {
+		seqs, _ := ParseSeqRanges(e.Annotations[AnnotationSeqs])
+		for _, q := range seqs {
+			seen[q]++
+		}
+	}
+	if len(seen) != 3 || seen[1] != 1 || seen[2] != 1 || seen[3] != 1 {
+		t.Fatalf("seqs in Events %v, want 1, 2, 3 once each", seen)
+	}
+
+	// One round: two repeats, then one after the window: the two are
+	// written into the first Event, the last starts another.
+	cs2 := fake.NewClientset()
+	j2 := openJournal(t)
+	r2 := NewReporter(fakeAPI{cs2}, j2, ReporterConfig{Node: "node-a"}, quiet())
+	j2.Append(t0, []lifecycle.Transition{crash("a", 0)})
+	r2.DeliverOnce(context.Background())
+	j2.Append(t0, []lifecycle.Transition{crash("a", 1), crash("a", 2), crash("a", 2+int(SeriesWindow/time.Second)+1)})
+	if _, err := r2.DeliverOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	evs := events(t, cs2)
+	if len(evs) != 2 || evs[0].Annotations[AnnotationSeqs] != "1-3" || evs[1].Annotations[AnnotationSeqs] != "4" {
+		t.Fatalf("%d events: %v", len(evs), evs)
+	}
+	// MaxSeries: the series ends, the next repeat starts a new Event.
+	var trs []lifecycle.Transition
+	for i := range MaxSeries + 1 {
+		trs = append(trs, crash("c", 1000+i))
+	}
+	j2.Append(t0, trs)
+	for range 3 {
+		if _, err := r2.DeliverOnce(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var counts []int32
+	for _, e := range events(t, cs2) {
+		if e.Regarding.Name == "c" {
+			c := int32(1)
+			if e.Series != nil {
+				c = e.Series.Count
+			}
+			counts = append(counts, c)
+		}
+	}
+	if len(counts) != 2 || counts[0]+counts[1] != MaxSeries+1 || max(counts[0], counts[1]) != MaxSeries {
+		t.Fatalf("series counts %v, want %d and 1", counts, MaxSeries)
+	}
+}
+
+// An expired Lease is "the kubelet is cut off" only once a GET after its
+// expiry confirmed it: a watch stuck on a dead connection shows an old one.
+// And probes keep a quarter interval apart whatever asks for one.
+func TestLeaseExpiryNeedsAGet(t *testing.T) {
+	v := NewAPIView(&Client{}, &Client{}, "node-a", 15*time.Second, quiet())
+	d := int32(40)
+	renewed := time.Now().Add(-41 * time.Second)
+	if err := v.leases.GetStore().Add(&coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: "node-a", Namespace: corev1.NamespaceNodeLease},
+		Spec: coordinationv1.LeaseSpec{RenewTime: &metav1.MicroTime{Time: renewed}, LeaseDurationSeconds: &d}}); err != nil {
+		t.Fatal(err)
+	}
+	if l := v.Lease(); !l.RenewTime.IsZero() {
+		t.Fatalf("an expired Lease no GET confirmed: %+v, want unknown", l)
+	}
+	v.readAt = time.Now() // a GET after the expiry found nothing newer
+	if l := v.Lease(); !l.RenewTime.Equal(renewed) {
+		t.Fatalf("a confirmed expired Lease: %+v", l)
+	}
+	now := time.Now()
+	v.probedAt = now.Add(-time.Second) // down, and probed a second ago
+	if got, want := v.probeDue(now), 15*time.Second/4-time.Second; got != want {
+		t.Fatalf("due in %s after a probe a second ago, want %s", got, want)
+	}
+}
+
+// A heartbeat that cannot be written (a missing Role, say) backs off from
+// 10 s doubling to the interval instead of asking at every check.
+func TestHeartbeatBacksOff(t *testing.T) {
+	cs := fake.NewClientset()
+	calls := 0
+	cs.PrependReactor("get", "leases", func(k8stesting.Action) (bool, runtime.Object, error) {
+		calls++
+		return true, nil, errors.New(`leases.coordination.k8s.io "podlife-node-a" is forbidden`)
+	})
+	h := NewHeartbeat(fakeLeases{cs}, "podlife", "node-a", 5*time.Minute, quiet())
+	now := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
+	for _, step := range []struct {
+		after time.Duration
+		calls int
+	}{{0, 1}, {5 * time.Second, 1}, {5 * time.Second, 2}, {10 * time.Second, 2}, {10 * time.Second, 3}} {
+		now = now.Add(step.after)
+		h.Sync(context.Background(), NodeSummary{}, now)
+		if calls != step.calls {
+			t.Fatalf("+%s: %d calls, want %d", step.after, calls, step.calls)
+		}
 	}
 }

@@ -17,6 +17,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 
@@ -51,6 +52,11 @@ type fakeAPI struct{ cs *fake.Clientset }
 
 func (f fakeAPI) CreateEvent(ctx context.Context, ev *eventsv1.Event) error {
 	_, err := f.cs.EventsV1().Events(ev.Namespace).Create(ctx, ev, metav1.CreateOptions{})
+	return err
+}
+
+func (f fakeAPI) PatchEvent(ctx context.Context, ns, name string, patch []byte) error {
+	_, err := f.cs.EventsV1().Events(ns).Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{})
 	return err
 }
 
@@ -225,15 +231,28 @@ func TestReporterRetryIsIdempotentAndOrdered(t *testing.T) {
 	}
 }
 
-func TestReporterRateLimitsAndAggregates(t *testing.T) {
+// Repeats of a pod's Event (same reason and type) within SeriesWindow are
+// counted into its series, as client-go's events/v1 recorder does
+// (k8s.io/client-go/tools/events/event_broadcaster.go: an isomorphic Event
+// is a PATCH of series.count and lastObservedTime, not a new Event), written
+// once per series at the end of a round: a backlog of repeats costs one
+// write. A repeat after the window starts a new Event.
+func TestReporterFoldsRepeatsIntoASeries(t *testing.T) {
 	cs := fake.NewClientset()
+	patches := 0
+	cs.PrependReactor("patch", "events", func(k8stesting.Action) (bool, runtime.Object, error) {
+		patches++
+		return false, nil, nil
+	})
 	j := openJournal(t)
-	r := NewReporter(fakeAPI{cs}, j, ReporterConfig{Node: "node-a", Burst: 2, Every: time.Minute}, quiet())
+	r := NewReporter(fakeAPI{cs}, j, ReporterConfig{Node: "node-a"}, quiet())
+	now := t0.Add(time.Minute)
+	r.Now = func() time.Time { return now }
 	var trs []lifecycle.Transition
 	for i := 0; i < 10; i++ { // ten crash loops in ten seconds
 		trs = append(trs, crash("a", i))
 	}
-	trs = append(trs, crash("a", 70)) // a minute later: one token back
+	trs = append(trs, crash("a", 70), crash("b", 71)) // a minute later; another pod
 	if _, err := j.Append(t0, trs); err != nil {
 		t.Fatal(err)
 	}
@@ -241,15 +260,103 @@ func TestReporterRateLimitsAndAggregates(t *testing.T) {
 		t.Fatal(err)
 	}
 	evs := events(t, cs)
-	if len(evs) != 3 {
-		t.Fatalf("%d events, want 3", len(evs))
+	if len(evs) != 2 || patches != 1 {
+		t.Fatalf("%d events and %d patches, want 2 events (a, b) and 1 patch (a round's repeats in one write)", len(evs), patches)
 	}
-	last := evs[2]
-	if last.Series == nil || last.Series.Count != 9 || !strings.Contains(last.Note, "(and 8 more since 2026-11-25T10:00:02Z)") {
-		t.Fatalf("aggregate %+v %q", last.Series, last.Note)
+	a := evs[0]
+	if a.Regarding.Name != "a" || a.Series == nil || a.Series.Count != 11 || !a.Series.LastObservedTime.Time.Equal(t0.Add(70*time.Second)) ||
+		a.Annotations[AnnotationSeqs] != "1-11" || a.Labels["podlife.dev/seq"] != "1" || !strings.Contains(a.Annotations[AnnotationLast], "CrashLoopBackOff") {
+		t.Fatalf("series %+v, annotations %v, labels %v", a.Series, a.Annotations, a.Labels)
 	}
-	if s := r.Stats(); s.Suppressed != 8 || s.Delivered != 3 {
+	if evs[1].Series != nil || evs[1].Annotations[AnnotationSeqs] != "12" {
+		t.Fatalf("b: series %+v annotations %v", evs[1].Series, evs[1].Annotations)
+	}
+	if s := r.Stats(); s.Folded != 10 || s.Delivered != 2 {
 		t.Fatalf("stats %+v", s)
+	}
+	// Steady state: each round's repeat is one write.
+	add := func(i int) {
+		tr := crash("a", i)
+		if _, err := j.Append(t0, []lifecycle.Transition{tr}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.DeliverOnce(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	add(100)
+	add(101)
+	if got := events(t, cs); len(got) != 2 || got[0].Series.Count != 13 || got[0].Annotations[AnnotationSeqs] != "1-11,13-14" || patches != 3 {
+		t.Fatalf("after two repeats: %d events, count %d, seqs %s, %d patches; want 2, 13, 1-11,13-14, 3",
+			len(got), got[0].Series.Count, got[0].Annotations[AnnotationSeqs], patches)
+	}
+	// After the window, a new Event.
+	add(101 + int(SeriesWindow/time.Second) + 1)
+	if got := events(t, cs); len(got) != 3 {
+		t.Fatalf("%d events after a quiet window, want a new one", len(got))
+	}
+}
+
+// A series whose Event is gone (its TTL passed) is created again for the
+// repeats it never showed; a retried round counts nothing twice.
+func TestReporterSeriesSurvivesAGoneEventAndRetries(t *testing.T) {
+	cs := fake.NewClientset()
+	j := openJournal(t)
+	r := NewReporter(fakeAPI{cs}, j, ReporterConfig{Node: "node-a"}, quiet())
+	fail := 0
+	cs.PrependReactor("patch", "events", func(k8stesting.Action) (bool, runtime.Object, error) {
+		if fail > 0 {
+			fail--
+			return true, nil, errors.New("connection refused")
+		}
+		return false, nil, nil
+	})
+	j.Append(t0, []lifecycle.Transition{crash("a", 0)})
+	if _, err := r.DeliverOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// The write of two repeats fails; the round is retried.
+	fail = 1
+	j.Append(t0, []lifecycle.Transition{crash("a", 1), crash("a", 2)})
+	if _, err := r.DeliverOnce(context.Background()); err == nil {
+		t.Fatal("a failed series write went unnoticed")
+	}
+	if _, err := r.DeliverOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	evs := events(t, cs)
+	if len(evs) != 1 || evs[0].Series.Count != 3 || evs[0].Annotations[AnnotationSeqs] != "1-3" {
+		t.Fatalf("%d events, series %+v, seqs %s; want 1 with count 3, 1-3", len(evs), evs[0].Series, evs[0].Annotations[AnnotationSeqs])
+	}
+	// The Event expires; the next repeats make a new one.
+	if err := cs.EventsV1().Events("ns").Delete(context.Background(), evs[0].Name, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	j.Append(t0, []lifecycle.Transition{crash("a", 3), crash("a", 4)})
+	if _, err := r.DeliverOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	evs = events(t, cs)
+	if len(evs) != 1 || evs[0].Series == nil || evs[0].Series.Count != 2 || evs[0].Annotations[AnnotationSeqs] != "4-5" || evs[0].Labels["podlife.dev/seq"] != "4" {
+		t.Fatalf("after the Event was gone: %d events, %+v %v %v", len(evs), evs[0].Series, evs[0].Annotations, evs[0].Labels)
+	}
+}
+
+func TestSeqRanges(t *testing.T) {
+	for _, seqs := range [][]uint64{nil, {7}, {1, 2, 3}, {1, 2, 3, 5, 7, 8}, {10, 12}} {
+		s := seqRanges(seqs)
+		back, err := ParseSeqRanges(s)
+		if err != nil || !slices.Equal(back, seqs) {
+			t.Errorf("%v -> %q -> %v, %v", seqs, s, back, err)
+		}
+	}
+	if got := seqRanges([]uint64{1, 2, 3, 5, 7, 8}); got != "1-3,5,7-8" {
+		t.Errorf("ranges %q", got)
+	}
+	for _, bad := range []string{"x", "5-3", "1-", "1-99999999"} {
+		if _, err := ParseSeqRanges(bad); err == nil {
+			t.Errorf("%q parsed", bad)
+		}
 	}
 }
 

@@ -93,7 +93,7 @@ func startNode(t *testing.T, api *testenv.APIServer, o fleetOptions, i int) *nod
 	args := append([]string{"agent", "--node-name", n.name, "--cri-endpoint", sim.CRIEndpoint, "--kubelet-url", sim.KubeletURL,
 		"--kubelet-pods-api-socket", sim.PodsAPISocket, "--upstream", "on", "--kubeconfig", n.link.Kubeconfig(t, agentToken),
 		"--journal-path", filepath.Join(dir, "journal.db"), "--secure-listen-address", "", "--insecure-listen-address", "127.0.0.1:0",
-		"--heartbeat-namespace", "podlife", "--blackbox-lines", "0", "--stuck-threshold", "0"}, o.AgentArgs...)
+		"--blackbox-lines", "0", "--stuck-threshold", "0"}, o.AgentArgs...)
 	n.agent = startProc(t, n.log, o.Podlife, args...)
 	return n
 }

@@ -107,9 +107,14 @@ func TestScale(t *testing.T) {
 		c.Nodes, c.Racks, c.Pods, c.Churn, c.Cut, c.CutFor, c.FlowControl, c.AgentArgs, strings.TrimSpace(string(load)))
 	raiseInotify(t, 1024)
 	dir := t.TempDir()
-	podlife := filepath.Join(dir, "podlife")
-	if out, err := exec.Command("go", "build", "-o", podlife, "../../cmd/podlife").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	// SCALE_PODLIFE: another build to measure (an earlier commit's, say:
+	// git worktree add /tmp/base COMMIT && go build -o /tmp/podlife-base ./cmd/podlife).
+	podlife := os.Getenv("SCALE_PODLIFE")
+	if podlife == "" {
+		podlife = filepath.Join(dir, "podlife")
+		if out, err := exec.Command("go", "build", "-o", podlife, "../../cmd/podlife").CombinedOutput(); err != nil {
+			t.Fatalf("go build: %v\n%s", err, out)
+		}
 	}
 	auditLog := filepath.Join(dir, "audit.log")
 	policy := filepath.Join(dir, "audit-policy.yaml")

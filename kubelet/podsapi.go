@@ -151,6 +151,11 @@ func (s *Source) podsAPIWatch(ctx context.Context) (synced bool, err error) {
 			if changed, err = f.reconcile(wctx); err != nil {
 				return synced, err
 			}
+			if synced && !changed {
+				// The kubelet answered, nothing changed: still its
+				// answer. A quiet node's pods must not go stale.
+				s.alive()
+			}
 		}
 		if synced && changed {
 			// Latency: the initial list's, from the call; then each event's decoding.
@@ -331,6 +336,15 @@ func (s *Source) publishPodsAPI(pods map[string]lifecycle.Pod, latency time.Dura
 	s.record(nil, latency, "unix://"+s.cfg.PodsAPISocket)
 	s.state.Pods = list
 	s.bump()
+}
+
+// alive records a heartbeat list that changed nothing: the kubelet answers.
+func (s *Source) alive() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.record(nil, 0, "unix://"+s.cfg.PodsAPISocket) {
+		s.bump()
+	}
 }
 
 // podsAPIFailed records a watch that broke or was refused (the kubelet

@@ -348,6 +348,26 @@ func TestPodsAPIReconcile(t *testing.T) {
 	})
 }
 
+// TestPodsAPIQuietKubelet: a kubelet whose pods do not change sends no
+// event; its heartbeat list still answers, and that answer is its health: a
+// quiet node's pods must not go stale (they did: every pod Unknown, "kubelet
+// unreachable", 10 s into a quiet spell, seen by the fleet harness).
+func TestPodsAPIQuietKubelet(t *testing.T) {
+	f := newFakePodsAPI()
+	p := &fixtures.Build().Pods.Items[0]
+	f.initial = []*podsv1alpha1.WatchPodsEvent{event(t, podsv1alpha1.EventType_ADDED, p), {Type: podsv1alpha1.EventType_INITIAL_SYNC_COMPLETE}}
+	f.list = []*corev1.Pod{p}
+	path := serveGRPC(t, func(s *grpc.Server) { podsv1alpha1.RegisterPodsServer(s, f) })
+	s := startSource(t, Config{URL: "http://127.0.0.1:1", PodsAPISocket: path, LinkInterval: -1})
+	first := waitFor(t, s, "up", func(st State) bool { return st.Health.Up && len(st.Pods) == 1 })
+	lists := func() int { f.mu.Lock(); defer f.mu.Unlock(); return f.lists }
+	n := lists()
+	waitFor(t, s, "a heartbeat list that changed nothing", func(State) bool { return lists() > n+1 })
+	if st := s.State(); !st.Health.LastSuccess.After(first.Health.LastSuccess) {
+		t.Fatalf("last success %s after a heartbeat list, still the first answer's %s", st.Health.LastSuccess, first.Health.LastSuccess)
+	}
+}
+
 // TestPodsAPIHungKubelet: a kubelet whose socket accepts but which answers
 // nothing (hung, SIGSTOPped) is seen by the heartbeat: the source goes down
 // saying so, and comes back with a full resync once the kubelet answers.

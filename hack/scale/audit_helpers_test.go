@@ -43,7 +43,29 @@ func TestReadAudit(t *testing.T) {
 	if n, at := peak(reqs, "podlife"); n != 2 || !at.Equal(from) {
 		t.Errorf("peak %d at %v", n, at)
 	}
+	if q := serverLatency(reqs, "probe", "update"); q.N != 1 || q.P99 != 10*time.Millisecond {
+		t.Errorf("the probe's server-side latency %v", q)
+	}
+	for user, want := range map[string]string{"system:kube-controller-manager": "controllers",
+		"system:serviceaccount:kube-system:node-controller": "controllers", "system:node:hn-001": "kubelet",
+		"system:serviceaccount:default:x": "other"} {
+		if got := clientOf(user); got != want {
+			t.Errorf("clientOf(%s) = %s, want %s", user, got, want)
+		}
+	}
 	if _, err := readAudit(strings.NewReader("{not json")); err == nil {
 		t.Error("garbage read")
+	}
+}
+
+func TestUpstreamOff(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		off  bool
+	}{{nil, false}, {[]string{"--upstream", "off"}, true}, {[]string{"--upstream=off"}, true},
+		{[]string{"--upstream", "on"}, false}, {[]string{"--upstream"}, false}} {
+		if got := upstreamOff(c.args); got != c.off {
+			t.Errorf("upstreamOff(%q) = %v", c.args, got)
+		}
 	}
 }

@@ -12,14 +12,16 @@ import (
 )
 
 // auditPolicy records, at Metadata level, the requests of the kubelets (and
-// the Lease probes: group system:nodes) and of podlife's service account,
-// each once when it completes; nothing else.
+// the Lease probes: group system:nodes), of podlife's service account and of
+// the controllers, each once when it completes; nothing else.
 const auditPolicy = `apiVersion: audit.k8s.io/v1
 kind: Policy
 omitStages: ["RequestReceived", "ResponseStarted"]
 rules:
 - level: Metadata
-  userGroups: ["system:nodes", "system:serviceaccounts:podlife"]
+  userGroups: ["system:nodes", "system:serviceaccounts:podlife", "system:serviceaccounts:kube-system"]
+- level: Metadata
+  users: ["system:kube-controller-manager", "system:kube-scheduler"]
 - level: None
 `
 
@@ -27,7 +29,7 @@ rules:
 type request struct {
 	At       time.Time // received
 	Latency  time.Duration
-	Client   string // podlife, kubelet, probe or other
+	Client   string // podlife, kubelet, probe, controllers or other
 	User     string
 	Verb     string
 	Resource string // resource[/subresource]
@@ -54,9 +56,12 @@ type auditEvent struct {
 }
 
 // clientOf names the client a user is: podlife's agents, the hollow
-// kubelets, the Lease probes.
+// kubelets, the Lease probes, the controllers (and the scheduler).
 func clientOf(user string) string {
 	switch {
+	case user == "system:kube-controller-manager" || user == "system:kube-scheduler" ||
+		strings.HasPrefix(user, "system:serviceaccount:kube-system:"):
+		return "controllers"
 	case user == agentUser:
 		return "podlife"
 	case strings.HasPrefix(user, "system:node:"+probePrefix):
@@ -182,6 +187,22 @@ func peak(reqs []request, client string) (int, time.Time) {
 		}
 	}
 	return best, time.Unix(at, 0)
+}
+
+// serverLatency is how long the API server took, by the audit log, for one
+// client's requests of one verb.
+func serverLatency(reqs []request, client, verb string) quantiles {
+	var lat []time.Duration
+	errs := 0
+	for _, q := range reqs {
+		if q.Client == client && q.Verb == verb {
+			lat = append(lat, q.Latency)
+			if q.Code >= 400 {
+				errs++
+			}
+		}
+	}
+	return quantilesOf(lat, errs)
 }
 
 func truncate(s string, n int) string {

@@ -145,3 +145,17 @@ func quantilesOf(lat []time.Duration, errs int) quantiles {
 	q.P50, q.P99, q.Max = at(0.50), at(0.99), lat[len(lat)-1]
 	return q
 }
+
+// slowest gives the n slowest renewals started in [from, to), slowest first.
+func (p *leaseProbe) slowest(from, to time.Time, n int) []sample {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var in []sample
+	for _, s := range p.samples {
+		if !s.at.Before(from) && s.at.Before(to) {
+			in = append(in, s)
+		}
+	}
+	slices.SortFunc(in, func(a, b sample) int { return int(b.latency - a.latency) })
+	return in[:min(n, len(in))]
+}

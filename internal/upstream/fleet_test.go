@@ -127,11 +127,30 @@ func TestNodeConditionsAdoptTheNodesCopy(t *testing.T) {
 		}
 		return n.Status.Conditions, true
 	}
+	// Until the Node is known (its informer has not listed yet), a restarted
+	// agent waits for it, up to AdoptWait, asking again (Due) meanwhile.
+	known := false
 	restarted := NewNodeConditions(fakeAPI{cs}, "node-a", quiet())
-	restarted.Applied = func() ([]corev1.NodeCondition, bool) { return nil, false }
-	// Until the Node is known, nothing is adopted: the first Sync patches.
-	if err := restarted.Sync(context.Background(), map[string]lifecycle.SourceHealth{"runtime": up, "kubelet": up}, t0); err != nil || patches != 2 {
-		t.Fatalf("with the Node unknown: %d patches (%v), want 2", patches, err)
+	restarted.Applied = func() ([]corev1.NodeCondition, bool) {
+		if !known {
+			return nil, false
+		}
+		return node()
+	}
+	healthy := map[string]lifecycle.SourceHealth{"runtime": up, "kubelet": up}
+	if err := restarted.Sync(context.Background(), healthy, t0); err != nil || patches != 1 || !restarted.Due(t0) {
+		t.Fatalf("with the Node unknown: %d patches (%v), due %v; want 1, due", patches, err, restarted.Due(t0))
+	}
+	known = true
+	if err := restarted.Sync(context.Background(), healthy, t0.Add(time.Second)); err != nil || patches != 1 || restarted.Due(t0.Add(time.Second)) {
+		t.Fatalf("the Node known a second later: %d patches (%v), want still 1, not due", patches, err)
+	}
+	// A Node never known (say it may not be listed): patched after AdoptWait.
+	blind := NewNodeConditions(fakeAPI{cs}, "node-a", quiet())
+	blind.Applied = func() ([]corev1.NodeCondition, bool) { return nil, false }
+	blind.Sync(context.Background(), healthy, t0)
+	if err := blind.Sync(context.Background(), healthy, t0.Add(AdoptWait)); err != nil || patches != 2 || blind.Due(t0.Add(AdoptWait)) {
+		t.Fatalf("the Node never known: %d patches (%v) after AdoptWait, want 2, not due", patches, err)
 	}
 	again := NewNodeConditions(fakeAPI{cs}, "node-a", quiet())
 	again.Applied = node

@@ -29,25 +29,34 @@ type NodeConditions struct {
 	// Applied, when set, gives the Node's conditions as the API server last
 	// showed them (false until known): a condition already there as desired
 	// counts as applied, so an agent's restart (a DaemonSet rollout) patches
-	// no Node whose conditions did not change.
+	// no Node whose conditions did not change. Sync waits up to AdoptWait
+	// for them.
 	Applied func() ([]corev1.NodeCondition, bool)
 
 	mu       sync.Mutex
 	last     map[string]corev1.NodeCondition // applied
 	failedAt time.Time                       // of the last patch, when it failed
+	settled  bool                            // the Node's copy adopted, or waited for in vain
+	waitFrom time.Time                       // the first Sync that found the Node's copy unknown
 }
 
 // RetryAfter is how long after a failed patch Due says to patch again: the
 // kubelet's own node status update period.
 const RetryAfter = 10 * time.Second
 
-// Due reports whether the last patch failed RetryAfter ago or more: its
-// caller then syncs again without waiting for another change (client-go
-// retries no PATCH).
+// AdoptWait is how long Sync, from its first call, waits for the Node's
+// copy of the conditions (Applied) before it patches without it: an agent
+// that starts syncs before its Node informer has listed, and a Node it may
+// not list must not keep its conditions off for good.
+const AdoptWait = RetryAfter
+
+// Due reports whether the last patch failed RetryAfter ago or more, or
+// whether Sync still waits for the Node's copy: its caller then syncs again
+// without waiting for another change (client-go retries no PATCH).
 func (n *NodeConditions) Due(now time.Time) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return !n.failedAt.IsZero() && !now.Before(n.failedAt.Add(RetryAfter))
+	return n.Applied != nil && !n.settled || !n.failedAt.IsZero() && !now.Before(n.failedAt.Add(RetryAfter))
 }
 
 // NewNodeConditions builds the condition keeper for node; cs is usually a
@@ -56,22 +65,31 @@ func NewNodeConditions(cs NodeStatusPatcher, node string, log *slog.Logger) *Nod
 	return &NodeConditions{cs: cs, node: node, log: log, last: map[string]corev1.NodeCondition{}}
 }
 
-// adopt takes the Node's own copy of a condition podlife has not patched
-// yet as applied. Called with mu held.
-func (n *NodeConditions) adopt() {
-	if n.Applied == nil {
-		return
+// adopt takes the Node's own copy of the conditions as applied, once. It
+// reports false while Sync should still wait for that copy. Called with mu
+// held.
+func (n *NodeConditions) adopt(now time.Time) bool {
+	if n.Applied == nil || n.settled {
+		return true
 	}
 	conds, ok := n.Applied()
 	if !ok {
-		return
+		if n.waitFrom.IsZero() {
+			n.waitFrom = now
+		}
+		if now.Before(n.waitFrom.Add(AdoptWait)) {
+			return false
+		}
+		n.log.Warn("the Node's conditions are still unknown: patching without them", "waited", AdoptWait.String())
 	}
+	n.settled = true
 	for _, c := range conds {
 		t := string(c.Type)
 		if _, done := n.last[t]; !done && (t == CondRuntimeUnreachable || t == CondKubeletUnreachable) {
 			n.last[t] = c
 		}
 	}
+	return true
 }
 
 // Desired turns source health into podlife's node conditions.
@@ -97,7 +115,9 @@ func Desired(sources map[string]lifecycle.SourceHealth, now time.Time) []corev1.
 func (n *NodeConditions) Sync(ctx context.Context, sources map[string]lifecycle.SourceHealth, now time.Time) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	n.adopt()
+	if !n.adopt(now) {
+		return nil
+	}
 	var changed []corev1.NodeCondition
 	for _, c := range Desired(sources, now) {
 		if old, ok := n.last[string(c.Type)]; ok && old.Status == c.Status && old.Reason == c.Reason {

@@ -7,7 +7,7 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -s -w -X github.com/podlife/podlife/internal/version.Version=$(VERSION)
 export PODLIFE_TOOLS_BIN := $(TOOLS_BIN)
 
-.PHONY: all build plugin image test unit lint bench tools demo clean fuzz soak screenshots scale
+.PHONY: all build plugin image test unit lint bench tools demo clean fuzz soak screenshots scale scale-nodes
 
 all: lint build test
 
@@ -106,6 +106,11 @@ soak: build
 scale: tools
 	./hack/build-scale-tools.sh $(TOOLS_BIN)
 	PODLIFE_SCALE=1 $(GO) test -count=1 -timeout 90m -run '^TestScale$$' -v ./hack/scale
+
+## scale-nodes: `podlife nodes` timed against one real API server holding
+## SCALE_FLEET_NODES (5,000) kubelet-sized Nodes and their agents' heartbeat Leases.
+scale-nodes: tools
+	PODLIFE_SCALE=1 $(GO) test -count=1 -timeout 30m -run '^TestNodesAtFleetSize$$' -v ./hack/scale
 
 demo:
 	$(GO) run ./cmd/podlife demo

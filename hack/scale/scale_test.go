@@ -12,6 +12,7 @@ package scale
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -28,6 +29,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/podlife/podlife/internal/cli"
 	"github.com/podlife/podlife/internal/testenv"
 	"github.com/podlife/podlife/internal/upstream"
 )
@@ -156,6 +158,7 @@ func TestScale(t *testing.T) {
 		kubectl(t, cp.API, "apply", "-f", filepath.Join(testenv.RepoRoot(), "deploy", "flowcontrol.yaml"))
 	}
 	f := startFleet(t, cp.API, admin, c, podlife, dir)
+	f.podlife = podlife
 	res := f.run(t, c)
 	if c.Deliver {
 		res.verify(t, f, admin)
@@ -211,12 +214,40 @@ func kubectl(t *testing.T, api *testenv.APIServer, args ...string) {
 
 // fleet is the running nodes.
 type fleet struct {
-	api    *testenv.APIServer
-	nodes  []*node
-	racks  []rack
-	probe  *leaseProbe
-	audit  string
-	cancel context.CancelFunc
+	api     *testenv.APIServer
+	nodes   []*node
+	racks   []rack
+	probe   *leaseProbe
+	audit   string
+	podlife string // the binary under test
+	cancel  context.CancelFunc
+}
+
+// rows is `podlife nodes -o json` against the harness's API server.
+func (f *fleet) rows() ([]cli.NodeRow, error) {
+	out, err := exec.Command(f.podlife, "nodes", "--kubeconfig", f.api.AdminKubeconfig, "-o", "json").Output()
+	if err != nil {
+		return nil, fmt.Errorf("podlife nodes: %w", err)
+	}
+	var rows []cli.NodeRow
+	return rows, json.Unmarshal(out, &rows)
+}
+
+// checkNodes tells what `podlife nodes` shows of the cut nodes (during the
+// cut: trouble; after the heal: their last partition), and whether it holds
+// for all of them and for no other node.
+func (f *fleet) checkNodes(cut map[string]bool, ok func(cli.NodeRow) bool) (string, bool) {
+	rows, err := f.rows()
+	if err != nil {
+		return err.Error(), false
+	}
+	right := 0
+	for _, r := range rows {
+		if ok(r) == cut[r.Node] {
+			right++
+		}
+	}
+	return fmt.Sprintf("%d of %d rows as expected", right, len(rows)), right == len(rows) && len(rows) == len(f.nodes)
 }
 
 // startFleet starts every node, eight at a time, and waits until every Node
@@ -278,24 +309,26 @@ func startFleet(t *testing.T, api *testenv.APIServer, admin kubernetes.Interface
 
 // result is what a run measured.
 type result struct {
-	nodes, pods                      int
-	steadyFrom, steadyTo             time.Time
-	cutAt, healAt, drainedAt, healTo time.Time
-	drained                          bool
-	cutNodes                         int
-	steadyPodlife, steadyKubelet     rates
-	healPodlife                      rates
-	peak                             int
-	peakAt                           time.Time
-	leaseSteady, leaseHeal           quantiles
-	leaseWindow                      quantiles // the first SCALE_HEAL_WINDOW after the heal
-	slowest                          []sample
-	serverSteady, serverWindow       quantiles // the probe's renewals, as the audit log timed them
-	kubeletWindow, controllersWindow rates
-	kubeletPeak                      int
-	kubeletPeakAt                    time.Time
-	expected                         map[string]bool // node/seq journaled during the cut
-	lost, dup, covered, eventsListed int
+	nodes, pods                        int
+	steadyFrom, steadyTo               time.Time
+	cutAt, healAt, drainedAt, healTo   time.Time
+	drained                            bool
+	cutNodes                           int
+	steadyPodlife, steadyKubelet       rates
+	healPodlife                        rates
+	peak                               int
+	peakAt                             time.Time
+	leaseSteady, leaseHeal             quantiles
+	leaseWindow                        quantiles // the first SCALE_HEAL_WINDOW after the heal
+	slowest                            []sample
+	serverSteady, serverWindow         quantiles // the probe's renewals, as the audit log timed them
+	kubeletWindow, controllersWindow   rates
+	kubeletPeak                        int
+	nodesDuringCut, nodesAfterHeal     string // what podlife nodes showed
+	nodesDuringCutOK, nodesAfterHealOK bool
+	kubeletPeakAt                      time.Time
+	expected                           map[string]bool // node/seq journaled during the cut
+	lost, dup, covered, eventsListed   int
 }
 
 // run goes through the phases: warm-up, steady, cut, heal, drain.
@@ -333,6 +366,12 @@ func (f *fleet) run(t *testing.T, c config) *result {
 			}
 		}
 	}
+	cutSet := map[string]bool{}
+	for _, n := range cutNodes {
+		cutSet[n.name] = true
+	}
+	// The Node controller has marked the cut Nodes Unknown (50 s grace).
+	r.nodesDuringCut, r.nodesDuringCutOK = f.checkNodes(cutSet, func(row cli.NodeRow) bool { return row.Trouble >= 4 })
 	r.healAt = time.Now()
 	for _, rk := range cut {
 		rk.heal()
@@ -342,6 +381,18 @@ func (f *fleet) run(t *testing.T, c config) *result {
 		r.waitDrained(f.nodes)
 	}
 	r.drainedAt = time.Now()
+	if c.Deliver {
+		// Each cut agent's heartbeat Lease names the partition within
+		// MinGap of its end.
+		deadline := time.Now().Add(upstream.MinGap + 30*time.Second)
+		for {
+			r.nodesAfterHeal, r.nodesAfterHealOK = f.checkNodes(cutSet, func(row cli.NodeRow) bool { return row.LastPartition.After(r.cutAt) })
+			if r.nodesAfterHealOK || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(2 * time.Second)
+		}
+	}
 	// The heal window is measured whole in every run, so that runs compare.
 	time.Sleep(time.Until(r.healAt.Add(c.HealWindow)))
 	time.Sleep(5 * time.Second) // the audit log is written in batches
@@ -459,6 +510,9 @@ func (r *result) verdict(c config) string {
 	if r.leaseHeal.P99 >= time.Second {
 		why = append(why, "Lease renewal p99 ≥ 1s during the heal")
 	}
+	if os.Getenv("SCALE_PODLIFE") == "" && (!r.nodesDuringCutOK || !r.nodesAfterHealOK) {
+		why = append(why, "podlife nodes: "+r.nodesDuringCut+" during the cut, "+r.nodesAfterHeal+" after the heal")
+	}
 	if len(why) > 0 {
 		status = "FAIL (" + strings.Join(why, "; ") + ")"
 	}
@@ -483,6 +537,7 @@ func (r *result) table(c config) string {
 	for _, s := range r.slowest {
 		fmt.Fprintf(&b, " %s at +%s", s.latency.Round(time.Millisecond), s.at.Sub(r.healAt).Round(100*time.Millisecond))
 	}
+	fmt.Fprintf(&b, "\npodlife nodes: during the cut (the cut nodes in trouble) %s; after the heal (their last partition) %s", r.nodesDuringCut, r.nodesAfterHeal)
 	fmt.Fprintf(&b, "\nlease renewal inside the API server (audit): steady %s; first %s %s\n", r.serverSteady, c.HealWindow, r.serverWindow)
 	if c.Deliver {
 		fmt.Fprintf(&b, "transitions journaled during the cut: %d, in exactly one Event: %d, lost %d, duplicated %d (%d podlife Events listed)",

@@ -327,6 +327,7 @@ type result struct {
 	nodesDuringCut, nodesAfterHeal     string // what podlife nodes showed
 	nodesDuringCutOK, nodesAfterHealOK bool
 	kubeletPeakAt                      time.Time
+	peakKinds                          rates           // podlife's requests in its peak second
 	expected                           map[string]bool // node/seq journaled during the cut
 	lost, dup, covered, eventsListed   int
 }
@@ -400,6 +401,10 @@ func (f *fleet) run(t *testing.T, c config) *result {
 	if err != nil {
 		t.Fatal(err)
 	}
+	keep := filepath.Join(os.TempDir(), fmt.Sprintf("podlife-scale-%s.audit.log", r.healAt.Format("20060102-150405")))
+	if err := os.Rename(f.audit, keep); err == nil {
+		t.Logf("audit log kept: %s", keep)
+	}
 	steady := window(reqs, r.steadyFrom, r.steadyTo)
 	d := r.steadyTo.Sub(r.steadyFrom)
 	r.steadyPodlife = perNodeMinute(steady, "podlife", c.Nodes, d)
@@ -411,6 +416,7 @@ func (f *fleet) run(t *testing.T, c config) *result {
 	heal := window(reqs, r.healAt, r.healTo)
 	r.healPodlife = perNodeMinute(heal, "podlife", len(cutNodes), r.healTo.Sub(r.healAt))
 	r.peak, r.peakAt = peak(heal, "podlife")
+	r.peakKinds = perNodeMinute(window(heal, r.peakAt, r.peakAt.Add(time.Second)), "podlife", 1, time.Minute)
 	r.leaseSteady = f.probe.window(r.steadyFrom, r.steadyTo)
 	r.leaseHeal = f.probe.window(r.healAt, r.healTo)
 	// The same heal window in every run, and what the API server itself
@@ -527,8 +533,8 @@ func (r *result) table(c config) string {
 	fmt.Fprintf(&b, "steady (%s): podlife %s req/node/min\n", r.steadyTo.Sub(r.steadyFrom).Round(time.Second), r.steadyPodlife)
 	fmt.Fprintf(&b, "steady: kubelet %s req/node/min\n", r.steadyKubelet)
 	if c.Deliver {
-		fmt.Fprintf(&b, "heal → drained (%s): podlife %s req/node/min over the cut nodes; peak %d req/s at +%s\n",
-			r.drainedAt.Sub(r.healAt).Round(time.Second), r.healPodlife, r.peak, r.peakAt.Sub(r.healAt).Round(time.Second))
+		fmt.Fprintf(&b, "heal → drained (%s): podlife %s req/node/min over the cut nodes; peak %d req/s at +%s: %s\n",
+			r.drainedAt.Sub(r.healAt).Round(time.Second), r.healPodlife, r.peak, r.peakAt.Sub(r.healAt).Round(time.Second), r.peakKinds)
 		fmt.Fprintf(&b, "lease renewal: steady %s; heal → drained %s\n", r.leaseSteady, r.leaseHeal)
 	}
 	fmt.Fprintf(&b, "first %s after the heal: kubelet %s req/node/min, peak %d req/s at +%s; controllers %s req/node/min\n",

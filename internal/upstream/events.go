@@ -36,10 +36,11 @@ type ReporterConfig struct {
 	// wait is drawn between half the backoff and all of it, so that agents
 	// cut off together do not retry together.
 	RetryMin, RetryMax time.Duration
-	// DeliveryJitter, when positive: once an Event is delivered after
-	// failures, the rest of the backlog waits a random time below this (and
-	// below the outage's length), so that the agents of a healed rack do not
-	// all deliver in the same second.
+	// DeliveryJitter, when positive: once the API server answers again
+	// after failed deliveries (APIUp), the backlog waits a random time below
+	// this (and below the outage's length) before its first Event, so that
+	// the agents of a healed rack do not all deliver in the same second.
+	// Without APIUp, the wait follows the first Event that gets through.
 	DeliveryJitter time.Duration
 	// LogLines, when positive, puts up to that many of the last lines the
 	// crash black box kept of an ended attempt into its Event's note
@@ -229,6 +230,9 @@ func (r *Reporter) sleep(ctx context.Context, wait time.Duration, woken <-chan s
 // acknowledges each as soon as it is delivered. It stops at the first
 // entry that cannot be delivered now, so order is kept.
 func (r *Reporter) DeliverOnce(ctx context.Context) (int, error) {
+	if r.APIUp != nil && r.APIUp() && r.holdBacklog() {
+		return 0, nil // the API server is back: the backlog waits its turn
+	}
 	if !r.resumeAt.IsZero() {
 		if r.Now().Before(r.resumeAt) {
 			return 0, nil // Run waits until resumeAt
@@ -288,9 +292,9 @@ func (r *Reporter) deliverAll(ctx context.Context, pending []journal.Entry) (int
 	return len(pending), nil
 }
 
-// holdBacklog, after the first delivery that followed failures, draws the
-// wait before the rest of the backlog (DeliveryJitter) and reports whether
-// there is one.
+// holdBacklog, once per outage, when the API server answers again or after
+// the first delivery that followed failures, draws the wait before the rest
+// of the backlog (DeliveryJitter) and reports whether there is one.
 func (r *Reporter) holdBacklog() bool {
 	r.mu.Lock()
 	since := r.stats.PartitionSince

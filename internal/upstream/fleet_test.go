@@ -21,10 +21,11 @@ import (
 	"github.com/podlife/podlife/lifecycle"
 )
 
-// After an outage, the first Event delivered is followed by a wait drawn
-// below DeliveryJitter and below the outage's length before the rest of the
-// backlog: the agents of a healed rack spread out instead of arriving in the
-// same second (client-go jitters its own Event retries:
+// After an outage, the backlog waits a time drawn below DeliveryJitter and
+// below the outage's length: from the moment the API server answers again
+// (APIUp), before its first Event; without APIUp, after the first Event
+// that gets through. The agents of a healed rack spread out instead of
+// arriving in the same second (client-go jitters its own Event retries:
 // k8s.io/client-go/tools/events/event_broadcaster.go, wait.Jitter).
 func TestDeliveryJitterAfterAnOutage(t *testing.T) {
 	for _, tc := range []struct {
@@ -83,6 +84,35 @@ func TestDeliveryJitterAfterAnOutage(t *testing.T) {
 			}
 		})
 	}
+	t.Run("from the API server's return, before the first Event", func(t *testing.T) {
+		cs := fake.NewClientset()
+		j := openJournal(t)
+		r := NewReporter(fakeAPI{cs}, j, ReporterConfig{Node: "node-a", DeliveryJitter: 30 * time.Second}, quiet())
+		now := t0
+		r.Now = func() time.Time { return now }
+		r.Rand = func(time.Duration) time.Duration { return 10 * time.Second }
+		up := false
+		r.APIUp = func() bool { return up }
+		cs.PrependReactor("create", "events", func(k8stesting.Action) (bool, runtime.Object, error) {
+			if !up {
+				return true, nil, errors.New("dial tcp 127.0.0.1:6443: connect: connection refused")
+			}
+			return false, nil, nil
+		})
+		j.Append(t0, []lifecycle.Transition{crash("a", 0), crash("b", 1)})
+		if _, err := r.DeliverOnce(context.Background()); err == nil {
+			t.Fatal("delivered while failing")
+		}
+		now, up = t0.Add(5*time.Minute), true
+		cs.ClearActions()
+		if n, err := r.DeliverOnce(context.Background()); n != 0 || err != nil || len(cs.Actions()) != 0 {
+			t.Fatalf("the API server back: %d delivered (%v), %d requests; want none before the drawn wait", n, err, len(cs.Actions()))
+		}
+		now = now.Add(10 * time.Second)
+		if n, err := r.DeliverOnce(context.Background()); n != 2 || err != nil {
+			t.Fatalf("after the wait: %d delivered, %v; want both", n, err)
+		}
+	})
 	t.Run("off", func(t *testing.T) {
 		cs := fake.NewClientset()
 		j := openJournal(t)

@@ -83,6 +83,9 @@ type State struct {
 	Generation uint64
 	// Streaming is true while container events arrive from the runtime.
 	Streaming bool
+	// RuntimeName is the runtime's name as its Version answer gives it
+	// (containerd, cri-o), kept while it is down; "" before the first.
+	RuntimeName string
 }
 
 // Source keeps the runtime's view. Run it with Run; read it with State.
@@ -99,6 +102,7 @@ type Source struct {
 	gen        uint64
 	streaming  bool
 	version    string
+	name       string // the runtime's name, from the last handshake
 	snap       State // rebuilt lazily when dirty
 	dirty      bool
 	// missed counts consecutive relists that found changes while streaming:
@@ -148,7 +152,7 @@ func (s *Source) State() State {
 		s.dirty = false
 	}
 	st := s.snap
-	st.Health, st.Generation, st.Streaming = s.health, s.gen, s.streaming
+	st.Health, st.Generation, st.Streaming, st.RuntimeName = s.health, s.gen, s.streaming, s.name
 	return st
 }
 
@@ -291,6 +295,7 @@ func (s *Source) handshake(ctx context.Context, rs runtimeapi.RuntimeServiceClie
 	}
 	s.mu.Lock()
 	s.version = v.GetRuntimeName() + " " + v.GetRuntimeVersion() + " (CRI " + v.GetRuntimeApiVersion() + ")"
+	s.name = v.GetRuntimeName()
 	s.mu.Unlock()
 	return nil
 }

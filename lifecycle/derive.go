@@ -65,7 +65,7 @@ func runtimeAhead(st *ContainerStatus, rc, last *Container) (time.Time, bool) {
 // convertToAPIContainerStatuses): running, created (ContainerCreating), or
 // exited — then waiting to restart (back-off) where the restart policy
 // restarts it, else terminated.
-func derivedContainer(pod *Pod, st *ContainerStatus, rc, last *Container, cs []*Container) ContainerView {
+func derivedContainer(pod *Pod, st *ContainerStatus, rc, last *Container, cs []*Container, runtimeName string) ContainerView {
 	cached := uint32(max(st.RestartCount, 0))
 	if rc != nil {
 		cached = rc.Attempt
@@ -76,9 +76,11 @@ func derivedContainer(pod *Pod, st *ContainerStatus, rc, last *Container, cs []*
 	if last.Attempt > cached {
 		restarts += int32(last.Attempt - cached)
 	}
-	scheme := "containerd://"
+	scheme := ""
 	if i := strings.Index(st.ContainerID, "://"); i >= 0 {
-		scheme = st.ContainerID[:i+3]
+		scheme = st.ContainerID[:i+3] // as the kubelet writes it
+	} else if runtimeName != "" {
+		scheme = runtimeName + "://"
 	}
 	v := ContainerView{Name: st.Name, Kind: st.Kind, Source: SourceKubelet, From: FromRuntime,
 		RestartCount: restarts, ContainerID: scheme + last.ID, Image: st.Image, Runtime: last}

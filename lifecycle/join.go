@@ -118,7 +118,7 @@ func (e *env) kubeletPod(pod *Pod, cs []*Container, sb *Sandbox) PodView {
 	if v.Conditions == nil {
 		v.Conditions = []Condition{}
 	}
-	lags, lagSince := joinContainers(pod, cs, &v)
+	lags, lagSince := joinContainers(pod, cs, &v, e.in.RuntimeName)
 	v.InRuntime = v.Sandbox != nil || len(cs) > 0
 	// Only the API server's copy (/pods) freezes while the kubelet is cut
 	// off; its own live status (the Pods API) keeps following the prober.
@@ -151,8 +151,9 @@ func (e *env) kubeletPod(pod *Pod, cs []*Container, sb *Sandbox) PodView {
 
 // joinContainers adds to v each container the kubelet lists, joined to the
 // runtime's (derived from the runtime where it is ahead: those are the lags,
-// lagSince the earliest), then those only the runtime has.
-func joinContainers(pod *Pod, cs []*Container, v *PodView) (lags []lag, lagSince time.Time) {
+// lagSince the earliest), then those only the runtime has. runtimeName
+// names IDs the kubelet has not written yet (Input.RuntimeName).
+func joinContainers(pod *Pod, cs []*Container, v *PodView, runtimeName string) (lags []lag, lagSince time.Time) {
 	v.Containers = make([]ContainerView, 0, len(pod.Containers))
 	from := v.StatusFrom
 	names := make(map[string]bool, len(pod.Containers))
@@ -173,7 +174,7 @@ func joinContainers(pod *Pod, cs []*Container, v *PodView) (lags []lag, lagSince
 			v.Containers = append(v.Containers, kubeletContainer(st, rc, from))
 			continue
 		}
-		v.Containers = append(v.Containers, derivedContainer(pod, st, rc, last, cs))
+		v.Containers = append(v.Containers, derivedContainer(pod, st, rc, last, cs, runtimeName))
 		lags = append(lags, lag{st: st, rc: rc, last: last, since: since})
 		if lagSince.IsZero() || since.Before(lagSince) {
 			lagSince = since

@@ -23,7 +23,7 @@ func node(p lifecycle.Pod, cs ...lifecycle.Container) lifecycle.Input {
 		cs[i].SandboxID, cs[i].PodUID, cs[i].PodName, cs[i].PodNamespace = sb.ID, p.UID, p.Name, p.Namespace
 	}
 	return lifecycle.Input{Node: "node-a", Now: at, Pods: []lifecycle.Pod{p}, Kubelet: up, Runtime: up,
-		Sandboxes: []lifecycle.Sandbox{sb}, Containers: cs}
+		Sandboxes: []lifecycle.Sandbox{sb}, Containers: cs, RuntimeName: "containerd"}
 }
 
 // onePod is a pod of the given phase, restart policy and ready status
@@ -151,6 +151,17 @@ func TestDerivedWaitingButRunning(t *testing.T) {
 			}
 			if c.Ready != tc.ready {
 				t.Fatalf("ready %v, want %v (readiness probe %v)", c.Ready, tc.ready, tc.probe)
+			}
+			// An ID the kubelet has not written yet takes the runtime's own
+			// name, as the kubelet will write it; one it wrote keeps its own.
+			in := node(p, rc)
+			in.RuntimeName = "cri-o"
+			wantID := "cri-o://web-app-0"
+			if tc.containerID != "" {
+				wantID = tc.containerID
+			}
+			if id := correlateOne(t, in).Containers[0].ContainerID; id != wantID {
+				t.Fatalf("on CRI-O: container ID %q, want %q", id, wantID)
 			}
 			if v.StatusFrom != lifecycle.FromRuntime || v.Phase != lifecycle.PhaseRunning {
 				t.Fatalf("pod status from %q phase %s, want derived from the runtime: Running", v.StatusFrom, v.Phase)

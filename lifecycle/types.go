@@ -256,6 +256,13 @@ type Input struct {
 	Sandboxes  []Sandbox
 	Containers []Container
 	Runtime    SourceHealth
+	// RuntimeName is the runtime's name as its Version answer gives it
+	// (containerd, cri-o): the kubelet writes a container's ID as
+	// "<name>://<id>" (k8s.io/kubernetes pkg/kubelet/kuberuntime
+	// kuberuntime_container.go toKubeContainer, ContainerID{Type:
+	// runtimeName}; pkg/kubelet/container/runtime.go ContainerID.String),
+	// and so does a view derived from the runtime. "": the bare ID.
+	RuntimeName string
 	// APIServer is the health of the API server connection, when configured;
 	// APIPods and APINode are its last known copies of this node's pods and
 	// of the Node itself (nil when unknown).

@@ -8,6 +8,11 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
+// RuntimeName is the simulated runtime's name, in its Version answer and,
+// as a real kubelet writes it, in its kubelet's container IDs
+// ("podlife-simnode://<id>").
+const RuntimeName = "podlife-simnode"
+
 // criServer answers the read side of the CRI RuntimeService from the
 // simulation; everything else is Unimplemented.
 type criServer struct {
@@ -22,7 +27,7 @@ func (s *criServer) pods() []simPod {
 }
 
 func (s *criServer) Version(context.Context, *runtimeapi.VersionRequest) (*runtimeapi.VersionResponse, error) {
-	return &runtimeapi.VersionResponse{Version: "0.1.0", RuntimeName: "podlife-simnode", RuntimeVersion: "1.0", RuntimeApiVersion: "v1"}, nil
+	return &runtimeapi.VersionResponse{Version: "0.1.0", RuntimeName: RuntimeName, RuntimeVersion: "1.0", RuntimeApiVersion: "v1"}, nil
 }
 
 func (s *criServer) ListPodSandbox(context.Context, *runtimeapi.ListPodSandboxRequest) (*runtimeapi.ListPodSandboxResponse, error) {

@@ -573,7 +573,7 @@ func renderPodList(pods []simPod) *corev1.PodList {
 			c := &p.containers[j]
 			st := corev1.ContainerStatus{Name: c.name, Image: c.image, RestartCount: int32(c.attempt), Ready: c.ready}
 			if c.state != "none" {
-				st.ContainerID = "containerd://" + containerID(p, c, c.attempt)
+				st.ContainerID = RuntimeName + "://" + containerID(p, c, c.attempt)
 				st.ImageID = "localhost/podlife/demo@sha256:demo"
 			}
 			switch {

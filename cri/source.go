@@ -103,7 +103,7 @@ type Source struct {
 	streaming  bool
 	version    string
 	name       string // the runtime's name, from the last handshake
-	snap       State // rebuilt lazily when dirty
+	snap       State  // rebuilt lazily when dirty
 	dirty      bool
 	// missed counts consecutive relists that found changes while streaming:
 	// a stream that stays silent through them has stalled.

@@ -23,16 +23,22 @@ func findContainer(st State, uid, name string, attempt uint32) *lifecycle.Contai
 	return nil
 }
 
-// TestRealContainerd drives a real containerd + runc through CRI and checks
-// podlife's view of every scenario of the runtime source.
-func TestRealContainerd(t *testing.T) {
+// TestRealRuntimes drives each real runtime (containerd + runc; CRI-O +
+// conmon + runc) through CRI and checks podlife's view of every scenario of
+// the runtime source: the same checks on both.
+func TestRealRuntimes(t *testing.T) {
 	if testing.Short() {
-		t.Skip("real components (containerd): not in -short")
+		t.Skip("real components (containerd, CRI-O): not in -short")
 	}
-	ctd := testenv.StartContainerd(t)
-	ctd.ImportImages(t)
+	for _, name := range testenv.RuntimeNames {
+		t.Run(name, func(t *testing.T) { testRealRuntime(t, name) })
+	}
+}
+
+func testRealRuntime(t *testing.T, name string) {
+	ctd := testenv.StartRuntime(t, name)
 	rs := ctd.Runtime(t)
-	s, _ := startSource(t, Config{Endpoint: ctd.Endpoint, Stream: true, RelistInterval: time.Second, CallTimeout: 2 * time.Second})
+	s, _ := startSource(t, Config{Endpoint: ctd.CRIEndpoint(), Stream: true, RelistInterval: time.Second, CallTimeout: 2 * time.Second})
 	waitState(t, s, "streaming", 10*time.Second, func(st State) bool { return st.Health.Up && st.Streaming })
 
 	pod := testenv.PodSpec{Namespace: "ns", Name: "scenarios", UID: "uid-scenarios"}
@@ -94,7 +100,10 @@ func TestRealContainerd(t *testing.T) {
 	})
 	t.Run("image that does not exist", func(t *testing.T) {
 		_, err := testenv.CreateContainer(t, rs, sb, cfg, testenv.ContainerSpec{Name: "ghost", Image: "127.0.0.1:1/none/ghost:1"}, true)
-		if err == nil || !strings.Contains(err.Error(), "not found") {
+		// Each runtime's words for it (containerd: "... not found"; CRI-O:
+		// "reference ... does not resolve to an image ID").
+		missing := map[string]string{"containerd": "not found", "cri-o": "does not resolve to an image ID"}[name]
+		if err == nil || !strings.Contains(err.Error(), missing) {
 			t.Fatalf("create with a missing image: %v", err)
 		}
 		time.Sleep(1500 * time.Millisecond) // a relist later
@@ -107,13 +116,18 @@ func TestRealContainerd(t *testing.T) {
 		}
 		t.Logf("pull error: %s", oneLine(pull))
 	})
-	t.Run("containerd killed and restarted", func(t *testing.T) {
+	t.Run("runtime name", func(t *testing.T) {
+		if got := s.State().RuntimeName; got != name {
+			t.Fatalf("RuntimeName %q, want %q", got, name)
+		}
+	})
+	t.Run("runtime killed and restarted", func(t *testing.T) {
 		ctd.Kill(t)
 		st := waitState(t, s, "runtime down", 10*time.Second, func(st State) bool { return !st.Health.Up })
 		if strings.Contains(st.Health.LastError, "\n") || st.Health.LastError == "" {
 			t.Fatalf("error %q", st.Health.LastError)
 		}
-		t.Logf("while containerd is down: %s", st.Health.LastError)
+		t.Logf("while %s is down: %s", name, st.Health.LastError)
 		if c := findContainer(st, pod.UID, "long", 0); c == nil {
 			t.Fatal("last good listing dropped while down")
 		}

@@ -8,16 +8,7 @@ set -euo pipefail
 bin=${1:-$(pwd)/.tools/bin}
 mkdir -p "$bin"
 
-need_pkgs=()
-for p in libseccomp-dev pkg-config busybox-static iproute2 chromium; do
-  # installed, not merely known (a removed package keeps its config files)
-  [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" = "install ok installed" ] || need_pkgs+=("$p")
-done
-if [ ${#need_pkgs[@]} -gt 0 ]; then
-  echo "install-tools: apt-get install ${need_pkgs[*]}"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
-fi
+"$(dirname "$0")/apt-install.sh" install-tools libseccomp-dev pkg-config busybox-static iproute2 chromium
 
 # The Prometheus Operator's CRDs (ServiceMonitor, PodMonitor, PrometheusRule),
 # from its Go module, for server-side dry runs of the monitoring objects

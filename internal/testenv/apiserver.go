@@ -309,11 +309,20 @@ func (p *proc) kill() {
 // startLogged runs a process with its output in logFile. The caller stops it.
 func startLogged(t testing.TB, logFile, bin string, args ...string) *proc {
 	t.Helper()
+	return startLoggedEnv(t, logFile, nil, bin, args...)
+}
+
+// startLoggedEnv is startLogged with env added to this process's environment.
+func startLoggedEnv(t testing.TB, logFile string, env []string, bin string, args ...string) *proc {
+	t.Helper()
 	f, err := os.OpenFile(logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(bin, args...)
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {

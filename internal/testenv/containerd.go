@@ -13,22 +13,12 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
 // Containerd is a real containerd (CRI plugin, runc) run by a test.
 type Containerd struct {
-	Endpoint string // unix:///.../containerd.sock
-	Socket   string
-	Dir      string
-	PID      int
-
-	t       testing.TB
-	cmd     *proc
-	config  string
-	logFile string
+	criDaemon
 }
 
 // containerdConfig is a containerd 2.x config: everything under dir, host
@@ -82,7 +72,7 @@ func StartContainerd(t testing.TB) *Containerd {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &Containerd{Dir: dir, Socket: filepath.Join(dir, "containerd.sock"), t: t}
+	c := &Containerd{criDaemon{Dir: dir, Socket: filepath.Join(dir, "containerd.sock"), t: t}}
 	c.Endpoint = "unix://" + c.Socket
 	c.config = filepath.Join(dir, "config.toml")
 	c.logFile = filepath.Join(dir, "containerd.log")
@@ -103,68 +93,15 @@ func (c *Containerd) start() {
 	}
 	cmd := startLogged(c.t, c.logFile, Bin(c.t, "containerd"), "--config", c.config)
 	c.cmd, c.PID = cmd, cmd.Process.Pid
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		if err := c.ping(); err == nil {
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	log, _ := os.ReadFile(c.logFile)
-	c.t.Fatalf("containerd did not answer CRI Version within 30s; log tail:\n%s", Tail(string(log), 3000))
-}
-
-func (c *Containerd) client() (runtimeapi.RuntimeServiceClient, func(), error) {
-	conn, err := grpc.NewClient("unix://"+c.Socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		return nil, nil, err
-	}
-	return runtimeapi.NewRuntimeServiceClient(conn), func() { conn.Close() }, nil
-}
-
-func (c *Containerd) ping() error {
-	rs, done, err := c.client()
-	if err != nil {
-		return err
-	}
-	defer done()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	_, err = rs.Version(ctx, &runtimeapi.VersionRequest{})
-	return err
-}
-
-// Runtime returns a CRI client for test set-up (closed at cleanup).
-func (c *Containerd) Runtime(t testing.TB) runtimeapi.RuntimeServiceClient {
-	rs, done, err := c.client()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(done)
-	return rs
-}
-
-// Kill SIGKILLs containerd only; containers and shims keep running.
-func (c *Containerd) Kill(t testing.TB) {
-	c.cmd.kill()
+	c.waitAnswer("containerd")
 }
 
 // Restart starts containerd again on the same root and socket.
 func (c *Containerd) Restart(t testing.TB) { c.start() }
 
 func (c *Containerd) cleanup() {
-	if c.cmd != nil && !c.cmd.exited() {
-		if rs, done, err := c.client(); err == nil {
-			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-			if l, err := rs.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{}); err == nil {
-				for _, sb := range l.Items {
-					rs.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: sb.Id})
-					rs.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: sb.Id})
-				}
-			}
-			cancel()
-			done()
-		}
+	c.removeSandboxes()
+	if c.cmd != nil {
 		c.cmd.kill()
 	}
 	// Shims (and their containers) that outlived containerd.
@@ -215,19 +152,6 @@ func unmountUnder(dir string) {
 	for _, m := range mounts {
 		syscall.Unmount(m, syscall.MNT_DETACH)
 	}
-}
-
-// PullImage asks the runtime to pull ref and returns its error.
-func (c *Containerd) PullImage(t testing.TB, ref string) error {
-	conn, err := grpc.NewClient("unix://"+c.Socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	_, err = runtimeapi.NewImageServiceClient(conn).PullImage(ctx, &runtimeapi.PullImageRequest{Image: &runtimeapi.ImageSpec{Image: ref}})
-	return err
 }
 
 // loopbackConflist is a CNI network of the loopback plugin alone: enough for

@@ -52,8 +52,10 @@ func CreateContainer(t testing.TB, rs runtimeapi.RuntimeServiceClient, sandboxID
 	}
 	cfg := &runtimeapi.ContainerConfig{
 		Metadata: &runtimeapi.ContainerMetadata{Name: c.Name, Attempt: c.Attempt},
-		Image:    &runtimeapi.ImageSpec{Image: c.Image},
-		Command:  c.Command,
+		// UserSpecifiedImage as the kubelet sets it: CRI-O refuses a
+		// create without it ("user specified image not specified").
+		Image:   &runtimeapi.ImageSpec{Image: c.Image, UserSpecifiedImage: c.Image},
+		Command: c.Command,
 		Labels: map[string]string{"io.kubernetes.container.name": c.Name, "io.kubernetes.pod.name": sb.Metadata.Name,
 			"io.kubernetes.pod.namespace": sb.Metadata.Namespace, "io.kubernetes.pod.uid": sb.Metadata.Uid},
 		LogPath: fmt.Sprintf("%s_%d.log", c.Name, c.Attempt),

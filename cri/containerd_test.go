@@ -2,7 +2,9 @@ package cri
 
 import (
 	"context"
+	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -55,6 +57,10 @@ func testRealRuntime(t *testing.T, name string) {
 	start("ok", 0, "sh", "-c", "exit 0")
 	start("fail", 0, "sh", "-c", "exit 3")
 	start("killed", 0, "sh", "-c", "kill -9 $$")
+	if _, err := testenv.CreateContainer(t, rs, sb, cfg, testenv.ContainerSpec{Name: "oom", MemoryLimit: 16 << 20,
+		Command: []string{"sh", "-c", "x=$(dd if=/dev/zero bs=1M count=256 2>/dev/null | tr '\\0' x); sleep 3600"}}, true); err != nil {
+		t.Fatal(err)
+	}
 
 	tests := []struct {
 		name   string
@@ -66,6 +72,7 @@ func testRealRuntime(t *testing.T, name string) {
 		{"ok", lifecycle.RuntimeExited, 0, "Completed"},
 		{"fail", lifecycle.RuntimeExited, 3, "Error"},
 		{"killed", lifecycle.RuntimeExited, 137, "Error"},
+		{"oom", lifecycle.RuntimeExited, 137, "OOMKilled"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -147,20 +154,28 @@ func testRealRuntime(t *testing.T, name string) {
 // nothing fails the wait for the exit (10 s, against the hour). The latency is logged, not asserted (a speed is measured
 // in make bench's BenchmarkRealNode and hack/loadharness, not held to a
 // wall-clock bound under -race).
+// DETECTION_EXITS (default 7) sets the exits per runtime and mode.
 func TestDetectionLatency(t *testing.T) {
 	if testing.Short() {
-		t.Skip("real components (containerd): not in -short")
+		t.Skip("real components (containerd, CRI-O): not in -short")
 	}
-	ctd := testenv.StartContainerd(t)
-	ctd.ImportImages(t)
+	exits := 7
+	if n, err := strconv.Atoi(os.Getenv("DETECTION_EXITS")); err == nil && n > 0 {
+		exits = n
+	}
+	for _, name := range testenv.RuntimeNames {
+		t.Run(name, func(t *testing.T) { detectionLatency(t, testenv.StartRuntime(t, name), name, exits) })
+	}
+}
+
+func detectionLatency(t *testing.T, ctd testenv.CRIRuntime, name string, exits int) {
 	rs := ctd.Runtime(t)
-	const exits = 7
 	for _, mode := range []struct {
 		name   string
 		stream bool
 		relist time.Duration
 	}{{"stream", true, time.Hour}, {"poll-1s", false, time.Second}} {
-		s, cancel := startSource(t, Config{Endpoint: ctd.Endpoint, Stream: mode.stream, RelistInterval: mode.relist})
+		s, cancel := startSource(t, Config{Endpoint: ctd.CRIEndpoint(), Stream: mode.stream, RelistInterval: mode.relist})
 		if mode.stream {
 			waitState(t, s, "streaming", 10*time.Second, func(st State) bool { return st.Streaming })
 		}
@@ -182,7 +197,9 @@ func TestDetectionLatency(t *testing.T) {
 		}
 		cancel()
 		slices.Sort(lat)
-		median := lat[len(lat)/2]
-		t.Logf("detection latency %-8s median %v, max %v (n=%d)", mode.name, median.Round(time.Millisecond), lat[len(lat)-1].Round(time.Millisecond), len(lat))
+		at := func(q float64) time.Duration {
+			return lat[min(len(lat)-1, int(q*float64(len(lat))))].Round(time.Millisecond)
+		}
+		t.Logf("detection latency %-10s %-8s p50 %v, p99 %v, max %v (n=%d)", name, mode.name, at(0.5), at(0.99), lat[len(lat)-1].Round(time.Millisecond), len(lat))
 	}
 }

@@ -21,6 +21,8 @@ type ContainerSpec struct {
 	Image   string // default BusyboxImage
 	Command []string
 	Attempt uint32
+	// MemoryLimit, when positive, is the container's memory limit in bytes.
+	MemoryLimit int64
 }
 
 // RunSandbox creates a host-network pod sandbox and returns its ID and config.
@@ -59,6 +61,9 @@ func CreateContainer(t testing.TB, rs runtimeapi.RuntimeServiceClient, sandboxID
 		Labels: map[string]string{"io.kubernetes.container.name": c.Name, "io.kubernetes.pod.name": sb.Metadata.Name,
 			"io.kubernetes.pod.namespace": sb.Metadata.Namespace, "io.kubernetes.pod.uid": sb.Metadata.Uid},
 		LogPath: fmt.Sprintf("%s_%d.log", c.Name, c.Attempt),
+	}
+	if c.MemoryLimit > 0 {
+		cfg.Linux = &runtimeapi.LinuxContainerConfig{Resources: &runtimeapi.LinuxContainerResources{MemoryLimitInBytes: c.MemoryLimit}}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

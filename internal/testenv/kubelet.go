@@ -66,7 +66,7 @@ podLogsDir: %s
 // and waits until /pods answers. Static pod manifests go in ManifestDir (it may
 // be filled before or after). t.Cleanup stops it by PID; the containerd
 // harness then removes the pods' sandboxes.
-func StartKubelet(t testing.TB, c *Containerd, name string) *Kubelet {
+func StartKubelet(t testing.TB, c CRIRuntime, name string) *Kubelet {
 	t.Helper()
 	return startKubelet(t, c, name, kubeletOptions{})
 }
@@ -76,12 +76,12 @@ func StartKubelet(t testing.TB, c *Containerd, name string) *Kubelet {
 // crashLoopBackOff.maxContainerRestartPeriod, feature
 // KubeletCrashLoopBackOffMax: beta and on since 1.35), for tests that need
 // many attempts of a container.
-func StartKubeletRestartingFast(t testing.TB, c *Containerd, name string) *Kubelet {
+func StartKubeletRestartingFast(t testing.TB, c CRIRuntime, name string) *Kubelet {
 	t.Helper()
 	return startKubelet(t, c, name, kubeletOptions{config: "crashLoopBackOff: {maxContainerRestartPeriod: 1s}\n"})
 }
 
-func startKubelet(t testing.TB, c *Containerd, name string, opts kubeletOptions) *Kubelet {
+func startKubelet(t testing.TB, c CRIRuntime, name string, opts kubeletOptions) *Kubelet {
 	t.Helper()
 	bin := Bin(t, "kubelet")
 	dir, err := os.MkdirTemp("", "podlife-kubelet-")
@@ -109,7 +109,7 @@ func startKubelet(t testing.TB, c *Containerd, name string, opts kubeletOptions)
 	args := []string{
 		"--config=" + config,
 		"--pod-manifest-path=" + k.ManifestDir,
-		"--container-runtime-endpoint=" + c.Endpoint,
+		"--container-runtime-endpoint=" + c.CRIEndpoint(),
 		"--cgroup-driver=cgroupfs", "--fail-swap-on=false", "--fail-cgroupv1=false",
 		"--root-dir=" + filepath.Join(dir, "root"), "--cert-dir=" + filepath.Join(dir, "certs"),
 		"--tls-cert-file=" + k.ServingCertFile, "--tls-private-key-file=" + keyFile,

@@ -16,7 +16,8 @@ import (
 var podFiles embed.FS
 
 // PodManifest returns the shared manifest testdata/pods/<kind>.yaml (serving,
-// crashloop, ghost, completed, sleeper) for a pod named name in namespace ns
+// crashloop, ghost, completed, sleeper, initfail, oom, notready, sidecar,
+// badimage) for a pod named name in namespace ns
 // whose containers run BusyboxImage: a static pod for Kubelet.AddStaticPod.
 func PodManifest(t testing.TB, kind, name, ns string) string {
 	t.Helper()

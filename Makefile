@@ -117,7 +117,8 @@ scale-nodes: tools
 ## runtime tables with PODLIFE_CRIO=1.
 test-crio: tools
 	./hack/build-crio.sh $(TOOLS_BIN)
-	PODLIFE_CRIO=1 $(GO) test -race -count=1 -run 'TestRealRuntimes' -v ./cri
+	PODLIFE_CRIO=1 $(GO) test -race -count=1 -run 'TestRealRuntimes|TestDetectionLatency|TestStreamReopensAfterRuntimeRestart' -v ./cri
+	PODLIFE_CRIO=1 $(GO) test -race -count=1 -run 'TestScenariosOnBothRuntimes' -v ./cmd/podlife
 
 demo:
 	$(GO) run ./cmd/podlife demo

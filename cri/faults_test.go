@@ -8,18 +8,22 @@ import (
 	"github.com/podlife/podlife/lifecycle"
 )
 
-// containerd restarted (stopped gracefully, as a service manager does) while
-// the event stream is open: the stream ends, is reopened once containerd is
-// back, and carries the next exit on its own — the relist runs once an hour
-// here, so nothing else could show it.
-func TestStreamReopensAfterContainerdRestart(t *testing.T) {
+// The runtime restarted (stopped gracefully, as a service manager does)
+// while the event stream is open: the stream ends, is reopened once the
+// runtime is back, and carries the next exit on its own — the relist runs
+// once an hour here, so nothing else could show it. On containerd and CRI-O.
+func TestStreamReopensAfterRuntimeRestart(t *testing.T) {
 	if testing.Short() {
-		t.Skip("real components (containerd): not in -short")
+		t.Skip("real components (containerd, CRI-O): not in -short")
 	}
-	ctd := testenv.StartContainerd(t)
-	ctd.ImportImages(t)
+	for _, name := range testenv.RuntimeNames {
+		t.Run(name, func(t *testing.T) { streamReopens(t, testenv.StartRuntime(t, name)) })
+	}
+}
+
+func streamReopens(t *testing.T, ctd testenv.CRIRuntime) {
 	rs := ctd.Runtime(t)
-	s, _ := startSource(t, Config{Endpoint: ctd.Endpoint, Stream: true, RelistInterval: time.Hour, CallTimeout: 2 * time.Second})
+	s, _ := startSource(t, Config{Endpoint: ctd.CRIEndpoint(), Stream: true, RelistInterval: time.Hour, CallTimeout: 2 * time.Second})
 	waitState(t, s, "streaming", 10*time.Second, func(st State) bool { return st.Streaming })
 	ctd.Stop(t)
 	waitState(t, s, "the stream ended", 10*time.Second, func(st State) bool { return !st.Streaming })

@@ -88,19 +88,19 @@ func (a *APIServer) SetTokenAccepted(t testing.TB, token string, accepted bool) 
 	}
 }
 
-// Stop stops containerd gracefully (SIGTERM, SIGKILL after 10 s), as a
-// service manager restarting it does; containers and shims keep running.
-// Restart starts it again.
-func (c *Containerd) Stop(t testing.TB) {
+// Stop stops the runtime's daemon gracefully (SIGTERM, SIGKILL after 10 s),
+// as a service manager restarting it does; containers (and their shims or
+// conmon) keep running. Restart starts it again.
+func (d *criDaemon) Stop(t testing.TB) {
 	t.Helper()
-	c.cmd.Process.Signal(syscall.SIGTERM)
+	d.cmd.Process.Signal(syscall.SIGTERM)
 	select {
-	case <-c.cmd.done:
+	case <-d.cmd.done:
 	case <-time.After(10 * time.Second):
-		t.Logf("containerd did not stop on SIGTERM within 10s: killed")
-		c.cmd.kill()
+		t.Logf("%s did not stop on SIGTERM within 10s: killed", d.Endpoint)
+		d.cmd.kill()
 	}
-	if c.cmd.ProcessState != nil && !c.cmd.ProcessState.Success() {
-		t.Logf("containerd exit: %s", fmt.Sprint(c.cmd.ProcessState))
+	if d.cmd.ProcessState != nil && !d.cmd.ProcessState.Success() {
+		t.Logf("%s exit: %s", d.Endpoint, fmt.Sprint(d.cmd.ProcessState))
 	}
 }

@@ -18,6 +18,8 @@ type CRIRuntime interface {
 	PullImage(t testing.TB, ref string) error
 	// Kill SIGKILLs the runtime's daemon only; containers keep running.
 	Kill(t testing.TB)
+	// Stop stops the daemon gracefully; containers keep running.
+	Stop(t testing.TB)
 	// Restart starts the daemon again on the same state and socket.
 	Restart(t testing.TB)
 }

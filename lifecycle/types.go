@@ -259,8 +259,9 @@ type Input struct {
 	// RuntimeName is the runtime's name as its Version answer gives it
 	// (containerd, cri-o): the kubelet writes a container's ID as
 	// "<name>://<id>" (k8s.io/kubernetes pkg/kubelet/kuberuntime
-	// kuberuntime_container.go toKubeContainer, ContainerID{Type:
-	// runtimeName}; pkg/kubelet/container/runtime.go ContainerID.String),
+	// helpers.go toKubeContainer, ContainerID{Type: m.runtimeName}, the
+	// Version answer's RuntimeName; pkg/kubelet/container/runtime.go
+	// ContainerID.String),
 	// and so does a view derived from the runtime. "": the bare ID.
 	RuntimeName string
 	// APIServer is the health of the API server connection, when configured;

@@ -97,10 +97,13 @@ func BenchmarkRealNode(b *testing.B) {
 		}
 		pods = n
 	}
+	runtime := os.Getenv("PODLIFE_BENCH_RUNTIME") // containerd (default) or cri-o (with PODLIFE_CRIO=1)
+	if runtime == "" {
+		runtime = "containerd"
+	}
 	crictl := testenv.Bin(b, "crictl")
 	bin := buildPodlife(b)
-	ctd := testenv.StartContainerd(b)
-	ctd.ImportImages(b)
+	ctd := testenv.StartRuntime(b, runtime)
 	rs := ctd.Runtime(b)
 	k := testenv.StartKubelet(b, ctd, rnNode)
 
@@ -132,11 +135,11 @@ func BenchmarkRealNode(b *testing.B) {
 	startup := time.Since(begin)
 
 	// The agent, and its transition stream.
-	server, agentPID := rnStartAgent(b, bin, ctd.Endpoint, k.ReadOnlyURL, k.PodsAPISocket())
+	server, agentPID := rnStartAgent(b, bin, ctd.CRIEndpoint(), k.ReadOnlyURL, k.PodsAPISocket())
 	rnWaitServing(b, server, pods)
 	ctx, cancel := context.WithCancel(context.Background())
 	b.Cleanup(cancel)
-	tr := &rnTracker{}
+	tr := &rnTracker{scheme: runtime + "://"}
 	watchErr := make(chan error, 1)
 	connected := make(chan struct{})
 	go func() { watchErr <- rnWatch(ctx, server, tr, connected) }()
@@ -236,7 +239,7 @@ func BenchmarkRealNode(b *testing.B) {
 	var podlifeCPU, byHandCPU, ctdCPU, rssMiB, roundMs, walls []float64
 	rounds, inspectErrs, inspectErr := 0, 0, "none"
 	for range rnWindows {
-		start, ticks0, ctdTicks0 := time.Now(), rnCPUTicks(b, agentPID), rnCPUTicks(b, ctd.PID)
+		start, ticks0, ctdTicks0 := time.Now(), rnCPUTicks(b, agentPID), rnCPUTicks(b, ctd.DaemonPID())
 		var cpu time.Duration
 		for r := 0; time.Since(start) < rnWindow; r++ {
 			time.Sleep(time.Until(start.Add(time.Duration(r) * time.Second)))
@@ -244,7 +247,7 @@ func BenchmarkRealNode(b *testing.B) {
 				break
 			}
 			t0 := time.Now()
-			c, failed, err := rnByHandRound(ctx, crictl, ctd.Endpoint, k.ReadOnlyURL, curl)
+			c, failed, err := rnByHandRound(ctx, crictl, ctd.CRIEndpoint(), k.ReadOnlyURL, curl)
 			if err != nil {
 				b.Fatalf("by-hand round: %v", err)
 			}
@@ -259,7 +262,7 @@ func BenchmarkRealNode(b *testing.B) {
 		walls = append(walls, wall)
 		podlifeCPU = append(podlifeCPU, (rnCPUTicks(b, agentPID)-ticks0)/rnClkTck/wall*100)
 		byHandCPU = append(byHandCPU, cpu.Seconds()/wall*100)
-		ctdCPU = append(ctdCPU, (rnCPUTicks(b, ctd.PID)-ctdTicks0)/rnClkTck/wall*100)
+		ctdCPU = append(ctdCPU, (rnCPUTicks(b, ctd.DaemonPID())-ctdTicks0)/rnClkTck/wall*100)
 		rssMiB = append(rssMiB, rnStatusMiB(b, agentPID, "VmRSS"))
 	}
 	stopKilling()
@@ -293,11 +296,11 @@ func BenchmarkRealNode(b *testing.B) {
 	if curl == "" {
 		curlNote = "no curl: in-process GET, its CPU not counted"
 	}
-	b.Logf(`real node: %d static pods, all running %.1fs after their manifests were written
+	b.Logf(`real node on %s: %d static pods, all running %.1fs after their manifests were written
 detection of container exits (SIGKILL of a container's process every %s; reference = its runtime FinishedAt)
   samples %d of %d exits (missed: podlife %d, kubelet %d); podlife happenedAt = CRI FinishedAt within %s
                            p50 ms     p99 ms
-  containerd CRI event   %8.1f   %8.1f   (floor for any CRI client: the event's CreatedAt; %d events)
+  runtime's CRI event    %8.1f   %8.1f   (floor for any CRI client: the event's CreatedAt; %d events)
   podlife watch stream   %8.1f   %8.1f
   kubelet Pods API       %8.1f   %8.1f   (its WatchPods MODIFIED, arrival; %d events)
   kubelet /pods          %8.1f   %8.1f   (poll sent every %s; a poll took %.1f ms median)
@@ -307,9 +310,9 @@ cost, %d windows of at least %s (median %.1fs: the last round finishes) with the
   podlife agent           %8.2f        %8.1f
   by hand                 %8.2f                 (%d rounds, median round %.0f ms; %s)
   cost ratio by hand / podlife: %.1fx
-  per window: podlife CPU %% %v, by-hand CPU %% %v; containerd CPU %% %v (context: both loads)
+  per window: podlife CPU %% %v, by-hand CPU %% %v; runtime daemon CPU %% %v (context: both loads)
   crictl inspect failures: %d (last: %s)`,
-		pods, startup.Seconds(), rnKillEvery,
+		runtime, pods, startup.Seconds(), rnKillEvery,
 		len(lead), len(kills), missedPodlife, missedKubelet, maxHappenedSkew,
 		ev50, ev99, len(eventLat), pl50, pl99, pa50, pa99, len(podsAPILat), kl50, kl99, rnKubeletPoll, rnPct(tr.polls, 50), lead50,
 		rnWindows, rnWindow, rnPct(walls, 50), pcpu, rss, hcpu, rounds, rnPct(roundMs, 50), curlNote, ratio,
@@ -330,6 +333,7 @@ type rnKill struct {
 
 // rnTracker holds the kills of phase A and the kubelet's latest /pods.
 type rnTracker struct {
+	scheme string // the runtime's container ID scheme, as the kubelet writes it
 	mu     sync.Mutex
 	kills  []*rnKill
 	latest map[string]rnContainer
@@ -358,7 +362,7 @@ func (t *rnTracker) podsAPISaw(pod string, c *corev1.ContainerStatus, at time.Ti
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for _, k := range t.kills {
-		if k.pod == pod && k.podsAPI.IsZero() && (c.State.Running == nil || c.ContainerID != "containerd://"+k.id || int(c.RestartCount) > k.restarts) {
+		if k.pod == pod && k.podsAPI.IsZero() && (c.State.Running == nil || c.ContainerID != t.scheme+k.id || int(c.RestartCount) > k.restarts) {
 			k.podsAPI = at
 		}
 	}
@@ -383,7 +387,7 @@ func (t *rnTracker) kubeletSaw(pods map[string]rnContainer, sent, done time.Time
 	t.polls = append(t.polls, rnMs(done.Sub(sent)))
 	for _, k := range t.kills {
 		c, ok := pods[k.pod]
-		if ok && k.kubelet.IsZero() && (c.State.Running == nil || c.ContainerID != "containerd://"+k.id || c.RestartCount > k.restarts) {
+		if ok && k.kubelet.IsZero() && (c.State.Running == nil || c.ContainerID != t.scheme+k.id || c.RestartCount > k.restarts) {
 			k.kubelet = sent
 		}
 	}
@@ -395,7 +399,7 @@ func (t *rnTracker) kubeletRunning(pod, id string) (int, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	c, ok := t.latest[pod]
-	return c.RestartCount, ok && c.State.Running != nil && c.ContainerID == "containerd://"+id
+	return c.RestartCount, ok && c.State.Running != nil && c.ContainerID == t.scheme+id
 }
 
 // kubeletRunningCount is how many containers the last poll showed running.

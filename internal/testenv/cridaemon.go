@@ -28,6 +28,9 @@ type criDaemon struct {
 // CRIEndpoint is the daemon's CRI socket.
 func (d *criDaemon) CRIEndpoint() string { return d.Endpoint }
 
+// DaemonPID is the daemon's PID (it changes with Restart).
+func (d *criDaemon) DaemonPID() int { return d.PID }
+
 func (d *criDaemon) client() (runtimeapi.RuntimeServiceClient, func(), error) {
 	conn, err := grpc.NewClient(d.Endpoint, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {

@@ -12,6 +12,8 @@ import (
 type CRIRuntime interface {
 	// CRIEndpoint is the runtime's CRI socket, unix:///....
 	CRIEndpoint() string
+	// DaemonPID is the PID of the runtime's daemon (containerd, crio).
+	DaemonPID() int
 	// Runtime returns a CRI client for test set-up (closed at cleanup).
 	Runtime(t testing.TB) runtimeapi.RuntimeServiceClient
 	// PullImage asks the runtime to pull ref and returns its error.

@@ -41,7 +41,8 @@ const (
 	rnKubeletPoll = 20 * time.Millisecond   // the benchmark's own /pods polling period
 	rnWindows     = 5                       // cost windows (phase B)
 	rnWindow      = 10 * time.Second
-	rnClkTck      = 100 // CLK_TCK: /proc/PID/stat counts CPU in 1/100 s
+	rnClkTck      = 100              // CLK_TCK: /proc/PID/stat counts CPU in 1/100 s
+	rnIdle        = 60 * time.Second // phase 0: the agent idle
 )
 
 // BenchmarkRealNode measures the real podlife binary on a real node: a real
@@ -151,6 +152,13 @@ func BenchmarkRealNode(b *testing.B) {
 		b.Fatal("transition stream did not answer within 10s")
 	}
 	time.Sleep(3 * time.Second) // settle: first relists, first kubelet polls
+
+	// Phase 0, idle: the agent's CPU with every pod running and nothing
+	// changing, over rnIdle (a measurement window, not a wait).
+	idleTicks, idleStart := rnCPUTicks(b, agentPID), time.Now()
+	time.Sleep(rnIdle)
+	idleCPU := (rnCPUTicks(b, agentPID) - idleTicks) / rnClkTck / time.Since(idleStart).Seconds() * 100
+	idleRSS := rnStatusMiB(b, agentPID, "VmRSS")
 
 	// Phase A: detection.
 	pollCtx, stopPolling := context.WithCancel(ctx)
@@ -288,7 +296,7 @@ func BenchmarkRealNode(b *testing.B) {
 		"pods": float64(pods), "samples": float64(len(lead)),
 		"podlife-p50-ms": pl50, "podlife-p99-ms": pl99, "kubelet-p50-ms": kl50, "kubelet-p99-ms": kl99,
 		"lead-p50-ms": lead50, "podlife-cpu-%": pcpu, "byhand-cpu-%": hcpu, "cost-ratio": ratio,
-		"podlife-rss-MiB": rss, "ctd-event-p50-ms": ev50, "podsapi-p50-ms": pa50, "podsapi-p99-ms": pa99,
+		"podlife-rss-MiB": rss, "podlife-idle-cpu-%": idleCPU, "ctd-event-p50-ms": ev50, "podsapi-p50-ms": pa50, "podsapi-p99-ms": pa99,
 	} {
 		b.ReportMetric(v, unit)
 	}
@@ -297,6 +305,7 @@ func BenchmarkRealNode(b *testing.B) {
 		curlNote = "no curl: in-process GET, its CPU not counted"
 	}
 	b.Logf(`real node on %s: %d static pods, all running %.1fs after their manifests were written
+idle (every pod running, nothing changing, %s): podlife agent CPU %.2f %% of a core, RSS %.1f MiB
 detection of container exits (SIGKILL of a container's process every %s; reference = its runtime FinishedAt)
   samples %d of %d exits (missed: podlife %d, kubelet %d); podlife happenedAt = CRI FinishedAt within %s
                            p50 ms     p99 ms
@@ -312,7 +321,7 @@ cost, %d windows of at least %s (median %.1fs: the last round finishes) with the
   cost ratio by hand / podlife: %.1fx
   per window: podlife CPU %% %v, by-hand CPU %% %v; runtime daemon CPU %% %v (context: both loads)
   crictl inspect failures: %d (last: %s)`,
-		runtime, pods, startup.Seconds(), rnKillEvery,
+		runtime, pods, startup.Seconds(), rnIdle, idleCPU, idleRSS, rnKillEvery,
 		len(lead), len(kills), missedPodlife, missedKubelet, maxHappenedSkew,
 		ev50, ev99, len(eventLat), pl50, pl99, pa50, pa99, len(podsAPILat), kl50, kl99, rnKubeletPoll, rnPct(tr.polls, 50), lead50,
 		rnWindows, rnWindow, rnPct(walls, 50), pcpu, rss, hcpu, rounds, rnPct(roundMs, 50), curlNote, ratio,

@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -327,7 +328,9 @@ type result struct {
 	nodesDuringCut, nodesAfterHeal     string // what podlife nodes showed
 	nodesDuringCutOK, nodesAfterHealOK bool
 	kubeletPeakAt                      time.Time
-	peakKinds                          rates           // podlife's requests in its peak second
+	peakKinds                          rates // podlife's requests in its peak second
+	held                               int   // cut agents that held their backlog after the heal
+	heldWaits                          []time.Duration
 	expected                           map[string]bool // node/seq journaled during the cut
 	lost, dup, covered, eventsListed   int
 }
@@ -382,6 +385,7 @@ func (f *fleet) run(t *testing.T, c config) *result {
 		r.waitDrained(f.nodes)
 	}
 	r.drainedAt = time.Now()
+	r.held, r.heldWaits = backlogsHeld(cutNodes, r.healAt)
 	if c.Deliver {
 		// Each cut agent's heartbeat Lease names the partition within
 		// MinGap of its end.
@@ -431,6 +435,35 @@ func (f *fleet) run(t *testing.T, c config) *result {
 	r.kubeletPeak, r.kubeletPeakAt = peak(hw, "kubelet")
 	r.controllersWindow = perNodeMinute(hw, "controllers", len(cutNodes), c.HealWindow)
 	return r
+}
+
+// backlogsHeld reads the cut agents' logs: how many held their backlog
+// after the heal (the reporter's "the backlog waits its turn"), and until
+// when, as offsets from the heal.
+func backlogsHeld(nodes []*node, healAt time.Time) (int, []time.Duration) {
+	held := 0
+	var waits []time.Duration
+	for _, n := range nodes {
+		b, err := os.ReadFile(n.log)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			var e struct {
+				Time  time.Time `json:"time"`
+				Msg   string    `json:"msg"`
+				Until time.Time `json:"until"`
+			}
+			if json.Unmarshal([]byte(line), &e) != nil || !strings.Contains(e.Msg, "the backlog waits its turn") || e.Time.Before(healAt) {
+				continue
+			}
+			held++
+			waits = append(waits, e.Until.Sub(healAt).Round(time.Second))
+			break
+		}
+	}
+	slices.Sort(waits)
+	return held, waits
 }
 
 // waitDrained polls every agent's journal each second until none holds a
@@ -534,11 +567,14 @@ func (r *result) table(c config) string {
 	fmt.Fprintf(&b, "steady: kubelet %s req/node/min\n", r.steadyKubelet)
 	if c.Deliver {
 		fmt.Fprintf(&b, "heal → drained (%s): podlife %s req/node/min over the cut nodes; peak %d req/s at +%s: %s\n",
-			r.drainedAt.Sub(r.healAt).Round(time.Second), r.healPodlife, r.peak, r.peakAt.Sub(r.healAt).Round(time.Second), r.peakKinds)
+			r.drainedAt.Sub(r.healAt).Round(time.Second), r.healPodlife, r.peak, r.peakAt.Sub(r.healAt.Truncate(time.Second)), r.peakKinds)
 		fmt.Fprintf(&b, "lease renewal: steady %s; heal → drained %s\n", r.leaseSteady, r.leaseHeal)
 	}
+	if c.Deliver {
+		fmt.Fprintf(&b, "backlogs held after the heal (--delivery-jitter): %d of %d agents, until +%s\n", r.held, r.cutNodes, r.heldWaits)
+	}
 	fmt.Fprintf(&b, "first %s after the heal: kubelet %s req/node/min, peak %d req/s at +%s; controllers %s req/node/min\n",
-		c.HealWindow, r.kubeletWindow, r.kubeletPeak, r.kubeletPeakAt.Sub(r.healAt).Round(time.Second), r.controllersWindow)
+		c.HealWindow, r.kubeletWindow, r.kubeletPeak, r.kubeletPeakAt.Sub(r.healAt.Truncate(time.Second)), r.controllersWindow)
 	fmt.Fprintf(&b, "lease renewal, first %s: %s; slowest:", c.HealWindow, r.leaseWindow)
 	for _, s := range r.slowest {
 		fmt.Fprintf(&b, " %s at +%s", s.latency.Round(time.Millisecond), s.at.Sub(r.healAt).Round(100*time.Millisecond))

@@ -283,6 +283,10 @@ func (r *Reporter) deliverAll(ctx context.Context, pending []journal.Entry) (int
 				r.stats.PartitionSince = e.Transition.ObservedAt
 			}
 			r.mu.Unlock()
+			// A wait drawn before this failure was drawn while the API
+			// server only seemed back (APIUp lags a cut): draw again when
+			// it is.
+			r.jittered = false
 			return i, err
 		}
 		if r.holdBacklog() {

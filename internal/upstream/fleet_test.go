@@ -113,6 +113,38 @@ func TestDeliveryJitterAfterAnOutage(t *testing.T) {
 			t.Fatalf("after the wait: %d delivered, %v; want both", n, err)
 		}
 	})
+	// APIUp lags a cut: it still says up when the first deliveries fail. A
+	// wait drawn then, before the API server is really back, must not use up
+	// the one that spreads the agents at the heal.
+	t.Run("a wait drawn while the API server only seemed up is drawn again", func(t *testing.T) {
+		cs := fake.NewClientset()
+		j := openJournal(t)
+		r := NewReporter(fakeAPI{cs}, j, ReporterConfig{Node: "node-a", DeliveryJitter: 30 * time.Second}, quiet())
+		now := t0
+		r.Now = func() time.Time { return now }
+		draws := 0
+		r.Rand = func(time.Duration) time.Duration { draws++; return time.Second }
+		r.APIUp = func() bool { return true } // the view has not seen the cut yet
+		failing := true
+		cs.PrependReactor("create", "events", func(k8stesting.Action) (bool, runtime.Object, error) {
+			if failing {
+				return true, nil, errors.New("dial tcp 127.0.0.1:6443: connect: connection refused")
+			}
+			return false, nil, nil
+		})
+		j.Append(t0, []lifecycle.Transition{crash("a", 0), crash("b", 1)})
+		r.DeliverOnce(context.Background()) // fails: the cut begins
+		now = now.Add(2 * time.Second)
+		r.DeliverOnce(context.Background()) // a wait drawn: APIUp says up
+		now = now.Add(time.Second)
+		if _, err := r.DeliverOnce(context.Background()); err == nil {
+			t.Fatal("delivered during the cut")
+		}
+		now, failing = now.Add(5*time.Minute), false
+		if n, _ := r.DeliverOnce(context.Background()); n != 0 || draws != 2 {
+			t.Fatalf("at the heal: %d delivered, %d waits drawn; want none delivered and a second wait", n, draws)
+		}
+	})
 	t.Run("off", func(t *testing.T) {
 		cs := fake.NewClientset()
 		j := openJournal(t)

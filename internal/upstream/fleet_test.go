@@ -85,25 +85,15 @@ func TestDeliveryJitterAfterAnOutage(t *testing.T) {
 		})
 	}
 	t.Run("from the API server's return, before the first Event", func(t *testing.T) {
-		cs := fake.NewClientset()
-		j := openJournal(t)
-		r := NewReporter(fakeAPI{cs}, j, ReporterConfig{Node: "node-a", DeliveryJitter: 30 * time.Second}, quiet())
-		now := t0
-		r.Now = func() time.Time { return now }
+		now, up := t0, false
+		failing := true
+		r, cs := cutReporter(t, 30*time.Second, &now, &failing)
 		r.Rand = func(time.Duration) time.Duration { return 10 * time.Second }
-		up := false
 		r.APIUp = func() bool { return up }
-		cs.PrependReactor("create", "events", func(k8stesting.Action) (bool, runtime.Object, error) {
-			if !up {
-				return true, nil, errors.New("dial tcp 127.0.0.1:6443: connect: connection refused")
-			}
-			return false, nil, nil
-		})
-		j.Append(t0, []lifecycle.Transition{crash("a", 0), crash("b", 1)})
 		if _, err := r.DeliverOnce(context.Background()); err == nil {
 			t.Fatal("delivered while failing")
 		}
-		now, up = t0.Add(5*time.Minute), true
+		now, up, failing = t0.Add(5*time.Minute), true, false
 		cs.ClearActions()
 		if n, err := r.DeliverOnce(context.Background()); n != 0 || err != nil || len(cs.Actions()) != 0 {
 			t.Fatalf("the API server back: %d delivered (%v), %d requests; want none before the drawn wait", n, err, len(cs.Actions()))
@@ -117,23 +107,12 @@ func TestDeliveryJitterAfterAnOutage(t *testing.T) {
 	// wait drawn then, before the API server is really back, must not use up
 	// the one that spreads the agents at the heal.
 	t.Run("a wait drawn while the API server only seemed up is drawn again", func(t *testing.T) {
-		cs := fake.NewClientset()
-		j := openJournal(t)
-		r := NewReporter(fakeAPI{cs}, j, ReporterConfig{Node: "node-a", DeliveryJitter: 30 * time.Second}, quiet())
-		now := t0
-		r.Now = func() time.Time { return now }
+		now, failing := t0, true
+		r, _ := cutReporter(t, 30*time.Second, &now, &failing)
 		draws := 0
 		r.Rand = func(time.Duration) time.Duration { draws++; return time.Second }
 		r.APIUp = func() bool { return true } // the view has not seen the cut yet
-		failing := true
-		cs.PrependReactor("create", "events", func(k8stesting.Action) (bool, runtime.Object, error) {
-			if failing {
-				return true, nil, errors.New("dial tcp 127.0.0.1:6443: connect: connection refused")
-			}
-			return false, nil, nil
-		})
-		j.Append(t0, []lifecycle.Transition{crash("a", 0), crash("b", 1)})
-		r.DeliverOnce(context.Background()) // fails: the cut begins
+		r.DeliverOnce(context.Background())   // fails: the cut begins
 		now = now.Add(2 * time.Second)
 		r.DeliverOnce(context.Background()) // a wait drawn: APIUp says up
 		now = now.Add(time.Second)
@@ -146,24 +125,32 @@ func TestDeliveryJitterAfterAnOutage(t *testing.T) {
 		}
 	})
 	t.Run("off", func(t *testing.T) {
-		cs := fake.NewClientset()
-		j := openJournal(t)
-		r := NewReporter(fakeAPI{cs}, j, ReporterConfig{Node: "node-a"}, quiet())
+		now, fail := t0, true
+		r, _ := cutReporter(t, 0, &now, &fail)
 		r.Rand = func(time.Duration) time.Duration { t.Fatal("drawn with DeliveryJitter 0"); return 0 }
-		fail := true
-		cs.PrependReactor("create", "events", func(k8stesting.Action) (bool, runtime.Object, error) {
-			if fail {
-				return true, nil, errors.New("connection refused")
-			}
-			return false, nil, nil
-		})
-		j.Append(t0, []lifecycle.Transition{crash("a", 0), crash("b", 1)})
 		r.DeliverOnce(context.Background())
 		fail = false
 		if n, err := r.DeliverOnce(context.Background()); n != 2 || err != nil {
 			t.Fatalf("%d delivered, %v", n, err)
 		}
 	})
+}
+
+// cutReporter is a Reporter over a fake API server whose Event creates fail
+// while *failing, its clock at *now, with two crashes journaled.
+func cutReporter(t *testing.T, jitter time.Duration, now *time.Time, failing *bool) (*Reporter, *fake.Clientset) {
+	cs := fake.NewClientset()
+	j := openJournal(t)
+	r := NewReporter(fakeAPI{cs}, j, ReporterConfig{Node: "node-a", DeliveryJitter: jitter}, quiet())
+	r.Now = func() time.Time { return *now }
+	cs.PrependReactor("create", "events", func(k8stesting.Action) (bool, runtime.Object, error) {
+		if *failing {
+			return true, nil, errors.New("dial tcp 127.0.0.1:6443: connect: connection refused")
+		}
+		return false, nil, nil
+	})
+	j.Append(t0, []lifecycle.Transition{crash("a", 0), crash("b", 1)})
+	return r, cs
 }
 
 // An agent that restarts (a DaemonSet rollout) patches no Node whose

@@ -36,11 +36,12 @@ type ReporterConfig struct {
 	// wait is drawn between half the backoff and all of it, so that agents
 	// cut off together do not retry together.
 	RetryMin, RetryMax time.Duration
-	// DeliveryJitter, when positive: once the API server answers again
-	// after failed deliveries (APIUp), the backlog waits a random time below
-	// this (and below the outage's length) before its first Event, so that
-	// the agents of a healed rack do not all deliver in the same second.
-	// Without APIUp, the wait follows the first Event that gets through.
+	// DeliveryJitter, when positive: after failed deliveries, the backlog
+	// waits a random time below this (and below the outage's length) before
+	// it is tried again, drawn again after each failure, so that the agents
+	// of a healed rack do not all deliver in the same second: not even the
+	// first Event, nor the series held in memory (APIUp lags a heal by up
+	// to a probe interval, so it cannot say when to draw).
 	DeliveryJitter time.Duration
 	// LogLines, when positive, puts up to that many of the last lines the
 	// crash black box kept of an ended attempt into its Event's note
@@ -230,8 +231,8 @@ func (r *Reporter) sleep(ctx context.Context, wait time.Duration, woken <-chan s
 // acknowledges each as soon as it is delivered. It stops at the first
 // entry that cannot be delivered now, so order is kept.
 func (r *Reporter) DeliverOnce(ctx context.Context) (int, error) {
-	if r.APIUp != nil && r.APIUp() && r.holdBacklog() {
-		return 0, nil // the API server is back: the backlog waits its turn
+	if r.holdBacklog() {
+		return 0, nil // after failures, every retry waits its turn first
 	}
 	if !r.resumeAt.IsZero() {
 		if r.Now().Before(r.resumeAt) {
@@ -265,9 +266,8 @@ func (r *Reporter) DeliverOnce(ctx context.Context) (int, error) {
 	return len(pending), nil
 }
 
-// deliverAll delivers entries in order until one fails, waits for its
-// lines, or the backlog is held (DeliveryJitter), and returns how many were
-// delivered.
+// deliverAll delivers entries in order until one fails or waits for its
+// lines, and returns how many were delivered.
 func (r *Reporter) deliverAll(ctx context.Context, pending []journal.Entry) (int, error) {
 	for i, e := range pending {
 		err := r.deliver(ctx, e)
@@ -289,16 +289,12 @@ func (r *Reporter) deliverAll(ctx context.Context, pending []journal.Entry) (int
 			r.jittered = false
 			return i, err
 		}
-		if r.holdBacklog() {
-			return i + 1, nil
-		}
 	}
 	return len(pending), nil
 }
 
-// holdBacklog, once per outage, when the API server answers again or after
-// the first delivery that followed failures, draws the wait before the rest
-// of the backlog (DeliveryJitter) and reports whether there is one.
+// holdBacklog, before the first try that follows a failure, draws the wait
+// before the backlog (DeliveryJitter) and reports whether there is one.
 func (r *Reporter) holdBacklog() bool {
 	r.mu.Lock()
 	since := r.stats.PartitionSince

@@ -65,17 +65,7 @@ func remount(t *testing.T, dir, mode string) {
 }
 
 // syncBuffer is a log sink read while the agent writes it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+type syncBuffer struct{ testenv.LogBuffer }
 
 // lines returns the log lines whose msg starts with prefix.
 func (s *syncBuffer) lines(prefix string) []string {

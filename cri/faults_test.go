@@ -1,8 +1,13 @@
 package cri
 
 import (
+	"context"
+	"log/slog"
+	"strings"
 	"testing"
 	"time"
+
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/podlife/podlife/internal/testenv"
 	"github.com/podlife/podlife/lifecycle"
@@ -40,5 +45,43 @@ func streamReopens(t *testing.T, ctd testenv.CRIRuntime) {
 	})
 	if c := findContainer(st, pod.UID, "c", 0); c.ExitCode != 3 || !st.Streaming {
 		t.Fatalf("container %+v, streaming %v", c, st.Streaming)
+	}
+}
+
+// CRI-O with its container events off (enable_pod_events, off by default):
+// podlife still sees every exit, by relisting, and says whether it streams.
+func TestCRIOWithoutPodEvents(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real components (CRI-O): not in -short")
+	}
+	testenv.SkipWithoutCRIO(t)
+	crio := testenv.StartCRIOWith(t, testenv.CRIOOptions{NoPodEvents: true})
+	rs := crio.Runtime(t)
+	var logs testenv.LogBuffer
+	s, _ := startSourceLogging(t, Config{Endpoint: crio.CRIEndpoint(), Stream: true, RelistInterval: time.Second,
+		CallTimeout: 2 * time.Second}, slog.New(slog.NewTextHandler(&logs, nil)))
+	waitState(t, s, "up", 10*time.Second, func(st State) bool { return st.Health.Up })
+	pod := testenv.PodSpec{Namespace: "ns", Name: "no-events", UID: "uid-no-events"}
+	sb, cfg := testenv.RunSandbox(t, rs, pod)
+	if _, err := testenv.CreateContainer(t, rs, sb, cfg, testenv.ContainerSpec{Name: "c", Command: []string{"sh", "-c", "sleep 0.3; exit 3"}}, true); err != nil {
+		t.Fatal(err)
+	}
+	st := waitState(t, s, "the exit, by relisting", 20*time.Second, func(st State) bool {
+		c := findContainer(st, pod.UID, "c", 0)
+		return c != nil && c.State == lifecycle.RuntimeExited
+	})
+	cctx, ccancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer ccancel()
+	stream, err := rs.GetContainerEvents(cctx, &runtimeapi.GetEventsRequest{})
+	if err == nil {
+		_, err = stream.Recv()
+	}
+	t.Logf("CRI-O's GetContainerEvents without pod events: %v", err)
+	if c := findContainer(st, pod.UID, "c", 0); c.ExitCode != 3 || st.Streaming {
+		t.Fatalf("container %+v, streaming %v: want exit 3 seen by relisting, not streaming", c, st.Streaming)
+	}
+	// It says so once, and does not reopen the stream every second.
+	if n := strings.Count(logs.String(), "does not stream container events"); n != 1 {
+		t.Fatalf("said %d times that the runtime does not stream; log:\n%s", n, logs.String())
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"slices"
 	"strings"
@@ -361,9 +362,12 @@ func (s *Source) streamLoop(ctx context.Context, rs runtimeapi.RuntimeServiceCli
 		}
 		wait := retry
 		switch {
-		case status.Code(err) == codes.Unimplemented:
+		// A runtime without events answers Unimplemented, or (CRI-O with
+		// enable_pod_events off) ends the stream at once, before any event.
+		case status.Code(err) == codes.Unimplemented || errors.Is(err, io.EOF) && !was:
 			wait = 30 * time.Second
-			s.log.Info("runtime does not stream container events; relisting only", "relist", s.cfg.RelistInterval)
+			s.log.Info("runtime does not stream container events (CRI-O: enable_pod_events = true); relisting only",
+				"relist", s.cfg.RelistInterval)
 		case was:
 			s.log.Info("container event stream ended; relisting until it is back", "err", oneLine(err))
 		default:

@@ -92,7 +92,13 @@ func serve(t testing.TB, srv runtimeapi.RuntimeServiceServer) string {
 
 func startSource(t testing.TB, cfg Config) (*Source, context.CancelFunc) {
 	t.Helper()
-	s, err := New(cfg, quiet())
+	return startSourceLogging(t, cfg, quiet())
+}
+
+// startSourceLogging is startSource with the source's log going to log.
+func startSourceLogging(t testing.TB, cfg Config, log *slog.Logger) (*Source, context.CancelFunc) {
+	t.Helper()
+	s, err := New(cfg, log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,7 +17,8 @@ type CRIO struct {
 }
 
 // crioConfig is CRI-O's configuration: state under dir (%[1]s), binaries
-// from the tools dir (%[2]s), the locally built pause image (%[3]s). What
+// from the tools dir (%[2]s), the locally built pause image (%[3]s),
+// whether it streams container events (%[4]t). What
 // this machine needs (hack/build-crio.sh, docs/design/crio.md): no
 // iptables, so no host port mapping; no CAP_SYS_RESOURCE and no hugetlb
 // hierarchy, fixed up by runc-wrap; memory limits down to 4 MiB; the pause
@@ -45,7 +46,7 @@ conmon_cgroup = "pod"
 selinux = false
 seccomp_profile = ""
 apparmor_profile = ""
-enable_pod_events = true
+enable_pod_events = %[4]t
 namespaces_dir = "%[1]s/ns"
 pinns_path = "%[2]s/pinns"
 container_exits_dir = "%[1]s/exits"
@@ -96,6 +97,19 @@ nri_listen = "%[1]s/nri/nri.sock"
 // unmounts what is left under the dir.
 func StartCRIO(t testing.TB) *CRIO {
 	t.Helper()
+	return StartCRIOWith(t, CRIOOptions{})
+}
+
+// CRIOOptions change StartCRIO's CRI-O.
+type CRIOOptions struct {
+	// NoPodEvents leaves CRI-O's enable_pod_events at its default, off:
+	// no GetContainerEvents stream.
+	NoPodEvents bool
+}
+
+// StartCRIOWith is StartCRIO with options.
+func StartCRIOWith(t testing.TB, opts CRIOOptions) *CRIO {
+	t.Helper()
 	tools := filepath.Dir(Bin(t, "crio"))
 	for _, b := range []string{"runc", "runc-wrap", "conmon", "pinns", "copyimg", "loopback"} {
 		Bin(t, b)
@@ -115,7 +129,7 @@ func StartCRIO(t testing.TB) *CRIO {
 		}
 	}
 	files := map[string]string{
-		"etc/crio.conf":   fmt.Sprintf(crioConfig, dir, tools, PauseImage),
+		"etc/crio.conf":   fmt.Sprintf(crioConfig, dir, tools, PauseImage, !opts.NoPodEvents),
 		"etc/policy.json": `{"default":[{"type":"insecureAcceptAnything"}]}`,
 		// No search registries: nothing short-named is ever pulled.
 		"etc/registries.conf":            "",

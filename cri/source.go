@@ -366,8 +366,8 @@ func (s *Source) streamLoop(ctx context.Context, rs runtimeapi.RuntimeServiceCli
 		// enable_pod_events off) ends the stream at once, before any event.
 		case status.Code(err) == codes.Unimplemented || errors.Is(err, io.EOF) && !was:
 			wait = 30 * time.Second
-			s.log.Info("runtime does not stream container events (CRI-O: enable_pod_events = true); relisting only",
-				"relist", s.cfg.RelistInterval)
+			s.log.Info("runtime does not stream container events; relisting only", "relist", s.cfg.RelistInterval,
+				"hint", "CRI-O streams them with enable_pod_events = true")
 		case was:
 			s.log.Info("container event stream ended; relisting until it is back", "err", oneLine(err))
 		default:

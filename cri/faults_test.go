@@ -54,7 +54,6 @@ func TestCRIOWithoutPodEvents(t *testing.T) {
 	if testing.Short() {
 		t.Skip("real components (CRI-O): not in -short")
 	}
-	testenv.SkipWithoutCRIO(t)
 	crio := testenv.StartCRIOWith(t, testenv.CRIOOptions{NoPodEvents: true})
 	rs := crio.Runtime(t)
 	var logs testenv.LogBuffer

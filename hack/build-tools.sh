@@ -11,6 +11,7 @@
 # out of prometheus and promtool: the tests use static_configs only.
 set -euo pipefail
 bin=${1:?usage: build-tools.sh BIN_DIR}
+mkdir -p "$bin" && bin=$(cd "$bin" && pwd) # absolute: the build runs in test/tools
 cd "$(dirname "$0")/../test/tools"
 tags=seccomp,remove_all_sd
 pkgs=(

@@ -2,8 +2,9 @@
 # Installs what the integration tests need into $1 (default .tools/bin):
 # Debian packages, the Prometheus Operator's CRDs, then every real component
 # (Kubernetes, etcd, containerd, runc, helm, Prometheus) built from the Go
-# module proxy by build-tools.sh, pinned by test/tools/go.mod. Built binaries
-# are cached: a second run only checks they are there.
+# module proxy by build-tools.sh, pinned by test/tools/go.mod, and CRI-O (the
+# second runtime the real tests run on) by build-crio.sh. Built binaries are
+# cached: a second run only checks they are there.
 set -euo pipefail
 bin=${1:-$(pwd)/.tools/bin}
 mkdir -p "$bin"
@@ -28,4 +29,5 @@ if [ "$(cat "$crds/.version" 2>/dev/null)" != "$PROMETHEUS_OPERATOR_VERSION" ]; 
   echo "$PROMETHEUS_OPERATOR_VERSION" > "$crds/.version"
 fi
 "$(dirname "$0")/build-tools.sh" "$bin"
+"$(dirname "$0")/build-crio.sh" "$bin"
 echo "install-tools: ok ($bin)"

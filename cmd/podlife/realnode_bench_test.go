@@ -98,7 +98,7 @@ func BenchmarkRealNode(b *testing.B) {
 		}
 		pods = n
 	}
-	runtime := os.Getenv("PODLIFE_BENCH_RUNTIME") // containerd (default) or cri-o (with PODLIFE_CRIO=1)
+	runtime := os.Getenv("PODLIFE_BENCH_RUNTIME") // containerd (default) or cri-o
 	if runtime == "" {
 		runtime = "containerd"
 	}

@@ -1,7 +1,6 @@
 package testenv
 
 import (
-	"os"
 	"testing"
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -30,8 +29,8 @@ type CRIRuntime interface {
 // their CRI Version answers give (the kubelet's container ID schemes).
 var RuntimeNames = []string{"containerd", "cri-o"}
 
-// StartRuntime starts the named runtime (RuntimeNames). CRI-O runs only
-// with PODLIFE_CRIO=1 (make test-crio): it is not in make tools yet.
+// StartRuntime starts the named runtime (RuntimeNames); make tools builds
+// both.
 func StartRuntime(t testing.TB, name string) CRIRuntime {
 	t.Helper()
 	switch name {
@@ -40,18 +39,8 @@ func StartRuntime(t testing.TB, name string) CRIRuntime {
 		c.ImportImages(t)
 		return c
 	case "cri-o":
-		SkipWithoutCRIO(t)
 		return StartCRIO(t)
 	}
 	t.Fatalf("runtime %q: want one of %v", name, RuntimeNames)
 	return nil
-}
-
-// SkipWithoutCRIO skips a CRI-O test unless PODLIFE_CRIO=1 (make test-crio):
-// CRI-O's build is not in make tools yet (issue 25).
-func SkipWithoutCRIO(t testing.TB) {
-	t.Helper()
-	if os.Getenv("PODLIFE_CRIO") != "1" {
-		t.Skip("CRI-O: make test-crio (PODLIFE_CRIO=1; not in make test yet, issue 25)")
-	}
 }

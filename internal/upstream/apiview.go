@@ -27,7 +27,9 @@ import (
 // /readyz only after a quiet ProbeInterval, and every ProbeInterval while the
 // API server is down; it GETs the Lease only to confirm one the watch shows
 // expired, so that a watch stuck on a dead connection never says the kubelet
-// is cut off.
+// is cut off — and not in the first ProbeInterval after the API server
+// answers again, when the kubelet, healed with it, renews the Lease itself:
+// a zone's agents would otherwise GET their Leases in the heal's second.
 type APIView struct {
 	node  string
 	probe *Client // short request timeout
@@ -43,6 +45,7 @@ type APIView struct {
 	heard     time.Time              // last watch event
 	leaseRead NodeLease              // from the last GET
 	readAt    time.Time              // of the last GET of the Lease
+	backAt    time.Time              // when the API server answered again after being down
 	probedAt  time.Time              // the last probe's start
 }
 
@@ -161,12 +164,13 @@ func (v *APIView) probeDue(now time.Time) time.Duration {
 	return max(0, wait)
 }
 
-// leaseUnconfirmed: the freshest Lease known is none or expired, and it was
-// not read for a ProbeInterval. Called with mu held.
+// leaseUnconfirmed: the freshest Lease known is none or expired, it was not
+// read for a ProbeInterval, and the API server has answered for one since it
+// was last down. Called with mu held.
 func (v *APIView) leaseUnconfirmed(now time.Time) bool {
 	l := v.freshestLease()
 	expired := l.RenewTime.IsZero() || l.Duration <= 0 || now.Sub(l.RenewTime) > l.Duration
-	return expired && now.Sub(v.readAt) >= v.every
+	return expired && now.Sub(v.readAt) >= v.every && now.Sub(v.backAt) >= v.every
 }
 
 // probeOnce asks the API server's /readyz and records the outcome; where the
@@ -185,6 +189,9 @@ func (v *APIView) probeOnce(ctx context.Context) {
 	if err != nil {
 		v.health.Up, v.health.LastError = false, "apiserver: "+describeAPIError(err)
 	} else {
+		if !was && !v.health.LastSuccess.IsZero() {
+			v.backAt = time.Now()
+		}
 		v.health.Up, v.health.LastError, v.health.LastSuccess = true, "", time.Now()
 	}
 	h := v.health

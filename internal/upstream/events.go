@@ -112,6 +112,9 @@ type Reporter struct {
 	// the kubelet's link to the API server until its SourceUp.
 	kubeletCutSince time.Time
 	kubeletCut      map[string]*podPartition
+	// The last entry counted into each window: an entry tried again after
+	// a failure is counted once.
+	partitionSeq, kubeletCutSeq uint64
 	// Running, when set, tells how many of a pod's containers run now
 	// (for the partition summary).
 	Running func(uid string) (running, total int)
@@ -248,6 +251,11 @@ func (r *Reporter) DeliverOnce(ctx context.Context) (int, error) {
 	// The repeats folded into series are written before any entry is
 	// acknowledged: an entry is delivered when the API server has it.
 	if ferr := r.flushSeries(ctx); ferr != nil {
+		// The repeats of a crash loop fold into series: a cut may show
+		// here first, and its backlog then waits its turn as any other.
+		if err == nil && len(pending) > 0 {
+			r.failed(ferr, pending[0].Transition.ObservedAt)
+		}
 		return 0, ferr
 	}
 	if n > 0 {
@@ -275,22 +283,26 @@ func (r *Reporter) deliverAll(ctx context.Context, pending []journal.Entry) (int
 			return i, nil // woken when the capture is kept, or at linesDue
 		}
 		if err != nil {
-			r.mu.Lock()
-			r.stats.Failures++
-			// A request the API server throttled (429 with Retry-After)
-			// is not a partition: nothing cut it off.
-			if _, throttled := apierrors.SuggestsClientDelay(err); !throttled && r.stats.PartitionSince.IsZero() {
-				r.stats.PartitionSince = e.Transition.ObservedAt
-			}
-			r.mu.Unlock()
-			// A wait drawn before this failure was drawn while the API
-			// server only seemed back (APIUp lags a cut): draw again when
-			// it is.
-			r.jittered = false
+			r.failed(err, e.Transition.ObservedAt)
 			return i, err
 		}
 	}
 	return len(pending), nil
+}
+
+// failed records a delivery that failed: unless the API server throttled it
+// (a 429 with Retry-After: nothing cut it off), a partition starts at the
+// oldest transition not delivered, if none has. A wait drawn before it was
+// drawn while the API server only seemed back (APIUp lags a cut): it is
+// drawn again when it is.
+func (r *Reporter) failed(err error, oldest time.Time) {
+	r.mu.Lock()
+	r.stats.Failures++
+	if _, throttled := apierrors.SuggestsClientDelay(err); !throttled && r.stats.PartitionSince.IsZero() {
+		r.stats.PartitionSince = oldest
+	}
+	r.mu.Unlock()
+	r.jittered = false
 }
 
 // holdBacklog, before the first try that follows a failure, draws the wait
@@ -589,11 +601,13 @@ func (r *Reporter) account(e journal.Entry) {
 	if t.Pod == "" {
 		return
 	}
-	if since := r.stats.PartitionSince; !since.IsZero() && !t.ObservedAt.Before(since) {
+	if since := r.stats.PartitionSince; !since.IsZero() && !t.ObservedAt.Before(since) && e.Seq > r.partitionSeq {
 		accountPod(r.partition, t)
+		r.partitionSeq = e.Seq
 	}
-	if since := r.kubeletCutSince; !since.IsZero() && !t.ObservedAt.Before(since) {
+	if since := r.kubeletCutSince; !since.IsZero() && !t.ObservedAt.Before(since) && e.Seq > r.kubeletCutSeq {
 		accountPod(r.kubeletCut, t)
+		r.kubeletCutSeq = e.Seq
 	}
 }
 

@@ -3,8 +3,10 @@ package upstream
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -502,5 +504,72 @@ func TestHeartbeatBacksOff(t *testing.T) {
 		if calls != step.calls {
 			t.Fatalf("+%s: %d calls, want %d", step.after, calls, step.calls)
 		}
+	}
+}
+
+// A crash loop folds its repeats into one Event's series, so a cut may
+// first show as a series PATCH that fails, not as a create: it starts the
+// partition all the same, so the backlog waits its turn at the heal (make
+// scale, issue 24: at a zone's heal only 12 of 50 agents held theirs), and
+// the partition's summary counts each restart once, however often it was
+// tried (before: once per try).
+func TestAFailedSeriesWriteStartsAPartition(t *testing.T) {
+	cs := fake.NewClientset()
+	j := openJournal(t)
+	r := NewReporter(fakeAPI{cs}, j, ReporterConfig{Node: "node-a", DeliveryJitter: 30 * time.Second}, quiet())
+	now := t0
+	r.Now = func() time.Time { return now }
+	r.Running = func(string) (int, int) { return 1, 1 }
+	r.Rand = func(time.Duration) time.Duration { return 10 * time.Second }
+	failing := false
+	for _, verb := range []string{"create", "patch"} {
+		cs.PrependReactor(verb, "events", func(k8stesting.Action) (bool, runtime.Object, error) {
+			if failing {
+				return true, nil, errors.New("dial tcp 127.0.0.1:6443: connect: connection refused")
+			}
+			return false, nil, nil
+		})
+	}
+	restart := func(i int) lifecycle.Transition {
+		return lifecycle.Transition{Kind: lifecycle.TransitionContainerRestarted, Namespace: "ns", Pod: "a", UID: "uid-a",
+			Container: "app", From: fmt.Sprint(i), To: fmt.Sprint(i + 1), Reason: "Error", ExitCode: exit(3),
+			ObservedAt: t0.Add(time.Duration(i) * 10 * time.Second)}
+	}
+	j.Append(t0, []lifecycle.Transition{restart(0)})
+	if n, err := r.DeliverOnce(context.Background()); n != 1 || err != nil {
+		t.Fatalf("before the cut: %d delivered, %v", n, err)
+	}
+	failing = true
+	j.Append(t0, []lifecycle.Transition{restart(1)})
+	now = now.Add(10 * time.Second)
+	if _, err := r.DeliverOnce(context.Background()); err == nil {
+		t.Fatal("delivered during the cut")
+	}
+	if since := r.Stats().PartitionSince; !since.Equal(restart(1).ObservedAt) {
+		t.Fatalf("partition since %v, want the repeat's time %v", since, restart(1).ObservedAt)
+	}
+	for range 4 { // tried again and again during the cut, each try after its wait
+		now = now.Add(11 * time.Second)
+		r.DeliverOnce(context.Background())
+	}
+	if p, _ := j.Pending(0); len(p) != 1 {
+		t.Fatalf("%d pending during the cut, want 1", len(p))
+	}
+	now, failing = now.Add(5*time.Minute), false
+	if n, err := r.DeliverOnce(context.Background()); n != 0 || err != nil {
+		t.Fatalf("at the heal: %d delivered, %v; want the drawn wait first", n, err)
+	}
+	now = now.Add(10 * time.Second)
+	if n, err := r.DeliverOnce(context.Background()); n != 1 || err != nil {
+		t.Fatalf("after the wait: %d delivered, %v", n, err)
+	}
+	var notes []string
+	for _, e := range events(t, cs) {
+		if e.Reason == "PartitionSummary" {
+			notes = append(notes, e.Note)
+		}
+	}
+	if len(notes) != 1 || !strings.Contains(notes[0], "; 1 restarts, 0 exits") {
+		t.Fatalf("summaries %q, want one counting the 1 restart of the cut", notes)
 	}
 }

@@ -71,6 +71,9 @@ type Options struct {
 	StuckAfter time.Duration
 	// BlackBox configures the crash black box (it needs a journal).
 	BlackBox BlackBoxOptions
+	// PodMetrics is the pod metrics mode: PodMetricsPodlife (the default,
+	// also for "") or PodMetricsKSM.
+	PodMetrics string
 	// MismatchGrace is how long the kubelet's copy may lag the runtime
 	// before it is a mismatch (0: lifecycle.DefaultMismatchGrace).
 	MismatchGrace time.Duration
@@ -140,6 +143,7 @@ func New(opts Options) *Agent {
 	}
 	a.admit = newAdmission(opts.MaxRequestsInFlight, opts.MaxWatches, opts.Log)
 	a.metrics = newMetrics(a)
+	a.podText.families = podFamiliesOf(opts.PodMetrics)
 	a.podJSON.render = a.views.render
 	a.seedClock()
 	return a

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -66,6 +67,7 @@ type Config struct {
 	BlackBoxAttempts          int           `mapstructure:"blackbox-attempts"`
 	BlackBoxMaxBytes          int64         `mapstructure:"blackbox-max-bytes"`
 	PodLogsDir                string        `mapstructure:"pod-logs-dir"`
+	PodMetrics                string        `mapstructure:"pod-metrics"`
 	LogLevel                  string        `mapstructure:"log-level"`
 	Pprof                     bool          `mapstructure:"pprof"`
 }
@@ -132,6 +134,9 @@ func Flags(fs *pflag.FlagSet) {
 	fs.Int("blackbox-attempts", DefaultBlackBoxAttempts, "crash black box: attempts kept per pod and container, the oldest evicted first (0: the default)")
 	fs.Int64("blackbox-max-bytes", DefaultBlackBoxMaxBytes, "crash black box: stored size of all attempts kept, the oldest captured evicted first")
 	fs.String("pod-logs-dir", DefaultPodLogsDir, "where the kubelet writes container logs (mounted read-only for the crash black box)")
+	fs.String("pod-metrics", PodMetricsPodlife, "per-pod metrics: podlife (what only podlife knows: stage, Unknown cause, "+
+		"view mismatches, crash loops; about one series per pod) or ksm-compatible (also phase, conditions, container states, "+
+		"waiting and last termination reasons, exit codes and restarts, as kube-state-metrics exports them: for clusters without it)")
 	fs.String("log-level", "info", "debug, info, warn or error")
 	fs.Bool("pprof", false, "serve Go profiles on /debug/pprof/ (for profiling only)")
 }
@@ -276,6 +281,9 @@ func (c *Config) Validate() error {
 	c.BlackBoxAttempts = cmp.Or(c.BlackBoxAttempts, DefaultBlackBoxAttempts)
 	c.BlackBoxMaxBytes = cmp.Or(c.BlackBoxMaxBytes, DefaultBlackBoxMaxBytes)
 	c.PodLogsDir = cmp.Or(c.PodLogsDir, DefaultPodLogsDir)
+	if c.PodMetrics = cmp.Or(c.PodMetrics, PodMetricsPodlife); !slices.Contains(PodMetricsModes, c.PodMetrics) {
+		return &ConfigError{"pod-metrics", fmt.Sprintf("%q: want %s", c.PodMetrics, strings.Join(PodMetricsModes, " or "))}
+	}
 	if err := c.validateServing(); err != nil {
 		return err
 	}

@@ -37,6 +37,7 @@ func TestBadConfigFiles(t *testing.T) {
 		"negative-inflight.yaml":                "config: max-requests-inflight: -1: must not be negative (0: the default, 32)",
 		"unknown-key.yaml":                      "config: listen-adress: unknown key in testdata/config/unknown-key.yaml",
 		"bad-upstream.yaml":                     `config: upstream: "maybe": want auto, on or off`,
+		"bad-pod-metrics.yaml":                  `config: pod-metrics: "kube-state-metrics": want podlife or ksm-compatible`,
 		"bad-kubelet-url.yaml":                  `config: kubelet-url: "127.0.0.1:10250": want https://HOST:10250 or http://HOST:10255`,
 		"missing-ca.yaml":                       "config: kubelet-ca-file: stat /nonexistent/ca.crt: no such file or directory",
 		"not-yaml.yaml":                         "config: config: testdata/config/not-yaml.yaml: error converting YAML to JSON: yaml: did not find expected key",
@@ -93,7 +94,8 @@ func TestConfigDefaults(t *testing.T) {
 	}
 	if c.NodeName != "node-from-downward-api" || c.SecureListenAddress != ":9808" || !c.SecureServing() ||
 		c.InsecureListenAddress != "" || c.PollInterval != time.Second ||
-		c.HistorySize != 1000 || c.CRIEndpoint != "unix:///run/containerd/containerd.sock" || !c.CRIStream {
+		c.HistorySize != 1000 || c.CRIEndpoint != "unix:///run/containerd/containerd.sock" || !c.CRIStream ||
+		c.PodMetrics != PodMetricsPodlife {
 		t.Fatalf("defaults %+v", c)
 	}
 }

@@ -17,17 +17,35 @@ import (
 	"github.com/podlife/podlife/lifecycle"
 )
 
-// The pod families: about 45 series per pod, so a node's worth (11k series
-// at 250 pods) is most of /metrics. A pod's const metrics are built,
-// gathered (in a registry of their own) and encoded when its view changes
-// (the lifecycle Correlator reuses unchanged views); the families' text is
-// put together from the pods' and kept until a view changes. Gathering every
-// pod's at each change would cost several times the scrape.
+// The pod families: the ones only podlife knows by default (about one
+// series per pod), those kube-state-metrics also exports behind
+// --pod-metrics=ksm-compatible (about 45 per pod). A pod's const metrics are
+// built, gathered (in a registry of their own) and encoded when its view
+// changes (the lifecycle Correlator reuses unchanged views); the families'
+// text is put together from the pods' and kept until a view changes.
+// Gathering every pod's at each change would cost several times the scrape.
 
-// podFamily is one metric family of a pod's view.
+// The pod metrics modes (--pod-metrics).
+const (
+	// PodMetricsPodlife, the default: only the families podlife alone knows.
+	PodMetricsPodlife = "podlife"
+	// PodMetricsKSM: those, and the families kube-state-metrics also
+	// exports, as podlife always did, for clusters without it.
+	PodMetricsKSM = "ksm-compatible"
+)
+
+// PodMetricsModes are the values of --pod-metrics, the default first.
+var PodMetricsModes = []string{PodMetricsPodlife, PodMetricsKSM}
+
+// podFamily is one metric family of a pod's view: a pure function of it.
 type podFamily struct {
 	desc *prometheus.Desc
 	typ  prometheus.ValueType
+	// ksm is the kube-state-metrics family this one duplicates, exported
+	// only with PodMetricsKSM; "" for one only podlife knows, always
+	// exported. why says, in one line, what only podlife knows of it, or
+	// where it differs from the KSM family.
+	ksm, why string
 	// series calls add once per series, with the labels after namespace,
 	// pod and uid.
 	series func(p *lifecycle.PodView, add func(v float64, labels ...string))
@@ -38,79 +56,148 @@ func podLabels(extra ...string) []string {
 	return append([]string{"namespace", "pod", "uid"}, extra...)
 }
 
+// podFamilies are every pod family, in both modes: the one list of which is
+// podlife's own and which duplicates kube-state-metrics (the README's table
+// follows it: TestPodFamiliesDocumented). Enums export their 0-valued
+// members only in the KSM-compatible families, as KSM's do: no alert needs
+// a 0 of a pod's stage or cause.
 var podFamilies = []podFamily{
-	{desc("pod_phase", "The pod's phase as the kubelet reports it (1 for the current phase).", podLabels("phase")...),
-		prometheus.GaugeValue, func(p *lifecycle.PodView, add func(float64, ...string)) {
-			for _, ph := range phases {
-				add(b2f(p.Phase == ph), string(ph))
+	{desc: desc("pod_stage", "The pod's lifecycle stage: one series, 1, for the current stage.", podLabels("stage")...),
+		typ: prometheus.GaugeValue, why: "podlife's classification of the joined views; KSM has no stage",
+		series: func(p *lifecycle.PodView, add func(float64, ...string)) { add(1, string(p.Stage)) }},
+	{desc: desc("pod_unknown_cause", "Why podlife cannot complete the pod's truth (1 for the cause, while there is one).", podLabels("cause")...),
+		typ: prometheus.GaugeValue, why: "podlife's own verdict; KSM shows the API server's copy, frozen in a partition",
+		series: func(p *lifecycle.PodView, add func(float64, ...string)) {
+			if p.UnknownCause != lifecycle.CauseNone {
+				add(1, string(p.UnknownCause))
 			}
 		}},
-	{desc("pod_stage", "The pod's lifecycle stage (1 for the current stage).", podLabels("stage")...),
-		prometheus.GaugeValue, func(p *lifecycle.PodView, add func(float64, ...string)) {
-			for _, st := range lifecycle.Stages {
-				add(b2f(p.Stage == st), string(st))
-			}
-		}},
-	{desc("pod_condition", "The pod's conditions (1 for the current status).", podLabels("condition", "status")...),
-		prometheus.GaugeValue, func(p *lifecycle.PodView, add func(float64, ...string)) {
-			for _, c := range p.Conditions {
-				for _, v := range []string{"True", "False", "Unknown"} {
-					add(b2f(c.Status == v), c.Type, v)
+	{desc: desc("view_mismatches", "Disagreements between the kubelet's and the runtime's views, by kind (kinds present only).", podLabels("kind")...),
+		typ: prometheus.GaugeValue, why: "the views compared are podlife's; KSM reads only the API server",
+		series: mismatchSeries},
+	{desc: desc("container_crash_loop_restarts", "A crash-looping container's restarts, live from the runtime "+
+		"(only while the container loops: waits in CrashLoopBackOff, or runs again after a short attempt and its pod is Failing).", podLabels("container")...),
+		typ: prometheus.GaugeValue, why: "podlife's crash loop, live from the runtime when the API server's copy (KSM's) is stale",
+		series: func(p *lifecycle.PodView, add func(float64, ...string)) {
+			for i := range p.Containers {
+				if c := &p.Containers[i]; lifecycle.CrashLooping(p, c) {
+					add(float64(c.RestartCount), c.Name)
 				}
 			}
 		}},
-	{desc("container_state", "The container's state (1 for the current state).", podLabels("container", "state")...),
-		prometheus.GaugeValue, func(p *lifecycle.PodView, add func(float64, ...string)) {
-			for _, c := range p.Containers {
-				for _, st := range containerStates {
-					add(b2f(c.State == st), c.Name, string(st))
+	{desc: desc("container_crash_loop_exit_code", "A crash-looping container's last exit code, by its reason "+
+		"(Error, OOMKilled, Completed, ContainerCannotRun, StartError, DeadlineExceeded, ContainerStatusUnknown or Other; only while the container loops).", podLabels("container", "reason")...),
+		typ: prometheus.GaugeValue, why: "the exit that feeds podlife's crash loop; a bounded reason, present only during the loop",
+		series: func(p *lifecycle.PodView, add func(float64, ...string)) {
+			for i := range p.Containers {
+				c := &p.Containers[i]
+				if reason, code, ok := lastTermination(*c); ok && lifecycle.CrashLooping(p, c) {
+					add(float64(code), c.Name, crashReason(reason))
 				}
 			}
 		}},
-	{desc("container_waiting_reason", "Why the container is waiting (1 while it waits for that reason).", podLabels("container", "reason")...),
-		prometheus.GaugeValue, func(p *lifecycle.PodView, add func(float64, ...string)) {
+	{desc: desc("pod_phase", "The pod's phase as the kubelet reports it (1 for the current phase).", podLabels("phase")...),
+		typ: prometheus.GaugeValue, ksm: "kube_pod_status_phase", series: phaseSeries},
+	{desc: desc("pod_condition", "The pod's conditions (1 for the current status).", podLabels("condition", "status")...),
+		typ: prometheus.GaugeValue, ksm: "kube_pod_status_condition", series: conditionSeries},
+	{desc: desc("container_state", "The container's state (1 for the current state).", podLabels("container", "state")...),
+		typ: prometheus.GaugeValue, ksm: "kube_pod_container_status_waiting, _running, _terminated", series: stateSeries},
+	{desc: desc("container_waiting_reason", "Why the container is waiting (1 while it waits for that reason).", podLabels("container", "reason")...),
+		typ: prometheus.GaugeValue, ksm: "kube_pod_container_status_waiting_reason",
+		series: func(p *lifecycle.PodView, add func(float64, ...string)) {
 			for _, c := range p.Containers {
 				if c.State == lifecycle.StateWaiting && c.Reason != "" {
 					add(1, c.Name, c.Reason)
 				}
 			}
 		}},
-	{desc("container_last_terminated_reason", "Why the container last terminated.", podLabels("container", "reason")...),
-		prometheus.GaugeValue, func(p *lifecycle.PodView, add func(float64, ...string)) {
+	{desc: desc("container_last_terminated_reason", "Why the container last terminated.", podLabels("container", "reason")...),
+		typ: prometheus.GaugeValue, ksm: "kube_pod_container_status_last_terminated_reason",
+		series: func(p *lifecycle.PodView, add func(float64, ...string)) {
 			for _, c := range p.Containers {
 				if reason, _, ok := lastTermination(c); ok {
 					add(1, c.Name, reason)
 				}
 			}
 		}},
-	{desc("container_last_exit_code", "The exit code of the container's last termination.", podLabels("container")...),
-		prometheus.GaugeValue, func(p *lifecycle.PodView, add func(float64, ...string)) {
+	{desc: desc("container_last_exit_code", "The exit code of the container's last termination.", podLabels("container")...),
+		typ: prometheus.GaugeValue, ksm: "kube_pod_container_status_last_terminated_exitcode",
+		series: func(p *lifecycle.PodView, add func(float64, ...string)) {
 			for _, c := range p.Containers {
 				if _, code, ok := lastTermination(c); ok {
 					add(float64(code), c.Name)
 				}
 			}
 		}},
-	{desc("container_restarts_total", "Container restarts as the kubelet counts them.", podLabels("container")...),
-		prometheus.CounterValue, func(p *lifecycle.PodView, add func(float64, ...string)) {
+	{desc: desc("container_restarts_total", "Container restarts as the kubelet counts them.", podLabels("container")...),
+		typ: prometheus.CounterValue, ksm: "kube_pod_container_status_restarts_total",
+		series: func(p *lifecycle.PodView, add func(float64, ...string)) {
 			for _, c := range p.Containers {
 				add(float64(c.RestartCount), c.Name)
 			}
 		}},
-	{desc("view_mismatches", "Disagreements between the kubelet's and the runtime's views, by kind (kinds present only).", podLabels("kind")...),
-		prometheus.GaugeValue, func(p *lifecycle.PodView, add func(float64, ...string)) {
-			for _, k := range lifecycle.MismatchKinds {
-				n := 0
-				for _, m := range p.Mismatches {
-					if m.Kind == k {
-						n++
-					}
-				}
-				if n > 0 {
-					add(float64(n), string(k))
-				}
+}
+
+// podFamiliesOf are the pod families a mode exports: podlife's own, and
+// with PodMetricsKSM the KSM-compatible ones too.
+func podFamiliesOf(mode string) []podFamily {
+	return slices.DeleteFunc(slices.Clone(podFamilies), func(f podFamily) bool { return f.ksm != "" && mode != PodMetricsKSM })
+}
+
+// crashReasons are the reason label's values of the crash loop's exit (any
+// other termination reason, or none, is "Other"): bounded, whatever a
+// runtime writes.
+var crashReasons = []string{lifecycle.ReasonError, lifecycle.ReasonOOMKilled, lifecycle.ReasonCompleted,
+	lifecycle.ReasonContainerCannotRun, lifecycle.ReasonStartError, lifecycle.ReasonDeadlineExceeded,
+	lifecycle.ReasonContainerStatusUnknown}
+
+// crashReason is a termination reason as the crash loop's reason label.
+func crashReason(reason string) string {
+	if slices.Contains(crashReasons, reason) {
+		return reason
+	}
+	return "Other"
+}
+
+// phaseSeries: 0/1 over every phase, as kube_pod_status_phase.
+func phaseSeries(p *lifecycle.PodView, add func(float64, ...string)) {
+	for _, ph := range phases {
+		add(b2f(p.Phase == ph), string(ph))
+	}
+}
+
+// conditionSeries: 0/1 over True, False and Unknown per condition, as
+// kube_pod_status_condition.
+func conditionSeries(p *lifecycle.PodView, add func(float64, ...string)) {
+	for _, c := range p.Conditions {
+		for _, v := range []string{"True", "False", "Unknown"} {
+			add(b2f(c.Status == v), c.Type, v)
+		}
+	}
+}
+
+// stateSeries: 0/1 over every state per container.
+func stateSeries(p *lifecycle.PodView, add func(float64, ...string)) {
+	for _, c := range p.Containers {
+		for _, st := range containerStates {
+			add(b2f(c.State == st), c.Name, string(st))
+		}
+	}
+}
+
+// mismatchSeries: per kind present, its number of findings.
+func mismatchSeries(p *lifecycle.PodView, add func(float64, ...string)) {
+	for _, k := range lifecycle.MismatchKinds {
+		n := 0
+		for _, m := range p.Mismatches {
+			if m.Kind == k {
+				n++
 			}
-		}},
+		}
+		if n > 0 {
+			add(float64(n), string(k))
+		}
+	}
 }
 
 // lastTermination is the container's last termination, from lastState or
@@ -135,9 +222,11 @@ type podSeries struct {
 // podMetrics is the collector of the pod families, in a registry of their
 // own. The const metrics of pods whose view changed are gathered together
 // and encoded per pod; the text of all pods is put together from them when
-// a pod's view changed, came or went, and kept until then. The zero value is
-// ready.
+// a pod's view changed, came or went, and kept until then. Set families
+// (podFamiliesOf) before the first get.
 type podMetrics struct {
+	families []podFamily // the mode's
+
 	mu       sync.Mutex
 	registry *prometheus.Registry
 	building []prometheus.Metric // of the pods being built, for Collect
@@ -151,7 +240,7 @@ type podMetrics struct {
 
 // Describe implements prometheus.Collector.
 func (c *podMetrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, f := range podFamilies {
+	for _, f := range c.families {
 		ch <- f.desc
 	}
 }
@@ -215,9 +304,9 @@ func (c *podMetrics) build(pods []*lifecycle.PodView, series map[string]*podSeri
 	c.building = c.building[:0]
 	byLabel := make(map[string]*podSeries, len(pods)) // by the uid label, which is valid UTF-8
 	for _, p := range pods {
-		s := &podSeries{view: *p, lines: make([][]byte, len(podFamilies))}
+		s := &podSeries{view: *p, lines: make([][]byte, len(c.families))}
 		series[p.UID], byLabel[validUTF8(p.UID)] = s, s
-		for _, f := range podFamilies {
+		for _, f := range c.families {
 			f.series(p, func(v float64, extra ...string) {
 				labels := append([]string{p.Namespace, p.Name, p.UID}, extra...)
 				for i, l := range labels {

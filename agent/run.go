@@ -40,7 +40,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, listening func(url s
 	// periodic sync) and our own poll of /pods: two polls cover the last.
 	grace := 10*time.Second + 2*cfg.PollInterval
 	opts := Options{Node: cfg.NodeName, Runtime: rt, Kubelet: kl, HistorySize: cfg.HistorySize,
-		StuckAfter: cfg.StuckThreshold, Log: log, Pprof: cfg.Pprof, MismatchGrace: grace,
+		StuckAfter: cfg.StuckThreshold, Log: log, Pprof: cfg.Pprof, MismatchGrace: grace, PodMetrics: cfg.PodMetrics,
 		MaxRequestsInFlight: cfg.MaxRequestsInFlight, MaxWatches: cfg.MaxWatches,
 		BlackBox: BlackBoxOptions{Tail: crilog.Limits{Lines: cfg.BlackBoxLines, Bytes: cfg.BlackBoxBytes},
 			Keep: journal.BoxLimits{PerContainer: cfg.BlackBoxAttempts, MaxBytes: cfg.BlackBoxMaxBytes}, PodLogsDir: cfg.PodLogsDir}}

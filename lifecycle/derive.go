@@ -396,6 +396,22 @@ func deriveConditions(pod *Pod, phase Phase, cvs []ContainerView, at time.Time) 
 	return out
 }
 
+// CrashLooping reports whether a container of a Failing pod is in a crash
+// loop: it waits in CrashLoopBackOff, or it restarted after an attempt that
+// ran less than CrashLoopSettle and its new attempt has not run that long
+// (the pod leaves Failing when it has). A pure function of the view, so the
+// metrics built from it change only with the view.
+func CrashLooping(p *PodView, c *ContainerView) bool {
+	if p.Stage != StageFailing || c.Kind == KindEphemeral {
+		return false
+	}
+	if c.State == StateWaiting && c.Reason == ReasonCrashLoopBackOff {
+		return true
+	}
+	_, ok := crashLoop(c)
+	return ok
+}
+
 // crashLoop reports whether a container is in a crash loop: it restarted
 // after an attempt that ran less than CrashLoopSettle, and is being created
 // again (until is zero: for as long as it is) or is running (until is when

@@ -414,7 +414,7 @@ func TestDashboard(t *testing.T) {
 	for _, want := range []struct{ row, metric string }{
 		{"Pods by stage", "podlife_pod_stage"},
 		{"Causes", "podlife_pods_unknown"},
-		{"Restarts", "podlife_container_restarts_total"},
+		{"Restarts", "podlife_container_crash_loop_restarts"},
 		{"Transitions", "podlife_transitions_total"},
 		{"Source health", "podlife_source_up"},
 		{"Journal and upstream", "podlife_journal_pending"},

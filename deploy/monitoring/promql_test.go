@@ -193,6 +193,19 @@ func parseExposition(text string) exported {
 	return e
 }
 
+// goldenExported is the families of golden files of agent/testdata.
+func goldenExported(files ...string) (exported, error) {
+	var text []byte
+	for _, f := range files {
+		b, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "agent", "testdata", f))
+		if err != nil {
+			return nil, fmt.Errorf("read the metrics golden file: %w", err)
+		}
+		text = append(text, b...)
+	}
+	return parseExposition(string(text)), nil
+}
+
 // Go source of the agent's registry: the families it registers by name.
 var (
 	goMetricName = regexp.MustCompile(`Name:\s*"(podlife_[a-z0-9_]+)"`)
@@ -201,18 +214,18 @@ var (
 )
 
 // staticExported is podlife's exported families without running it: the
-// pod and node families of agent/testdata/metrics.golden (what exposition.go
-// writes), the registry's families named in agent/*.go (counters, gauges,
+// pod and node families of agent/testdata/metrics.golden and
+// metrics-ksm.golden (what exposition.go writes, by default and with
+// --pod-metrics=ksm-compatible), the registry's families named in agent/*.go (counters, gauges,
 // histograms, desc("...") collectors), and the Go and process collectors'
 // process_* families that the dashboard uses. TestLiveMetrics checks it
 // against a running agent's /metrics.
 func staticExported() (exported, error) {
 	root := testenv.RepoRoot()
-	golden, err := os.ReadFile(filepath.Join(root, "agent", "testdata", "metrics.golden"))
+	e, err := goldenExported("metrics.golden", "metrics-ksm.golden")
 	if err != nil {
-		return nil, fmt.Errorf("read the metrics golden file: %w", err)
+		return nil, err
 	}
-	e := parseExposition(string(golden))
 	files, err := filepath.Glob(filepath.Join(root, "agent", "*.go"))
 	if err != nil {
 		return nil, fmt.Errorf("list agent sources: %w", err)

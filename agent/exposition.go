@@ -91,7 +91,7 @@ var podFamilies = []podFamily{
 		series: func(p *lifecycle.PodView, add func(float64, ...string)) {
 			for i := range p.Containers {
 				c := &p.Containers[i]
-				if reason, code, ok := lastTermination(*c); ok && lifecycle.CrashLooping(p, c) {
+				if reason, code, ok := latestExit(*c); ok && lifecycle.CrashLooping(p, c) {
 					add(float64(code), c.Name, crashReason(reason))
 				}
 			}
@@ -210,6 +210,16 @@ func lastTermination(c lifecycle.ContainerView) (string, int32, bool) {
 		return c.Reason, *c.ExitCode, true
 	}
 	return "", 0, false
+}
+
+// latestExit is the container's latest exit: its current Terminated state,
+// else its lastState (lastTermination prefers lastState, as the kubelet's
+// lastState and KSM's last_terminated families do).
+func latestExit(c lifecycle.ContainerView) (string, int32, bool) {
+	if c.State == lifecycle.StateTerminated && c.ExitCode != nil {
+		return c.Reason, *c.ExitCode, true
+	}
+	return lastTermination(c)
 }
 
 // podSeries is a pod's view and the text of the const metrics built from

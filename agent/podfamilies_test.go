@@ -1,6 +1,10 @@
 package agent
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -119,6 +123,14 @@ func TestDefaultPodFamilies(t *testing.T) {
 	last := *odd.Containers[0].LastState
 	last.Reason, last.ExitCode = "Segfaulted: core dumped at 0x0", 139
 	odd.Containers[0].LastState = &last
+	exited := byName("worker-6f7c9-klmno") // exited again, not restarted yet: still the loop
+	exited.Containers = slices.Clone(exited.Containers)
+	code, started := int32(2), time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	ec := &exited.Containers[0]
+	ec.State, ec.Reason, ec.ExitCode, ec.StartedAt, ec.FinishedAt = lifecycle.StateTerminated, "Error", &code, started, started.Add(3*time.Second)
+	first := byName("worker-6f7c9-klmno") // the first crash: no restart yet, no loop
+	first.Containers = slices.Clone(first.Containers)
+	first.Containers[0].RestartCount = 0
 	lbl := func(p lifecycle.PodView, extra string) string {
 		return `{` + extra + `namespace="` + p.Namespace + `",pod="` + p.Name + `",` // the pod's labels, sorted with extra
 	}
@@ -134,6 +146,12 @@ func TestDefaultPodFamilies(t *testing.T) {
 			`podlife_pod_stage{namespace="shop",pod="worker-6f7c9-klmno",stage="Failing",uid="6f1c0003-8e2b-4c1a-9d3e-5a7b9c0d1e2f"} 1`}},
 		{"crash loop over: the stage only", settled, []string{
 			`podlife_pod_stage{namespace="shop",pod="worker-6f7c9-klmno",stage="Serving",uid="6f1c0003-8e2b-4c1a-9d3e-5a7b9c0d1e2f"} 1`}},
+		{"exited again: the loop goes on, with this exit", exited, []string{
+			`podlife_container_crash_loop_exit_code` + lbl(exited, `container="worker",`) + `reason="Error",uid="6f1c0003-8e2b-4c1a-9d3e-5a7b9c0d1e2f"} 2`,
+			`podlife_container_crash_loop_restarts` + lbl(exited, `container="worker",`) + `uid="6f1c0003-8e2b-4c1a-9d3e-5a7b9c0d1e2f"} 5`,
+			`podlife_pod_stage{namespace="shop",pod="worker-6f7c9-klmno",stage="Failing",uid="6f1c0003-8e2b-4c1a-9d3e-5a7b9c0d1e2f"} 1`}},
+		{"the first crash is not a loop", first, []string{
+			`podlife_pod_stage{namespace="shop",pod="worker-6f7c9-klmno",stage="Failing",uid="6f1c0003-8e2b-4c1a-9d3e-5a7b9c0d1e2f"} 1`}},
 		{"an unlisted reason is Other", odd, []string{
 			`podlife_container_crash_loop_exit_code` + lbl(odd, `container="worker",`) + `reason="Other",uid="6f1c0003-8e2b-4c1a-9d3e-5a7b9c0d1e2f"} 139`,
 			`podlife_container_crash_loop_restarts` + lbl(odd, `container="worker",`) + `uid="6f1c0003-8e2b-4c1a-9d3e-5a7b9c0d1e2f"} 5`,
@@ -160,5 +178,37 @@ func TestDefaultPodFamilies(t *testing.T) {
 				t.Errorf("got\n%s\nwant lines starting\n%s", strings.Join(got, "\n"), strings.Join(tc.want, "\n"))
 			}
 		})
+	}
+}
+
+var fqName = regexp.MustCompile(`fqName: "([^"]+)"`)
+
+// The README's table of the pod families is podFamilies: each family's
+// name, the mode that exports it and why, in order.
+func TestPodFamiliesDocumented(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const start, end = "<!-- pod families: generated from agent/exposition.go's podFamilies -->\n", "<!-- end of pod families -->"
+	readme := string(b)
+	i, j := strings.Index(readme, start), strings.Index(readme, end)
+	if i < 0 || j < i {
+		t.Fatalf("README.md has no table between %q and %q", start, end)
+	}
+	want := "| family | exported | why |\n|---|---|---|\n"
+	for _, f := range podFamilies {
+		mode, why := "always", f.why
+		if f.ksm != "" {
+			mode, why = PodMetricsKSM, "duplicates `"+f.ksm+"`"
+		}
+		name := fqName.FindStringSubmatch(f.desc.String()) // Desc{fqName: "podlife_...", ...}
+		if name == nil {
+			t.Fatalf("no name in %s", f.desc)
+		}
+		want += fmt.Sprintf("| `%s` | %s | %s |\n", name[1], mode, why)
+	}
+	if got := readme[i+len(start) : j]; got != want {
+		t.Errorf("README.md's pod families:\n%s\nwant (podFamilies):\n%s", got, want)
 	}
 }

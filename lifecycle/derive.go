@@ -397,16 +397,23 @@ func deriveConditions(pod *Pod, phase Phase, cvs []ContainerView, at time.Time) 
 }
 
 // CrashLooping reports whether a container of a Failing pod is in a crash
-// loop: it waits in CrashLoopBackOff, or it restarted after an attempt that
-// ran less than CrashLoopSettle and its new attempt has not run that long
-// (the pod leaves Failing when it has). A pure function of the view, so the
-// metrics built from it change only with the view.
+// loop: it has restarted, and it waits in CrashLoopBackOff, or its attempt
+// that just ended ran less than CrashLoopSettle (it is not restarted yet),
+// or it runs again after such an attempt and has not run that long (the pod
+// leaves Failing when it has). A pure function of the view, so the metrics
+// built from it change only with the view; it holds through a loop's every
+// state, so a series of it does not blink between them.
 func CrashLooping(p *PodView, c *ContainerView) bool {
-	if p.Stage != StageFailing || c.Kind == KindEphemeral {
+	if p.Stage != StageFailing || c.Kind == KindEphemeral || c.RestartCount == 0 {
 		return false
 	}
-	if c.State == StateWaiting && c.Reason == ReasonCrashLoopBackOff {
-		return true
+	switch c.State {
+	case StateWaiting:
+		if c.Reason == ReasonCrashLoopBackOff {
+			return true
+		}
+	case StateTerminated:
+		return !c.StartedAt.IsZero() && c.FinishedAt.Sub(c.StartedAt) < CrashLoopSettle
 	}
 	_, ok := crashLoop(c)
 	return ok

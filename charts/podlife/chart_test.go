@@ -360,7 +360,8 @@ func TestTemplate(t *testing.T) {
 			}
 			for _, a := range args(c) {
 				if strings.HasPrefix(a, "--blackbox") || strings.HasPrefix(a, "--event-log-lines") ||
-					strings.HasPrefix(a, "--kube-api") || strings.HasPrefix(a, "--apiserver-probe") || strings.HasPrefix(a, "--delivery-jitter") {
+					strings.HasPrefix(a, "--kube-api") || strings.HasPrefix(a, "--apiserver-probe") || strings.HasPrefix(a, "--delivery-jitter") ||
+					strings.HasPrefix(a, "--pod-metrics") {
 					t.Errorf("default arg %q", a)
 				}
 			}
@@ -394,6 +395,11 @@ func TestTemplate(t *testing.T) {
 				if !contains(a, want) {
 					t.Errorf("args %v, want %s", a, want)
 				}
+			}
+		}},
+		{"KSM-compatible pod metrics, for a cluster without kube-state-metrics", []string{"podMetrics=ksm-compatible"}, func(t *testing.T, objs []obj) {
+			if a := args(container(t, objs)); !contains(a, "--pod-metrics=ksm-compatible") {
+				t.Errorf("args %v", a)
 			}
 		}},
 		{"PodMonitor", []string{"podMonitor.enabled=true", "podMonitor.labels.release=kps"}, func(t *testing.T, objs []obj) {
@@ -432,6 +438,7 @@ func TestTemplateRejects(t *testing.T) {
 		{[]string{"rbac.kubeletAccess=all"}, `rbac.kubeletAccess "all": want fineGrained or proxy`},
 		{[]string{"serviceMonitor.enabled=true", "service.enabled=false"}, "needs service.enabled"},
 		{[]string{"flowControl.matchingPrecedence=2"}, "flowControl.matchingPrecedence 2: want 3 to 9999"},
+		{[]string{"podMetrics=kube-state-metrics"}, `podMetrics "kube-state-metrics": want podlife or ksm-compatible`},
 	}
 	for _, tc := range tests {
 		_, err := render(t, tc.values...)

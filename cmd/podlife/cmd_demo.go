@@ -25,6 +25,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	stream := fs.Bool("cri-stream", true, "stream container events from the simulated runtime")
 	level := fs.String("log-level", "warn", "agent log level")
 	podsHTTP := fs.Bool("pods-http", false, "the simulated kubelet serves /pods only, no Pods API (the agent polls /pods)")
+	podMetrics := fs.String("pod-metrics", agent.PodMetricsPodlife, "per-pod metrics: podlife or ksm-compatible (as the agent's flag)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
 			return err
@@ -45,7 +46,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	cfg := agent.Config{NodeName: "podlife-demo", CRIEndpoint: node.CRIEndpoint, CRIStream: *stream, KubeletURL: node.KubeletURL,
 		KubeletPodsAPISocket: node.PodsAPISocket,
 		PollInterval:         *poll, InsecureListenAddress: *listen, HistorySize: 1000, Upstream: "off", EventBurst: 5,
-		EventInterval: time.Minute, StuckThreshold: 30 * time.Second, LogLevel: *level}
+		EventInterval: time.Minute, StuckThreshold: 30 * time.Second, LogLevel: *level, PodMetrics: *podMetrics}
 	if err := cfg.Validate(); err != nil {
 		return err
 	}

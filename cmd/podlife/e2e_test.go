@@ -258,14 +258,23 @@ func TestAgentEndToEnd(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		m := string(b)
+		// The default mode (--pod-metrics=podlife): the stage, and the
+		// crash loop's restarts and exit while it loops; no family that
+		// kube-state-metrics exports too.
 		for _, want := range [][]string{
 			{"podlife_pod_stage{", `pod="crashloop-podlife-e2e"`, `stage="Failing"`, `} 1`},
-			{"podlife_container_waiting_reason{", `pod="ghost-podlife-e2e"`, `container="app"`, `reason="`},
+			{"podlife_pod_stage{", `pod="ghost-podlife-e2e"`, `stage="Failing"`, `} 1`},
 			{`podlife_source_up{source="runtime"} 1`}, {`podlife_source_up{source="kubelet"} 1`},
-			{"podlife_container_last_exit_code{", `pod="crashloop-podlife-e2e"`, `container="app"`, `} 7`},
+			{"podlife_container_crash_loop_restarts{", `pod="crashloop-podlife-e2e"`, `container="app"`},
+			{"podlife_container_crash_loop_exit_code{", `pod="crashloop-podlife-e2e"`, `container="app"`, `reason="Error"`, `} 7`},
 		} {
 			if !hasLine(m, want...) {
 				t.Errorf("/metrics has no line with %q", want)
+			}
+		}
+		for _, ksm := range []string{"podlife_pod_phase{", "podlife_container_waiting_reason{", "podlife_container_last_exit_code{"} {
+			if hasLine(m, ksm) {
+				t.Errorf("/metrics has %s series in the default mode", ksm)
 			}
 		}
 	})

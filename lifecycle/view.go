@@ -18,8 +18,8 @@ const (
 	StageUnknown     Stage = "Unknown"
 )
 
-// Stages lists every stage, in lifecycle order; metrics export one 0/1 series
-// per value.
+// Stages lists every stage, in lifecycle order (metrics export only a pod's
+// current stage).
 var Stages = []Stage{StageInitializing, StageStarting, StageServing, StageTerminating, StageTerminated, StageFailing, StageUnknown}
 
 // Provenance: where a field of a view comes from.

@@ -311,17 +311,19 @@ func TestAgentEndToEnd(t *testing.T) {
 			got, _ := stages()
 			return got["serving"].Stage == lifecycle.StageServing
 		})
-		var recs []agent.Record
-		getJSON("/api/v1/transitions", &recs)
-		var kinds []string
-		for _, r := range recs {
-			if r.Kind == lifecycle.TransitionSourceDown || r.Kind == lifecycle.TransitionSourceUp {
-				kinds = append(kinds, string(r.Kind)+":"+r.Source)
+		// The snapshot is served before its transitions are recorded: wait
+		// for the record, not for the stage alone.
+		testenv.EventuallyState(t, "SourceDown:runtime then SourceUp:runtime in /api/v1/transitions", 10*time.Second, func() (bool, any) {
+			var recs []agent.Record
+			getJSON("/api/v1/transitions", &recs)
+			var kinds []string
+			for _, r := range recs {
+				if r.Kind == lifecycle.TransitionSourceDown || r.Kind == lifecycle.TransitionSourceUp {
+					kinds = append(kinds, string(r.Kind)+":"+r.Source)
+				}
 			}
-		}
-		if !strings.Contains(strings.Join(kinds, " "), "SourceDown:runtime SourceUp:runtime") {
-			t.Fatalf("source transitions %v", kinds)
-		}
+			return strings.Contains(strings.Join(kinds, " "), "SourceDown:runtime SourceUp:runtime"), kinds
+		})
 	})
 	t.Run("SIGTERM: graceful exit, journal readable", func(t *testing.T) {
 		ag.Process.Signal(syscall.SIGTERM)

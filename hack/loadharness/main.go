@@ -85,37 +85,8 @@ func run() int {
 		fmt.Print(realNode(*benchFile))
 		return 0
 	}
-	scenarios := []scenario{}
-	for _, pods := range []int{110, 250, 500} {
-		if *quick && pods != 250 {
-			continue
-		}
-		for _, churn := range []float64{0, 10, 100} {
-			scenarios = append(scenarios, scenario{pods, churn, true, podsAPI, ""})
-		}
-	}
-	scenarios = append(scenarios, scenario{250, 0, false, podsAPI, ""}, scenario{250, 10, false, podsAPI, ""})
-	// The kubelet polled on /pods (before Kubernetes 1.37), against its watch above.
-	for _, pods := range []int{110, 250} {
-		if *quick && pods != 250 {
-			continue
-		}
-		scenarios = append(scenarios, scenario{pods, 0, true, podsHTTP, ""}, scenario{pods, 10, true, podsHTTP, ""})
-	}
-	if *blackBox {
-		scenarios = nil
-		for _, churn := range []float64{0, 10} {
-			scenarios = append(scenarios, scenario{250, churn, true, podsAPI, boxOff}, scenario{250, churn, true, podsAPI, boxOn})
-		}
-	}
-	if *compare {
-		scenarios = nil
-		for _, pods := range []int{110, 250} {
-			for _, churn := range []float64{0, 10} {
-				scenarios = append(scenarios, scenario{pods, churn, true, podsAPI, ""}, scenario{pods, churn, true, podsHTTP, ""})
-			}
-		}
-	}
+	scenarios := matrix(*quick, *blackBox, *compare)
+	fmt.Fprintf(os.Stderr, "loadharness: %d scenarios × %d runs × %s: about %s (an estimate)\n", len(scenarios), *runs, *dur, estimate(len(scenarios), *runs, *dur))
 	results := map[scenario][]result{}
 	for r := 1; r <= *runs; r++ {
 		for _, sc := range scenarios {

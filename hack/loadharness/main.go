@@ -104,7 +104,7 @@ func run() int {
 	}
 	old, _ := os.ReadFile(*out) // absent the first time: nothing to keep
 	report := header(machine(), time.Now(), commit(*out), os.Args) + render(scenarios, results, *runs, *dur, *benchFile) +
-		benchCompare(*cmpFile) + keptTail(string(old))
+		benchCompare(*cmpFile) + realNode(*benchFile) + keptTail(string(old))
 	if err := os.WriteFile(*out, []byte(report), 0o644); err != nil {
 		fmt.Fprintln(os.Stderr, "loadharness:", err)
 		return 1
@@ -469,7 +469,6 @@ func render(scenarios []scenario, results map[scenario][]result, runs int, dur t
 	}
 	b.WriteString("\n## Go benchmarks (medians of `-count 5`)\n\n")
 	b.WriteString(benchTable(benchFile))
-	b.WriteString(realNode(benchFile))
 	return b.String()
 }
 

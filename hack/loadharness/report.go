@@ -20,17 +20,21 @@ func header(machine string, now time.Time, commit string, args []string) string 
 // -dirty if tracked files differ from it. The report itself (out) is left
 // out of that check: the previous run rewrote it, and this run will again.
 func commit(out string) string {
-	rev, err := exec.Command("git", "rev-parse", "--short", "HEAD", "--show-toplevel").Output()
+	rev, err := exec.Command("git", "rev-parse", "--short", "HEAD").Output()
 	if err != nil {
 		return "unknown (git rev-parse: " + err.Error() + ")"
 	}
-	short, top, _ := strings.Cut(strings.TrimSpace(string(rev)), "\n")
+	short := strings.TrimSpace(string(rev))
+	top, err := exec.Command("git", "rev-parse", "--show-toplevel").Output()
+	if err != nil {
+		return short + " (git rev-parse --show-toplevel: " + err.Error() + ")"
+	}
 	status, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no").Output()
 	if err != nil {
 		return short + " (git status: " + err.Error() + ")"
 	}
 	abs, _ := filepath.Abs(out)
-	rel, _ := filepath.Rel(top, abs)
+	rel, _ := filepath.Rel(strings.TrimSpace(string(top)), abs)
 	return commitLabel(short, string(status), filepath.ToSlash(rel))
 }
 

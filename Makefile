@@ -81,13 +81,18 @@ lint:
 	@# The CLI reads the agent's HTTP API (api/), never the agent itself.
 	@if $(GO) list -deps ./internal/cli | grep -x 'github.com/podlife/podlife/agent'; then echo "internal/cli must not import agent/ (the wire types are in api/)"; exit 1; fi
 
-## bench: Go benchmarks (-count 5), the real-node benchmark (real containerd + kubelet, needs root)
-## and the load harness against the real agent binary; writes BENCHMARKS.md.
+## bench (not part of `make test`; needs root): the Go benchmarks of BENCH_PKGS 5 times here
+## and at BENCH_BASE (HEAD~1), taking turns, compared by benchstat (hack/benchcmp.sh: bench.out,
+## bench-cmp.md); the real-node benchmark (real containerd + kubelet); the load harness's matrix
+## against the real agent binary (hack/loadharness: 22 scenarios × 5 runs of 10 s). Rewrites
+## BENCHMARKS.md (dated, with the commit), keeping what follows its marker line.
+BENCH_PKGS := ./lifecycle ./kubelet ./cri ./agent ./internal/journal ./internal/simnode
+BENCH_BASE ?= HEAD~1
 bench: build
 	PODLIFE_BENCH_TOOLS=1 ./hack/install-tools.sh $(TOOLS_BIN)
-	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./lifecycle ./kubelet ./cri ./agent ./internal/journal ./internal/simnode | tee bench.out
+	GO=$(GO) BASE=$(BENCH_BASE) ./hack/benchcmp.sh $(BENCH_PKGS)
 	$(GO) test -run '^$$' -bench RealNode -benchtime 1x -timeout 30m -v ./cmd/podlife | tee -a bench.out
-	$(GO) run ./hack/loadharness -bin bin/podlife -runs 5 -duration 10s -bench bench.out -out BENCHMARKS.md
+	$(GO) run ./hack/loadharness -bin bin/podlife -runs 5 -duration 10s -bench bench.out -benchcmp bench-cmp.md -out BENCHMARKS.md
 
 ## soak: the real agent for SOAK_DURATION against podlife simnode (250 pods, churn, pods
 ## replaced, each source down 10 s every minute); judges RSS, goroutines, fds, journal and
@@ -127,4 +132,4 @@ screenshots: tools
 	PODLIFE_ARTIFACTS=$(CURDIR)/docs/screenshots $(GO) test -count=1 -run '^TestUIDemo$$' -v ./cmd/podlife
 
 clean:
-	rm -rf bin bench.out
+	rm -rf bin bench.out bench-cmp.md

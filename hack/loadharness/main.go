@@ -68,6 +68,7 @@ func run() int {
 	dur := flag.Duration("duration", 10*time.Second, "measurement window per run")
 	out := flag.String("out", "BENCHMARKS.md", "report file")
 	benchFile := flag.String("bench", "bench.out", "go test -bench output to summarise")
+	cmpFile := flag.String("benchcmp", "bench-cmp.md", "the Go benchmarks against the previous commit's (hack/benchcmp.sh), a markdown section to include")
 	quick := flag.Bool("quick", false, "only 250 pods (for a fast look)")
 	realOnly := flag.Bool("real-node-only", false, "only print the real-node section from -bench")
 	compare := flag.Bool("kubelet-compare", false, "only the kubelet's watch (pods-api) against its /pods polled (pods-http), 110 and 250 pods, idle and 10 restarts/s")
@@ -85,37 +86,8 @@ func run() int {
 		fmt.Print(realNode(*benchFile))
 		return 0
 	}
-	scenarios := []scenario{}
-	for _, pods := range []int{110, 250, 500} {
-		if *quick && pods != 250 {
-			continue
-		}
-		for _, churn := range []float64{0, 10, 100} {
-			scenarios = append(scenarios, scenario{pods, churn, true, podsAPI, ""})
-		}
-	}
-	scenarios = append(scenarios, scenario{250, 0, false, podsAPI, ""}, scenario{250, 10, false, podsAPI, ""})
-	// The kubelet polled on /pods (before Kubernetes 1.37), against its watch above.
-	for _, pods := range []int{110, 250} {
-		if *quick && pods != 250 {
-			continue
-		}
-		scenarios = append(scenarios, scenario{pods, 0, true, podsHTTP, ""}, scenario{pods, 10, true, podsHTTP, ""})
-	}
-	if *blackBox {
-		scenarios = nil
-		for _, churn := range []float64{0, 10} {
-			scenarios = append(scenarios, scenario{250, churn, true, podsAPI, boxOff}, scenario{250, churn, true, podsAPI, boxOn})
-		}
-	}
-	if *compare {
-		scenarios = nil
-		for _, pods := range []int{110, 250} {
-			for _, churn := range []float64{0, 10} {
-				scenarios = append(scenarios, scenario{pods, churn, true, podsAPI, ""}, scenario{pods, churn, true, podsHTTP, ""})
-			}
-		}
-	}
+	scenarios := matrix(*quick, *blackBox, *compare)
+	fmt.Fprintf(os.Stderr, "loadharness: %d scenarios × %d runs × %s: about %s (an estimate)\n", len(scenarios), *runs, *dur, estimate(len(scenarios), *runs, *dur))
 	results := map[scenario][]result{}
 	for r := 1; r <= *runs; r++ {
 		for _, sc := range scenarios {
@@ -130,7 +102,9 @@ func run() int {
 			results[sc] = append(results[sc], res)
 		}
 	}
-	report := render(os.Args, scenarios, results, *runs, *dur, *benchFile)
+	old, _ := os.ReadFile(*out) // absent the first time: nothing to keep
+	report := header(machine(), time.Now(), commit(*out), os.Args) + render(scenarios, results, *runs, *dur, *benchFile) +
+		benchCompare(*cmpFile) + realNode(*benchFile) + keptTail(string(old))
 	if err := os.WriteFile(*out, []byte(report), 0o644); err != nil {
 		fmt.Fprintln(os.Stderr, "loadharness:", err)
 		return 1
@@ -462,10 +436,8 @@ func machine() string {
 	return fmt.Sprintf("%d CPUs (%s), Linux %s, %s", runtime.NumCPU(), model, rel, runtime.Version())
 }
 
-func render(args []string, scenarios []scenario, results map[scenario][]result, runs int, dur time.Duration, benchFile string) string {
+func render(scenarios []scenario, results map[scenario][]result, runs int, dur time.Duration, benchFile string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "# podlife benchmarks\n\nMachine: %s  \nDate: %s  \nCommand: `make bench` (Go benchmarks `-count 5 -benchmem`, then `%s`)\n\n",
-		machine(), time.Now().UTC().Format("2006-01-02 15:04 MST"), strings.Join(append([]string{"go run ./hack/loadharness"}, args[1:]...), " "))
 	fmt.Fprintf(&b, "## Load harness: the real agent binary against `podlife simnode` (a separate process)\n\n")
 	fmt.Fprintf(&b, "Each row: median over %d runs of %s each, measured from outside the agent (/proc, HTTP). Pods have 4 containers; churn = container restarts per second in the simulated runtime; runtime: CRI event stream or relist; kubelet: its Pods API watch (`pods-api`, Kubernetes 1.37) or `/pods` polled every second (`pods-http`); detection latency = restart in the simulated runtime to its transition on `/api/v1/transitions?watch=true`, percentiles over all runs' samples. Poll interval 1 s.\n\n", runs, dur)
 	b.WriteString("| pods | churn/s | runtime | kubelet | CPU % of a core | RSS steady MiB | RSS peak MiB | /metrics ms | /api/v1/pods ms | detection p50 | detection p99 | samples |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n")
@@ -497,7 +469,6 @@ func render(args []string, scenarios []scenario, results map[scenario][]result, 
 	}
 	b.WriteString("\n## Go benchmarks (medians of `-count 5`)\n\n")
 	b.WriteString(benchTable(benchFile))
-	b.WriteString(realNode(benchFile))
 	return b.String()
 }
 

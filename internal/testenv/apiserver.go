@@ -334,18 +334,6 @@ func startLoggedEnv(t testing.TB, logFile string, env []string, bin string, args
 	return p
 }
 
-// LoopbackPort is a 127.0.0.1 port that was free a moment ago, for a
-// process the test starts that cannot be told to pick its own.
-func LoopbackPort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 func writeRSAKey(t testing.TB, path string) *rsa.PrivateKey {
 	t.Helper()
 	k, err := rsa.GenerateKey(rand.Reader, 2048)

@@ -656,7 +656,7 @@ func rnWatch(ctx context.Context, server string, tr *rnTracker, connected chan<-
 // processes used and the `crictl inspect` calls that failed (containers
 // removed in between). Without curl the GET is made in-process (not counted).
 func rnByHandRound(ctx context.Context, crictl, endpoint, kubeletURL, curl string) (time.Duration, []string, error) {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	var cpu time.Duration
 	run := func(name string, args ...string) ([]byte, error) {

@@ -213,6 +213,11 @@ func kubectl(t *testing.T, api *testenv.APIServer, args ...string) {
 	}
 }
 
+// partitionSlack is how long before the cut a cut node's partition may
+// begin: at the oldest transition it could not deliver, observed before the
+// cut and sent after it.
+const partitionSlack = 10 * time.Second
+
 // fleet is the running nodes.
 type fleet struct {
 	api     *testenv.APIServer
@@ -242,13 +247,19 @@ func (f *fleet) checkNodes(cut map[string]bool, ok func(cli.NodeRow) bool) (stri
 	if err != nil {
 		return err.Error(), false
 	}
-	right := 0
+	right, wrong := 0, []string(nil)
 	for _, r := range rows {
 		if ok(r) == cut[r.Node] {
 			right++
+		} else if len(wrong) < 5 {
+			wrong = append(wrong, fmt.Sprintf("%s (cut %t, trouble %d, last partition %s)", r.Node, cut[r.Node], r.Trouble, r.LastPartition.Format(time.TimeOnly)))
 		}
 	}
-	return fmt.Sprintf("%d of %d rows as expected", right, len(rows)), right == len(rows) && len(rows) == len(f.nodes)
+	msg := fmt.Sprintf("%d of %d rows as expected", right, len(rows))
+	if len(wrong) > 0 {
+		msg += ", not: " + strings.Join(wrong, ", ")
+	}
+	return msg, right == len(rows) && len(rows) == len(f.nodes)
 }
 
 // startFleet starts every node, eight at a time, and waits until every Node
@@ -391,7 +402,9 @@ func (f *fleet) run(t *testing.T, c config) *result {
 		// MinGap of its end.
 		deadline := time.Now().Add(upstream.MinGap + 30*time.Second)
 		for {
-			r.nodesAfterHeal, r.nodesAfterHealOK = f.checkNodes(cutSet, func(row cli.NodeRow) bool { return row.LastPartition.After(r.cutAt) })
+			// A partition begins at the oldest transition podlife could not
+			// deliver: one observed a moment before the link was cut.
+			r.nodesAfterHeal, r.nodesAfterHealOK = f.checkNodes(cutSet, func(row cli.NodeRow) bool { return row.LastPartition.After(r.cutAt.Add(-partitionSlack)) })
 			if r.nodesAfterHealOK || time.Now().After(deadline) {
 				break
 			}

@@ -72,7 +72,8 @@ func generatedAgent(t *testing.T, opts ...func(*Options)) (*Agent, *fakeSources)
 		st[s.Status.Id] = s.Status
 	}
 	for _, c := range n.Containers.Containers {
-		f.rt.Containers = append(f.rt.Containers, cri.ConvertContainer(c, st[c.Id], sbs))
+		v := cri.ConvertContainer(c, st[c.Id], sbs)
+		f.rt.Containers = append(f.rt.Containers, &v)
 	}
 	f.rt.Health = up
 	now := fixtures.Now
@@ -238,8 +239,9 @@ func TestPodsJSONReusesUnchangedViews(t *testing.T) {
 	}
 	f.mu.Lock()
 	f.rt.Containers = slices.Clone(f.rt.Containers)
-	i := slices.IndexFunc(f.rt.Containers, func(c lifecycle.Container) bool { return c.State == lifecycle.RuntimeRunning })
-	changed := &f.rt.Containers[i]
+	i := slices.IndexFunc(f.rt.Containers, func(c *lifecycle.Container) bool { return c.State == lifecycle.RuntimeRunning })
+	changed := *f.rt.Containers[i] // a change is a new record: the old one is shared
+	f.rt.Containers[i] = &changed
 	changed.State, changed.ExitCode, changed.FinishedAt = lifecycle.RuntimeExited, 9, fixtures.Now
 	f.rt.Generation++
 	f.mu.Unlock()

@@ -101,13 +101,12 @@ func newBlackBox(opts BlackBoxOptions, keeper *journalKeeper, log *slog.Logger, 
 
 // observe queues every exited container not handled yet. A full queue
 // leaves the container unhandled: the next correlation tries again.
-func (b *blackBox) observe(cs []lifecycle.Container) {
+func (b *blackBox) observe(cs []*lifecycle.Container) {
 	if !b.opts.on() {
 		return
 	}
 	exited := 0
-	for i := range cs {
-		c := &cs[i]
+	for _, c := range cs {
 		if c.State != lifecycle.RuntimeExited {
 			continue
 		}
@@ -127,7 +126,7 @@ func (b *blackBox) observe(cs []lifecycle.Container) {
 }
 
 // forgetGone drops handled IDs the runtime no longer lists.
-func (b *blackBox) forgetGone(cs []lifecycle.Container) {
+func (b *blackBox) forgetGone(cs []*lifecycle.Container) {
 	listed := make(map[string]struct{}, len(cs))
 	for i := range cs {
 		listed[cs[i].ID] = struct{}{}

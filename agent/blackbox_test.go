@@ -53,7 +53,7 @@ func (n *boxNode) exit(t *testing.T, ns, p, name string, attempt uint32, code in
 	}
 	start := time.Date(2026, 12, 6, 10, 0, int(attempt), 0, time.UTC)
 	n.f.mu.Lock()
-	n.f.rt.Containers = append(n.f.rt.Containers, lifecycle.Container{ID: p + "-" + name + "-" + strconv.Itoa(int(attempt)), PodUID: "uid-" + p,
+	n.f.rt.Containers = append(n.f.rt.Containers, &lifecycle.Container{ID: p + "-" + name + "-" + strconv.Itoa(int(attempt)), PodUID: "uid-" + p,
 		PodName: p, PodNamespace: ns, Name: name, Attempt: attempt, State: lifecycle.RuntimeExited, StartedAt: start,
 		FinishedAt: start.Add(500 * time.Millisecond), ExitCode: code, Reason: reason, LogPath: rel})
 	n.f.mu.Unlock()

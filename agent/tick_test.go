@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -24,8 +25,10 @@ func TestTickCorrelatesWithoutChange(t *testing.T) {
 	f.mu.Lock()
 	var exited *lifecycle.Container
 	for i := range f.rt.Containers {
-		if c := &f.rt.Containers[i]; c.State == lifecycle.RuntimeRunning {
-			c.State, c.FinishedAt, c.ExitCode, exited = lifecycle.RuntimeExited, fixtures.Now, 1, c
+		if c := *f.rt.Containers[i]; c.State == lifecycle.RuntimeRunning {
+			c.State, c.FinishedAt, c.ExitCode, exited = lifecycle.RuntimeExited, fixtures.Now, 1, &c
+			f.rt.Containers = slices.Clone(f.rt.Containers) // a change is a new record
+			f.rt.Containers[i] = exited
 			break
 		}
 	}

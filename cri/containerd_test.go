@@ -17,7 +17,7 @@ import (
 
 func findContainer(st State, uid, name string, attempt uint32) *lifecycle.Container {
 	for i := range st.Containers {
-		c := &st.Containers[i]
+		c := st.Containers[i]
 		if c.PodUID == uid && c.Name == name && c.Attempt == attempt {
 			return c
 		}

@@ -132,7 +132,7 @@ func TestContainerOrderKeptIncrementally(t *testing.T) {
 			t.Fatalf("step %d: %d containers in State, %d in the source", step, len(got), len(want))
 		}
 		for i := range got {
-			if !reflect.DeepEqual(got[i], *want[i]) {
+			if !reflect.DeepEqual(got[i], want[i]) {
 				t.Fatalf("step %d: State[%d] = %+v, want %+v", step, i, got[i], *want[i])
 			}
 		}

@@ -36,8 +36,14 @@ type Config struct {
 	Endpoint string
 	// CallTimeout bounds each CRI call (default 2s).
 	CallTimeout time.Duration
-	// RelistInterval is the period of full relists, also while streaming (default 1s).
+	// RelistInterval is the period of full relists while no event stream
+	// is up (default 1s).
 	RelistInterval time.Duration
+	// StreamRelistInterval is the period of the relists that check a
+	// working event stream (default ten RelistIntervals). The kubelet's
+	// evented PLEG relists every 300 s beside its stream
+	// (pkg/kubelet/kubelet.go, eventedPlegRelistPeriod).
+	StreamRelistInterval time.Duration
 	// MaxRecvBytes is the largest CRI answer accepted (default 64 MiB).
 	MaxRecvBytes int
 	// Stream uses GetContainerEvents where the runtime implements it.
@@ -61,6 +67,9 @@ func (c *Config) Validate() error {
 	if c.RelistInterval == 0 {
 		c.RelistInterval = time.Second
 	}
+	if c.StreamRelistInterval == 0 {
+		c.StreamRelistInterval = 10 * c.RelistInterval
+	}
 	if c.MaxRecvBytes == 0 {
 		c.MaxRecvBytes = 64 << 20
 	}
@@ -69,6 +78,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("cri call timeout %s: must be positive", c.CallTimeout)
 	case c.RelistInterval < 10*time.Millisecond:
 		return fmt.Errorf("poll-interval %s: must be at least 10ms", c.RelistInterval)
+	case c.StreamRelistInterval < c.RelistInterval:
+		return fmt.Errorf("stream relist interval %s: must be at least the poll interval %s", c.StreamRelistInterval, c.RelistInterval)
 	case c.MaxRecvBytes < 0:
 		return fmt.Errorf("cri max receive size %d: must be positive", c.MaxRecvBytes)
 	}
@@ -77,10 +88,13 @@ func (c *Config) Validate() error {
 
 // State is a copy-safe snapshot of the runtime's last good listing.
 type State struct {
-	Sandboxes  []lifecycle.Sandbox
-	Containers []lifecycle.Container
+	Sandboxes []lifecycle.Sandbox
+	// Containers are the source's own records, shared: read, never written.
+	Containers []*lifecycle.Container
 	Health     lifecycle.SourceHealth
-	// Generation grows whenever the listing or the health changes.
+	// Generation grows whenever the listing or the health changes: an
+	// equal Generation is the same Sandboxes and Containers
+	// (lifecycle.Input.RuntimeGeneration).
 	Generation uint64
 	// Streaming is true while container events arrive from the runtime.
 	Streaming bool
@@ -110,6 +124,14 @@ type Source struct {
 	// a stream that stays silent through them has stalled.
 	missed  int
 	restart chan struct{}
+	// streamEnded wakes the relist loop when a stream ends: relisting
+	// resumes at once, at RelistInterval.
+	streamEnded chan struct{}
+	// streamSeq counts the events applied; touched holds, by sandbox or
+	// container ID, the count at the last event that changed or removed
+	// it, until a listing begun after it is committed (see commitListing).
+	streamSeq uint64
+	touched   map[string]uint64
 }
 
 // stallRelists is how many consecutive relists may find changes the stream
@@ -123,7 +145,8 @@ func New(cfg Config, log *slog.Logger) (*Source, error) {
 	}
 	return &Source{cfg: cfg, log: log.With("source", lifecycle.SourceRuntime), updates: make(chan struct{}, 1),
 		sandboxes: map[string]*lifecycle.Sandbox{}, containers: map[string]*lifecycle.Container{},
-		health: lifecycle.SourceHealth{Configured: true}, dirty: true, restart: make(chan struct{}, 1)}, nil
+		health: lifecycle.SourceHealth{Configured: true}, dirty: true, restart: make(chan struct{}, 1), streamEnded: make(chan struct{}, 1),
+		touched: map[string]uint64{}}, nil
 }
 
 // Updates is signalled (coalesced) whenever State changes.
@@ -136,7 +159,7 @@ func (s *Source) State() State {
 	defer s.mu.Unlock()
 	if s.dirty {
 		s.snap = State{Sandboxes: make([]lifecycle.Sandbox, 0, len(s.sandboxes)),
-			Containers: make([]lifecycle.Container, 0, len(s.containers))}
+			Containers: make([]*lifecycle.Container, 0, len(s.containers))}
 		for _, sb := range s.sandboxes {
 			s.snap.Sandboxes = append(s.snap.Sandboxes, *sb)
 		}
@@ -147,13 +170,16 @@ func (s *Source) State() State {
 			}
 			slices.SortFunc(s.order, containerOrder)
 		}
-		for _, c := range s.order {
-			s.snap.Containers = append(s.snap.Containers, *c)
-		}
+		s.snap.Containers = append(s.snap.Containers, s.order...)
 		s.dirty = false
 	}
 	st := s.snap
 	st.Health, st.Generation, st.Streaming, st.RuntimeName = s.health, s.gen, s.streaming, s.name
+	if s.streaming {
+		// Relists are StreamRelistInterval apart: the last one's answer
+		// stays trusted until two are missed.
+		st.Health.FreshFor = max(lifecycle.DefaultStaleAfter, 2*s.cfg.StreamRelistInterval+s.cfg.CallTimeout)
+	}
 	return st
 }
 
@@ -185,16 +211,29 @@ func (s *Source) Run(ctx context.Context) error {
 	if s.cfg.Stream {
 		go s.streamLoop(ctx, rs)
 	}
-	t := time.NewTicker(s.cfg.RelistInterval)
-	defer t.Stop()
 	for {
 		s.relist(ctx, conn)
+		t := time.NewTimer(s.relistWait())
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			return nil
 		case <-t.C:
+		case <-s.streamEnded:
+			t.Stop()
 		}
 	}
+}
+
+// relistWait is the time until the next relist: while events stream, a
+// relist only checks the stream.
+func (s *Source) relistWait() time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.streaming {
+		return s.cfg.StreamRelistInterval
+	}
+	return s.cfg.RelistInterval
 }
 
 func (s *Source) call(ctx context.Context) (context.Context, context.CancelFunc) {
@@ -233,6 +272,9 @@ func (s *Source) relistOnce(ctx context.Context, conn grpc.ClientConnInterface) 
 	if err := s.handshake(ctx, rs); err != nil {
 		return err
 	}
+	s.mu.Lock()
+	begun := s.streamSeq
+	s.mu.Unlock()
 	cctx, cancel := s.call(ctx)
 	sbs, err := listSandboxes(cctx, conn)
 	cancel()
@@ -276,7 +318,7 @@ func (s *Source) relistOnce(ctx context.Context, conn grpc.ClientConnInterface) 
 		v := ConvertContainer(c, cst, sandboxes)
 		containers[v.ID] = &v
 	}
-	s.commitListing(sandboxes, containers)
+	s.commitListing(sandboxes, containers, begun)
 	return nil
 }
 
@@ -328,10 +370,27 @@ func (s *Source) reuseUnchanged(sbs, ctrs []listed) (map[string]*lifecycle.Sandb
 }
 
 // commitListing makes a relist's result the source's state when it differs,
-// and restarts a stream that keeps missing what relists find.
-func (s *Source) commitListing(sandboxes map[string]*lifecycle.Sandbox, containers map[string]*lifecycle.Container) {
+// and restarts a stream that keeps missing what relists find. What the
+// stream changed after the listing began (event begun+1 on) is newer than
+// the listing: the stream's record, or its removal, stands (the kubelet's
+// evented PLEG keeps the newer of the two the same way, by timestamp).
+func (s *Source) commitListing(sandboxes map[string]*lifecycle.Sandbox, containers map[string]*lifecycle.Container, begun uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	for id, seq := range s.touched {
+		if seq <= begun {
+			delete(s.touched, id)
+			continue
+		}
+		delete(sandboxes, id)
+		delete(containers, id)
+		if sb := s.sandboxes[id]; sb != nil {
+			sandboxes[id] = sb
+		}
+		if c := s.containers[id]; c != nil {
+			containers[id] = c
+		}
+	}
 	if sameRecords(s.sandboxes, sandboxes, sameSandbox) && sameRecords(s.containers, containers, sameContainer) {
 		s.missed = 0
 		return
@@ -391,6 +450,11 @@ func (s *Source) setStreaming(on bool) bool {
 		s.streaming = on
 		if on {
 			s.log.Info("following the runtime's container events", "endpoint", s.cfg.Endpoint)
+		} else {
+			select {
+			case s.streamEnded <- struct{}{}:
+			default:
+			}
 		}
 		s.changed(false)
 	}
@@ -482,8 +546,14 @@ func (s *Source) apply(ctx context.Context, rs runtimeapi.RuntimeServiceClient, 
 		}
 		v := ContainerFromStatus(sid, st, s.sandboxes)
 		s.setContainer(&v)
+		s.touched[v.ID] = s.streamSeq
 	}
 	s.missed = 0
+	s.streamSeq++
+	s.touched[id] = s.streamSeq
+	if psb != nil {
+		s.touched[psb.GetId()] = s.streamSeq
+	}
 	for _, st := range ev.GetContainersStatuses() {
 		update(st)
 	}

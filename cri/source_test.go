@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -35,7 +37,9 @@ type fakeRuntime struct {
 	node     *fixtures.Node
 	delay    time.Duration
 	statuses int
-	down     bool // every call fails Unavailable
+	lists    int           // ListContainers calls
+	listed   chan struct{} // if set, told of every ListContainers call
+	down     bool          // every call fails Unavailable
 }
 
 func (f *fakeRuntime) Version(context.Context, *runtimeapi.VersionRequest) (*runtimeapi.VersionResponse, error) {
@@ -60,6 +64,13 @@ func (f *fakeRuntime) ListPodSandbox(context.Context, *runtimeapi.ListPodSandbox
 func (f *fakeRuntime) ListContainers(context.Context, *runtimeapi.ListContainersRequest) (*runtimeapi.ListContainersResponse, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.lists++
+	if f.listed != nil {
+		select {
+		case f.listed <- struct{}{}:
+		default:
+		}
+	}
 	return proto.CloneOf(f.node.Containers), nil
 }
 
@@ -376,26 +387,139 @@ func TestStalledStreamIsReopened(t *testing.T) {
 	<-f.opens
 	stop := make(chan struct{})
 	defer close(stop)
-	go func() { // the runtime's containers keep changing; the stream says nothing
+	id := f.node.Containers.Containers[0].Id
+	go func() { // the runtime's containers keep changing, each change seen by a relist; the stream says nothing
 		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			case <-time.After(25 * time.Millisecond):
-			}
-			f.mu.Lock()
 			state := runtimeapi.ContainerState_CONTAINER_RUNNING
 			if i%2 == 0 {
 				state = runtimeapi.ContainerState_CONTAINER_EXITED
 			}
+			f.mu.Lock()
 			f.node.Containers.Containers[0].State = state
 			f.node.Statuses[0].Status.State = state
 			f.mu.Unlock()
+			for seen := false; !seen; {
+				select {
+				case <-stop:
+					return
+				case <-time.After(5 * time.Millisecond):
+				}
+				st := s.State()
+				j := slices.IndexFunc(st.Containers, func(c *lifecycle.Container) bool { return c.ID == id })
+				seen = j >= 0 && st.Containers[j].State == convertState(state)
+			}
 		}
 	}()
 	select {
 	case <-f.opens:
 	case <-time.After(10 * time.Second):
 		t.Fatal("a stalled stream was never reopened")
+	}
+}
+
+// endingRuntime holds the event stream open, silent, until end is closed;
+// the stream then fails.
+type endingRuntime struct {
+	*fakeRuntime
+	end chan struct{}
+}
+
+func (e *endingRuntime) GetContainerEvents(_ *runtimeapi.GetEventsRequest, st runtimeapi.RuntimeService_GetContainerEventsServer) error {
+	select {
+	case <-e.end:
+		return status.Error(codes.Unavailable, "the runtime ended the stream")
+	case <-st.Context().Done():
+		return nil
+	}
+}
+
+// While events stream, relists only check the stream (every
+// StreamRelistInterval, the answer trusted meanwhile); when the stream ends,
+// relisting resumes at once.
+func TestStreamingRelistsSeldom(t *testing.T) {
+	f := &endingRuntime{fakeRuntime: &fakeRuntime{node: bigNode(1), listed: make(chan struct{}, 1)}, end: make(chan struct{})}
+	s, _ := startSource(t, Config{Endpoint: serve(t, f), Stream: true, RelistInterval: 10 * time.Millisecond, StreamRelistInterval: time.Hour})
+	st := waitState(t, s, "streaming", 5*time.Second, func(st State) bool { return st.Streaming })
+	if st.Health.FreshFor < 2*time.Hour {
+		t.Errorf("streaming: the relist's answer trusted for %s, want two stream relist intervals", st.Health.FreshFor)
+	}
+	// At most the relist already due when the stream came up; then none
+	// for an hour.
+	lists := func() int { f.mu.Lock(); defer f.mu.Unlock(); return f.lists }
+	before := lists()
+	time.Sleep(300 * time.Millisecond) // a window in which the poll interval would relist 30 times
+	if n := lists() - before; n > 1 {
+		t.Fatalf("%d relists in 300ms while the events stream", n)
+	}
+	for len(f.listed) > 0 {
+		<-f.listed
+	}
+	close(f.end)
+	select {
+	case <-f.listed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no relist after the stream ended")
+	}
+	if st := s.State(); st.Streaming || st.Health.FreshFor != 0 {
+		t.Errorf("after the stream ended: streaming %t, trusted for %s", st.Streaming, st.Health.FreshFor)
+	}
+}
+
+// A relist's listing that began before a stream event is older than it: the
+// event's record (a new attempt, an exit, a removal) stands; a listing begun
+// after the event is the newer, and stands.
+func TestListingOlderThanTheStreamKeepsTheStream(t *testing.T) {
+	s, err := New(Config{Endpoint: "unix:///nowhere.sock"}, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb := &lifecycle.Sandbox{ID: "sb", PodUID: "uid", PodName: "p", PodNamespace: "ns", State: lifecycle.SandboxReady}
+	running := &lifecycle.Container{ID: "c0", SandboxID: "sb", PodUID: "uid", Name: "app", State: lifecycle.RuntimeRunning}
+	listing := func() (map[string]*lifecycle.Sandbox, map[string]*lifecycle.Container) {
+		return map[string]*lifecycle.Sandbox{"sb": sb}, map[string]*lifecycle.Container{"c0": running}
+	}
+	sbs0, cs0 := listing()
+	s.commitListing(sbs0, cs0, 0)
+	event := func(id string, typ runtimeapi.ContainerEventType, state runtimeapi.ContainerState, attempt uint32) {
+		st := &runtimeapi.ContainerStatus{Id: id, State: state, Metadata: &runtimeapi.ContainerMetadata{Name: "app", Attempt: attempt},
+			Labels: map[string]string{lifecycle.LabelPodUID: "uid", lifecycle.LabelPodName: "p", lifecycle.LabelPodNamespace: "ns"}}
+		s.apply(context.Background(), nil, &runtimeapi.ContainerEventResponse{ContainerId: id, ContainerEventType: typ,
+			PodSandboxStatus: &runtimeapi.PodSandboxStatus{Id: "sb", State: runtimeapi.PodSandboxState_SANDBOX_READY,
+				Metadata: &runtimeapi.PodSandboxMetadata{Name: "p", Namespace: "ns", Uid: "uid"}},
+			ContainersStatuses: []*runtimeapi.ContainerStatus{st}})
+	}
+	states := func() map[string]lifecycle.RuntimeState {
+		out := map[string]lifecycle.RuntimeState{}
+		for _, c := range s.State().Containers {
+			out[c.ID] = c.State
+		}
+		return out
+	}
+	// A restart while a relist lists: c0 exits, c1 starts; the listing
+	// still has c0 running and no c1.
+	begun := s.streamSeq
+	event("c0", runtimeapi.ContainerEventType_CONTAINER_STOPPED_EVENT, runtimeapi.ContainerState_CONTAINER_EXITED, 0)
+	event("c1", runtimeapi.ContainerEventType_CONTAINER_STARTED_EVENT, runtimeapi.ContainerState_CONTAINER_RUNNING, 1)
+	sbs, cs := listing()
+	s.commitListing(sbs, cs, begun)
+	want := map[string]lifecycle.RuntimeState{"c0": lifecycle.RuntimeExited, "c1": lifecycle.RuntimeRunning}
+	if got := states(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("older listing committed over the stream: %v, want %v", got, want)
+	}
+	// c0 removed by the stream while another relist lists it.
+	begun = s.streamSeq
+	event("c0", runtimeapi.ContainerEventType_CONTAINER_DELETED_EVENT, runtimeapi.ContainerState_CONTAINER_EXITED, 0)
+	sbs, cs = listing()
+	cs["c1"] = s.containers["c1"]
+	s.commitListing(sbs, cs, begun)
+	want = map[string]lifecycle.RuntimeState{"c1": lifecycle.RuntimeRunning}
+	if got := states(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("a removed container came back from an older listing: %v, want %v", got, want)
+	}
+	// A listing begun after every event is the newer: c1 is gone from it.
+	sbs, _ = listing()
+	s.commitListing(sbs, map[string]*lifecycle.Container{}, s.streamSeq)
+	if got := states(); len(got) != 0 {
+		t.Fatalf("a newer listing did not stand: %v", got)
 	}
 }

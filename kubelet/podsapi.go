@@ -335,6 +335,7 @@ func (s *Source) publishPodsAPI(pods map[string]lifecycle.Pod, latency time.Dura
 	}
 	s.record(nil, latency, "unix://"+s.cfg.PodsAPISocket)
 	s.state.Pods = list
+	s.state.PodsGeneration++
 	s.bump()
 }
 

@@ -170,7 +170,7 @@ func TestRestartAllViewIsThePods(t *testing.T) {
 		c := p.Containers[0]
 		rs.Sandboxes = append(rs.Sandboxes, lifecycle.Sandbox{ID: "sb-" + p.UID, PodUID: p.UID, PodName: p.Name, PodNamespace: p.Namespace,
 			State: lifecycle.SandboxReady, CreatedAt: now.Add(-time.Minute)})
-		rs.Containers = append(rs.Containers, lifecycle.Container{ID: lifecycle.StripRuntimeScheme(c.ContainerID), SandboxID: "sb-" + p.UID, PodUID: p.UID,
+		rs.Containers = append(rs.Containers, &lifecycle.Container{ID: lifecycle.StripRuntimeScheme(c.ContainerID), SandboxID: "sb-" + p.UID, PodUID: p.UID,
 			PodName: p.Name, PodNamespace: p.Namespace, Name: c.Name, Attempt: uint32(c.RestartCount),
 			State: lifecycle.RuntimeRunning, CreatedAt: now.Add(-2 * time.Second), StartedAt: c.State.StartedAt})
 	}

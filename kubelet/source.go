@@ -164,6 +164,9 @@ type State struct {
 	TLS TLSState
 	// Generation grows when the pods, the health or the link change.
 	Generation uint64
+	// PodsGeneration grows when Pods changes, and only then
+	// (lifecycle.Input.PodsGeneration).
+	PodsGeneration uint64
 }
 
 // Source polls the kubelet. Run it with Run; read it with State.
@@ -387,6 +390,7 @@ func (s *Source) Poll(ctx context.Context) {
 	changed := s.record(err, time.Since(start), s.podsURL)
 	if err == nil && !same {
 		s.last, s.state.Pods, changed = body, pods, true
+		s.state.PodsGeneration++
 	}
 	if changed {
 		s.bump()

@@ -31,7 +31,7 @@ func exitedAt(c Container, code int32, reason string, end time.Time) Container {
 // exactly cs for pod p (and its ready sandbox).
 func withRuntime(p *podB, cs ...Container) Input {
 	in := input(p)
-	in.Containers = cs
+	in.Containers = ptrs(cs...)
 	return in
 }
 

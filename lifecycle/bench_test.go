@@ -39,7 +39,7 @@ func BenchmarkDiff(b *testing.B) {
 	in := benchNode(250)
 	prev := Correlate(in)
 	for i := 0; i < 10; i++ {
-		c := &in.Containers[i*40+5]
+		c := in.Containers[i*40+5]
 		c.State, c.ExitCode, c.FinishedAt = RuntimeExited, 1, t0
 	}
 	in.Now = t0.Add(time.Second)
@@ -62,7 +62,7 @@ func BenchmarkCorrelatorOneChange(b *testing.B) {
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
-		ct := &in.Containers[(i*37)%len(in.Containers)]
+		ct := in.Containers[(i*37)%len(in.Containers)]
 		if ct.State == RuntimeRunning {
 			ct.State, ct.ExitCode, ct.FinishedAt = RuntimeExited, 1, t0
 		} else {

@@ -20,7 +20,7 @@ func TestCauseRules(t *testing.T) {
 		in.APINode = &APINode{Ready: "Unknown", Reason: "NodeStatusUnknown", LastHeartbeat: t0.Add(-3 * time.Minute)}
 	}
 	orphan := func(in *Input) {
-		in.Containers = append(in.Containers, Container{ID: "o", PodUID: "uid-o", PodName: "o", PodNamespace: "ns", Name: "x", State: RuntimeRunning})
+		in.Containers = append(in.Containers, &Container{ID: "o", PodUID: "uid-o", PodName: "o", PodNamespace: "ns", Name: "x", State: RuntimeRunning})
 	}
 	tests := []struct {
 		name  string

@@ -45,7 +45,10 @@ func Correlate(in Input) Snapshot {
 func (c *Correlator) Correlate(in Input) Snapshot {
 	e := newEnv(&in)
 	c.rekey(&e)
-	ix := indexRuntime(in.Sandboxes, in.Containers)
+	if in.RuntimeGeneration == 0 || in.RuntimeGeneration != c.ixGen {
+		c.ix, c.ixGen = indexRuntime(in.Sandboxes, in.Containers), in.RuntimeGeneration
+	}
+	ix := c.ix
 	snap := Snapshot{
 		Node: in.Node,
 		At:   in.Now,

@@ -25,7 +25,7 @@ func TestJoin(t *testing.T) {
 		p := pod("p", PhaseRunning, conds("True", "True", "False", "False"), cWaiting("app", ReasonContainerCreating))
 		p.Containers[0].RestartCount = 1
 		in := input(p)
-		in.Containers = []Container{
+		in.Containers = []*Container{
 			{ID: "old", PodUID: p.UID, Name: "app", Attempt: 0, State: RuntimeExited},
 			{ID: "new", PodUID: p.UID, Name: "app", Attempt: 1, State: RuntimeCreated},
 			{ID: "other", PodUID: "uid-other", Name: "app", Attempt: 1, State: RuntimeCreated},
@@ -38,7 +38,7 @@ func TestJoin(t *testing.T) {
 	t.Run("the runtime's newer attempt is shown when it is ahead", func(t *testing.T) {
 		in := input(serving("p"))
 		in.Containers[0].State = RuntimeExited
-		in.Containers = append(in.Containers, Container{ID: "p-app-1", PodUID: "uid-p", Name: "app", Attempt: 1, State: RuntimeRunning})
+		in.Containers = append(in.Containers, &Container{ID: "p-app-1", PodUID: "uid-p", Name: "app", Attempt: 1, State: RuntimeRunning})
 		v := onlyPod(Correlate(in))
 		c := v.Containers[0]
 		if rc := c.Runtime; rc == nil || rc.ID != "p-app-1" || c.ContainerID != "containerd://p-app-1" || c.From != FromRuntime ||
@@ -61,7 +61,7 @@ func TestJoin(t *testing.T) {
 	t.Run("runtime container the kubelet does not list", func(t *testing.T) {
 		p := serving("p")
 		in := input(p)
-		in.Containers = append(in.Containers, Container{ID: "x", PodUID: p.UID, PodName: "p", PodNamespace: "default",
+		in.Containers = append(in.Containers, &Container{ID: "x", PodUID: p.UID, PodName: "p", PodNamespace: "default",
 			Name: "extra", State: RuntimeRunning, Attempt: 0})
 		v := onlyPod(Correlate(in))
 		if len(v.Containers) != 2 || v.Containers[1].Name != "extra" || v.Containers[1].Source != SourceRuntime ||
@@ -93,13 +93,13 @@ func TestMismatches(t *testing.T) {
 		{"views agree", func() Input { return input(serving("p")) }, "", "", StageServing},
 		{"kubelet running, runtime exited", func() Input {
 			in := input(serving("p"))
-			c := &in.Containers[0]
+			c := in.Containers[0]
 			c.State, c.ExitCode, c.Reason, c.FinishedAt = RuntimeExited, 137, ReasonOOMKilled, t0.Add(-30*time.Second)
 			return in
 		}, MismatchRunningButExited, "kubelet says running; runtime says exited 137 (OOMKilled) at 2026-11-25T09:59:30Z", StageFailing},
 		{"kubelet running, runtime exited 0", func() Input {
 			in := input(serving("p"))
-			c := &in.Containers[0]
+			c := in.Containers[0]
 			c.State, c.ExitCode, c.Reason, c.FinishedAt = RuntimeExited, 0, ReasonCompleted, t0.Add(-DefaultMismatchGrace)
 			return in
 		}, MismatchRunningButExited, "exited 0 (Completed)", StageStarting},
@@ -107,7 +107,7 @@ func TestMismatches(t *testing.T) {
 		// status round trip: no mismatch within the grace.
 		{"kubelet running, runtime exited within the grace", func() Input {
 			in := input(serving("p"))
-			c := &in.Containers[0]
+			c := in.Containers[0]
 			c.State, c.ExitCode, c.Reason, c.FinishedAt = RuntimeExited, 137, ReasonOOMKilled, t0.Add(-DefaultMismatchGrace+time.Millisecond)
 			return in
 		}, "", "", StageFailing},
@@ -116,7 +116,7 @@ func TestMismatches(t *testing.T) {
 		{"no mismatch with the frozen /pods copy while the kubelet is cut off", func() Input {
 			in := input(serving("p"))
 			in.Pods[0].StatusFrom = FromKubeletCache
-			c := &in.Containers[0]
+			c := in.Containers[0]
 			c.State, c.ExitCode, c.Reason, c.FinishedAt = RuntimeExited, 137, ReasonOOMKilled, t0.Add(-time.Hour)
 			in.KubeletLink = KubeletLink{CutOff: true, Since: t0.Add(-2 * time.Hour)}
 			return in
@@ -126,7 +126,7 @@ func TestMismatches(t *testing.T) {
 		{"the kubelet's live status lags the runtime past the grace while cut off", func() Input {
 			in := input(serving("p"))
 			in.Pods[0].StatusFrom = FromKubelet
-			c := &in.Containers[0]
+			c := in.Containers[0]
 			c.State, c.ExitCode, c.Reason, c.FinishedAt = RuntimeExited, 137, ReasonOOMKilled, t0.Add(-time.Hour)
 			in.KubeletLink = KubeletLink{CutOff: true, Since: t0.Add(-2 * time.Hour)}
 			return in
@@ -138,7 +138,7 @@ func TestMismatches(t *testing.T) {
 		}, MismatchMissingInRuntime, "kubelet references containerd://p-app-0, which the runtime does not have", StageServing},
 		{"restart count vs attempt", func() Input {
 			in := input(serving("p"))
-			in.Containers = append(in.Containers, Container{ID: "p-app-1", PodUID: "uid-p", Name: "app", Attempt: 1, State: RuntimeRunning})
+			in.Containers = append(in.Containers, &Container{ID: "p-app-1", PodUID: "uid-p", Name: "app", Attempt: 1, State: RuntimeRunning})
 			return in
 		}, MismatchRestartCount, "kubelet restartCount 0; runtime's latest attempt is 1 (RUNNING)", StageServing},
 		{"sandbox not ready", func() Input {
@@ -175,13 +175,13 @@ func TestMismatches(t *testing.T) {
 			p := pod("p", PhaseSucceeded, conds("True", "True", "False", "False"), cTerminated("app", 0, ReasonCompleted))
 			p.Containers[0].State.ContainerID = p.Containers[0].ContainerID
 			in := input(p)
-			c := &in.Containers[0]
+			c := in.Containers[0]
 			c.State, c.FinishedAt, c.ExitCode = RuntimeRunning, time.Time{}, 0
 			return in
 		}, MismatchZombie, "kubelet says terminated at 2026-11-25T09:59:50Z; the runtime still runs container p-app-0", StageTerminated},
 		{"orphan", func() Input {
 			in := input()
-			in.Containers = []Container{{ID: "o1", PodUID: "uid-gone", PodName: "gone", PodNamespace: "ns", Name: "app", State: RuntimeRunning}}
+			in.Containers = []*Container{{ID: "o1", PodUID: "uid-gone", PodName: "gone", PodNamespace: "ns", Name: "app", State: RuntimeRunning}}
 			return in
 		}, MismatchOrphan, "runtime runs container o1 (attempt 0) of a pod the kubelet does not know", StageUnknown},
 	}
@@ -202,7 +202,7 @@ func TestMismatches(t *testing.T) {
 	}
 	t.Run("exited containers of deleted pods are garbage, not orphans", func(t *testing.T) {
 		in := input()
-		in.Containers = []Container{{ID: "o1", PodUID: "uid-gone", PodName: "gone", Name: "app", State: RuntimeExited}}
+		in.Containers = []*Container{{ID: "o1", PodUID: "uid-gone", PodName: "gone", Name: "app", State: RuntimeExited}}
 		if s := Correlate(in); len(s.Pods) != 0 {
 			t.Fatalf("pods %+v", s.Pods)
 		}
@@ -322,7 +322,7 @@ func TestUnknownCauses(t *testing.T) {
 		in := input()
 		in.Kubelet = downH("refused")
 		in.Sandboxes = []Sandbox{{ID: "s", PodUID: "uid-new", PodName: "new", PodNamespace: "ns", State: SandboxReady}}
-		in.Containers = []Container{
+		in.Containers = []*Container{
 			{ID: "a0", PodUID: "uid-new", PodName: "new", PodNamespace: "ns", Name: "app", Attempt: 0, State: RuntimeExited, ExitCode: 1},
 			{ID: "a1", PodUID: "uid-new", PodName: "new", PodNamespace: "ns", Name: "app", Attempt: 1, State: RuntimeRunning},
 		}
@@ -450,13 +450,13 @@ func TestAPIServerView(t *testing.T) {
 		}(), CauseNone, "", ""},
 		{"API says Running, runtime says all exited", func() Input {
 			in := withAPI(input(serving("p")), PhaseRunning, "True", nodeReady)
-			c := &in.Containers[0]
+			c := in.Containers[0]
 			c.State, c.ExitCode, c.FinishedAt = RuntimeExited, 1, t0.Add(-30*time.Second)
 			return in
 		}(), CauseNone, MismatchAPIRunningButExited, "API server says Running; the runtime says all 1 containers exited, the last at 2026-11-25T09:59:30Z"},
 		{"API says Running, runtime says all exited, node Unknown", func() Input {
 			in := withAPI(input(serving("p")), PhaseRunning, "True", &APINode{Ready: "Unknown", Reason: "NodeStatusUnknown"})
-			c := &in.Containers[0]
+			c := in.Containers[0]
 			c.State, c.ExitCode, c.FinishedAt = RuntimeExited, 1, t0.Add(-30*time.Second)
 			return in
 		}(), CauseNodeStatusStale, MismatchAPIRunningButExited, "API server says Running; the runtime says all 1 containers exited, the last at 2026-11-25T09:59:30Z"},

@@ -27,7 +27,7 @@ func attempt(in *Input, p, c string, n uint32, state RuntimeState, exit int32, s
 			ctr.Reason = ReasonCompleted
 		}
 	}
-	in.Containers = append(in.Containers, ctr)
+	in.Containers = append(in.Containers, &ctr)
 }
 
 // TestDerivedWhileCutOff: while the kubelet's copy is frozen, each pod's
@@ -70,7 +70,7 @@ func TestDerivedWhileCutOff(t *testing.T) {
 			p := serving("job")
 			p.RestartPolicy = "Never"
 			in := cutOff(input(p))
-			c := &in.Containers[0]
+			c := in.Containers[0]
 			c.State, c.ExitCode, c.Reason, c.FinishedAt = RuntimeExited, 0, ReasonCompleted, t0.Add(-5*time.Second)
 			return in
 		}, want{StageTerminated, PhaseSucceeded, StateTerminated, ReasonCompleted, 0, FromRuntime, FromRuntime,
@@ -79,7 +79,7 @@ func TestDerivedWhileCutOff(t *testing.T) {
 			p := serving("job")
 			p.RestartPolicy = "Never"
 			in := cutOff(input(p))
-			c := &in.Containers[0]
+			c := in.Containers[0]
 			c.State, c.ExitCode, c.Reason, c.FinishedAt = RuntimeExited, 1, ReasonError, t0.Add(-5*time.Second)
 			return in
 		}, want{StageTerminated, PhaseFailed, StateTerminated, ReasonError, 0, FromRuntime, FromRuntime,
@@ -88,7 +88,7 @@ func TestDerivedWhileCutOff(t *testing.T) {
 			p := serving("once")
 			p.RestartPolicy = "OnFailure"
 			in := cutOff(input(p))
-			c := &in.Containers[0]
+			c := in.Containers[0]
 			c.State, c.ExitCode, c.Reason, c.FinishedAt = RuntimeExited, 0, ReasonCompleted, t0.Add(-5*time.Second)
 			return in
 		}, want{StageTerminated, PhaseSucceeded, StateTerminated, ReasonCompleted, 0, FromRuntime, FromRuntime,
@@ -100,7 +100,7 @@ func TestDerivedWhileCutOff(t *testing.T) {
 			p.RestartPolicy = "Never"
 			in := cutOff(input(p))
 			in.Kubelet = downH("401 Unauthorized")
-			c := &in.Containers[0]
+			c := in.Containers[0]
 			c.State, c.ExitCode, c.Reason, c.FinishedAt = RuntimeExited, 0, ReasonCompleted, t0.Add(-5*time.Second)
 			return in
 		}, want{StageTerminated, PhaseSucceeded, StateTerminated, ReasonCompleted, 0, FromRuntime, FromRuntime,

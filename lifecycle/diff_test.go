@@ -51,7 +51,7 @@ func TestDiff(t *testing.T) {
 			input(serving("p")),
 			func() Input {
 				in := later(input(serving("p")))
-				c := &in.Containers[0]
+				c := in.Containers[0]
 				c.State, c.ExitCode, c.Reason, c.FinishedAt = RuntimeExited, 2, ReasonError, t0.Add(500*time.Millisecond)
 				return in
 			}(),

@@ -69,7 +69,7 @@ func fuzzInput(data []byte) Input {
 	for i, n := 0, p.n(8); i < n; i++ {
 		uid := fmt.Sprintf("u%d", p.n(6))
 		name := fmt.Sprintf("c%d", p.n(3))
-		in.Containers = append(in.Containers, Container{ID: pick(p, uid+name, "x", fmt.Sprint(i)), PodUID: uid,
+		in.Containers = append(in.Containers, &Container{ID: pick(p, uid+name, "x", fmt.Sprint(i)), PodUID: uid,
 			PodName: "p", PodNamespace: "ns", Name: name, Attempt: uint32(p.n(3)),
 			State:    pick(p, RuntimeCreated, RuntimeRunning, RuntimeExited, RuntimeUnknown, "?"),
 			ExitCode: int32(p.n(3)), Reason: pick(p, reasons...)})

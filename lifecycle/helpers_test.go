@@ -72,9 +72,9 @@ func restarts(n int32, lastCode int32, lastReason string, s ContainerStatus) Con
 // runtimeFor returns the runtime view that agrees with the kubelet's pod: a
 // ready sandbox and, for every container with an ID, a runtime container in
 // the matching state.
-func runtimeFor(pods ...*podB) ([]Sandbox, []Container) {
+func runtimeFor(pods ...*podB) ([]Sandbox, []*Container) {
 	var sbs []Sandbox
-	var cs []Container
+	var cs []*Container
 	for _, p := range pods {
 		sbs = append(sbs, Sandbox{ID: "sb-" + p.Name, PodUID: p.UID, PodName: p.Name, PodNamespace: p.Namespace,
 			State: SandboxReady, CreatedAt: p.Created})
@@ -96,7 +96,7 @@ func runtimeFor(pods ...*podB) ([]Sandbox, []Container) {
 			default:
 				c.State = RuntimeUnknown
 			}
-			cs = append(cs, c)
+			cs = append(cs, &c)
 		}
 	}
 	return sbs, cs
@@ -120,3 +120,12 @@ func onlyPod(s Snapshot) PodView {
 }
 
 func started(v bool, s ContainerStatus) ContainerStatus { s.Started = &v; return s }
+
+// ptrs is the records of cs, as an Input holds them.
+func ptrs(cs ...Container) []*Container {
+	out := make([]*Container, len(cs))
+	for i := range cs {
+		out[i] = &cs[i]
+	}
+	return out
+}

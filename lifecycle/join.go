@@ -14,7 +14,7 @@ type runtimeIndex struct {
 	sandboxes map[string]*Sandbox     // pod UID -> latest sandbox
 }
 
-func indexRuntime(sandboxes []Sandbox, containers []Container) runtimeIndex {
+func indexRuntime(sandboxes []Sandbox, containers []*Container) runtimeIndex {
 	ix := runtimeIndex{
 		byPod:     make(map[string][]*Container, len(sandboxes)),
 		sandboxes: make(map[string]*Sandbox, len(sandboxes)),
@@ -22,10 +22,7 @@ func indexRuntime(sandboxes []Sandbox, containers []Container) runtimeIndex {
 	// Group the containers by pod, each group sorted by name, attempt and
 	// creation. A runtime source that lists them in that order (cri.State
 	// does) costs a scan; any other order, a sort.
-	ptrs := make([]*Container, len(containers))
-	for i := range containers {
-		ptrs[i] = &containers[i]
-	}
+	ptrs := slices.Clone(containers)
 	byUID := func(a, b *Container) int { return cmp.Compare(a.PodUID, b.PodUID) }
 	if !slices.IsSortedFunc(ptrs, byUID) {
 		slices.SortFunc(ptrs, byUID)

@@ -16,6 +16,9 @@ import (
 type Correlator struct {
 	pods map[string]*podMemo // by pod UID
 	gen  uint64
+	// ix indexes the runtime's records of Input.RuntimeGeneration ixGen.
+	ix    runtimeIndex
+	ixGen uint64
 	// key is the last input's memoKey, keyGen counts its changes: a memo
 	// built under another keyGen is not reused.
 	key    memoKey
@@ -38,7 +41,7 @@ type memoKey struct {
 
 func newMemoKey(e *env) memoKey {
 	k := memoKey{in: *e.in, kubelet: e.kubelet, runtime: e.runtime, apiserver: e.apiserver}
-	k.in.Now = time.Time{}
+	k.in.Now, k.in.PodsGeneration, k.in.RuntimeGeneration = time.Time{}, 0, 0
 	k.in.Pods, k.in.Sandboxes, k.in.Containers, k.in.APIPods, k.in.APINode = nil, nil, nil, nil, nil
 	k.in.Kubelet, k.in.Runtime, k.in.APIServer = SourceHealth{}, SourceHealth{}, SourceHealth{}
 	if len(e.in.Readiness) > 0 {
@@ -64,7 +67,11 @@ func (c *Correlator) rekey(e *env) {
 // and the pod's cause, which are worked out on every call.
 type podMemo struct {
 	keyGen uint64
-	pod    Pod
+	// podsGen and rtGen are the Input's PodsGeneration and
+	// RuntimeGeneration the pod and its runtime records were last found
+	// equal under (0: none).
+	podsGen, rtGen uint64
+	pod            Pod
 	// src is the first container status of the answer whose strings pod
 	// shares (see refresh).
 	src  *ContainerStatus
@@ -113,15 +120,16 @@ func restartedAll(pod *Pod) bool {
 // inputs.
 func (c *Correlator) view(e *env, pod *Pod, cs []*Container, sb *Sandbox) *podMemo {
 	m := c.pods[pod.UID]
-	if m != nil && m.matches(c.keyGen, e.in.Now, pod, cs, sb) {
+	if m != nil && m.matches(c.keyGen, e.in.Now, e.in.PodsGeneration, e.in.RuntimeGeneration, pod, cs, sb) {
 		m.refresh(pod)
+		m.podsGen, m.rtGen = e.in.PodsGeneration, e.in.RuntimeGeneration
 		return m
 	}
 	var hist podHistory
 	if m != nil {
 		hist = m.podHistory // what was seen of the pod outlives its changes
 	}
-	m = &podMemo{keyGen: c.keyGen, pod: clonePod(pod), rt: make([]Container, len(cs)), built: e.in.Now, podHistory: hist}
+	m = &podMemo{keyGen: c.keyGen, podsGen: e.in.PodsGeneration, rtGen: e.in.RuntimeGeneration, pod: clonePod(pod), rt: make([]Container, len(cs)), built: e.in.Now, podHistory: hist}
 	for i, c := range cs {
 		m.rt[i] = *c
 	}
@@ -170,10 +178,22 @@ func (m *podMemo) containers() []*Container {
 }
 
 // matches reports whether the memo was built from these inputs and still
-// holds at now.
-func (m *podMemo) matches(keyGen uint64, now time.Time, pod *Pod, cs []*Container, sb *Sandbox) bool {
-	if m.keyGen != keyGen || now.Before(m.built) || (!m.until.IsZero() && !now.Before(m.until)) || len(m.rt) != len(cs) ||
-		(m.sb == nil) != (sb == nil) || (sb != nil && !sandboxEqual(m.sb, sb)) || !podEqual(&m.pod, pod) {
+// holds at now. Neither view is compared again within the answer it was
+// last found equal in (podsGen, rtGen): a runtime event between two kubelet
+// answers compares only the runtime's records, and the other way round.
+func (m *podMemo) matches(keyGen uint64, now time.Time, podsGen, rtGen uint64, pod *Pod, cs []*Container, sb *Sandbox) bool {
+	if m.keyGen != keyGen || now.Before(m.built) || (!m.until.IsZero() && !now.Before(m.until)) {
+		return false
+	}
+	if (podsGen == 0 || podsGen != m.podsGen) && !podEqual(&m.pod, pod) {
+		return false
+	}
+	return (rtGen != 0 && rtGen == m.rtGen) || m.sameRuntime(cs, sb)
+}
+
+// sameRuntime reports whether the memo was built from these runtime records.
+func (m *podMemo) sameRuntime(cs []*Container, sb *Sandbox) bool {
+	if len(m.rt) != len(cs) || (m.sb == nil) != (sb == nil) || (sb != nil && !sandboxEqual(m.sb, sb)) {
 		return false
 	}
 	for i, c := range cs {

@@ -36,16 +36,18 @@ func TestCorrelatorExpiresTimeDependentText(t *testing.T) {
 // on purpose, and this test then names it.
 func TestMemoKeyCoversInput(t *testing.T) {
 	handled := map[string]string{
-		"Now":            "the clock: a view that changes with it says when (clock.go)",
-		"Pods":           "compared pod by pod (podMemo.matches)",
-		"Sandboxes":      "compared pod by pod",
-		"Containers":     "compared pod by pod",
-		"APIPods":        "read afresh on every call (finish)",
-		"APINode":        "read afresh on every call (finish)",
-		"Kubelet.":       "read by the cause rules on every call; in the key as its health class",
-		"Runtime.":       "read by the cause rules on every call; in the key as its health class",
-		"APIServer.":     "read by the cause rules on every call; in the key as its health class",
-		"Readiness[].At": "when the prober's result was seen: the view shows only the result",
+		"Now":               "the clock: a view that changes with it says when (clock.go)",
+		"Pods":              "compared pod by pod (podMemo.matches)",
+		"PodsGeneration":    "names the Pods answer: its pods are compared once (podMemo.matches)",
+		"RuntimeGeneration": "names the runtime's answer: its records are compared and indexed once (podMemo.matches, Correlator.ix)",
+		"Sandboxes":         "compared pod by pod",
+		"Containers":        "compared pod by pod",
+		"APIPods":           "read afresh on every call (finish)",
+		"APINode":           "read afresh on every call (finish)",
+		"Kubelet.":          "read by the cause rules on every call; in the key as its health class",
+		"Runtime.":          "read by the cause rules on every call; in the key as its health class",
+		"APIServer.":        "read by the cause rules on every call; in the key as its health class",
+		"Readiness[].At":    "when the prober's result was seen: the view shows only the result",
 	}
 	isHandled := func(name string) bool {
 		for h := range handled {
@@ -168,5 +170,52 @@ func TestMemoisedViewsReadNoPerCallInput(t *testing.T) {
 			}
 			return true
 		})
+	}
+}
+
+// Within one answer of a source (the same non-zero PodsGeneration, or
+// RuntimeGeneration) its part of a pod is compared once; a new answer, or
+// none named (0), is compared again: a change in a new answer is seen.
+func TestGenerationsSkipOnlyTheSameAnswer(t *testing.T) {
+	views := map[string]func(in *Input, gen uint64) func(PodView) bool{
+		"kubelet": func(in *Input, gen uint64) func(PodView) bool {
+			in.Pods = slices.Clone(in.Pods)
+			in.Pods[0].Phase, in.PodsGeneration = PhaseFailed, gen
+			return func(v PodView) bool { return v.Phase == PhaseFailed }
+		},
+		"runtime": func(in *Input, gen uint64) func(PodView) bool {
+			exited := *in.Containers[0]
+			exited.State, exited.ExitCode, exited.FinishedAt = RuntimeExited, 1, t0
+			in.Containers, in.RuntimeGeneration = []*Container{&exited}, gen
+			return func(v PodView) bool {
+				rt := containerOf(t, v, "app").Runtime
+				return rt != nil && rt.State == RuntimeExited
+			}
+		},
+	}
+	for view, change := range views {
+		for _, tc := range []struct {
+			name          string
+			before, after uint64
+			wantSeen      bool
+		}{
+			{"a new answer", 1, 2, true},
+			{"no answer named", 0, 0, true},
+			{"the same answer (a source's promise: nothing changed)", 1, 1, false},
+		} {
+			t.Run(view+"/"+tc.name, func(t *testing.T) {
+				p := pod("p", PhaseRunning, conds("True", "True", "True", "True"), cRunning("app", true))
+				in := input(p)
+				in.PodsGeneration, in.RuntimeGeneration = tc.before, tc.before
+				var c Correlator
+				c.Correlate(in)
+				in.Now = t0.Add(time.Second)
+				c.Correlate(in) // found equal under these generations
+				seen := change(&in, tc.after)
+				if got := seen(onlyPod(c.Correlate(in))); got != tc.wantSeen {
+					t.Errorf("the change seen: %t, want %t", got, tc.wantSeen)
+				}
+			})
+		}
 	}
 }

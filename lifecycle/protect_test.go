@@ -19,11 +19,13 @@ func node(p lifecycle.Pod, cs ...lifecycle.Container) lifecycle.Input {
 	up := lifecycle.SourceHealth{Configured: true, Up: true, LastSuccess: at}
 	sb := lifecycle.Sandbox{ID: "sb-" + p.Name, PodUID: p.UID, PodName: p.Name, PodNamespace: p.Namespace,
 		State: lifecycle.SandboxReady, CreatedAt: p.Created}
+	records := make([]*lifecycle.Container, len(cs))
 	for i := range cs {
 		cs[i].SandboxID, cs[i].PodUID, cs[i].PodName, cs[i].PodNamespace = sb.ID, p.UID, p.Name, p.Namespace
+		records[i] = &cs[i]
 	}
 	return lifecycle.Input{Node: "node-a", Now: at, Pods: []lifecycle.Pod{p}, Kubelet: up, Runtime: up,
-		Sandboxes: []lifecycle.Sandbox{sb}, Containers: cs, RuntimeName: "containerd"}
+		Sandboxes: []lifecycle.Sandbox{sb}, Containers: records, RuntimeName: "containerd"}
 }
 
 // onePod is a pod of the given phase, restart policy and ready status

@@ -63,12 +63,13 @@ func TestReplayGeneratedNode(t *testing.T) {
 		sbs[v.ID] = &v
 		sandboxes = append(sandboxes, v)
 	}
-	var containers []lifecycle.Container
+	var containers []*lifecycle.Container
 	for _, c := range cl.Containers {
 		if statuses[c.Id] == nil {
 			t.Fatalf("container %s has no status in cri-container-statuses.json", c.Id)
 		}
-		containers = append(containers, cri.ConvertContainer(c, statuses[c.Id], sbs))
+		v := cri.ConvertContainer(c, statuses[c.Id], sbs)
+		containers = append(containers, &v)
 	}
 	now := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
 	up := lifecycle.SourceHealth{Configured: true, Up: true, LastSuccess: now}

@@ -66,14 +66,14 @@ func TestRestartAllContainers(t *testing.T) {
 		// The issue's report: the runtime ahead of the kubelet's status.
 		{"runtime ahead: the trigger exited, the kubelet still says running", func() Input {
 			in := input(racPod(PhaseRunning, "False", setup(removed(cTerminated("setup", 0, ReasonCompleted), 1)), rac(removed(cRunning("main", true), 1))))
-			c := &in.Containers[1]
+			c := in.Containers[1]
 			c.State, c.ExitCode, c.Reason, c.FinishedAt = RuntimeExited, 42, ReasonError, t0.Add(-time.Second)
 			return in
 		}, StageStarting, PhaseRunning, `container "main" exited 42, which its RestartAllContainers rule matches`},
 		{"runtime ahead: the init container done again, the kubelet still says running", func() Input {
 			in := input(racPod(PhasePending, "False", setup(removed(cRunning("setup", false), 1)),
 				rac(removed(wait("main", ReasonPodInitializing), 1))))
-			c := &in.Containers[0]
+			c := in.Containers[0]
 			c.State, c.ExitCode, c.Reason, c.FinishedAt = RuntimeExited, 0, ReasonCompleted, t0.Add(-time.Second)
 			return in
 		}, StageStarting, PhaseRunning, `container "main" not ready`},
@@ -87,7 +87,7 @@ func TestRestartAllContainers(t *testing.T) {
 		// Without a matching rule, restartPolicy Never ends the pod.
 		{"another exit code fails the pod", func() Input {
 			in := input(racPod(PhaseRunning, "False", setup(cTerminated("setup", 0, ReasonCompleted)), rac(cRunning("main", true))))
-			c := &in.Containers[1]
+			c := in.Containers[1]
 			c.State, c.ExitCode, c.Reason, c.FinishedAt = RuntimeExited, 1, ReasonError, t0.Add(-time.Second)
 			return in
 		}, StageTerminated, PhaseFailed, `container "main" exit 1 Error`},

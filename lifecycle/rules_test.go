@@ -55,7 +55,7 @@ func TestCompletedContainerIsNoCrashLoop(t *testing.T) {
 func TestAPIRunningNeedsAnExit(t *testing.T) {
 	p := pod("p", PhasePending, conds("True", "True", "False", "False"), cWaiting("app", ReasonContainerCreating))
 	in := input(p)
-	in.Containers = []Container{{ID: "c1", PodUID: p.UID, PodName: "p", PodNamespace: "default", Name: "app", State: RuntimeCreated,
+	in.Containers = []*Container{{ID: "c1", PodUID: p.UID, PodName: "p", PodNamespace: "default", Name: "app", State: RuntimeCreated,
 		CreatedAt: t0.Add(-time.Minute)}}
 	in.APIServer = upH()
 	in.APIPods = []APIPod{{UID: p.UID, Namespace: "default", Name: "p", Phase: PhaseRunning}}

@@ -235,7 +235,8 @@ type SourceHealth struct {
 	ModeReason string `json:"modeReason,omitempty"`
 	// FreshFor is how long a success stays trusted, for a source that is not
 	// asked at a fixed short interval (the API server, heard through its
-	// watches); zero: Input.StaleAfter.
+	// watches; the runtime while its events stream, relisted seldom); zero:
+	// Input.StaleAfter.
 	FreshFor time.Duration `json:"-"`
 }
 
@@ -250,11 +251,20 @@ type Input struct {
 	Now time.Time
 	// Pods is the kubelet's last good /pods answer (may be stale when the
 	// kubelet is down: see Kubelet).
-	Pods    []Pod
-	Kubelet SourceHealth
+	Pods []Pod
+	// PodsGeneration, when not 0, names the Pods answer: a source bumps it
+	// whenever Pods changes, so that an equal non-zero generation promises
+	// the same pods and a Correlator compares only the pods of a new one.
+	PodsGeneration uint64
+	// RuntimeGeneration is the same for Sandboxes and Containers: equal
+	// non-zero values promise the same slices, records unchanged.
+	RuntimeGeneration uint64
+	Kubelet           SourceHealth
 	// Sandboxes and Containers are the runtime's last good listing.
-	Sandboxes  []Sandbox
-	Containers []Container
+	Sandboxes []Sandbox
+	// Containers are records a source may share with every caller (a
+	// change is a new record, cri.State): Correlate copies what it keeps.
+	Containers []*Container
 	Runtime    SourceHealth
 	// RuntimeName is the runtime's name as its Version answer gives it
 	// (containerd, cri-o): the kubelet writes a container's ID as

@@ -33,7 +33,7 @@ func correlateAt(t *testing.T, base time.Time, d time.Duration) lifecycle.Snapsh
 	if err != nil {
 		t.Fatal(err)
 	}
-	var cs []lifecycle.Container
+	var cs []*lifecycle.Container
 	sbs := map[string]*lifecycle.Sandbox{}
 	for i := range pods {
 		p := &pods[i]
@@ -46,7 +46,8 @@ func correlateAt(t *testing.T, base time.Time, d time.Duration) lifecycle.Snapsh
 		sandboxes = append(sandboxes, *sb)
 	}
 	for _, st := range criContainers(pods) {
-		cs = append(cs, cri.ContainerFromStatus("sb-"+st.Labels["io.kubernetes.pod.uid"], st, sbs))
+		c := cri.ContainerFromStatus("sb-"+st.Labels["io.kubernetes.pod.uid"], st, sbs)
+		cs = append(cs, &c)
 	}
 	now := base.Add(d)
 	up := lifecycle.SourceHealth{Configured: true, Up: true, LastSuccess: now}

@@ -238,7 +238,7 @@ func (a *Agent) Correlate(ctx context.Context) bool {
 	if !attempted(rs.Health) || !attempted(ks.Health) {
 		return false
 	}
-	in := lifecycle.Input{Node: a.opts.Node, Now: now, Pods: ks.Pods, PodsGeneration: ks.PodsGeneration, Kubelet: ks.Health,
+	in := lifecycle.Input{Node: a.opts.Node, Now: now, Pods: ks.Pods, PodsGeneration: ks.Generation, Kubelet: ks.Health,
 		Sandboxes: rs.Sandboxes, Containers: rs.Containers, RuntimeGeneration: rs.Generation, Runtime: rs.Health, RuntimeName: rs.RuntimeName,
 		KubeletLink: ks.Link, MismatchGrace: a.opts.MismatchGrace, Readiness: ks.Readiness}
 	if u := a.opts.Upstream; u != nil {

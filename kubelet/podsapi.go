@@ -335,7 +335,6 @@ func (s *Source) publishPodsAPI(pods map[string]lifecycle.Pod, latency time.Dura
 	}
 	s.record(nil, latency, "unix://"+s.cfg.PodsAPISocket)
 	s.state.Pods = list
-	s.state.PodsGeneration++
 	s.bump()
 }
 

@@ -162,11 +162,9 @@ type State struct {
 	// TLS is how the kubelet is trusted, and whether the last connection
 	// was verified (Health.TLS says the same in one line).
 	TLS TLSState
-	// Generation grows when the pods, the health or the link change.
+	// Generation grows when the pods, the health or the link change: an
+	// equal Generation is the same Pods (lifecycle.Input.PodsGeneration).
 	Generation uint64
-	// PodsGeneration grows when Pods changes, and only then
-	// (lifecycle.Input.PodsGeneration).
-	PodsGeneration uint64
 }
 
 // Source polls the kubelet. Run it with Run; read it with State.
@@ -390,7 +388,6 @@ func (s *Source) Poll(ctx context.Context) {
 	changed := s.record(err, time.Since(start), s.podsURL)
 	if err == nil && !same {
 		s.last, s.state.Pods, changed = body, pods, true
-		s.state.PodsGeneration++
 	}
 	if changed {
 		s.bump()

@@ -413,10 +413,8 @@ func (a *Agent) observeSources(s *lifecycle.Snapshot) {
 
 // observeStartups measures, once per pod, creation to first Ready and its steps.
 func (a *Agent) observeStartups(s *lifecycle.Snapshot) {
-	seen := make(map[string]bool, len(s.Pods))
 	for i := range s.Pods {
 		p := &s.Pods[i]
-		seen[p.UID] = true
 		st := a.started[p.UID]
 		if p.Stage != lifecycle.StageServing {
 			if st == startupUnseen {
@@ -444,11 +442,7 @@ func (a *Agent) observeStartups(s *lifecycle.Snapshot) {
 			a.metrics.startupStep.WithLabelValues(step).Observe(d)
 		}
 	}
-	for uid := range a.started {
-		if !seen[uid] {
-			delete(a.started, uid)
-		}
-	}
+	lifecycle.ForgetOthers(a.started, s)
 }
 
 // startup is where a pod's start-up stands for the startup metrics.

@@ -120,6 +120,9 @@ type Source struct {
 	name       string // the runtime's name, from the last handshake
 	snap       State  // rebuilt lazily when dirty
 	dirty      bool
+	// sbDirty: the sandboxes changed too (a container event leaves
+	// snap.Sandboxes as it was: the same slice is the same sandboxes).
+	sbDirty bool
 	// missed counts consecutive relists that found changes while streaming:
 	// a stream that stays silent through them has stalled.
 	missed  int
@@ -145,7 +148,7 @@ func New(cfg Config, log *slog.Logger) (*Source, error) {
 	}
 	return &Source{cfg: cfg, log: log.With("source", lifecycle.SourceRuntime), updates: make(chan struct{}, 1),
 		sandboxes: map[string]*lifecycle.Sandbox{}, containers: map[string]*lifecycle.Container{},
-		health: lifecycle.SourceHealth{Configured: true}, dirty: true, restart: make(chan struct{}, 1), streamEnded: make(chan struct{}, 1),
+		health: lifecycle.SourceHealth{Configured: true}, dirty: true, sbDirty: true, restart: make(chan struct{}, 1), streamEnded: make(chan struct{}, 1),
 		touched: map[string]uint64{}}, nil
 }
 
@@ -158,10 +161,14 @@ func (s *Source) State() State {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.dirty {
-		s.snap = State{Sandboxes: make([]lifecycle.Sandbox, 0, len(s.sandboxes)),
-			Containers: make([]*lifecycle.Container, 0, len(s.containers))}
-		for _, sb := range s.sandboxes {
-			s.snap.Sandboxes = append(s.snap.Sandboxes, *sb)
+		sandboxes := s.snap.Sandboxes
+		s.snap = State{Sandboxes: sandboxes, Containers: make([]*lifecycle.Container, 0, len(s.containers))}
+		if s.sbDirty {
+			s.snap.Sandboxes = make([]lifecycle.Sandbox, 0, len(s.sandboxes))
+			for _, sb := range s.sandboxes {
+				s.snap.Sandboxes = append(s.snap.Sandboxes, *sb)
+			}
+			s.sbDirty = false
 		}
 		if s.order == nil {
 			s.order = make([]*lifecycle.Container, 0, len(s.containers))
@@ -396,6 +403,7 @@ func (s *Source) commitListing(sandboxes map[string]*lifecycle.Sandbox, containe
 		return
 	}
 	s.sandboxes, s.containers, s.order = sandboxes, containers, nil
+	s.sbDirty = true
 	s.changed(true)
 	if s.streaming {
 		if s.missed++; s.missed >= stallRelists {
@@ -521,19 +529,7 @@ func (s *Source) apply(ctx context.Context, rs runtimeapi.RuntimeServiceClient, 
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if psb != nil {
-		if sb := s.sandboxes[psb.GetId()]; sb != nil {
-			sb.State = lifecycle.SandboxNotReady
-			if psb.GetState() == runtimeapi.PodSandboxState_SANDBOX_READY {
-				sb.State = lifecycle.SandboxReady
-			}
-		} else if !(isSandbox && deleted) {
-			v := ConvertSandbox(&runtimeapi.PodSandbox{Id: psb.GetId(), Metadata: psb.GetMetadata(), State: psb.GetState(),
-				CreatedAt: psb.GetCreatedAt(), Labels: psb.GetLabels()})
-			s.sandboxes[v.ID] = &v
-		}
-		if isSandbox && deleted {
-			delete(s.sandboxes, id)
-		}
+		s.applySandbox(psb, isSandbox && deleted)
 	}
 	sandboxID := ""
 	if psb != nil {
@@ -564,6 +560,28 @@ func (s *Source) apply(ctx context.Context, rs runtimeapi.RuntimeServiceClient, 
 		s.deleteContainer(id)
 	}
 	s.changed(true)
+}
+
+// applySandbox updates a sandbox from an event's sandbox status, noting
+// whether the sandboxes changed. Call with s.mu held.
+func (s *Source) applySandbox(psb *runtimeapi.PodSandboxStatus, deleted bool) {
+	state := lifecycle.SandboxNotReady
+	if psb.GetState() == runtimeapi.PodSandboxState_SANDBOX_READY {
+		state = lifecycle.SandboxReady
+	}
+	switch sb := s.sandboxes[psb.GetId()]; {
+	case deleted:
+		s.sbDirty = s.sbDirty || sb != nil
+		delete(s.sandboxes, psb.GetId())
+	case sb != nil:
+		s.sbDirty = s.sbDirty || sb.State != state
+		sb.State = state
+	default:
+		v := ConvertSandbox(&runtimeapi.PodSandbox{Id: psb.GetId(), Metadata: psb.GetMetadata(), State: psb.GetState(),
+			CreatedAt: psb.GetCreatedAt(), Labels: psb.GetLabels()})
+		s.sandboxes[v.ID] = &v
+		s.sbDirty = true
+	}
 }
 
 // hasStatus tells whether a container's record came with its status fields.

@@ -523,3 +523,49 @@ func TestListingOlderThanTheStreamKeepsTheStream(t *testing.T) {
 		t.Fatalf("a newer listing did not stand: %v", got)
 	}
 }
+
+// A container event leaves State's Sandboxes slice as it was (the same
+// slice is the same sandboxes: lifecycle.Input.RuntimeGeneration); an event
+// that changes a sandbox's state, adds or removes one gives a new slice.
+func TestContainerEventKeepsTheSandboxes(t *testing.T) {
+	s, err := New(Config{Endpoint: "unix:///nowhere.sock"}, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb := &lifecycle.Sandbox{ID: "sb", PodUID: "uid", PodName: "p", PodNamespace: "ns", State: lifecycle.SandboxReady}
+	s.commitListing(map[string]*lifecycle.Sandbox{"sb": sb}, map[string]*lifecycle.Container{}, 0)
+	event := func(sandboxID string, sandbox runtimeapi.PodSandboxState, typ runtimeapi.ContainerEventType) {
+		st := &runtimeapi.ContainerStatus{Id: "c0", State: runtimeapi.ContainerState_CONTAINER_RUNNING,
+			Metadata: &runtimeapi.ContainerMetadata{Name: "app"},
+			Labels:   map[string]string{lifecycle.LabelPodUID: "uid", lifecycle.LabelPodName: "p", lifecycle.LabelPodNamespace: "ns"}}
+		ev := &runtimeapi.ContainerEventResponse{ContainerId: "c0", ContainerEventType: typ,
+			PodSandboxStatus: &runtimeapi.PodSandboxStatus{Id: sandboxID, State: sandbox,
+				Metadata: &runtimeapi.PodSandboxMetadata{Name: "p", Namespace: "ns", Uid: "uid"}},
+			ContainersStatuses: []*runtimeapi.ContainerStatus{st}}
+		if typ == runtimeapi.ContainerEventType_CONTAINER_DELETED_EVENT {
+			ev.ContainerId, ev.ContainersStatuses = sandboxID, nil
+		}
+		s.apply(context.Background(), nil, ev)
+	}
+	before := s.State().Sandboxes
+	for _, step := range []struct {
+		name      string
+		sandbox   string
+		state     runtimeapi.PodSandboxState
+		typ       runtimeapi.ContainerEventType
+		newSlice  bool
+		sandboxes int
+	}{
+		{"a container starts", "sb", runtimeapi.PodSandboxState_SANDBOX_READY, runtimeapi.ContainerEventType_CONTAINER_STARTED_EVENT, false, 1},
+		{"its sandbox stops", "sb", runtimeapi.PodSandboxState_SANDBOX_NOTREADY, runtimeapi.ContainerEventType_CONTAINER_STOPPED_EVENT, true, 1},
+		{"a new sandbox", "sb2", runtimeapi.PodSandboxState_SANDBOX_READY, runtimeapi.ContainerEventType_CONTAINER_CREATED_EVENT, true, 2},
+		{"the old sandbox removed", "sb", runtimeapi.PodSandboxState_SANDBOX_NOTREADY, runtimeapi.ContainerEventType_CONTAINER_DELETED_EVENT, true, 1},
+	} {
+		event(step.sandbox, step.state, step.typ)
+		after := s.State().Sandboxes
+		if changed := len(after) != len(before) || (len(after) > 0 && &after[0] != &before[0]); changed != step.newSlice || len(after) != step.sandboxes {
+			t.Fatalf("%s: a new Sandboxes slice %t (want %t), %d sandboxes (want %d)", step.name, changed, step.newSlice, len(after), step.sandboxes)
+		}
+		before = after
+	}
+}

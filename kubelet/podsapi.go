@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"reflect"
 	"slices"
@@ -136,6 +137,9 @@ func (s *Source) podsAPIWatch(ctx context.Context) (synced bool, err error) {
 			}
 			if uid != "" {
 				f.touched[uid] = true // its listed bytes no longer say what the feed holds
+				if !deleted {
+					f.revise(uid)
+				}
 			}
 			if deleted && soon == nil {
 				soon = time.After(podsAPIListSoon)
@@ -159,7 +163,7 @@ func (s *Source) podsAPIWatch(ctx context.Context) (synced bool, err error) {
 		}
 		if synced && changed {
 			// Latency: the initial list's, from the call; then each event's decoding.
-			s.publishPodsAPI(f.pods, time.Since(start))
+			s.publishPodsAPI(f.list(), time.Since(start))
 			start = time.Time{}
 		}
 	}
@@ -193,6 +197,32 @@ type podsAPIFeed struct {
 	pods    map[string]lifecycle.Pod
 	listed  map[string]string // each pod's bytes as last listed -> its UID
 	touched map[string]bool   // pods an event changed since the last list
+	// rev numbers the pods' records (lifecycle.Pod.Revision): each pod an
+	// event or a list changed gets the next.
+	rev uint64
+	// uids are the pods' UIDs in order: nil once a pod is gone, sorted
+	// again when a pod came or went.
+	uids []string
+}
+
+// revise gives the pod a new record's revision.
+func (f *podsAPIFeed) revise(uid string) {
+	p := f.pods[uid]
+	f.rev++
+	p.Revision = f.rev
+	f.pods[uid] = p
+}
+
+// list is the pods sorted by UID, as the kubelet lists them.
+func (f *podsAPIFeed) list() []lifecycle.Pod {
+	if len(f.uids) != len(f.pods) {
+		f.uids = slices.Sorted(maps.Keys(f.pods))
+	}
+	list := make([]lifecycle.Pod, len(f.uids))
+	for i, uid := range f.uids {
+		list[i] = f.pods[uid]
+	}
+	return list
 }
 
 // reconcile makes the kubelet's list the feed's pods, decoding only the pods
@@ -223,8 +253,11 @@ func (f *podsAPIFeed) reconcile(ctx context.Context) (bool, error) {
 			}
 			uid = string(p.UID)
 			pod := PodOf(&p, podsAPIStatusFrom(&p))
-			if old, ok := f.pods[uid]; !ok || !reflect.DeepEqual(old, pod) {
+			old, ok := f.pods[uid]
+			pod.Revision = old.Revision
+			if !ok || !reflect.DeepEqual(old, pod) {
 				f.pods[uid], changed = pod, true
+				f.revise(uid)
 			}
 		}
 		listed[key] = uid
@@ -236,7 +269,7 @@ func (f *podsAPIFeed) reconcile(ctx context.Context) (bool, error) {
 	for uid := range f.pods {
 		if !kept[uid] {
 			delete(f.pods, uid)
-			changed = true
+			changed, f.uids = true, nil
 		}
 	}
 	f.listed, f.touched = listed, map[string]bool{}
@@ -314,18 +347,8 @@ func podsAPIError(path string, err error) error {
 	return fmt.Errorf("kubelet Pods API %s: %s: %s", path, st.Code(), msg)
 }
 
-// publishPodsAPI makes the watched pods the state, sorted by UID as the
-// kubelet lists them.
-func (s *Source) publishPodsAPI(pods map[string]lifecycle.Pod, latency time.Duration) {
-	uids := make([]string, 0, len(pods))
-	for uid := range pods {
-		uids = append(uids, uid)
-	}
-	slices.Sort(uids)
-	list := make([]lifecycle.Pod, len(uids))
-	for i, uid := range uids {
-		list[i] = pods[uid]
-	}
+// publishPodsAPI makes the watched pods the state.
+func (s *Source) publishPodsAPI(list []lifecycle.Pod, latency time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	h := &s.state.Health

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -16,6 +17,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
 	podsv1alpha1 "k8s.io/kubelet/pkg/apis/pods/v1alpha1"
 
 	"github.com/podlife/podlife/internal/fixtures"
@@ -120,8 +122,13 @@ func (f *fakePodsAPI) ListPods(ctx context.Context, _ *podsv1alpha1.ListPodsRequ
 	if f.list == nil {
 		return nil, status.Error(codes.Unimplemented, "no list in this test")
 	}
+	return listResponse(f.list)
+}
+
+// listResponse is the kubelet's answer listing pods.
+func listResponse(pods []*corev1.Pod) (*podsv1alpha1.ListPodsResponse, error) {
 	resp := &podsv1alpha1.ListPodsResponse{}
-	for _, p := range f.list {
+	for _, p := range pods {
 		b, err := p.Marshal()
 		if err != nil {
 			return nil, err
@@ -211,6 +218,15 @@ func startSource(t *testing.T, cfg Config) *Source {
 	return s
 }
 
+// revisions are the pods' record revisions by UID.
+func revisions(st State) map[string]uint64 {
+	out := map[string]uint64{}
+	for _, p := range st.Pods {
+		out[p.UID] = p.Revision
+	}
+	return out
+}
+
 func restarts(st State, uid string) int32 {
 	for _, p := range st.Pods {
 		if p.UID == uid {
@@ -251,11 +267,15 @@ func TestPodsAPIWatch(t *testing.T) {
 	if st.Health.Mode != ModePodsAPI || !st.Health.Up || !strings.Contains(st.Health.ModeReason, path) {
 		t.Fatalf("health %+v, want mode %s, up", st.Health, ModePodsAPI)
 	}
-	base := restarts(st, string(a.UID))
+	base, revs := restarts(st, string(a.UID)), revisions(st)
 
 	a.Status.ContainerStatuses[0].RestartCount += 5
 	stream <- event(t, podsv1alpha1.EventType_MODIFIED, a)
-	waitFor(t, s, "MODIFIED", func(st State) bool { return restarts(st, string(a.UID)) == base+5 })
+	st = waitFor(t, s, "MODIFIED", func(st State) bool { return restarts(st, string(a.UID)) == base+5 })
+	// The modified pod is a new record (lifecycle.Pod.Revision), the other the same.
+	if now := revisions(st); now[string(a.UID)] == revs[string(a.UID)] || now[string(b.UID)] != revs[string(b.UID)] || revs[string(b.UID)] == 0 {
+		t.Fatalf("revisions %v after a's MODIFIED, %v before: want a new one for %s only", now, revs, a.UID)
+	}
 
 	// The kubelet drops this reader; meanwhile a restarts again and b goes.
 	f.mu.Lock()
@@ -449,4 +469,60 @@ func FuzzPodsAPIEvent(f *testing.F) {
 			}
 		}
 	})
+}
+
+// listOnly is a Pods API client that only lists, what the kubelet's list holds.
+type listOnly struct {
+	podsv1alpha1.PodsClient
+	pods []*corev1.Pod
+}
+
+func (l *listOnly) ListPods(context.Context, *podsv1alpha1.ListPodsRequest, ...grpc.CallOption) (*podsv1alpha1.ListPodsResponse, error) {
+	return listResponse(l.pods)
+}
+
+// A list gives a new record (lifecycle.Pod.Revision) to the pods it changed
+// only, and the feed's list keeps the kubelet's order as pods come and go.
+func TestPodsAPIListRevisesWhatChanged(t *testing.T) {
+	s, err := New(Config{URL: "http://127.0.0.1:1", PodsAPISocket: "/nowhere", LinkInterval: -1}, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	items := fixtures.Build().Pods.Items
+	a, b := items[0].DeepCopy(), items[1].DeepCopy()
+	kubelet := &listOnly{pods: []*corev1.Pod{a, b}}
+	f := &podsAPIFeed{s: s, client: kubelet, pods: map[string]lifecycle.Pod{}, touched: map[string]bool{}}
+	for _, p := range kubelet.pods { // the watch's first events
+		uid, _, err := applyPodEvent(f.pods, event(t, podsv1alpha1.EventType_ADDED, p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.revise(uid)
+	}
+	ctx := context.Background()
+	step := func(name string, wantChanged bool, wantNew ...types.UID) {
+		t.Helper()
+		before := revisions(State{Pods: f.list()})
+		changed, err := f.reconcile(ctx)
+		if err != nil || changed != wantChanged {
+			t.Fatalf("%s: changed %t, %v; want %t", name, changed, err, wantChanged)
+		}
+		list := f.list()
+		if !slices.IsSortedFunc(list, func(x, y lifecycle.Pod) int { return strings.Compare(x.UID, y.UID) }) || len(list) != len(kubelet.pods) {
+			t.Fatalf("%s: the feed lists %d pods, out of the kubelet's order", name, len(list))
+		}
+		for uid, rev := range revisions(State{Pods: list}) {
+			if isNew := slices.Contains(wantNew, types.UID(uid)); (rev != before[uid]) != isNew || rev == 0 {
+				t.Errorf("%s: pod %s revision %d, was %d: want a new record %t", name, uid, rev, before[uid], isNew)
+			}
+		}
+	}
+	step("the same list", false)
+	b.Status.ContainerStatuses[0].RestartCount++
+	step("b restarted", true, b.UID)
+	kubelet.pods = []*corev1.Pod{b}
+	step("a gone", true)
+	c := items[2].DeepCopy()
+	kubelet.pods = []*corev1.Pod{c, b}
+	step("c came", true, c.UID)
 }

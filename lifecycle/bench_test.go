@@ -1,7 +1,9 @@
 package lifecycle
 
 import (
+	"cmp"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 )
@@ -70,6 +72,39 @@ func BenchmarkCorrelatorOneChange(b *testing.B) {
 		}
 		in.Now = t0.Add(time.Duration(i) * time.Millisecond)
 		c.Correlate(in)
+		i++
+	}
+}
+
+// BenchmarkCorrelatorOneEvent is the agent's streamed case: a runtime
+// answer that replaced one container's record (cri.State: a change is a new
+// record, a new RuntimeGeneration), the kubelet's answer the same, then the
+// Diff against the previous snapshot.
+func BenchmarkCorrelatorOneEvent(b *testing.B) {
+	in := benchNode(250)
+	in.PodsGeneration, in.RuntimeGeneration = 1, 1
+	slices.SortFunc(in.Containers, func(a, b *Container) int { // cri.State's order
+		return cmp.Or(cmp.Compare(a.PodUID, b.PodUID), byNameAttempt(a, b))
+	})
+	var c Correlator
+	prev := c.Correlate(in)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		k := (i * 37) % len(in.Containers)
+		ct := *in.Containers[k]
+		if ct.State == RuntimeRunning {
+			ct.State, ct.ExitCode, ct.FinishedAt = RuntimeExited, 1, t0
+		} else {
+			ct.State, ct.ExitCode, ct.FinishedAt = RuntimeRunning, 0, time.Time{}
+		}
+		in.Containers = slices.Clone(in.Containers)
+		in.Containers[k] = &ct
+		in.RuntimeGeneration++
+		in.Now = t0.Add(time.Duration(i) * time.Millisecond)
+		cur := c.Correlate(in)
+		Diff(&prev, &cur)
+		prev = cur
 		i++
 	}
 }

@@ -46,7 +46,11 @@ func (c *Correlator) Correlate(in Input) Snapshot {
 	e := newEnv(&in)
 	c.rekey(&e)
 	if in.RuntimeGeneration == 0 || in.RuntimeGeneration != c.ixGen {
-		c.ix, c.ixGen = indexRuntime(in.Sandboxes, in.Containers), in.RuntimeGeneration
+		var prev runtimeIndex
+		if in.RuntimeGeneration != 0 {
+			prev = c.ix // records never modified: the same record is the same
+		}
+		c.ix, c.ixGen = indexRuntime(prev, in.Sandboxes, in.Containers), in.RuntimeGeneration
 	}
 	ix := c.ix
 	snap := Snapshot{
@@ -62,32 +66,62 @@ func (c *Correlator) Correlate(in Input) Snapshot {
 		c.pods = make(map[string]*podMemo, len(in.Pods))
 	}
 	c.gen++
+	sameSet := c.order != nil
 	for i := range in.Pods {
 		pod := &in.Pods[i]
-		if m := c.pods[pod.UID]; m != nil && m.gen == c.gen {
+		m := c.pods[pod.UID]
+		if m != nil && m.gen == c.gen {
 			continue // one view per pod, even if a source repeats one
 		}
-		m := c.view(&e, pod, ix.byPod[pod.UID], ix.sandboxes[pod.UID])
+		old := m
+		m = c.view(&e, pod, ix.byPod[pod.UID], ix.sandboxes[pod.UID])
 		m.gen = c.gen
-		snap.Pods = append(snap.Pods, e.finish(m))
+		// The same pods, by the same names (a name is the order's).
+		sameSet = sameSet && old != nil && old.pod.Namespace == m.pod.Namespace && old.pod.Name == m.pod.Name
 	}
 	for uid, m := range c.pods {
 		if m.gen != c.gen {
 			delete(c.pods, uid)
+			sameSet = false
 		}
 	}
+	if !sameSet {
+		c.sortPods()
+	}
+	for _, uid := range c.order {
+		snap.Pods = append(snap.Pods, e.finish(c.pods[uid]))
+	}
+	sorted := true
 	for uid, cs := range ix.byPod {
 		if c.pods[uid] != nil {
 			continue
 		}
 		if v, ok := e.runtimeOnlyPod(uid, cs, ix.sandboxes[uid]); ok {
-			snap.Pods = append(snap.Pods, v)
+			snap.Pods, sorted = append(snap.Pods, v), false
 		}
 	}
-	slices.SortFunc(snap.Pods, func(a, b PodView) int {
-		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name), cmp.Compare(a.UID, b.UID))
-	})
+	if !sorted {
+		slices.SortFunc(snap.Pods, func(a, b PodView) int { return podOrder(a.Namespace, a.Name, a.UID, b.Namespace, b.Name, b.UID) })
+	}
 	return snap
+}
+
+// sortPods orders the memoised pods' UIDs as a Snapshot orders its pods,
+// once per change of the set of pods.
+func (c *Correlator) sortPods() {
+	c.order = c.order[:0]
+	for uid := range c.pods {
+		c.order = append(c.order, uid)
+	}
+	slices.SortFunc(c.order, func(a, b string) int {
+		pa, pb := &c.pods[a].pod, &c.pods[b].pod
+		return podOrder(pa.Namespace, pa.Name, pa.UID, pb.Namespace, pb.Name, pb.UID)
+	})
+}
+
+// podOrder is a Snapshot's order of pods: namespace, name, UID.
+func podOrder(nsA, nameA, uidA, nsB, nameB, uidB string) int {
+	return cmp.Or(cmp.Compare(nsA, nsB), cmp.Compare(nameA, nameB), cmp.Compare(uidA, uidB))
 }
 
 // env is the per-call context of Correlate.

@@ -12,41 +12,65 @@ import (
 type runtimeIndex struct {
 	byPod     map[string][]*Container // pod UID -> containers, sorted by name then attempt
 	sandboxes map[string]*Sandbox     // pod UID -> latest sandbox
+	// sbFirst and sbLen name the Sandboxes slice sandboxes indexes.
+	sbFirst *Sandbox
+	sbLen   int
 }
 
-func indexRuntime(sandboxes []Sandbox, containers []*Container) runtimeIndex {
-	ix := runtimeIndex{
-		byPod:     make(map[string][]*Container, len(sandboxes)),
-		sandboxes: make(map[string]*Sandbox, len(sandboxes)),
-	}
+// indexRuntime indexes a runtime listing. A pod whose records are the same
+// (by address) as in prev keeps prev's group: an answer that changed one
+// container regroups only that container's pod, and the pods it did not
+// change are known by identity. prev's sandbox index is kept while the
+// Sandboxes slice is the same. The groups are never written to once made.
+func indexRuntime(prev runtimeIndex, sandboxes []Sandbox, containers []*Container) runtimeIndex {
+	ix := runtimeIndex{byPod: make(map[string][]*Container, len(prev.byPod))}
 	// Group the containers by pod, each group sorted by name, attempt and
 	// creation. A runtime source that lists them in that order (cri.State
 	// does) costs a scan; any other order, a sort.
-	ptrs := slices.Clone(containers)
 	byUID := func(a, b *Container) int { return cmp.Compare(a.PodUID, b.PodUID) }
-	if !slices.IsSortedFunc(ptrs, byUID) {
-		slices.SortFunc(ptrs, byUID)
+	if !slices.IsSortedFunc(containers, byUID) {
+		containers = slices.Clone(containers)
+		slices.SortStableFunc(containers, byUID)
 	}
-	for start := 0; start < len(ptrs); {
+	for start := 0; start < len(containers); {
 		end := start + 1
-		for end < len(ptrs) && ptrs[end].PodUID == ptrs[start].PodUID {
+		for end < len(containers) && containers[end].PodUID == containers[start].PodUID {
 			end++
 		}
-		cs := ptrs[start:end:end]
+		cs, uid := containers[start:end:end], containers[start].PodUID
 		if !slices.IsSortedFunc(cs, byNameAttempt) {
+			cs = slices.Clone(cs)
 			slices.SortFunc(cs, byNameAttempt)
 		}
-		ix.byPod[cs[0].PodUID] = cs
+		if old := prev.byPod[uid]; slices.Equal(old, cs) {
+			cs = old
+		} else if &cs[0] == &containers[start] {
+			cs = slices.Clone(cs) // the caller's slice is not the index's
+		}
+		ix.byPod[uid] = cs
 		start = end
 	}
-	for i := range sandboxes {
-		s := &sandboxes[i]
-		if old, ok := ix.sandboxes[s.PodUID]; !ok || s.Attempt > old.Attempt ||
-			(s.Attempt == old.Attempt && s.CreatedAt.After(old.CreatedAt)) {
-			ix.sandboxes[s.PodUID] = s
+	ix.sandboxes, ix.sbFirst, ix.sbLen = prev.sandboxes, prev.sbFirst, prev.sbLen
+	if ix.sandboxes == nil || len(sandboxes) != ix.sbLen || (len(sandboxes) > 0 && &sandboxes[0] != ix.sbFirst) {
+		ix.sandboxes, ix.sbFirst, ix.sbLen = indexSandboxes(sandboxes), nil, len(sandboxes)
+		if len(sandboxes) > 0 {
+			ix.sbFirst = &sandboxes[0]
 		}
 	}
 	return ix
+}
+
+// indexSandboxes maps each pod UID to its latest sandbox.
+func indexSandboxes(sandboxes []Sandbox) map[string]*Sandbox {
+	m := make(map[string]*Sandbox, len(sandboxes))
+	for i := range sandboxes {
+		s := &sandboxes[i]
+		if old, ok := m[s.PodUID]; !ok || s.Attempt > old.Attempt ||
+			(s.Attempt == old.Attempt && s.CreatedAt.After(old.CreatedAt)) {
+			m[s.PodUID] = s
+		}
+	}
+	return m
 }
 
 // byNameAttempt orders one pod's containers by name, then attempt, then

@@ -16,6 +16,8 @@ import (
 type Correlator struct {
 	pods map[string]*podMemo // by pod UID
 	gen  uint64
+	// order is the pods' UIDs in a Snapshot's order (sortPods).
+	order []string
 	// ix indexes the runtime's records of Input.RuntimeGeneration ixGen.
 	ix    runtimeIndex
 	ixGen uint64
@@ -74,11 +76,16 @@ type podMemo struct {
 	pod            Pod
 	// src is the first container status of the answer whose strings pod
 	// shares (see refresh).
-	src  *ContainerStatus
-	rt   []Container
-	sb   *Sandbox
-	view PodView
-	gen  uint64
+	src *ContainerStatus
+	rt  []Container
+	sb  *Sandbox
+	// rtSrc and sbSrc are the runtime's group and sandbox rt and sb were
+	// last found equal to, under a non-zero RuntimeGeneration (records
+	// never modified): the same group and sandbox again are the same.
+	rtSrc []*Container
+	sbSrc *Sandbox
+	view  PodView
+	gen   uint64
 	// The view holds from built until until (zero: for ever).
 	built, until time.Time
 	podHistory
@@ -123,6 +130,9 @@ func (c *Correlator) view(e *env, pod *Pod, cs []*Container, sb *Sandbox) *podMe
 	if m != nil && m.matches(c.keyGen, e.in.Now, e.in.PodsGeneration, e.in.RuntimeGeneration, pod, cs, sb) {
 		m.refresh(pod)
 		m.podsGen, m.rtGen = e.in.PodsGeneration, e.in.RuntimeGeneration
+		if m.rtGen != 0 {
+			m.rtSrc, m.sbSrc = cs, sb
+		}
 		return m
 	}
 	var hist podHistory
@@ -130,6 +140,9 @@ func (c *Correlator) view(e *env, pod *Pod, cs []*Container, sb *Sandbox) *podMe
 		hist = m.podHistory // what was seen of the pod outlives its changes
 	}
 	m = &podMemo{keyGen: c.keyGen, podsGen: e.in.PodsGeneration, rtGen: e.in.RuntimeGeneration, pod: clonePod(pod), rt: make([]Container, len(cs)), built: e.in.Now, podHistory: hist}
+	if m.rtGen != 0 {
+		m.rtSrc, m.sbSrc = cs, sb
+	}
 	for i, c := range cs {
 		m.rt[i] = *c
 	}
@@ -181,14 +194,25 @@ func (m *podMemo) containers() []*Container {
 // holds at now. Neither view is compared again within the answer it was
 // last found equal in (podsGen, rtGen): a runtime event between two kubelet
 // answers compares only the runtime's records, and the other way round.
+// Nor are the runtime's records in a new answer that regrouped other pods
+// only (the index kept this pod's group: indexRuntime).
 func (m *podMemo) matches(keyGen uint64, now time.Time, podsGen, rtGen uint64, pod *Pod, cs []*Container, sb *Sandbox) bool {
 	if m.keyGen != keyGen || now.Before(m.built) || (!m.until.IsZero() && !now.Before(m.until)) {
 		return false
 	}
-	if (podsGen == 0 || podsGen != m.podsGen) && !podEqual(&m.pod, pod) {
+	if (podsGen == 0 || podsGen != m.podsGen) && !samePod(&m.pod, pod) {
 		return false
 	}
-	return (rtGen != 0 && rtGen == m.rtGen) || m.sameRuntime(cs, sb)
+	if rtGen != 0 && (rtGen == m.rtGen || (m.sbSrc == sb && sameArray(m.rtSrc, cs) && m.rtGen != 0)) {
+		return true
+	}
+	return m.sameRuntime(cs, sb)
+}
+
+// samePod reports whether two records are the same pod: the same revision
+// of it, or equal.
+func samePod(a, b *Pod) bool {
+	return (a.Revision != 0 && a.Revision == b.Revision && a.UID == b.UID) || podEqual(a, b)
 }
 
 // sameRuntime reports whether the memo was built from these runtime records.

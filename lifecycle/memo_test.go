@@ -219,3 +219,77 @@ func TestGenerationsSkipOnlyTheSameAnswer(t *testing.T) {
 		}
 	}
 }
+
+// TestNewRuntimeAnswerRegroupsOnlyWhatChanged: under a non-zero
+// RuntimeGeneration (records never modified), a new answer that replaced
+// one pod's record regroups that pod only: the others keep their group and
+// are known by identity. A changed record, or the same records under a new
+// sandbox, are seen.
+func TestNewRuntimeAnswerRegroupsOnlyWhatChanged(t *testing.T) {
+	a := pod("a", PhaseRunning, conds("True", "True", "True", "True"), cRunning("app", true))
+	b := pod("b", PhaseRunning, conds("True", "True", "True", "True"), cRunning("app", true))
+	for _, tc := range []struct {
+		name   string
+		change func(in *Input)
+		seen   func(v PodView) bool
+	}{
+		{"b's record replaced by an exited one", func(in *Input) {
+			i := slices.IndexFunc(in.Containers, func(c *Container) bool { return c.PodUID == "uid-b" })
+			exited := *in.Containers[i]
+			exited.State, exited.ExitCode, exited.FinishedAt = RuntimeExited, 1, t0
+			in.Containers = slices.Clone(in.Containers)
+			in.Containers[i] = &exited
+		}, func(v PodView) bool { return v.Containers[0].Runtime.State == RuntimeExited }},
+		{"b's sandbox not ready in a new Sandboxes slice, the same records", func(in *Input) {
+			in.Sandboxes = slices.Clone(in.Sandboxes)
+			i := slices.IndexFunc(in.Sandboxes, func(s Sandbox) bool { return s.PodUID == "uid-b" })
+			in.Sandboxes[i].State = SandboxNotReady
+		}, func(v PodView) bool { return v.Sandbox.State == SandboxNotReady }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := input(a, b)
+			in.PodsGeneration, in.RuntimeGeneration = 1, 1
+			var c Correlator
+			c.Correlate(in)
+			groupA := c.ix.byPod["uid-a"]
+			tc.change(&in)
+			in.RuntimeGeneration, in.Now = 2, t0.Add(time.Second)
+			snap := c.Correlate(in)
+			if !sameArray(c.ix.byPod["uid-a"], groupA) {
+				t.Error("the index regrouped pod a, whose records did not change")
+			}
+			if v := snap.Pods[1]; v.Name != "b" || !tc.seen(v) {
+				t.Errorf("the change to pod b not seen: %+v", v)
+			}
+		})
+	}
+}
+
+// A pod's Revision names its record: the same non-zero revision promises
+// the same pod, which is not compared again (so a change a source failed to
+// name goes unseen: the test proves the skip); a new revision, or none, is
+// compared.
+func TestPodRevisionSkipsOnlyTheSameRecord(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		before, after uint64
+		wantSeen      bool
+	}{
+		{"a new revision", 1, 2, true},
+		{"no revision", 0, 0, true},
+		{"the same revision (the source's promise: unchanged)", 1, 1, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := pod("p", PhaseRunning, conds("True", "True", "True", "True"), cRunning("app", true))
+			p.Revision = tc.before
+			in := input(p)
+			var c Correlator
+			c.Correlate(in)
+			in.Pods = slices.Clone(in.Pods)
+			in.Pods[0].Phase, in.Pods[0].Revision, in.Now = PhaseFailed, tc.after, t0.Add(time.Second)
+			if got := onlyPod(c.Correlate(in)).Phase == PhaseFailed; got != tc.wantSeen {
+				t.Errorf("the change seen: %t, want %t", got, tc.wantSeen)
+			}
+		})
+	}
+}

@@ -58,11 +58,9 @@ func (c *StageClock) Stuck(s *Snapshot, threshold time.Duration) []Transition {
 	if c.pods == nil {
 		c.pods = map[string]*stageEntry{}
 	}
-	seen := make(map[string]bool, len(s.Pods))
 	var out []Transition
 	for i := range s.Pods {
 		p := &s.Pods[i]
-		seen[p.UID] = true
 		e := c.pods[p.UID]
 		if e == nil || e.stage != p.Stage {
 			e = &stageEntry{stage: p.Stage, since: s.At}
@@ -77,10 +75,24 @@ func (c *StageClock) Stuck(s *Snapshot, threshold time.Duration) []Transition {
 			From: string(p.Stage), To: string(p.Stage), Reason: p.StageReason, ObservedAt: s.At, HappenedAt: e.since,
 			Detail: fmt.Sprintf("in stage %s for %s (threshold %s)", p.Stage, s.At.Sub(e.since).Round(time.Second), threshold)})
 	}
-	for uid := range c.pods {
+	ForgetOthers(c.pods, s)
+	return out
+}
+
+// ForgetOthers deletes from m, which holds an entry for every pod of s (by
+// UID), the entries of pods s does not hold. A snapshot's pods are unique,
+// so a map no larger holds no other: the common case costs nothing.
+func ForgetOthers[V any](m map[string]V, s *Snapshot) {
+	if len(m) <= len(s.Pods) {
+		return
+	}
+	seen := make(map[string]bool, len(s.Pods))
+	for i := range s.Pods {
+		seen[s.Pods[i].UID] = true
+	}
+	for uid := range m {
 		if !seen[uid] {
-			delete(c.pods, uid)
+			delete(m, uid)
 		}
 	}
-	return out
 }

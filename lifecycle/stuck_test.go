@@ -1,6 +1,7 @@
 package lifecycle
 
 import (
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -87,5 +88,24 @@ func TestStageClockSeedLate(t *testing.T) {
 	}
 	if got := c.Stuck(snap(5*time.Minute), 5*time.Minute); len(got) != 2 || got[0].UID == "b" || got[1].UID == "b" {
 		t.Fatalf("five minutes on: %+v, want c and d (their own stays), not b", got)
+	}
+}
+
+// ForgetOthers keeps exactly the snapshot's pods, whether or not the map
+// held others.
+func TestForgetOthers(t *testing.T) {
+	s := &Snapshot{Pods: []PodView{{UID: "a"}, {UID: "b"}}}
+	for _, tc := range []struct {
+		name string
+		m    map[string]int
+	}{
+		{"the same pods", map[string]int{"a": 1, "b": 2}},
+		{"one gone", map[string]int{"a": 1, "b": 2, "gone": 3}},
+		{"all but one gone", map[string]int{"a": 1, "b": 2, "x": 3, "y": 4}},
+	} {
+		ForgetOthers(tc.m, s)
+		if want := map[string]int{"a": 1, "b": 2}; !maps.Equal(tc.m, want) {
+			t.Errorf("%s: %v, want %v", tc.name, tc.m, want)
+		}
 	}
 }

@@ -129,6 +129,11 @@ type Pod struct {
 	// Containers holds init (incl. sidecar), regular and ephemeral container
 	// statuses, init containers first in spec order, each with its Kind set.
 	Containers []ContainerStatus `json:"containers,omitempty"`
+	// Revision, when not 0, names this record of the pod: its source gives
+	// a pod that changed a new one, so that the same UID and Revision
+	// promise the same pod and a Correlator does not compare it again. It
+	// is not part of the pod (neither compared nor shown).
+	Revision uint64 `json:"-"`
 }
 
 // RuntimeState is a CRI container state.
@@ -257,7 +262,10 @@ type Input struct {
 	// the same pods and a Correlator compares only the pods of a new one.
 	PodsGeneration uint64
 	// RuntimeGeneration is the same for Sandboxes and Containers: equal
-	// non-zero values promise the same slices, records unchanged.
+	// non-zero values promise the same slices, records unchanged. A
+	// non-zero value also promises that no record is ever modified once
+	// handed in (a change is a new record, cri.State; Sandboxes' elements
+	// included), so that a record seen before is not compared again.
 	RuntimeGeneration uint64
 	Kubelet           SourceHealth
 	// Sandboxes and Containers are the runtime's last good listing.

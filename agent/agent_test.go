@@ -216,6 +216,21 @@ func TestHistoryIsBounded(t *testing.T) {
 	if p := a.PodHistory("u"); len(p) != 3 {
 		t.Fatalf("pod history %d", len(p))
 	}
+	// One at a time past the bound: always exactly the last ones, in order,
+	// in an array that never grows past the bound and its eighth.
+	a.opts.HistorySize = 16
+	for i := 0; i < 50; i++ {
+		a.record(trs[:1])
+		want := min(16, 3+i+1) // the 3 kept above, then each new one
+		for _, h := range [][]Record{a.Since(time.Time{}), a.PodHistory("u")} {
+			if len(h) != want || h[len(h)-1].Seq != a.seq || h[0].Seq != a.seq-uint64(want)+1 {
+				t.Fatalf("after %d more: %d records, seq %d to %d; want %d ending at %d", i+1, len(h), h[0].Seq, h[len(h)-1].Seq, want, a.seq)
+			}
+		}
+		if len(a.history) > 16+2 {
+			t.Fatalf("the history array holds %d records for a bound of 16", len(a.history))
+		}
+	}
 }
 
 // GET /api/v1/pods encodes exactly what json.Marshal does, and after one

@@ -27,15 +27,18 @@ func indexRuntime(prev runtimeIndex, sandboxes []Sandbox, containers []*Containe
 	// Group the containers by pod, each group sorted by name, attempt and
 	// creation. A runtime source that lists them in that order (cri.State
 	// does) costs a scan; any other order, a sort.
-	byUID := func(a, b *Container) int { return cmp.Compare(a.PodUID, b.PodUID) }
-	if !slices.IsSortedFunc(containers, byUID) {
-		containers = slices.Clone(containers)
-		slices.SortStableFunc(containers, byUID)
-	}
 	for start := 0; start < len(containers); {
 		end := start + 1
 		for end < len(containers) && containers[end].PodUID == containers[start].PodUID {
 			end++
+		}
+		if end < len(containers) && containers[end].PodUID < containers[start].PodUID {
+			// Not grouped by pod: group a sorted copy.
+			containers = slices.Clone(containers)
+			slices.SortStableFunc(containers, func(a, b *Container) int { return cmp.Compare(a.PodUID, b.PodUID) })
+			clear(ix.byPod)
+			start = 0
+			continue
 		}
 		cs, uid := containers[start:end:end], containers[start].PodUID
 		if !slices.IsSortedFunc(cs, byNameAttempt) {

@@ -1,6 +1,7 @@
 package lifecycle
 
 import (
+	"fmt"
 	"go/ast"
 	"go/parser"
 	"go/token"
@@ -291,5 +292,31 @@ func TestPodRevisionSkipsOnlyTheSameRecord(t *testing.T) {
 				t.Errorf("the change seen: %t, want %t", got, tc.wantSeen)
 			}
 		})
+	}
+}
+
+// The runtime's records may come in any order: each pod gets its own
+// containers, sorted by name and attempt, whether the records come grouped
+// by pod (cri.State's order) or interleaved.
+func TestIndexRuntimeGroupsAnyOrder(t *testing.T) {
+	rec := func(uid, name string, attempt uint32) *Container {
+		return &Container{ID: uid + name + fmt.Sprint(attempt), PodUID: uid, Name: name, Attempt: attempt}
+	}
+	want := map[string][]string{"a": {"a-app-0", "a-app-1", "a-web-0"}, "b": {"b-app-0", "b-web-0"}, "c": {"c-app-0"}}
+	for name, cs := range map[string][]*Container{
+		"grouped, sorted": {rec("a", "-app-", 0), rec("a", "-app-", 1), rec("a", "-web-", 0), rec("b", "-app-", 0), rec("b", "-web-", 0), rec("c", "-app-", 0)},
+		"interleaved":     {rec("b", "-web-", 0), rec("a", "-web-", 0), rec("c", "-app-", 0), rec("a", "-app-", 1), rec("b", "-app-", 0), rec("a", "-app-", 0)},
+		"pods descending": {rec("c", "-app-", 0), rec("b", "-app-", 0), rec("b", "-web-", 0), rec("a", "-app-", 0), rec("a", "-app-", 1), rec("a", "-web-", 0)},
+	} {
+		ix := indexRuntime(runtimeIndex{}, nil, cs)
+		got := map[string][]string{}
+		for uid, g := range ix.byPod {
+			for _, c := range g {
+				got[uid] = append(got[uid], c.ID)
+			}
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: grouped %v, want %v", name, got, want)
+		}
 	}
 }

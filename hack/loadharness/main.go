@@ -71,6 +71,7 @@ func run() int {
 	cmpFile := flag.String("benchcmp", "bench-cmp.md", "the Go benchmarks against the previous commit's (hack/benchcmp.sh), a markdown section to include")
 	quick := flag.Bool("quick", false, "only 250 pods (for a fast look)")
 	realOnly := flag.Bool("real-node-only", false, "only print the real-node section from -bench")
+	benchOnly := flag.Bool("bench-only", false, "only print the Go benchmarks' and the real node's sections from -bench (a report's sections when the Go benchmarks ran after the harness)")
 	compare := flag.Bool("kubelet-compare", false, "only the kubelet's watch (pods-api) against its /pods polled (pods-http), 110 and 250 pods, idle and 10 restarts/s")
 	uiPods := flag.Int("ui", 0, "instead of the scenarios: the web page's cost with this many pods (first render, bytes, the agent's CPU with a page open)")
 	blackBox := flag.Bool("blackbox", false, "only the crash black box's cost: 250 pods, idle and 10 restarts/s, a journal, capture on and off")
@@ -82,7 +83,10 @@ func run() int {
 	if *burstClients > 0 {
 		return burst(*bin, *burstClients, *runs)
 	}
-	if *realOnly {
+	if *realOnly || *benchOnly {
+		if *benchOnly {
+			fmt.Print(benchTable(*benchFile))
+		}
 		fmt.Print(realNode(*benchFile))
 		return 0
 	}

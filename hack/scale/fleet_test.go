@@ -81,7 +81,7 @@ func startNode(t *testing.T, api *testenv.APIServer, o fleetOptions, i int) *nod
 		t.Fatal(err)
 	}
 	n.kube = startProc(t, filepath.Join(dir, "kubelet.log"), o.Hollow, "--name", n.name, "--kubeconfig", n.link.Kubeconfig(t, nodeToken(i)),
-		"--root-dir", dir, "--kubelet-port", "0")
+		"--root-dir", dir, "--kubelet-port", "0", "--max-pods", fmt.Sprint(max(110, o.Pods))) // SCALE_PODS past the kubelet's default 110
 	sim, err := simnode.Start(context.Background(), simnode.Options{Dir: dir, Pods: o.Pods, ContainersPerPod: 1,
 		ChurnPerSecond: o.Churn, PodsAPI: true}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {

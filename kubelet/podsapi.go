@@ -197,19 +197,17 @@ type podsAPIFeed struct {
 	pods    map[string]lifecycle.Pod
 	listed  map[string]string // each pod's bytes as last listed -> its UID
 	touched map[string]bool   // pods an event changed since the last list
-	// rev numbers the pods' records (lifecycle.Pod.Revision): each pod an
-	// event or a list changed gets the next.
-	rev uint64
 	// uids are the pods' UIDs in order: nil once a pod is gone, sorted
 	// again when a pod came or went.
 	uids []string
 }
 
-// revise gives the pod a new record's revision.
+// revise gives the pod a new record's revision (lifecycle.Pod.Revision):
+// each pod an event or a list changed gets the source's next.
 func (f *podsAPIFeed) revise(uid string) {
 	p := f.pods[uid]
-	f.rev++
-	p.Revision = f.rev
+	f.s.podRev++
+	p.Revision = f.s.podRev
 	f.pods[uid] = p
 }
 

@@ -518,6 +518,18 @@ func TestPodsAPIListRevisesWhatChanged(t *testing.T) {
 		}
 	}
 	step("the same list", false)
+	// A new watch (after the kubelet dropped this one) numbers on: its pods
+	// are new records, never an old revision for different content.
+	old := revisions(State{Pods: f.list()})
+	again := &podsAPIFeed{s: s, client: kubelet, pods: map[string]lifecycle.Pod{}, touched: map[string]bool{}}
+	if changed, err := again.reconcile(ctx); err != nil || !changed {
+		t.Fatalf("a new watch's first list: changed %t, %v", changed, err)
+	}
+	for uid, rev := range revisions(State{Pods: again.list()}) {
+		if rev <= old[uid] {
+			t.Fatalf("a new watch gave pod %s revision %d, not past the last watch's %d", uid, rev, old[uid])
+		}
+	}
 	b.Status.ContainerStatuses[0].RestartCount++
 	step("b restarted", true, b.UID)
 	kubelet.pods = []*corev1.Pod{b}

@@ -183,6 +183,10 @@ type Source struct {
 	pollMu sync.Mutex   // one Poll at a time: they share buf and dec
 	buf    bytes.Buffer // the answer being read, reused across polls
 	dec    Decoder      // decodes only the pods that changed
+	// podRev numbers the Pods API's pod records (lifecycle.Pod.Revision)
+	// across its watches: a revision is never given twice, so a new watch's
+	// pod is never taken for an old one's. Only the Run goroutine uses it.
+	podRev uint64
 
 	mu      sync.Mutex
 	state   State

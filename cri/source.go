@@ -17,10 +17,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/podlife/podlife/internal/localgrpc"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
@@ -205,11 +205,10 @@ func (s *Source) changed(listing bool) {
 // Run keeps the view until ctx is done. It never gives up: while the runtime
 // is unreachable the health says so, and the view recovers when it returns.
 func (s *Source) Run(ctx context.Context) error {
-	conn, err := grpc.NewClient(s.cfg.Endpoint,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+	conn, err := grpc.NewClient(s.cfg.Endpoint, append(localgrpc.DialOptions(),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(s.cfg.MaxRecvBytes)),
 		grpc.WithConnectParams(grpc.ConnectParams{MinConnectTimeout: s.cfg.CallTimeout,
-			Backoff: backoff.Config{BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 2 * time.Second}}))
+			Backoff: backoff.Config{BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 2 * time.Second}}))...)
 	if err != nil {
 		return fmt.Errorf("cri client for %s: %w", s.cfg.Endpoint, err)
 	}

@@ -2,6 +2,7 @@ package kubelet
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"maps"
@@ -11,9 +12,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/podlife/podlife/internal/localgrpc"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	corev1 "k8s.io/api/core/v1"
 	podsv1alpha1 "k8s.io/kubelet/pkg/apis/pods/v1alpha1"
@@ -87,8 +88,8 @@ func (s *Source) podsAPIWatch(ctx context.Context) (synced bool, err error) {
 	if _, err := os.Stat(path); err != nil {
 		return false, absent{fmt.Errorf("kubelet Pods API: %w", err)}
 	}
-	conn, err := grpc.NewClient("unix://"+path, grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(podsAPIMaxMessage)))
+	conn, err := grpc.NewClient("unix://"+path, append(localgrpc.DialOptions(),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(podsAPIMaxMessage)))...)
 	if err != nil {
 		return false, absent{fmt.Errorf("kubelet Pods API %s: %w", path, err)}
 	}
@@ -195,8 +196,8 @@ type podsAPIFeed struct {
 	s       *Source
 	client  podsv1alpha1.PodsClient
 	pods    map[string]lifecycle.Pod
-	listed  map[string]string // each pod's bytes as last listed -> its UID
-	touched map[string]bool   // pods an event changed since the last list
+	listed  map[[sha256.Size]byte]string // the digest of each pod's bytes as last listed -> its UID
+	touched map[string]bool              // pods an event changed since the last list
 	// uids are the pods' UIDs in order: nil once a pod is gone, sorted
 	// again when a pod came or went.
 	uids []string
@@ -239,10 +240,10 @@ func (f *podsAPIFeed) reconcile(ctx context.Context) (bool, error) {
 		}
 		return false, nil
 	}
-	listed := make(map[string]string, len(resp.GetPods()))
+	listed := make(map[[sha256.Size]byte]string, len(resp.GetPods()))
 	changed := false
 	for _, b := range resp.GetPods() {
-		key := string(b)
+		key := sha256.Sum256(b) // not the bytes: a list is 2 kB a pod
 		uid, same := f.listed[key]
 		if !same || f.touched[uid] {
 			var p corev1.Pod

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // The report takes the Go benchmarks' medians and the real-node
@@ -38,5 +39,40 @@ PASS
 	}
 	if strings.Contains(real, "ns/op") {
 		t.Errorf("real-node section shows ns/op:\n%s", real)
+	}
+}
+
+// The agent's CPU is the scheduler's run time of all its threads, in
+// seconds; a task directory that cannot be read as such is not taken.
+func TestSchedSeconds(t *testing.T) {
+	dir := t.TempDir()
+	write := func(task, content string) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Join(dir, task), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, task, "schedstat"), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("100", "1500000000 2000 30\n")
+	write("101", "250000000 10 3\n")
+	if s, ok := schedSeconds(dir); !ok || s != 1.75 {
+		t.Errorf("schedSeconds = %v, %v; want 1.75, true", s, ok)
+	}
+	write("102", "garbage\n")
+	if s, ok := schedSeconds(dir); ok {
+		t.Errorf("schedSeconds with an unreadable task = %v, true; want false", s)
+	}
+	if _, ok := schedSeconds(filepath.Join(dir, "none")); ok {
+		t.Error("schedSeconds of a missing directory: ok")
+	}
+	// This process's own threads: the figure grows while it runs.
+	self, deadline := cpuSeconds(os.Getpid()), time.Now().Add(time.Minute)
+	for x := 0; cpuSeconds(os.Getpid()) <= self; x++ {
+		if time.Now().After(deadline) {
+			t.Fatalf("a minute of a busy loop and this process's CPU is still %v s", self)
+		}
+		_ = strings.Repeat("x", x%64)
 	}
 }

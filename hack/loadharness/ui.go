@@ -116,9 +116,9 @@ func uiBrowser() (context.Context, context.CancelFunc) {
 
 // agentCPU is pid's CPU over window, in % of a core.
 func agentCPU(pid int, window time.Duration) float64 {
-	t0, w0 := cpuTicks(pid), time.Now()
+	t0, w0 := cpuSeconds(pid), time.Now()
 	time.Sleep(window)
-	return (cpuTicks(pid) - t0) / 100 / time.Since(w0).Seconds() * 100
+	return (cpuSeconds(pid) - t0) / time.Since(w0).Seconds() * 100
 }
 
 func getJSON(url string, v any) error {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -164,5 +165,32 @@ prober_probe_total{container="app",namespace="life",pod="web",pod_uid="u1",probe
 		if ok != s.known || got.Ready != s.ready {
 			t.Fatalf("step %d: %+v known=%v, want known=%v ready=%v", i, got, ok, s.known, s.ready)
 		}
+	}
+}
+
+// An answer the agent does not read (here a kubelet without /metrics) still
+// leaves the connection to be used again: one connection for three reads.
+func TestUnreadAnswerKeepsTheConnection(t *testing.T) {
+	var conns atomic.Int32
+	srv := httptest.NewUnstartedServer(http.NotFoundHandler())
+	srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	s, err := New(Config{URL: srv.URL, LinkInterval: -1, Timeout: 5 * time.Second}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		s.readLink(context.Background())
+	}
+	if st := s.State(); !strings.Contains(s.linkErr, "HTTP 404") {
+		t.Fatalf("the reads did not reach the server's 404: %q %+v", s.linkErr, st.Link)
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("three reads of an unread answer took %d connections, want 1", n)
 	}
 }

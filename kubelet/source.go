@@ -449,7 +449,24 @@ func (s *Source) get(ctx context.Context, url, accept string) (*http.Response, e
 	if err != nil {
 		return nil, transportError{fmt.Sprintf("kubelet %s: %s", url, describeTransportError(err, s.cfg.Timeout)), err}
 	}
+	resp.Body = drainer{resp.Body}
 	return resp, nil
+}
+
+// drainLimit is how much of an answer left unread is read on Close.
+const drainLimit = 64 << 10
+
+// drainer's Close reads what is left of a short answer (an error page the
+// caller did not read) before it closes, so that the connection is used
+// again: closing unread, the transport dropped it, and a kubelet that
+// refuses /metrics cost a new connection (a TLS handshake, on a real
+// kubelet) every LinkInterval.
+type drainer struct{ io.ReadCloser }
+
+// Close drains up to drainLimit bytes, then closes.
+func (d drainer) Close() error {
+	_, _ = io.Copy(io.Discard, io.LimitReader(d.ReadCloser, drainLimit))
+	return d.ReadCloser.Close()
 }
 
 // fetch GETs /pods and turns every failure into one clear line.

@@ -424,7 +424,7 @@ func (a *Agent) observeSources(s *lifecycle.Snapshot) {
 // observeStartups measures, once per pod, creation to first Ready and its steps.
 func (a *Agent) observeStartups(s *lifecycle.Snapshot) {
 	for i := range s.Pods {
-		p := &s.Pods[i]
+		p := s.Pods[i]
 		st := a.started[p.UID]
 		if p.Stage != lifecycle.StageServing {
 			if st == startupUnseen {

@@ -237,7 +237,7 @@ func TestHistoryIsBounded(t *testing.T) {
 // container changed encodes only its pod again.
 func TestPodsJSONReusesUnchangedViews(t *testing.T) {
 	a, f := generatedAgent(t)
-	check := func(pods []lifecycle.PodView) {
+	check := func(pods []*lifecycle.PodView) {
 		t.Helper()
 		want, err := json.Marshal(pods)
 		if err != nil {
@@ -271,7 +271,7 @@ func TestPodsJSONReusesUnchangedViews(t *testing.T) {
 			t.Errorf("pod %s (changed: %v) reused: %v", p.Key(), p.UID == changed.PodUID, reused)
 		}
 	}
-	check([]lifecycle.PodView{})
+	check([]*lifecycle.PodView{})
 }
 
 // GET /api/v1/pods serves the new view of a pod whose only change between
@@ -317,13 +317,15 @@ func TestPodsBodyFollowsReasonAndCause(t *testing.T) {
 			a.mu.Lock()
 			next := *a.snap
 			next.Pods = slices.Clone(next.Pods)
-			tc.change(&next.Pods[i])
+			changed := *next.Pods[i] // views are never modified: a new one
+			tc.change(&changed)
+			next.Pods[i] = &changed
 			a.snap = &next
 			a.mu.Unlock()
 			got, after := get()
-			if bytes.Equal(before, after) || len(got.Pods) != len(next.Pods) || tc.got(&got.Pods[i]) != tc.want {
+			if bytes.Equal(before, after) || len(got.Pods) != len(next.Pods) || tc.got(got.Pods[i]) != tc.want {
 				t.Fatalf("after %s of pod %s changed, /api/v1/pods serves %s=%q, want %q (body changed: %v)",
-					tc.field, next.Pods[i].Key(), tc.field, tc.got(&got.Pods[i]), tc.want, !bytes.Equal(before, after))
+					tc.field, next.Pods[i].Key(), tc.field, tc.got(got.Pods[i]), tc.want, !bytes.Equal(before, after))
 			}
 			want, err := json.Marshal(next.Pods)
 			if err != nil {

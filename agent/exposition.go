@@ -268,14 +268,13 @@ func (c *podMetrics) Collect(ch chan<- prometheus.Metric) {
 // const metrics only for pods whose view changed). Families are in name
 // order (as a registry gathers them), pods in the snapshot's. An error (a
 // series twice) leaves that series out.
-func (c *podMetrics) get(pods []lifecycle.PodView) ([]byte, error) {
+func (c *podMetrics) get(pods []*lifecycle.PodView) ([]byte, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	next := make(map[string]*podSeries, len(pods))
 	var changed []*lifecycle.PodView
 	same := c.text != nil && len(pods) == len(c.pods)
-	for i := range pods {
-		p := &pods[i]
+	for i, p := range pods {
 		if s := c.byUID[p.UID]; s != nil && lifecycle.SameView(&s.view, p) {
 			next[p.UID] = s
 			same = same && c.pods[i] == s
@@ -416,13 +415,13 @@ func encode(buf *bytes.Buffer, mfs []*dto.MetricFamily) error {
 // call may come at any time.
 type podsCache struct {
 	mu     sync.Mutex
-	render func([]lifecycle.PodView) []byte
-	key    *lifecycle.PodView
+	render func([]*lifecycle.PodView) []byte
+	key    **lifecycle.PodView // the snapshot's Pods' array
 	n      int
 	data   []byte
 }
 
-func (c *podsCache) get(pods []lifecycle.PodView) []byte {
+func (c *podsCache) get(pods []*lifecycle.PodView) []byte {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(pods) == 0 {

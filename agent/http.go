@@ -147,7 +147,7 @@ func (a *Agent) snapshotOrEmpty() *lifecycle.Snapshot {
 	if s := a.Snapshot(); s != nil {
 		return s
 	}
-	return &lifecycle.Snapshot{Node: a.opts.Node, Pods: []lifecycle.PodView{}, Sources: map[string]lifecycle.SourceHealth{}}
+	return &lifecycle.Snapshot{Node: a.opts.Node, Pods: []*lifecycle.PodView{}, Sources: map[string]lifecycle.SourceHealth{}}
 }
 
 func (a *Agent) handlePods(w http.ResponseWriter, r *http.Request) {
@@ -226,12 +226,11 @@ type viewJSON struct {
 
 // render encodes pods as a JSON array, exactly as json.Marshal would (nil if
 // a pod has a time outside the years 0-9999, the only thing that can fail).
-func (c *viewJSONCache) render(pods []lifecycle.PodView) []byte {
+func (c *viewJSONCache) render(pods []*lifecycle.PodView) []byte {
 	next := make(map[string]viewJSON, len(pods))
 	data := make([][]byte, len(pods))
 	size := 2 + len(pods)
-	for i := range pods {
-		p := &pods[i]
+	for i, p := range pods {
 		e, ok := c.byUID[p.UID]
 		if !ok || !lifecycle.SameView(&e.view, p) {
 			b, err := json.Marshal(p)
@@ -278,7 +277,7 @@ func (a *Agent) handlePod(w http.ResponseWriter, r *http.Request) {
 	s := a.snapshotOrEmpty()
 	for _, p := range s.Pods {
 		if p.Namespace == ns && p.Name == name {
-			writeJSON(w, http.StatusOK, PodResponse{PodView: p, History: a.PodHistory(p.UID)})
+			writeJSON(w, http.StatusOK, PodResponse{PodView: *p, History: a.PodHistory(p.UID)})
 			return
 		}
 	}

@@ -112,7 +112,7 @@ func checkExposition(t *testing.T, a *Agent, goldenFile string) {
 func TestPodMetricsFollowViews(t *testing.T) {
 	a, _ := generatedAgent(t, func(o *Options) { o.PodMetrics = PodMetricsKSM }) // phase is KSM-compatible
 	pods := a.Snapshot().Pods
-	get := func(pods []lifecycle.PodView) []byte {
+	get := func(pods []*lifecycle.PodView) []byte {
 		t.Helper()
 		text, err := a.podText.get(pods)
 		if err != nil {
@@ -125,9 +125,11 @@ func TestPodMetricsFollowViews(t *testing.T) {
 		t.Fatal("pod metrics gathered again for a new snapshot of the same views")
 	}
 	changed := slices.Clone(pods)
-	i := slices.IndexFunc(changed, func(p lifecycle.PodView) bool { return p.Phase == lifecycle.PhaseRunning })
-	changed[i].Phase = lifecycle.PhaseFailed
-	series := func(p lifecycle.PodView, phase lifecycle.Phase) string {
+	i := slices.IndexFunc(changed, func(p *lifecycle.PodView) bool { return p.Phase == lifecycle.PhaseRunning })
+	failed := *changed[i] // views are never modified: a new one
+	failed.Phase = lifecycle.PhaseFailed
+	changed[i] = &failed
+	series := func(p *lifecycle.PodView, phase lifecycle.Phase) string {
 		return `podlife_pod_phase{namespace="` + p.Namespace + `",phase="` + string(phase) + `",pod="` + p.Name + `",uid="` + p.UID + `"} `
 	}
 	if text := string(get(changed)); !strings.Contains(text, series(changed[i], lifecycle.PhaseFailed)+"1") ||

@@ -22,7 +22,11 @@ const seriesBudget = 10
 func podSamples(t *testing.T, mode string, pods []lifecycle.PodView) []string {
 	t.Helper()
 	c := podMetrics{families: podFamiliesOf(mode)}
-	text, err := c.get(pods)
+	views := make([]*lifecycle.PodView, len(pods))
+	for i := range pods {
+		views[i] = &pods[i]
+	}
+	text, err := c.get(views)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,7 +45,10 @@ func podSamples(t *testing.T, mode string, pods []lifecycle.PodView) []string {
 func representativePods(t *testing.T) []lifecycle.PodView {
 	t.Helper()
 	a, _ := generatedAgent(t)
-	pods := slices.Clone(a.Snapshot().Pods)
+	var pods []lifecycle.PodView
+	for _, p := range a.Snapshot().Pods {
+		pods = append(pods, *p)
+	}
 	byName := func(name string) lifecycle.PodView {
 		i := slices.IndexFunc(pods, func(p lifecycle.PodView) bool { return p.Name == name })
 		if i < 0 {

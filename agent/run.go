@@ -157,7 +157,7 @@ func (a *Agent) apiUID(uid string) string {
 		return ""
 	}
 	for i := range s.Pods {
-		if p := &s.Pods[i]; p.UID == uid && p.APIServer != nil {
+		if p := s.Pods[i]; p.UID == uid && p.APIServer != nil {
 			return p.APIServer.UID
 		}
 	}

@@ -100,9 +100,9 @@ func TestStageClockSurvivesRestart(t *testing.T) {
 	for _, p := range first.Snapshot().Pods {
 		if p.Stage == lifecycle.StageFailing {
 			if failing.UID == "" {
-				failing = p
+				failing = *p
 			} else if reported.UID == "" {
-				reported = p
+				reported = *p
 			}
 		}
 	}
@@ -156,7 +156,7 @@ func TestStageClockSeededByLateJournal(t *testing.T) {
 	var failing lifecycle.PodView
 	for _, p := range probe.Snapshot().Pods {
 		if p.Stage == lifecycle.StageFailing {
-			failing = p
+			failing = *p
 			break
 		}
 	}

@@ -17,8 +17,8 @@ type PodsResponse struct {
 	Sources     map[string]lifecycle.SourceHealth `json:"sources"`
 	// BlackBox tells whether the agent keeps crash black boxes (GET
 	// /api/v1/pods/{namespace}/{name}/logs serves them; 501 when not).
-	BlackBox bool                `json:"blackBox"`
-	Pods     []lifecycle.PodView `json:"pods"`
+	BlackBox bool                 `json:"blackBox"`
+	Pods     []*lifecycle.PodView `json:"pods"`
 }
 
 // PodResponse is GET /api/v1/pods/{namespace}/{name}: the view and its history.

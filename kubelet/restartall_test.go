@@ -111,7 +111,7 @@ func restartAllView(corr *lifecycle.Correlator, st State, rs cri.State, pod *lif
 		Kubelet: st.Health, Sandboxes: rs.Sandboxes, Containers: rs.Containers, Runtime: rs.Health})
 	for i := range snap.Pods {
 		if snap.Pods[i].UID == pod.UID {
-			return &snap.Pods[i]
+			return snap.Pods[i]
 		}
 	}
 	return &lifecycle.PodView{UID: pod.UID, StageReason: "no view of this pod"}

@@ -57,7 +57,7 @@ func TestCauseRules(t *testing.T) {
 			s := Correlate(in)
 			for i := range s.Pods {
 				if s.Pods[i].Name == tc.pod {
-					v = &s.Pods[i]
+					v = s.Pods[i]
 				}
 			}
 			if v == nil {

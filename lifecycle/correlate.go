@@ -60,7 +60,7 @@ func (c *Correlator) Correlate(in Input) Snapshot {
 			SourceRuntime: in.Runtime, SourceKubelet: in.Kubelet, SourceAPIServer: in.APIServer,
 			SourceKubeletLink: linkHealth(in),
 		},
-		Pods: make([]PodView, 0, len(in.Pods)),
+		Pods: make([]*PodView, 0, len(in.Pods)),
 	}
 	if c.pods == nil {
 		c.pods = make(map[string]*podMemo, len(in.Pods))
@@ -97,11 +97,11 @@ func (c *Correlator) Correlate(in Input) Snapshot {
 			continue
 		}
 		if v, ok := e.runtimeOnlyPod(uid, cs, ix.sandboxes[uid]); ok {
-			snap.Pods, sorted = append(snap.Pods, v), false
+			snap.Pods, sorted = append(snap.Pods, &v), false
 		}
 	}
 	if !sorted {
-		slices.SortFunc(snap.Pods, func(a, b PodView) int { return podOrder(a.Namespace, a.Name, a.UID, b.Namespace, b.Name, b.UID) })
+		slices.SortFunc(snap.Pods, func(a, b *PodView) int { return podOrder(a.Namespace, a.Name, a.UID, b.Namespace, b.Name, b.UID) })
 	}
 	return snap
 }
@@ -182,8 +182,9 @@ func linkHealth(in Input) SourceHealth {
 
 // finish completes a kubelet-known pod's memoised view with what is worked
 // out on every call: what the API server's copy of the pod says about it,
-// and the pod's cause. The memo's slices are not modified.
-func (e *env) finish(m *podMemo) PodView {
+// and the pod's cause. The memo's slices are not modified. The view is the
+// one finish gave last time (the same pointer) when it came out the same.
+func (e *env) finish(m *podMemo) *PodView {
 	f := &e.facts
 	*f = podFacts{view: m.view, pod: &m.pod, local: m.view.UnknownCause}
 	v := &f.view
@@ -201,5 +202,9 @@ func (e *env) finish(m *podMemo) PodView {
 		}
 	}
 	e.applyCause(f)
-	return *v
+	if m.out == nil || !SameView(m.out, v) {
+		out := *v
+		m.out = &out
+	}
+	return m.out
 }

@@ -21,22 +21,44 @@ func Diff(prev, cur *Snapshot) []Transition {
 	for _, name := range SourceNames {
 		d.source(name, prev.Sources[name], cur.Sources[name])
 	}
-	old := make(map[string]*PodView, len(prev.Pods))
-	for i := range prev.Pods {
-		old[prev.Pods[i].UID] = &prev.Pods[i]
+	if samePods(prev.Pods, cur.Pods) {
+		for i, p := range cur.Pods {
+			if o := prev.Pods[i]; o != p { // the same view has no news
+				d.pod(o, p)
+			}
+		}
+		return d.out
 	}
-	for i := range cur.Pods {
-		p := &cur.Pods[i]
-		d.pod(old[p.UID], p)
+	old := make(map[string]*PodView, len(prev.Pods))
+	for _, p := range prev.Pods {
+		old[p.UID] = p
+	}
+	for _, p := range cur.Pods {
+		if o := old[p.UID]; o != p {
+			d.pod(o, p)
+		}
 		delete(old, p.UID)
 	}
-	for i := range prev.Pods { // keep prev's order for removals
-		if p, ok := old[prev.Pods[i].UID]; ok {
+	for _, o := range prev.Pods { // keep prev's order for removals
+		if p, ok := old[o.UID]; ok {
 			d.add(Transition{Kind: TransitionPodRemoved, Namespace: p.Namespace, Pod: p.Name, UID: p.UID,
 				From: string(p.Stage), Detail: "no longer reported by the kubelet or the runtime"})
 		}
 	}
 	return d.out
+}
+
+// samePods reports whether a and b list the same pods in the same order.
+func samePods(a, b []*PodView) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] && a[i].UID != b[i].UID {
+			return false
+		}
+	}
+	return true
 }
 
 type differ struct {

@@ -37,6 +37,8 @@ func TestDiff(t *testing.T) {
 		{"identical snapshots", input(serving("p")), later(input(serving("p"))), nil},
 		{"pod added", input(), later(input(serving("p"))), []string{"PodAdded p ->Serving"}},
 		{"pod removed", input(serving("p")), later(input()), []string{"PodRemoved p Serving->"}},
+		{"one pod replaced by another, as many pods", input(serving("p")), later(input(serving("q"))),
+			[]string{"PodAdded q ->Serving", "PodRemoved p Serving->"}},
 		{"container crashes and restarts",
 			input(serving("p")),
 			later(input(pod("p", PhaseRunning, conds("True", "True", "False", "False"),

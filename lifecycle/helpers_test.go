@@ -116,7 +116,7 @@ func onlyPod(s Snapshot) PodView {
 	if len(s.Pods) != 1 {
 		panic(fmt.Sprintf("want 1 pod, got %d", len(s.Pods)))
 	}
-	return s.Pods[0]
+	return *s.Pods[0]
 }
 
 func started(v bool, s ContainerStatus) ContainerStatus { s.Started = &v; return s }

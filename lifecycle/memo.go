@@ -85,7 +85,9 @@ type podMemo struct {
 	rtSrc []*Container
 	sbSrc *Sandbox
 	view  PodView
-	gen   uint64
+	// out is the finished view last handed out (see env.finish).
+	out *PodView
+	gen uint64
 	// The view holds from built until until (zero: for ever).
 	built, until time.Time
 	podHistory

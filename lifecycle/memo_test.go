@@ -224,8 +224,8 @@ func TestGenerationsSkipOnlyTheSameAnswer(t *testing.T) {
 // TestNewRuntimeAnswerRegroupsOnlyWhatChanged: under a non-zero
 // RuntimeGeneration (records never modified), a new answer that replaced
 // one pod's record regroups that pod only: the others keep their group and
-// are known by identity. A changed record, or the same records under a new
-// sandbox, are seen.
+// are known by identity, and keep their view (the same pointer). A changed
+// record, or the same records under a new sandbox, are seen in a new view.
 func TestNewRuntimeAnswerRegroupsOnlyWhatChanged(t *testing.T) {
 	a := pod("a", PhaseRunning, conds("True", "True", "True", "True"), cRunning("app", true))
 	b := pod("b", PhaseRunning, conds("True", "True", "True", "True"), cRunning("app", true))
@@ -251,7 +251,7 @@ func TestNewRuntimeAnswerRegroupsOnlyWhatChanged(t *testing.T) {
 			in := input(a, b)
 			in.PodsGeneration, in.RuntimeGeneration = 1, 1
 			var c Correlator
-			c.Correlate(in)
+			first := c.Correlate(in)
 			groupA := c.ix.byPod["uid-a"]
 			tc.change(&in)
 			in.RuntimeGeneration, in.Now = 2, t0.Add(time.Second)
@@ -259,7 +259,12 @@ func TestNewRuntimeAnswerRegroupsOnlyWhatChanged(t *testing.T) {
 			if !sameArray(c.ix.byPod["uid-a"], groupA) {
 				t.Error("the index regrouped pod a, whose records did not change")
 			}
-			if v := snap.Pods[1]; v.Name != "b" || !tc.seen(v) {
+			// Views are shared, never modified: a's is the same one, b's new.
+			if snap.Pods[0] != first.Pods[0] || snap.Pods[1] == first.Pods[1] || tc.seen(*first.Pods[1]) {
+				t.Errorf("views: a the same %t (want true), b the same %t (want false), the first snapshot's b changed %t (want false)",
+					snap.Pods[0] == first.Pods[0], snap.Pods[1] == first.Pods[1], tc.seen(*first.Pods[1]))
+			}
+			if v := *snap.Pods[1]; v.Name != "b" || !tc.seen(v) {
 				t.Errorf("the change to pod b not seen: %+v", v)
 			}
 		})
@@ -318,5 +323,33 @@ func TestIndexRuntimeGroupsAnyOrder(t *testing.T) {
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("%s: grouped %v, want %v", name, got, want)
 		}
+	}
+}
+
+// A pod whose records are the same but whose finished view changed (here
+// the API server's copy of it: a new copy, then one that says Failed) gets
+// a new view; the one handed out before is never modified, so the earlier
+// snapshot still says what it said.
+func TestChangedFinishIsANewView(t *testing.T) {
+	in := input(pod("a", PhaseRunning, conds("True", "True", "True", "True"), cRunning("app", true)))
+	in.PodsGeneration, in.RuntimeGeneration = 1, 1
+	in.APIServer, in.APINode = upH(), &APINode{Ready: "True"}
+	copyOf := func(phase Phase) []APIPod {
+		return []APIPod{{UID: "uid-a", Namespace: "default", Name: "a", Phase: phase, Ready: "True"}}
+	}
+	in.APIPods = copyOf(PhaseRunning)
+	var c Correlator
+	first := c.Correlate(in)
+	in.Now = t0.Add(time.Second)
+	if again := c.Correlate(in); again.Pods[0] != first.Pods[0] {
+		t.Error("the same inputs a second later gave a new view")
+	}
+	in.APIPods, in.Now = copyOf(PhaseFailed), t0.Add(2*time.Second)
+	next := c.Correlate(in)
+	if next.Pods[0] == first.Pods[0] || next.Pods[0].APIServer.Phase != PhaseFailed || len(next.Pods[0].Mismatches) == 0 {
+		t.Fatalf("a new copy that disagrees: the same view %t (want false), %+v", next.Pods[0] == first.Pods[0], next.Pods[0])
+	}
+	if first.Pods[0].APIServer.Phase != PhaseRunning || len(first.Pods[0].Mismatches) != 0 {
+		t.Errorf("the earlier snapshot's view was modified: %+v", first.Pods[0])
 	}
 }

@@ -66,7 +66,7 @@ func correlateOne(t *testing.T, in lifecycle.Input) lifecycle.PodView {
 	if len(s.Pods) != 1 {
 		t.Fatalf("want 1 pod, got %d: %+v", len(s.Pods), s.Pods)
 	}
-	return s.Pods[0]
+	return *s.Pods[0]
 }
 
 // TestCrashLoopSettleIsSixtySeconds pins the value of the crash-loop settle

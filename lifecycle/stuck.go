@@ -60,7 +60,7 @@ func (c *StageClock) Stuck(s *Snapshot, threshold time.Duration) []Transition {
 	}
 	var out []Transition
 	for i := range s.Pods {
-		p := &s.Pods[i]
+		p := s.Pods[i]
 		e := c.pods[p.UID]
 		if e == nil || e.stage != p.Stage {
 			e = &stageEntry{stage: p.Stage, since: s.At}

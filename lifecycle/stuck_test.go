@@ -48,7 +48,7 @@ func TestStageClock(t *testing.T) {
 // restart and does not report a stay it reported before.
 func TestStageClockSeed(t *testing.T) {
 	t0 := time.Date(2026, 11, 26, 1, 0, 0, 0, time.UTC)
-	snap := &Snapshot{At: t0, Pods: []PodView{{UID: "a", Name: "a", Stage: StageFailing}, {UID: "b", Name: "b", Stage: StageFailing},
+	snap := &Snapshot{At: t0, Pods: []*PodView{{UID: "a", Name: "a", Stage: StageFailing}, {UID: "b", Name: "b", Stage: StageFailing},
 		{UID: "c", Name: "c", Stage: StageStarting}}}
 	var c StageClock
 	c.Seed(map[string]StageSince{
@@ -68,7 +68,7 @@ func TestStageClockSeed(t *testing.T) {
 func TestStageClockSeedLate(t *testing.T) {
 	t0 := time.Date(2026, 11, 26, 1, 0, 0, 0, time.UTC)
 	snap := func(d time.Duration) *Snapshot {
-		return &Snapshot{At: t0.Add(d), Pods: []PodView{{UID: "a", Name: "a", Stage: StageFailing},
+		return &Snapshot{At: t0.Add(d), Pods: []*PodView{{UID: "a", Name: "a", Stage: StageFailing},
 			{UID: "b", Name: "b", Stage: StageFailing}, {UID: "c", Name: "c", Stage: StageStarting},
 			{UID: "d", Name: "d", Stage: StageFailing}}}
 	}
@@ -94,7 +94,7 @@ func TestStageClockSeedLate(t *testing.T) {
 // ForgetOthers keeps exactly the snapshot's pods, whether or not the map
 // held others.
 func TestForgetOthers(t *testing.T) {
-	s := &Snapshot{Pods: []PodView{{UID: "a"}, {UID: "b"}}}
+	s := &Snapshot{Pods: []*PodView{{UID: "a"}, {UID: "b"}}}
 	for _, tc := range []struct {
 		name string
 		m    map[string]int

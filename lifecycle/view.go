@@ -170,8 +170,10 @@ type Snapshot struct {
 	At   time.Time `json:"generatedAt"`
 	// Sources is the health of each source, keyed by SourceRuntime etc.
 	Sources map[string]SourceHealth `json:"sources"`
-	// Pods are sorted by namespace, then name, then UID.
-	Pods []PodView `json:"pods"`
+	// Pods are sorted by namespace, then name, then UID. A view is never
+	// modified once in a snapshot: a Correlator hands the same view (the
+	// same pointer) to the next snapshot while its pod did not change.
+	Pods []*PodView `json:"pods"`
 }
 
 // TransitionKind names what changed between two snapshots.

@@ -188,7 +188,7 @@ func (e *cutoffEnv) pods() map[string]lifecycle.PodView {
 	out := map[string]lifecycle.PodView{}
 	for _, p := range r.Pods {
 		if p.Namespace == e.ns {
-			out[p.Name] = p
+			out[p.Name] = *p
 		}
 	}
 	return out

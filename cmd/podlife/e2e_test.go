@@ -232,7 +232,7 @@ func TestAgentEndToEnd(t *testing.T) {
 		got := map[string]lifecycle.PodView{}
 		var bad []string
 		for _, p := range r.Pods {
-			got[strings.TrimSuffix(p.Name, "-podlife-e2e")] = p
+			got[strings.TrimSuffix(p.Name, "-podlife-e2e")] = *p
 		}
 		for name, st := range want {
 			if p, ok := got[name]; !ok || p.Stage != st {

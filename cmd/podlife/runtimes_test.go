@@ -109,8 +109,8 @@ func scenarioRows(t *testing.T, bin, name string) map[string]string {
 					t.Errorf("%s/%s: container ID %q, want the runtime's scheme %s://", short, c.Name, c.ContainerID, name)
 				}
 			}
-			if want, ok := scenarioPods[short]; ok && p.Stage == want && settled(short, p) {
-				last[short] = scenarioRow(short, p)
+			if want, ok := scenarioPods[short]; ok && p.Stage == want && settled(short, *p) {
+				last[short] = scenarioRow(short, *p)
 			}
 		}
 		return len(last) == len(scenarioPods) && fmt.Sprint(last) == fmt.Sprint(prev)

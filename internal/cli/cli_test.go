@@ -22,7 +22,7 @@ func TestPrintPods(t *testing.T) {
 	ec, zero := int32(137), int32(0)
 	r := &api.PodsResponse{Node: "n", Sources: map[string]lifecycle.SourceHealth{
 		"kubelet": {Configured: true, Up: false, LastError: "connection refused"}, "runtime": {Configured: true, Up: true}},
-		Pods: []lifecycle.PodView{
+		Pods: []*lifecycle.PodView{
 			{Namespace: "shop", Name: "web", Stage: lifecycle.StageServing, StageReason: "Serving: 2/2 containers ready",
 				Created: now.Add(-90 * time.Minute), Containers: []lifecycle.ContainerView{
 					{Name: "a", Kind: lifecycle.KindRegular, Ready: true, RestartCount: 2},

@@ -64,7 +64,7 @@ func (n *node) pod(ctx context.Context, ns, name string) (*api.PodResponse, erro
 	}
 	for _, v := range n.direct.Pods {
 		if v.Namespace == ns && v.Name == name {
-			return &api.PodResponse{PodView: v}, nil
+			return &api.PodResponse{PodView: *v}, nil
 		}
 	}
 	return nil, fmt.Errorf("pod %s/%s not found on this node", ns, name)

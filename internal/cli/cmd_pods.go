@@ -68,7 +68,7 @@ func PrintPods(w io.Writer, r *api.PodsResponse, now time.Time) {
 }
 
 // why is the stage reason without its "Stage: " prefix, shortened.
-func why(p lifecycle.PodView) string {
+func why(p *lifecycle.PodView) string {
 	s := p.StageReason
 	if i := strings.Index(s, ": "); i >= 0 {
 		s = s[i+2:]

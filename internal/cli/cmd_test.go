@@ -33,7 +33,7 @@ func fakeAgent(t *testing.T) (url string, asked func() []string) {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/v1/pods", func(w http.ResponseWriter, r *http.Request) {
-		json.NewEncoder(w).Encode(api.PodsResponse{Node: "n1", Pods: []lifecycle.PodView{view("a", "p"), view("b", "q")}})
+		json.NewEncoder(w).Encode(api.PodsResponse{Node: "n1", Pods: []*lifecycle.PodView{new(view("a", "p")), new(view("b", "q"))}})
 	})
 	mux.HandleFunc("GET /api/v1/pods/{ns}/{name}", func(w http.ResponseWriter, r *http.Request) {
 		json.NewEncoder(w).Encode(api.PodResponse{PodView: view(r.PathValue("ns"), r.PathValue("name"))})

@@ -358,8 +358,10 @@ func TestKubeletRelistingIsNotNews(t *testing.T) {
 	name, started := full[0].Name, full[0].State.StartedAt
 	set := func(cs []lifecycle.ContainerStatus) {
 		f.mu.Lock()
-		pods := append([]lifecycle.Pod(nil), f.kl.Pods...)
-		pods[pod].Containers = cs
+		pods := slices.Clone(f.kl.Pods)
+		changed := *pods[pod] // a record is never modified: a new one
+		changed.Containers = cs
+		pods[pod] = &changed
 		f.kl.Pods, f.kl.Generation = pods, f.kl.Generation+1
 		f.mu.Unlock()
 		a.Correlate(context.Background())

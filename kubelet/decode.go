@@ -156,7 +156,7 @@ func (s *containerState) convert() lifecycle.ContainerState {
 }
 
 // Decode decodes a /pods answer (a v1.PodList) into lifecycle pods.
-func Decode(body []byte) ([]lifecycle.Pod, error) {
+func Decode(body []byte) ([]*lifecycle.Pod, error) {
 	var d Decoder
 	return d.Decode(body)
 }
@@ -173,11 +173,11 @@ type Decoder struct {
 
 type decodedItem struct {
 	raw []byte
-	pod lifecycle.Pod
+	pod *lifecycle.Pod // never modified once decoded
 }
 
 // Decode decodes a /pods answer (a v1.PodList) into lifecycle pods.
-func (d *Decoder) Decode(body []byte) ([]lifecycle.Pod, error) {
+func (d *Decoder) Decode(body []byte) ([]*lifecycle.Pod, error) {
 	var l struct {
 		Kind  string            `json:"kind"`
 		Items []json.RawMessage `json:"items"`
@@ -192,7 +192,7 @@ func (d *Decoder) Decode(body []byte) ([]lifecycle.Pod, error) {
 		d.seed = maphash.MakeSeed()
 	}
 	next := make(map[uint64]decodedItem, len(l.Items))
-	out := make([]lifecycle.Pod, 0, len(l.Items))
+	out := make([]*lifecycle.Pod, 0, len(l.Items))
 	for i, raw := range l.Items {
 		h := maphash.Bytes(d.seed, raw)
 		if old, ok := d.prev[h]; ok && bytes.Equal(old.raw, raw) {
@@ -205,8 +205,8 @@ func (d *Decoder) Decode(body []byte) ([]lifecycle.Pod, error) {
 			return nil, fmt.Errorf("decode /pods: item %d: %w", i, err)
 		}
 		lp := p.convert()
-		next[h] = decodedItem{raw: raw, pod: lp}
-		out = append(out, lp)
+		next[h] = decodedItem{raw: raw, pod: &lp}
+		out = append(out, &lp)
 	}
 	d.prev = next
 	return out, nil

@@ -63,7 +63,7 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("Decode: %d pods, encoding/json: %d", len(want), len(full.Items))
 		}
 		for i := range full.Items {
-			if diff := podDiff(extracted(want[i]), podFromV1(&full.Items[i])); diff != "" {
+			if diff := podDiff(extracted(*want[i]), podFromV1(&full.Items[i])); diff != "" {
 				t.Fatalf("pod %d: Decode and encoding/json differ: %s", i, diff)
 			}
 		}

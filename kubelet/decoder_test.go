@@ -45,7 +45,7 @@ func TestDecoderReusesUnchangedPods(t *testing.T) {
 	if !reflect.DeepEqual(second, want) {
 		t.Fatal("Decoder and Decode differ")
 	}
-	restarts := func(p lifecycle.Pod) int32 {
+	restarts := func(p *lifecycle.Pod) int32 {
 		var n int32
 		for _, c := range p.Containers {
 			n += c.RestartCount
@@ -99,7 +99,7 @@ func TestDecoderReusesAcrossPolls(t *testing.T) {
 		t.Fatal(err)
 	}
 	var d Decoder
-	var prev []lifecycle.Pod
+	var prev []*lifecycle.Pod
 	decodedAt := map[int]int{} // pod index -> the poll that last decoded it
 	// The pod whose container restarts before each poll (-1: none).
 	for poll, change := range []int{-1, -1, 7, 7, 42, -1, 100, 7, -1, -1} {

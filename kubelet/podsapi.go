@@ -96,7 +96,7 @@ func (s *Source) podsAPIWatch(ctx context.Context) (synced bool, err error) {
 	defer conn.Close()
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	f := &podsAPIFeed{s: s, client: podsv1alpha1.NewPodsClient(conn), pods: map[string]lifecycle.Pod{},
+	f := &podsAPIFeed{s: s, client: podsv1alpha1.NewPodsClient(conn), pods: map[string]*lifecycle.Pod{},
 		touched: map[string]bool{}}
 	stream, err := f.client.WatchPods(wctx, &podsv1alpha1.WatchPodsRequest{})
 	if err != nil {
@@ -195,7 +195,7 @@ type recvResult struct {
 type podsAPIFeed struct {
 	s       *Source
 	client  podsv1alpha1.PodsClient
-	pods    map[string]lifecycle.Pod
+	pods    map[string]*lifecycle.Pod    // records never modified once listed
 	listed  map[[sha256.Size]byte]string // the digest of each pod's bytes as last listed -> its UID
 	touched map[string]bool              // pods an event changed since the last list
 	// uids are the pods' UIDs in order: nil once a pod is gone, sorted
@@ -203,21 +203,21 @@ type podsAPIFeed struct {
 	uids []string
 }
 
-// revise gives the pod a new record's revision (lifecycle.Pod.Revision):
-// each pod an event or a list changed gets the source's next.
+// revise gives the pod's new record its revision (lifecycle.Pod.Revision):
+// each pod an event or a list changed gets the source's next. The record
+// is the one the event or the list just made, not yet listed (a listed
+// record is never modified).
 func (f *podsAPIFeed) revise(uid string) {
-	p := f.pods[uid]
 	f.s.podRev++
-	p.Revision = f.s.podRev
-	f.pods[uid] = p
+	f.pods[uid].Revision = f.s.podRev
 }
 
 // list is the pods sorted by UID, as the kubelet lists them.
-func (f *podsAPIFeed) list() []lifecycle.Pod {
+func (f *podsAPIFeed) list() []*lifecycle.Pod {
 	if len(f.uids) != len(f.pods) {
 		f.uids = slices.Sorted(maps.Keys(f.pods))
 	}
-	list := make([]lifecycle.Pod, len(f.uids))
+	list := make([]*lifecycle.Pod, len(f.uids))
 	for i, uid := range f.uids {
 		list[i] = f.pods[uid]
 	}
@@ -253,9 +253,11 @@ func (f *podsAPIFeed) reconcile(ctx context.Context) (bool, error) {
 			uid = string(p.UID)
 			pod := PodOf(&p, podsAPIStatusFrom(&p))
 			old, ok := f.pods[uid]
-			pod.Revision = old.Revision
-			if !ok || !reflect.DeepEqual(old, pod) {
-				f.pods[uid], changed = pod, true
+			if ok {
+				pod.Revision = old.Revision
+			}
+			if !ok || !reflect.DeepEqual(*old, pod) {
+				f.pods[uid], changed = &pod, true
 				f.revise(uid)
 			}
 		}
@@ -306,7 +308,7 @@ func (s *Source) heartbeatEvery() time.Duration {
 // applyPodEvent applies one watch event to the kubelet's pods by UID and
 // returns the pod's UID. A DELETED event changes nothing: the caller lists
 // the kubelet's pods soon (see podsAPIFeed).
-func applyPodEvent(pods map[string]lifecycle.Pod, ev *podsv1alpha1.WatchPodsEvent) (uid string, deleted bool, err error) {
+func applyPodEvent(pods map[string]*lifecycle.Pod, ev *podsv1alpha1.WatchPodsEvent) (uid string, deleted bool, err error) {
 	switch ev.GetType() {
 	case podsv1alpha1.EventType_INITIAL_SYNC_COMPLETE:
 		return "", false, nil
@@ -324,7 +326,8 @@ func applyPodEvent(pods map[string]lifecycle.Pod, ev *podsv1alpha1.WatchPodsEven
 	if ev.GetType() == podsv1alpha1.EventType_DELETED {
 		return string(p.UID), true, nil
 	}
-	pods[string(p.UID)] = PodOf(&p, podsAPIStatusFrom(&p))
+	pod := PodOf(&p, podsAPIStatusFrom(&p))
+	pods[string(p.UID)] = &pod
 	return string(p.UID), false, nil
 }
 
@@ -347,7 +350,7 @@ func podsAPIError(path string, err error) error {
 }
 
 // publishPodsAPI makes the watched pods the state.
-func (s *Source) publishPodsAPI(list []lifecycle.Pod, latency time.Duration) {
+func (s *Source) publishPodsAPI(list []*lifecycle.Pod, latency time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	h := &s.state.Health

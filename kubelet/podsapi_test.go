@@ -38,7 +38,7 @@ func TestPodOfMatchesDecode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pods := map[string]lifecycle.Pod{}
+	pods := map[string]*lifecycle.Pod{}
 	for i := range list.Items {
 		if _, _, err := applyPodEvent(pods, event(t, podsv1alpha1.EventType_ADDED, &list.Items[i])); err != nil {
 			t.Fatal(err)
@@ -53,7 +53,7 @@ func TestPodOfMatchesDecode(t *testing.T) {
 			t.Errorf("%s: status from %q, want %q (the Pods API serves the status manager's status)", w.Name, got.StatusFrom, lifecycle.FromKubelet)
 		}
 		w.StatusFrom = got.StatusFrom
-		if diff := podDiff(got, w); diff != "" {
+		if diff := podDiff(*got, *w); diff != "" {
 			t.Errorf("%s: Pods API and /pods differ: %s", w.Name, diff)
 		}
 	}
@@ -348,7 +348,7 @@ func TestPodsAPIReconcile(t *testing.T) {
 	f.limited, f.list = false, []*corev1.Pod{newer}
 	f.mu.Unlock()
 	st := waitFor(t, s, "the finished pod gone, the newer status listed", func(st State) bool {
-		return len(st.Pods) == 1 && restarts(st, string(b.UID)) == restarts(State{Pods: []lifecycle.Pod{PodOf(newer, lifecycle.FromKubelet)}}, string(b.UID))
+		return len(st.Pods) == 1 && restarts(st, string(b.UID)) == restarts(State{Pods: []*lifecycle.Pod{new(PodOf(newer, lifecycle.FromKubelet))}}, string(b.UID))
 	})
 	if st.Pods[0].StatusFrom != lifecycle.FromKubelet {
 		t.Fatalf("status from %q", st.Pods[0].StatusFrom)
@@ -452,7 +452,7 @@ func FuzzPodsAPIEvent(f *testing.F) {
 	}
 	f.Add(int32(9), []byte{0x0a, 0x02})
 	f.Fuzz(func(t *testing.T, typ int32, pod []byte) {
-		pods := map[string]lifecycle.Pod{}
+		pods := map[string]*lifecycle.Pod{}
 		uid, deleted, err := applyPodEvent(pods, &podsv1alpha1.WatchPodsEvent{Type: podsv1alpha1.EventType(typ), Pod: pod})
 		if err != nil || deleted {
 			if len(pods) != 0 {
@@ -460,7 +460,7 @@ func FuzzPodsAPIEvent(f *testing.F) {
 			}
 			return
 		}
-		if len(pods) > 0 && pods[uid].UID != uid {
+		if p, ok := pods[uid]; len(pods) > 0 && (!ok || p.UID != uid) {
 			t.Fatalf("applied pod %q not stored under its UID", uid)
 		}
 		for uid, p := range pods {
@@ -482,7 +482,9 @@ func (l *listOnly) ListPods(context.Context, *podsv1alpha1.ListPodsRequest, ...g
 }
 
 // A list gives a new record (lifecycle.Pod.Revision) to the pods it changed
-// only, and the feed's list keeps the kubelet's order as pods come and go.
+// only, the others keep theirs (the same pointer), a record once listed is
+// never modified, and the feed's list keeps the kubelet's order as pods come
+// and go.
 func TestPodsAPIListRevisesWhatChanged(t *testing.T) {
 	s, err := New(Config{URL: "http://127.0.0.1:1", PodsAPISocket: "/nowhere", LinkInterval: -1}, quiet())
 	if err != nil {
@@ -491,7 +493,7 @@ func TestPodsAPIListRevisesWhatChanged(t *testing.T) {
 	items := fixtures.Build().Pods.Items
 	a, b := items[0].DeepCopy(), items[1].DeepCopy()
 	kubelet := &listOnly{pods: []*corev1.Pod{a, b}}
-	f := &podsAPIFeed{s: s, client: kubelet, pods: map[string]lifecycle.Pod{}, touched: map[string]bool{}}
+	f := &podsAPIFeed{s: s, client: kubelet, pods: map[string]*lifecycle.Pod{}, touched: map[string]bool{}}
 	for _, p := range kubelet.pods { // the watch's first events
 		uid, _, err := applyPodEvent(f.pods, event(t, podsv1alpha1.EventType_ADDED, p))
 		if err != nil {
@@ -502,13 +504,23 @@ func TestPodsAPIListRevisesWhatChanged(t *testing.T) {
 	ctx := context.Background()
 	step := func(name string, wantChanged bool, wantNew ...types.UID) {
 		t.Helper()
-		before := revisions(State{Pods: f.list()})
+		published := f.list()
+		before := revisions(State{Pods: published})
 		changed, err := f.reconcile(ctx)
 		if err != nil || changed != wantChanged {
 			t.Fatalf("%s: changed %t, %v; want %t", name, changed, err, wantChanged)
 		}
 		list := f.list()
-		if !slices.IsSortedFunc(list, func(x, y lifecycle.Pod) int { return strings.Compare(x.UID, y.UID) }) || len(list) != len(kubelet.pods) {
+		// Records are shared while unchanged, and never modified once listed.
+		for _, p := range list {
+			i := slices.IndexFunc(published, func(o *lifecycle.Pod) bool { return o.UID == p.UID })
+			isNew := slices.Contains(wantNew, types.UID(p.UID))
+			if i >= 0 && ((published[i] == p) == isNew || published[i].Revision != before[p.UID]) {
+				t.Errorf("%s: pod %s: the same record %t, want %t; the listed record's revision now %d, was %d",
+					name, p.UID, published[i] == p, !isNew, published[i].Revision, before[p.UID])
+			}
+		}
+		if !slices.IsSortedFunc(list, func(x, y *lifecycle.Pod) int { return strings.Compare(x.UID, y.UID) }) || len(list) != len(kubelet.pods) {
 			t.Fatalf("%s: the feed lists %d pods, out of the kubelet's order", name, len(list))
 		}
 		for uid, rev := range revisions(State{Pods: list}) {
@@ -521,7 +533,7 @@ func TestPodsAPIListRevisesWhatChanged(t *testing.T) {
 	// A new watch (after the kubelet dropped this one) numbers on: its pods
 	// are new records, never an old revision for different content.
 	old := revisions(State{Pods: f.list()})
-	again := &podsAPIFeed{s: s, client: kubelet, pods: map[string]lifecycle.Pod{}, touched: map[string]bool{}}
+	again := &podsAPIFeed{s: s, client: kubelet, pods: map[string]*lifecycle.Pod{}, touched: map[string]bool{}}
 	if changed, err := again.reconcile(ctx); err != nil || !changed {
 		t.Fatalf("a new watch's first list: changed %t, %v", changed, err)
 	}

@@ -106,10 +106,10 @@ func TestRealKubelet(t *testing.T) {
 	}
 	go rt.Run(ctx)
 
-	byName := func(pods []lifecycle.Pod, name string) *lifecycle.Pod {
-		for i := range pods {
-			if pods[i].Name == name+"-podlife-node" {
-				return &pods[i]
+	byName := func(pods []*lifecycle.Pod, name string) *lifecycle.Pod {
+		for _, p := range pods {
+			if p.Name == name+"-podlife-node" {
+				return p
 			}
 		}
 		return nil
@@ -122,7 +122,7 @@ func TestRealKubelet(t *testing.T) {
 		}
 		return nil
 	}
-	ready := func(pods []lifecycle.Pod) string {
+	ready := func(pods []*lifecycle.Pod) string {
 		checks := map[string]func(p *lifecycle.Pod) bool{
 			"serving":   func(p *lifecycle.Pod) bool { c := container(p, "web"); return c != nil && c.Ready },
 			"completed": func(p *lifecycle.Pod) bool { return p.Phase == lifecycle.PhaseSucceeded },
@@ -335,7 +335,7 @@ func TestRealKubelet(t *testing.T) {
 			var got *lifecycle.Pod
 			for i := range st.Pods {
 				if st.Pods[i].UID == want.UID {
-					got = &st.Pods[i]
+					got = st.Pods[i]
 				}
 			}
 			if got == nil || got.Name != want.Name || got.Namespace != want.Namespace || got.StatusFrom != lifecycle.FromKubelet ||

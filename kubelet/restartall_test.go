@@ -117,10 +117,10 @@ func restartAllView(corr *lifecycle.Correlator, st State, rs cri.State, pod *lif
 	return &lifecycle.PodView{UID: pod.UID, StageReason: "no view of this pod"}
 }
 
-func podNamed(pods []lifecycle.Pod, name string) *lifecycle.Pod {
-	for i := range pods {
-		if pods[i].Name == name {
-			return &pods[i]
+func podNamed(pods []*lifecycle.Pod, name string) *lifecycle.Pod {
+	for _, p := range pods {
+		if p.Name == name {
+			return p
 		}
 	}
 	return nil
@@ -158,7 +158,7 @@ func TestRestartAllViewIsThePods(t *testing.T) {
 		return lifecycle.ContainerStatus{Name: name, Kind: lifecycle.KindRegular, RestartCount: n, ContainerID: "containerd://" + id,
 			State: lifecycle.ContainerState{Kind: lifecycle.StateRunning, StartedAt: now.Add(-time.Second)}}
 	}
-	pods := []lifecycle.Pod{
+	pods := []*lifecycle.Pod{
 		{UID: "uid-restartall", Namespace: "real", Name: "restartall-podlife-node", Phase: lifecycle.PhaseRunning,
 			StatusFrom: lifecycle.FromKubelet, RestartPolicy: "Never", Containers: []lifecycle.ContainerStatus{running("main", "m0", 0)}},
 		{UID: "uid-oom", Namespace: "real", Name: "oom-podlife-node", Phase: lifecycle.PhaseRunning,
@@ -175,7 +175,7 @@ func TestRestartAllViewIsThePods(t *testing.T) {
 			State: lifecycle.RuntimeRunning, CreatedAt: now.Add(-2 * time.Second), StartedAt: c.State.StartedAt})
 	}
 	var corr lifecycle.Correlator
-	v := restartAllView(&corr, State{Pods: pods, Health: up}, rs, &pods[0])
+	v := restartAllView(&corr, State{Pods: pods, Health: up}, rs, pods[0])
 	if v.UID != "uid-restartall" || !v.InKubelet || v.StatusFrom != lifecycle.FromKubelet || v.Stage == lifecycle.StageUnknown {
 		t.Fatalf("restartall's view: %s %s in kubelet %v from %q: %s %s", v.UID, v.Name, v.InKubelet, v.StatusFrom, v.Stage, v.StageReason)
 	}

@@ -150,7 +150,7 @@ func (c *Config) Validate() error {
 
 // State is the kubelet's last good /pods answer and the source's health.
 type State struct {
-	Pods   []lifecycle.Pod
+	Pods   []*lifecycle.Pod
 	Health lifecycle.SourceHealth
 	// Link is the kubelet's own connection to the API server, as its
 	// /metrics shows it.
@@ -367,7 +367,7 @@ func (s *Source) Poll(ctx context.Context) {
 	defer s.pollMu.Unlock()
 	start := time.Now()
 	body, err := s.fetch(ctx)
-	var pods []lifecycle.Pod
+	var pods []*lifecycle.Pod
 	same := false
 	if err == nil {
 		s.mu.Lock()

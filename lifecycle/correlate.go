@@ -50,7 +50,10 @@ func (c *Correlator) Correlate(in Input) Snapshot {
 		if in.RuntimeGeneration != 0 {
 			prev = c.ix // records never modified: the same record is the same
 		}
-		c.ix, c.ixGen = indexRuntime(prev, in.Sandboxes, in.Containers), in.RuntimeGeneration
+		// The index before last is built over: a map only the Correlator
+		// holds (memos keep groups, never the map).
+		next := indexRuntime(prev, c.spare, in.Sandboxes, in.Containers)
+		c.spare, c.ix, c.ixGen = c.ix.byPod, next, in.RuntimeGeneration
 	}
 	ix := c.ix
 	snap := Snapshot{
@@ -68,7 +71,7 @@ func (c *Correlator) Correlate(in Input) Snapshot {
 	c.gen++
 	sameSet := c.order != nil
 	for i := range in.Pods {
-		pod := &in.Pods[i]
+		pod := in.Pods[i]
 		m := c.pods[pod.UID]
 		if m != nil && m.gen == c.gen {
 			continue // one view per pod, even if a source repeats one

@@ -176,12 +176,16 @@ func (s *promisingSource) answer(in *Input) {
 		in.RuntimeGeneration = last.RuntimeGeneration
 	}
 	samePods := len(in.Pods) == len(last.Pods)
-	for i := range in.Pods {
-		p := &in.Pods[i]
-		p.Revision = s.gen
-		if j := slices.IndexFunc(last.Pods, func(o Pod) bool { return podEqual(&o, p) }); j >= 0 {
-			*p = last.Pods[j] // the same record
+	in.Pods = slices.Clone(in.Pods)
+	for i, p := range in.Pods {
+		if j := slices.IndexFunc(last.Pods, func(o *Pod) bool { return podEqual(o, p) }); j >= 0 {
+			in.Pods[i] = last.Pods[j] // the same record
+		} else {
+			changed := *p // a record is never modified: a new one
+			changed.Revision = s.gen
+			in.Pods[i] = &changed
 		}
+		p = in.Pods[i]
 		samePods = samePods && p.Revision == last.Pods[i].Revision && p.UID == last.Pods[i].UID
 	}
 	in.PodsGeneration = s.gen

@@ -57,7 +57,7 @@ func fuzzInput(data []byte) Input {
 				State: state(), LastState: state(), Ready: p.n(2) == 0, RestartCount: int32(p.n(3)),
 				ContainerID: pick(p, "", "containerd://"+uid+name, "cri-o://x", "garbage")})
 		}
-		in.Pods = append(in.Pods, pod)
+		in.Pods = append(in.Pods, &pod)
 		if p.n(2) == 0 {
 			in.APIPods = append(in.APIPods, APIPod{UID: uid, Phase: pick(p, PhaseRunning, PhaseFailed, PhaseUnknown),
 				Ready: pick(p, "True", "False", "Unknown", "")})

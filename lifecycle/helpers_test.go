@@ -107,7 +107,8 @@ func input(pods ...*podB) Input {
 	sbs, cs := runtimeFor(pods...)
 	in := Input{Node: "node-a", Now: t0, Kubelet: upH(), Runtime: upH(), Sandboxes: sbs, Containers: cs}
 	for _, p := range pods {
-		in.Pods = append(in.Pods, p.Pod)
+		pod := p.Pod
+		in.Pods = append(in.Pods, &pod)
 	}
 	return in
 }

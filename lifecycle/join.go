@@ -22,8 +22,14 @@ type runtimeIndex struct {
 // container regroups only that container's pod, and the pods it did not
 // change are known by identity. prev's sandbox index is kept while the
 // Sandboxes slice is the same. The groups are never written to once made.
-func indexRuntime(prev runtimeIndex, sandboxes []Sandbox, containers []*Container) runtimeIndex {
-	ix := runtimeIndex{byPod: make(map[string][]*Container, len(prev.byPod))}
+// The index is built in spare (emptied first) when it is not nil: a map
+// nothing else holds, an index before prev.
+func indexRuntime(prev runtimeIndex, spare map[string][]*Container, sandboxes []Sandbox, containers []*Container) runtimeIndex {
+	if spare == nil {
+		spare = make(map[string][]*Container, len(prev.byPod))
+	}
+	clear(spare)
+	ix := runtimeIndex{byPod: spare}
 	// Group the containers by pod, each group sorted by name, attempt and
 	// creation. A runtime source that lists them in that order (cri.State
 	// does) costs a scan; any other order, a sort.

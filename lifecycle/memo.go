@@ -21,6 +21,8 @@ type Correlator struct {
 	// ix indexes the runtime's records of Input.RuntimeGeneration ixGen.
 	ix    runtimeIndex
 	ixGen uint64
+	// spare is the index's map before ix's, built over by the next index.
+	spare map[string][]*Container
 	// key is the last input's memoKey, keyGen counts its changes: a memo
 	// built under another keyGen is not reused.
 	key    memoKey

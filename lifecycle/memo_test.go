@@ -313,7 +313,7 @@ func TestIndexRuntimeGroupsAnyOrder(t *testing.T) {
 		"interleaved":     {rec("b", "-web-", 0), rec("a", "-web-", 0), rec("c", "-app-", 0), rec("a", "-app-", 1), rec("b", "-app-", 0), rec("a", "-app-", 0)},
 		"pods descending": {rec("c", "-app-", 0), rec("b", "-app-", 0), rec("b", "-web-", 0), rec("a", "-app-", 0), rec("a", "-app-", 1), rec("a", "-web-", 0)},
 	} {
-		ix := indexRuntime(runtimeIndex{}, nil, cs)
+		ix := indexRuntime(runtimeIndex{}, nil, nil, cs)
 		got := map[string][]string{}
 		for uid, g := range ix.byPod {
 			for _, c := range g {

@@ -24,7 +24,7 @@ func node(p lifecycle.Pod, cs ...lifecycle.Container) lifecycle.Input {
 		cs[i].SandboxID, cs[i].PodUID, cs[i].PodName, cs[i].PodNamespace = sb.ID, p.UID, p.Name, p.Namespace
 		records[i] = &cs[i]
 	}
-	return lifecycle.Input{Node: "node-a", Now: at, Pods: []lifecycle.Pod{p}, Kubelet: up, Runtime: up,
+	return lifecycle.Input{Node: "node-a", Now: at, Pods: []*lifecycle.Pod{&p}, Kubelet: up, Runtime: up,
 		Sandboxes: []lifecycle.Sandbox{sb}, Containers: records, RuntimeName: "containerd"}
 }
 

@@ -255,8 +255,10 @@ type Input struct {
 	// Now is when this input was observed.
 	Now time.Time
 	// Pods is the kubelet's last good /pods answer (may be stale when the
-	// kubelet is down: see Kubelet).
-	Pods []Pod
+	// kubelet is down: see Kubelet). A source shares the records of pods
+	// that did not change from one answer to the next: a record is not
+	// modified once handed in.
+	Pods []*Pod
 	// PodsGeneration, when not 0, names the Pods answer: a source bumps it
 	// whenever Pods changes, so that an equal non-zero generation promises
 	// the same pods and a Correlator compares only the pods of a new one.

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -154,10 +155,16 @@ func httpError(resp *http.Response, path string) error {
 	return errors.New(msg)
 }
 
-// Pods fetches the node's pods.
+// Pods fetches the node's pods. An answer with a null pod is refused.
 func (c *Client) Pods(ctx context.Context) (*api.PodsResponse, error) {
 	var r api.PodsResponse
-	return &r, c.get(ctx, "/api/v1/pods", &r)
+	if err := c.get(ctx, "/api/v1/pods", &r); err != nil {
+		return &r, err
+	}
+	if i := slices.Index(r.Pods, nil); i >= 0 {
+		return &r, fmt.Errorf("GET /api/v1/pods: pod %d of %d is null", i, len(r.Pods))
+	}
+	return &r, nil
 }
 
 // Pod fetches one pod and its history.

@@ -220,3 +220,19 @@ func TestUIForwardable(t *testing.T) {
 		}
 	}
 }
+
+// An agent's answer with a null pod is a clear error, not a crash of the
+// CLI that prints it.
+func TestPodsRefusesANullPod(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte(`{"node":"n1","pods":[{"namespace":"a","name":"p"},null]}`))
+	}))
+	t.Cleanup(srv.Close)
+	c, err := NewClientWith(srv.URL, Auth{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Pods(context.Background()); err == nil || !strings.Contains(err.Error(), "pod 1 of 2 is null") {
+		t.Fatalf("Pods with a null pod: %v, want pod 1 of 2 is null", err)
+	}
+}

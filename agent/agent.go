@@ -240,7 +240,8 @@ func (a *Agent) Correlate(ctx context.Context) bool {
 	}
 	in := lifecycle.Input{Node: a.opts.Node, Now: now, Pods: ks.Pods, PodsGeneration: ks.Generation, Kubelet: ks.Health,
 		Sandboxes: rs.Sandboxes, Containers: rs.Containers, RuntimeGeneration: rs.Generation, Runtime: rs.Health, RuntimeName: rs.RuntimeName,
-		KubeletLink: ks.Link, MismatchGrace: a.opts.MismatchGrace, Readiness: ks.Readiness}
+		KubeletLink: ks.Link, MismatchGrace: a.opts.MismatchGrace, Readiness: ks.Readiness,
+		PodsChanges: ks.Changes, RuntimeChanges: rs.Changes}
 	if u := a.opts.Upstream; u != nil {
 		in.APIServer, in.APIPods, in.APINode = u.View.Health(), u.View.Pods(), u.View.Node()
 		in.KubeletLink = linkFromLease(in.KubeletLink, u.View.Lease(), in.APIServer, now)

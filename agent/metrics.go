@@ -47,6 +47,7 @@ var (
 	descPodsUnknown    = desc("pods_unknown", "Pods whose truth is incomplete, by cause.", "cause")
 	descSourceUp       = desc("source_up", "Whether the source answered its last request.", "source")
 	descSourceLastOK   = desc("source_last_success_timestamp_seconds", "When the source last answered.", "source")
+	descCorrelations   = desc("correlations_total", "Correlations of the node, by path (changed: only the pods the sources said changed, or whose views change with time, were looked at; all: every pod was).", "path")
 )
 
 // metrics is the agent's collector and its private registry (with the Go
@@ -93,7 +94,8 @@ func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descTransitions, descWatchDropped, m.requestDuration.desc, m.startup.desc,
 		m.startupStep.desc, m.correlation.desc, descJournalPending, descJournalDropped, descJournalUp, descJournalErrors,
 		descJournalHeld, descJournalLost, descEvents, descEventFailures, descKubeletTLS, descKubeletMode, descHTTPInFlight,
-		descHTTPRejected, descPodsUnknown, descSourceUp, descSourceLastOK, descBoxCaptures, descBoxEvictions, descBoxes, descBoxBytes} {
+		descHTTPRejected, descPodsUnknown, descSourceUp, descSourceLastOK, descBoxCaptures, descBoxEvictions, descBoxes, descBoxBytes,
+		descCorrelations} {
 		ch <- d
 	}
 }
@@ -107,6 +109,11 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	}
 	m.collectSources(ch)
 	m.collectJournal(ch)
+	m.agent.corrMu.Lock()
+	changed, all := m.agent.corr.Paths()
+	m.agent.corrMu.Unlock()
+	ch <- prometheus.MustNewConstMetric(descCorrelations, prometheus.CounterValue, float64(changed), "changed")
+	ch <- prometheus.MustNewConstMetric(descCorrelations, prometheus.CounterValue, float64(all), "all")
 	if b := m.agent.box; b != nil {
 		b.collect(ch)
 	}

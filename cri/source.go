@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -101,6 +102,9 @@ type State struct {
 	// RuntimeName is the runtime's name as its Version answer gives it
 	// (containerd, cri-o), kept while it is down; "" before the first.
 	RuntimeName string
+	// Changes names the pods whose records changed, generation by
+	// generation (lifecycle.Input.RuntimeChanges).
+	Changes lifecycle.ChangeLog
 }
 
 // Source keeps the runtime's view. Run it with Run; read it with State.
@@ -115,6 +119,7 @@ type Source struct {
 	order      []*lifecycle.Container // containers sorted by containerOrder; nil: to be sorted again
 	health     lifecycle.SourceHealth
 	gen        uint64
+	changes    lifecycle.ChangeLog // the pods each generation changed
 	streaming  bool
 	version    string
 	name       string // the runtime's name, from the last handshake
@@ -181,7 +186,7 @@ func (s *Source) State() State {
 		s.dirty = false
 	}
 	st := s.snap
-	st.Health, st.Generation, st.Streaming, st.RuntimeName = s.health, s.gen, s.streaming, s.name
+	st.Health, st.Generation, st.Streaming, st.RuntimeName, st.Changes = s.health, s.gen, s.streaming, s.name, s.changes
 	if s.streaming {
 		// Relists are StreamRelistInterval apart: the last one's answer
 		// stays trusted until two are missed.
@@ -190,11 +195,13 @@ func (s *Source) State() State {
 	return st
 }
 
-// changed bumps the generation and signals; call with s.mu held.
-func (s *Source) changed(listing bool) {
+// changed bumps the generation and signals; call with s.mu held. A change
+// of the listing names the pods whose records it changed.
+func (s *Source) changed(listing bool, pods ...string) {
 	s.gen++
 	if listing {
 		s.dirty = true
+		s.changes.Note(s.gen, pods...)
 	}
 	select {
 	case s.updates <- struct{}{}:
@@ -397,13 +404,16 @@ func (s *Source) commitListing(sandboxes map[string]*lifecycle.Sandbox, containe
 			containers[id] = c
 		}
 	}
-	if sameRecords(s.sandboxes, sandboxes, sameSandbox) && sameRecords(s.containers, containers, sameContainer) {
+	sameSandboxes := sameRecords(s.sandboxes, sandboxes, sameSandbox)
+	if sameSandboxes && sameRecords(s.containers, containers, sameContainer) {
 		s.missed = 0
 		return
 	}
+	pods := changedPods(s.sandboxes, sandboxes, sameSandbox, func(sb *lifecycle.Sandbox) string { return sb.PodUID }, nil)
+	pods = changedPods(s.containers, containers, sameContainer, func(c *lifecycle.Container) string { return c.PodUID }, pods)
 	s.sandboxes, s.containers, s.order = sandboxes, containers, nil
-	s.sbDirty = true
-	s.changed(true)
+	s.sbDirty = s.sbDirty || !sameSandboxes // the same sandboxes: the same slice
+	s.changed(true, slices.Sorted(maps.Keys(pods))...)
 	if s.streaming {
 		if s.missed++; s.missed >= stallRelists {
 			s.missed = 0
@@ -534,6 +544,10 @@ func (s *Source) apply(ctx context.Context, rs runtimeapi.RuntimeServiceClient, 
 	if psb != nil {
 		sandboxID = psb.GetId()
 	}
+	var pods []string
+	if psb != nil {
+		pods = append(pods, psb.GetMetadata().GetUid())
+	}
 	update := func(st *runtimeapi.ContainerStatus) {
 		sid := sandboxID
 		if old := s.containers[st.GetId()]; old != nil && old.SandboxID != "" {
@@ -542,6 +556,7 @@ func (s *Source) apply(ctx context.Context, rs runtimeapi.RuntimeServiceClient, 
 		v := ContainerFromStatus(sid, st, s.sandboxes)
 		s.setContainer(&v)
 		s.touched[v.ID] = s.streamSeq
+		pods = append(pods, v.PodUID)
 	}
 	s.missed = 0
 	s.streamSeq++
@@ -556,9 +571,13 @@ func (s *Source) apply(ctx context.Context, rs runtimeapi.RuntimeServiceClient, 
 		update(fetched)
 	}
 	if deleted && !isSandbox {
+		if old := s.containers[id]; old != nil {
+			pods = append(pods, old.PodUID)
+		}
 		s.deleteContainer(id)
 	}
-	s.changed(true)
+	slices.Sort(pods)
+	s.changed(true, slices.Compact(pods)...)
 }
 
 // applySandbox updates a sandbox from an event's sandbox status, noting
@@ -651,6 +670,25 @@ func sameRecords[T any](a, b map[string]*T, same func(x, y *T) bool) bool {
 		}
 	}
 	return true
+}
+
+// changedPods adds to pods (made when nil) the UIDs of the pods whose
+// records differ between a and b.
+func changedPods[T any](a, b map[string]*T, same func(x, y *T) bool, podOf func(*T) string, pods map[string]bool) map[string]bool {
+	if pods == nil {
+		pods = map[string]bool{}
+	}
+	for id, x := range a {
+		if y := b[id]; y == nil || !same(x, y) {
+			pods[podOf(x)] = true
+		}
+	}
+	for id, y := range b {
+		if a[id] == nil {
+			pods[podOf(y)] = true
+		}
+	}
+	return pods
 }
 
 func sameSandbox(x, y *lifecycle.Sandbox) bool {

@@ -569,3 +569,73 @@ func TestContainerEventKeepsTheSandboxes(t *testing.T) {
 		before = after
 	}
 }
+
+// State.Changes names the pods each change touched (what the Correlator's
+// one-change path looks at, lifecycle.Input.RuntimeChanges): an event, its
+// container's pod and its sandbox's; a listing, the pods whose records it
+// changed, and no other. A listing that changes no sandbox keeps the
+// Sandboxes slice.
+func TestChangesNameThePods(t *testing.T) {
+	s, err := New(Config{Endpoint: "unix:///nowhere.sock"}, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sandbox := func(uid string, state lifecycle.SandboxState) *lifecycle.Sandbox {
+		return &lifecycle.Sandbox{ID: "sb-" + uid, PodUID: uid, PodName: uid, PodNamespace: "ns", State: state}
+	}
+	ctr := func(uid string, state lifecycle.RuntimeState) *lifecycle.Container {
+		return &lifecycle.Container{ID: uid + "-0", SandboxID: "sb-" + uid, PodUID: uid, Name: "app", State: state}
+	}
+	listing := func(b lifecycle.SandboxState, bState lifecycle.RuntimeState) (map[string]*lifecycle.Sandbox, map[string]*lifecycle.Container) {
+		return map[string]*lifecycle.Sandbox{"sb-a": sandbox("a", lifecycle.SandboxReady), "sb-b": sandbox("b", b)},
+			map[string]*lifecycle.Container{"a-0": ctr("a", lifecycle.RuntimeRunning), "b-0": ctr("b", bState)}
+	}
+	last := s.State()
+	check := func(name string, wantPods []string, wantNewSandboxes bool) {
+		t.Helper()
+		st := s.State()
+		got, ok := st.Changes.Since(last.Generation, st.Generation)
+		var pods []string
+		for _, c := range got {
+			pods = append(pods, c.UID)
+		}
+		slices.Sort(pods)
+		if !ok || !slices.Equal(slices.Compact(pods), wantPods) {
+			t.Fatalf("%s: changed pods %v (covered %t), want %v", name, pods, ok, wantPods)
+		}
+		if newSlice := !sameSlice(st.Sandboxes, last.Sandboxes); newSlice != wantNewSandboxes {
+			t.Fatalf("%s: a new Sandboxes slice %t, want %t", name, newSlice, wantNewSandboxes)
+		}
+		last = st
+	}
+	sbs, cs := listing(lifecycle.SandboxReady, lifecycle.RuntimeRunning)
+	s.commitListing(sbs, cs, 0)
+	last = s.State() // the log starts here: the first correlation looks at every pod
+	s.apply(context.Background(), nil, &runtimeapi.ContainerEventResponse{ContainerId: "a-1",
+		ContainerEventType: runtimeapi.ContainerEventType_CONTAINER_STARTED_EVENT,
+		PodSandboxStatus: &runtimeapi.PodSandboxStatus{Id: "sb-a", State: runtimeapi.PodSandboxState_SANDBOX_READY,
+			Metadata: &runtimeapi.PodSandboxMetadata{Name: "a", Namespace: "ns", Uid: "a"}},
+		ContainersStatuses: []*runtimeapi.ContainerStatus{{Id: "a-1", State: runtimeapi.ContainerState_CONTAINER_RUNNING,
+			Metadata: &runtimeapi.ContainerMetadata{Name: "app", Attempt: 1},
+			Labels:   map[string]string{lifecycle.LabelPodUID: "a", lifecycle.LabelPodName: "a", lifecycle.LabelPodNamespace: "ns"}}}})
+	check("an event of pod a", []string{"a"}, false)
+	s.apply(context.Background(), nil, &runtimeapi.ContainerEventResponse{ContainerId: "b-1",
+		ContainerEventType: runtimeapi.ContainerEventType_CONTAINER_CREATED_EVENT,
+		ContainersStatuses: []*runtimeapi.ContainerStatus{{Id: "b-1", State: runtimeapi.ContainerState_CONTAINER_CREATED,
+			Metadata: &runtimeapi.ContainerMetadata{Name: "app", Attempt: 1},
+			Labels:   map[string]string{lifecycle.LabelPodUID: "b", lifecycle.LabelPodName: "b", lifecycle.LabelPodNamespace: "ns"}}}})
+	check("an event of pod b without its sandbox's status", []string{"b"}, false)
+	sbs, cs = listing(lifecycle.SandboxReady, lifecycle.RuntimeExited)
+	cs["a-1"], cs["b-1"] = s.containers["a-1"], s.containers["b-1"]
+	s.commitListing(sbs, cs, s.streamSeq)
+	check("a listing where b's container exited", []string{"b"}, false)
+	sbs, cs = listing(lifecycle.SandboxNotReady, lifecycle.RuntimeExited)
+	cs["a-1"], cs["b-1"] = s.containers["a-1"], s.containers["b-1"]
+	s.commitListing(sbs, cs, s.streamSeq)
+	check("a listing where b's sandbox stopped", []string{"b"}, true)
+	s.apply(context.Background(), nil, &runtimeapi.ContainerEventResponse{ContainerId: "a-0",
+		ContainerEventType: runtimeapi.ContainerEventType_CONTAINER_DELETED_EVENT})
+	check("pod a's old container removed", []string{"a"}, false)
+}
+
+func sameSlice[T any](a, b []T) bool { return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0]) }

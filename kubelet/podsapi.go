@@ -120,6 +120,10 @@ func (s *Source) podsAPIWatch(ctx context.Context) (synced bool, err error) {
 	list := time.NewTicker(s.heartbeatEvery())
 	defer list.Stop()
 	var soon <-chan time.Time // a list asked for by a DELETED event
+	// pending are the pods changed since the last publication; the first
+	// of a watch publishes records all new.
+	var pending []string
+	published := false
 	for {
 		changed := false
 		select {
@@ -140,6 +144,7 @@ func (s *Source) podsAPIWatch(ctx context.Context) (synced bool, err error) {
 				f.touched[uid] = true // its listed bytes no longer say what the feed holds
 				if !deleted {
 					f.revise(uid)
+					pending = append(pending, uid)
 				}
 			}
 			if deleted && soon == nil {
@@ -149,11 +154,11 @@ func (s *Source) podsAPIWatch(ctx context.Context) (synced bool, err error) {
 			changed = true
 		case <-soon:
 			soon = nil
-			if changed, err = f.reconcile(wctx); err != nil {
+			if changed, err = f.reconcile(wctx, &pending); err != nil {
 				return synced, err
 			}
 		case <-list.C:
-			if changed, err = f.reconcile(wctx); err != nil {
+			if changed, err = f.reconcile(wctx, &pending); err != nil {
 				return synced, err
 			}
 			if synced && !changed {
@@ -164,8 +169,8 @@ func (s *Source) podsAPIWatch(ctx context.Context) (synced bool, err error) {
 		}
 		if synced && changed {
 			// Latency: the initial list's, from the call; then each event's decoding.
-			s.publishPodsAPI(f.list(), time.Since(start))
-			start = time.Time{}
+			s.publishPodsAPI(f.list(), pending, !published, time.Since(start))
+			start, pending, published = time.Time{}, pending[:0], true
 		}
 	}
 }
@@ -226,11 +231,12 @@ func (f *podsAPIFeed) list() []*lifecycle.Pod {
 
 // reconcile makes the kubelet's list the feed's pods, decoding only the pods
 // whose bytes changed since the last list or that an event touched since. It
-// reports whether the pods changed; its error ends the watch, and only a
+// reports whether the pods changed, adding the UIDs of those that did to
+// changed; its error ends the watch, and only a
 // kubelet that gives no answer within the timeout makes one: rate-limited
 // (ResourceExhausted), initializing (FailedPrecondition) or a closing
 // connection (which the stream reports) waits for the next period.
-func (f *podsAPIFeed) reconcile(ctx context.Context) (bool, error) {
+func (f *podsAPIFeed) reconcile(ctx context.Context, changedPods *[]string) (bool, error) {
 	lctx, cancel := context.WithTimeout(ctx, f.s.cfg.Timeout)
 	defer cancel()
 	resp, err := f.client.ListPods(lctx, &podsv1alpha1.ListPodsRequest{})
@@ -259,6 +265,7 @@ func (f *podsAPIFeed) reconcile(ctx context.Context) (bool, error) {
 			if !ok || !reflect.DeepEqual(*old, pod) {
 				f.pods[uid], changed = &pod, true
 				f.revise(uid)
+				*changedPods = append(*changedPods, uid)
 			}
 		}
 		listed[key] = uid
@@ -271,6 +278,7 @@ func (f *podsAPIFeed) reconcile(ctx context.Context) (bool, error) {
 		if !kept[uid] {
 			delete(f.pods, uid)
 			changed, f.uids = true, nil
+			*changedPods = append(*changedPods, uid)
 		}
 	}
 	f.listed, f.touched = listed, map[string]bool{}
@@ -349,18 +357,22 @@ func podsAPIError(path string, err error) error {
 	return fmt.Errorf("kubelet Pods API %s: %s: %s", path, st.Code(), msg)
 }
 
-// publishPodsAPI makes the watched pods the state.
-func (s *Source) publishPodsAPI(list []*lifecycle.Pod, latency time.Duration) {
+// publishPodsAPI makes the watched pods the state; changed are the UIDs of
+// the pods that changed since the watch's last publication (first: none
+// yet, what changed is told by comparing with the state's pods).
+func (s *Source) publishPodsAPI(list []*lifecycle.Pod, changed []string, first bool, latency time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if first {
+		changed = changedPods(s.state.Pods, list)
+	}
 	h := &s.state.Health
 	if h.Mode != ModePodsAPI {
 		s.log.Info("kubelet source mode", "mode", ModePodsAPI, "socket", s.cfg.PodsAPISocket)
 		h.Mode, h.ModeReason = ModePodsAPI, "the kubelet's Pods API answers on "+s.cfg.PodsAPISocket
 	}
 	s.record(nil, latency, "unix://"+s.cfg.PodsAPISocket)
-	s.state.Pods = list
-	s.bump()
+	s.setPods(list, changed)
 }
 
 // alive records a heartbeat list that changed nothing: the kubelet answers.

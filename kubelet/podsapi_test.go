@@ -506,9 +506,25 @@ func TestPodsAPIListRevisesWhatChanged(t *testing.T) {
 		t.Helper()
 		published := f.list()
 		before := revisions(State{Pods: published})
-		changed, err := f.reconcile(ctx)
+		var told []string
+		changed, err := f.reconcile(ctx, &told)
 		if err != nil || changed != wantChanged {
 			t.Fatalf("%s: changed %t, %v; want %t", name, changed, err, wantChanged)
+		}
+		// What it says changed (lifecycle.Input.PodsChanges) is what did:
+		// the new records and the pods gone.
+		var want []string
+		for _, p := range published {
+			if !slices.ContainsFunc(kubelet.pods, func(k *corev1.Pod) bool { return string(k.UID) == p.UID }) {
+				want = append(want, p.UID)
+			}
+		}
+		for _, uid := range wantNew {
+			want = append(want, string(uid))
+		}
+		slices.Sort(told)
+		if slices.Sort(want); !slices.Equal(told, want) {
+			t.Errorf("%s: the list says pods %v changed, want %v", name, told, want)
 		}
 		list := f.list()
 		// Records are shared while unchanged, and never modified once listed.
@@ -534,7 +550,7 @@ func TestPodsAPIListRevisesWhatChanged(t *testing.T) {
 	// are new records, never an old revision for different content.
 	old := revisions(State{Pods: f.list()})
 	again := &podsAPIFeed{s: s, client: kubelet, pods: map[string]*lifecycle.Pod{}, touched: map[string]bool{}}
-	if changed, err := again.reconcile(ctx); err != nil || !changed {
+	if changed, err := again.reconcile(ctx, new([]string)); err != nil || !changed {
 		t.Fatalf("a new watch's first list: changed %t, %v", changed, err)
 	}
 	for uid, rev := range revisions(State{Pods: again.list()}) {
@@ -549,4 +565,27 @@ func TestPodsAPIListRevisesWhatChanged(t *testing.T) {
 	c := items[2].DeepCopy()
 	kubelet.pods = []*corev1.Pod{c, b}
 	step("c came", true, c.UID)
+}
+
+// changedPods tells, by record identity, the pods a new answer changed (a
+// /pods poll's, a new watch's first): new records, and the pods gone.
+func TestChangedPods(t *testing.T) {
+	a, b, c := &lifecycle.Pod{UID: "a"}, &lifecycle.Pod{UID: "b"}, &lifecycle.Pod{UID: "c"}
+	b2 := &lifecycle.Pod{UID: "b", Revision: 2}
+	for _, tc := range []struct {
+		name      string
+		old, pods []*lifecycle.Pod
+		want      []string
+	}{
+		{"the same records", []*lifecycle.Pod{a, b}, []*lifecycle.Pod{a, b}, nil},
+		{"in another order", []*lifecycle.Pod{a, b}, []*lifecycle.Pod{b, a}, nil},
+		{"a new record", []*lifecycle.Pod{a, b}, []*lifecycle.Pod{a, b2}, []string{"b"}},
+		{"one gone, one come", []*lifecycle.Pod{a, b}, []*lifecycle.Pod{b, c}, []string{"a", "c"}},
+		{"the first answer", nil, []*lifecycle.Pod{a, b}, []string{"a", "b"}},
+	} {
+		got := changedPods(tc.old, tc.pods)
+		if slices.Sort(got); !slices.Equal(got, tc.want) {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
 }

@@ -165,6 +165,9 @@ type State struct {
 	// Generation grows when the pods, the health or the link change: an
 	// equal Generation is the same Pods (lifecycle.Input.PodsGeneration).
 	Generation uint64
+	// Changes names the pods whose records changed, generation by
+	// generation (lifecycle.Input.PodsChanges).
+	Changes lifecycle.ChangeLog
 }
 
 // Source polls the kubelet. Run it with Run; read it with State.
@@ -391,11 +394,39 @@ func (s *Source) Poll(ctx context.Context) {
 	defer s.mu.Unlock()
 	changed := s.record(err, time.Since(start), s.podsURL)
 	if err == nil && !same {
-		s.last, s.state.Pods, changed = body, pods, true
-	}
-	if changed {
+		s.last = body
+		s.setPods(pods, changedPods(s.state.Pods, pods))
+	} else if changed {
 		s.bump()
 	}
+}
+
+// setPods makes pods the state's, noting which pods changed (by UID).
+// Called with s.mu held.
+func (s *Source) setPods(pods []*lifecycle.Pod, changed []string) {
+	s.state.Pods = pods
+	s.bump()
+	s.state.Changes.Note(s.state.Generation, changed...)
+}
+
+// changedPods are the UIDs of the pods whose records differ between two
+// lists (a record is shared while its pod does not change).
+func changedPods(old, pods []*lifecycle.Pod) []string {
+	was := make(map[string]*lifecycle.Pod, len(old))
+	for _, p := range old {
+		was[p.UID] = p
+	}
+	var out []string
+	for _, p := range pods {
+		if was[p.UID] != p {
+			out = append(out, p.UID)
+		}
+		delete(was, p.UID)
+	}
+	for uid := range was {
+		out = append(out, uid)
+	}
+	return out
 }
 
 // record makes one answer (err == nil) or failure of the kubelet at url the

@@ -45,6 +45,10 @@ func Correlate(in Input) Snapshot {
 func (c *Correlator) Correlate(in Input) Snapshot {
 	e := newEnv(&in)
 	c.rekey(&e)
+	if snap, ok := c.incremental(&e); ok {
+		return snap
+	}
+	c.fulls++
 	if in.RuntimeGeneration == 0 || in.RuntimeGeneration != c.ixGen {
 		var prev runtimeIndex
 		if in.RuntimeGeneration != 0 {
@@ -56,15 +60,8 @@ func (c *Correlator) Correlate(in Input) Snapshot {
 		c.spare, c.ix, c.ixGen = c.ix.byPod, next, in.RuntimeGeneration
 	}
 	ix := c.ix
-	snap := Snapshot{
-		Node: in.Node,
-		At:   in.Now,
-		Sources: map[string]SourceHealth{
-			SourceRuntime: in.Runtime, SourceKubelet: in.Kubelet, SourceAPIServer: in.APIServer,
-			SourceKubeletLink: linkHealth(in),
-		},
-		Pods: make([]*PodView, 0, len(in.Pods)),
-	}
+	snap := newSnapshot(&in)
+	snap.Pods = make([]*PodView, 0, len(in.Pods))
 	if c.pods == nil {
 		c.pods = make(map[string]*podMemo, len(in.Pods))
 	}
@@ -92,8 +89,9 @@ func (c *Correlator) Correlate(in Input) Snapshot {
 		c.sortPods()
 	}
 	for _, uid := range c.order {
-		snap.Pods = append(snap.Pods, e.finish(c.pods[uid]))
+		snap.Pods = append(snap.Pods, c.finish(&e, c.pods[uid]))
 	}
+	c.last = lastCall{}
 	sorted := true
 	for uid, cs := range ix.byPod {
 		if c.pods[uid] != nil {
@@ -105,8 +103,23 @@ func (c *Correlator) Correlate(in Input) Snapshot {
 	}
 	if !sorted {
 		slices.SortFunc(snap.Pods, func(a, b *PodView) int { return podOrder(a.Namespace, a.Name, a.UID, b.Namespace, b.Name, b.UID) })
+	} else {
+		c.timers.reset(c.pods)
+		c.remember(&e, snap.Pods)
 	}
 	return snap
+}
+
+// newSnapshot is a snapshot of the input's node and sources, without pods.
+func newSnapshot(in *Input) Snapshot {
+	return Snapshot{
+		Node: in.Node,
+		At:   in.Now,
+		Sources: map[string]SourceHealth{
+			SourceRuntime: in.Runtime, SourceKubelet: in.Kubelet, SourceAPIServer: in.APIServer,
+			SourceKubeletLink: linkHealth(*in),
+		},
+	}
 }
 
 // sortPods orders the memoised pods' UIDs as a Snapshot orders its pods,
@@ -120,6 +133,13 @@ func (c *Correlator) sortPods() {
 		pa, pb := &c.pods[a].pod, &c.pods[b].pod
 		return podOrder(pa.Namespace, pa.Name, pa.UID, pb.Namespace, pb.Name, pb.UID)
 	})
+	clear(c.pos)
+	if c.pos == nil {
+		c.pos = make(map[string]int, len(c.order))
+	}
+	for i, uid := range c.order {
+		c.pos[uid] = i
+	}
 }
 
 // podOrder is a Snapshot's order of pods: namespace, name, UID.

@@ -23,6 +23,14 @@ type Correlator struct {
 	ixGen uint64
 	// spare is the index's map before ix's, built over by the next index.
 	spare map[string][]*Container
+	// pos is each pod's place in order, podAt where the kubelet's list last
+	// had it; last is the last correlation's (incremental).
+	pos, podAt map[string]int
+	last       lastCall
+	// timers are when views change by themselves; incrementals and fulls
+	// count the correlations made by the one-change path and the full one.
+	timers              timers
+	incrementals, fulls uint64
 	// key is the last input's memoKey, keyGen counts its changes: a memo
 	// built under another keyGen is not reused.
 	key    memoKey
@@ -46,6 +54,7 @@ type memoKey struct {
 func newMemoKey(e *env) memoKey {
 	k := memoKey{in: *e.in, kubelet: e.kubelet, runtime: e.runtime, apiserver: e.apiserver}
 	k.in.Now, k.in.PodsGeneration, k.in.RuntimeGeneration = time.Time{}, 0, 0
+	k.in.PodsChanges, k.in.RuntimeChanges = ChangeLog{}, ChangeLog{}
 	k.in.Pods, k.in.Sandboxes, k.in.Containers, k.in.APIPods, k.in.APINode = nil, nil, nil, nil, nil
 	k.in.Kubelet, k.in.Runtime, k.in.APIServer = SourceHealth{}, SourceHealth{}, SourceHealth{}
 	if len(e.in.Readiness) > 0 {
@@ -90,8 +99,9 @@ type podMemo struct {
 	// out is the finished view last handed out (see env.finish).
 	out *PodView
 	gen uint64
-	// The view holds from built until until (zero: for ever).
-	built, until time.Time
+	// The view holds from built until until (zero: for ever); what finish
+	// worked out of it last, until finUntil.
+	built, until, finUntil time.Time
 	podHistory
 }
 

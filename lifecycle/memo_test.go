@@ -41,6 +41,8 @@ func TestMemoKeyCoversInput(t *testing.T) {
 		"Pods":              "compared pod by pod (podMemo.matches)",
 		"PodsGeneration":    "names the Pods answer: its pods are compared once (podMemo.matches)",
 		"RuntimeGeneration": "names the runtime's answer: its records are compared and indexed once (podMemo.matches, Correlator.ix)",
+		"PodsChanges.":      "names what changed between two generations: which pods the one-change path looks at (Correlator.incremental)",
+		"RuntimeChanges.":   "names what changed between two generations: which pods the one-change path looks at (Correlator.incremental)",
 		"Sandboxes":         "compared pod by pod",
 		"Containers":        "compared pod by pod",
 		"APIPods":           "read afresh on every call (finish)",
@@ -146,6 +148,9 @@ func TestMemoisedViewsReadNoPerCallInput(t *testing.T) {
 		// newMemoKey clears them from the key; view and matches read Now for
 		// when a memo was built and whether it still holds.
 		"memo.go": {"Kubelet": true, "Runtime": true, "APIServer": true, "APIPods": true, "APINode": true, "Now": true},
+		// The one-change path compares them with the last call's to tell
+		// whether finished views may be handed out again.
+		"incremental.go": {"APIPods": true, "APINode": true, "Now": true},
 	}
 	fset := token.NewFileSet()
 	files, err := filepath.Glob("*.go")

@@ -269,7 +269,13 @@ type Input struct {
 	// handed in (a change is a new record, cri.State; Sandboxes' elements
 	// included), so that a record seen before is not compared again.
 	RuntimeGeneration uint64
-	Kubelet           SourceHealth
+	// PodsChanges and RuntimeChanges, where a source keeps them, name the
+	// pods whose records changed from one generation to the next: a
+	// Correlator looks at only those when nothing else changed (its
+	// one-change path). A source that keeps RuntimeChanges lists
+	// Containers grouped by pod in UID order (cri.State does).
+	PodsChanges, RuntimeChanges ChangeLog
+	Kubelet                     SourceHealth
 	// Sandboxes and Containers are the runtime's last good listing.
 	Sandboxes []Sandbox
 	// Containers are records a source may share with every caller (a

@@ -197,14 +197,9 @@ func (n *Node) step(now time.Time) {
 	if len(events) > 0 || n.opts.Script || n.gen == 0 {
 		n.gen++
 	}
-	n.renderKubelet(now, pods)
-	wantRuntimeOff := n.forced["runtime"] || (n.opts.Script && inWindow(inLoop, runtimeOutage))
-	wantKubeletOff := n.forced["kubelet"] || (n.opts.Script && inWindow(inLoop, kubeletOutage))
-	if e := n.opts.OutageEvery; e > 0 {
-		in := elapsed % e
-		wantKubeletOff = wantKubeletOff || inWindow(in, [2]time.Duration{e / 3, e/3 + n.opts.OutageFor})
-		wantRuntimeOff = wantRuntimeOff || inWindow(in, [2]time.Duration{2 * e / 3, 2*e/3 + n.opts.OutageFor})
-	}
+	// The runtime's events go out as its changes happen, before the
+	// kubelet's view (which trails it) is rendered: a restart's detection
+	// latency is the agent's, not this rendering's.
 	events = append(diffEvents(prevDemo, demo), events...)
 	for ch := range n.streams {
 		for _, ev := range events {
@@ -213,6 +208,14 @@ func (n *Node) step(now time.Time) {
 			default:
 			}
 		}
+	}
+	n.renderKubelet(now, pods)
+	wantRuntimeOff := n.forced["runtime"] || (n.opts.Script && inWindow(inLoop, runtimeOutage))
+	wantKubeletOff := n.forced["kubelet"] || (n.opts.Script && inWindow(inLoop, kubeletOutage))
+	if e := n.opts.OutageEvery; e > 0 {
+		in := elapsed % e
+		wantKubeletOff = wantKubeletOff || inWindow(in, [2]time.Duration{e / 3, e/3 + n.opts.OutageFor})
+		wantRuntimeOff = wantRuntimeOff || inWindow(in, [2]time.Duration{2 * e / 3, 2*e/3 + n.opts.OutageFor})
 	}
 	n.mu.Unlock()
 	n.setRuntime(wantRuntimeOff)

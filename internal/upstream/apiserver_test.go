@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -128,6 +130,25 @@ func TestRealAPIServer(t *testing.T) {
 		}
 		if h := view.Health(); h.LastSuccess.IsZero() || h.LastError != "" {
 			t.Fatalf("health %+v", h)
+		}
+		// The same slice while no pod changed (what the Correlator's
+		// one-change path knows it by); a pod's change, a new one, the old
+		// one untouched.
+		before := view.Pods()
+		if again := view.Pods(); &again[0] != &before[0] {
+			t.Fatal("no pod changed, and the view built its pods again")
+		}
+		was := slices.Clone(before)
+		if _, err := admin.CoreV1().Pods("default").Patch(ctx, "web", types.MergePatchType,
+			[]byte(`{"status":{"conditions":[{"type":"Ready","status":"True"}]}}`), metav1.PatchOptions{}, "status"); err != nil {
+			t.Fatal(err)
+		}
+		testenv.Eventually(t, "the view shows web Ready", 10*time.Second, func() bool {
+			i := slices.IndexFunc(view.Pods(), func(p lifecycle.APIPod) bool { return p.Name == "web" })
+			return i >= 0 && view.Pods()[i].Ready == "True"
+		})
+		if !reflect.DeepEqual(before, was) {
+			t.Fatal("the view modified a pods slice it had handed out")
 		}
 	})
 

@@ -47,6 +47,11 @@ type APIView struct {
 	readAt    time.Time              // of the last GET of the Lease
 	backAt    time.Time              // when the API server answered again after being down
 	probedAt  time.Time              // the last probe's start
+	// podsGen counts the pod watch's events; apiPods is Pods' answer at
+	// apiPodsGen: the same slice while no pod changed (lifecycle.Input's
+	// one-change path knows it by identity).
+	podsGen, apiPodsGen uint64
+	apiPods             []lifecycle.APIPod
 }
 
 // DefaultProbeInterval is how long the API server may be quiet (no watch
@@ -73,6 +78,11 @@ func NewAPIView(watch, probe *Client, node string, probeEvery time.Duration, log
 		listWatch(watch.coordination, corev1.NamespaceNodeLease, "leases", "metadata.name="+node,
 			func() runtime.Object { return &coordinationv1.LeaseList{} }),
 		&coordinationv1.Lease{}, 0, cache.Indexers{})
+	_, _ = v.pods.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { v.podChanged() },
+		UpdateFunc: func(any, any) { v.podChanged() },
+		DeleteFunc: func(any) { v.podChanged() },
+	})
 	for _, inf := range []cache.SharedIndexInformer{v.pods, v.nodes, v.leases} {
 		_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 			AddFunc:    func(any) { v.heardNow() },
@@ -84,6 +94,13 @@ func NewAPIView(watch, probe *Client, node string, probeEvery time.Duration, log
 		})
 	}
 	return v
+}
+
+// podChanged counts a pod watch event: Pods is built again.
+func (v *APIView) podChanged() {
+	v.mu.Lock()
+	v.podsGen++
+	v.mu.Unlock()
 }
 
 // heardNow records a watch event: the API server answers. While it is
@@ -114,6 +131,11 @@ func (v *APIView) Updates() <-chan struct{} { return v.updates }
 
 // Run watches, and probes when due, until ctx is done.
 func (v *APIView) Run(ctx context.Context) {
+	_, _ = v.pods.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { v.podChanged() },
+		UpdateFunc: func(any, any) { v.podChanged() },
+		DeleteFunc: func(any) { v.podChanged() },
+	})
 	for _, inf := range []cache.SharedIndexInformer{v.pods, v.nodes, v.leases} {
 		go inf.Run(ctx.Done())
 	}
@@ -237,8 +259,27 @@ func (v *APIView) Health() lifecycle.SourceHealth {
 	return h
 }
 
-// Pods is the API server's last known copy of the pods bound to this node.
+// Pods is the API server's last known copy of the pods bound to this node:
+// the same slice while no pod changed, never modified once handed out.
 func (v *APIView) Pods() []lifecycle.APIPod {
+	v.mu.Lock()
+	gen, cached := v.podsGen, v.apiPods
+	if cached != nil && v.apiPodsGen == gen {
+		v.mu.Unlock()
+		return cached
+	}
+	v.mu.Unlock()
+	out := v.listPods()
+	v.mu.Lock()
+	if v.podsGen == gen {
+		v.apiPods, v.apiPodsGen = out, gen
+	}
+	v.mu.Unlock()
+	return out
+}
+
+// listPods converts the watched pods, sorted by UID.
+func (v *APIView) listPods() []lifecycle.APIPod {
 	objs := v.pods.GetStore().List()
 	out := make([]lifecycle.APIPod, 0, len(objs))
 	for _, o := range objs {

@@ -78,11 +78,21 @@ func BenchmarkCorrelatorOneChange(b *testing.B) {
 
 // BenchmarkCorrelatorOneEvent is the agent's streamed case: a runtime
 // answer that replaced one container's record (cri.State: a change is a new
-// record, a new RuntimeGeneration), the kubelet's answer the same, then the
-// Diff against the previous snapshot.
-func BenchmarkCorrelatorOneEvent(b *testing.B) {
+// record, a new RuntimeGeneration, its pod named in RuntimeChanges), the
+// kubelet's answer the same, then the Diff against the previous snapshot.
+func BenchmarkCorrelatorOneEvent(b *testing.B) { benchOneEvent(b, true) }
+
+// BenchmarkCorrelatorOneEventUntold is the same event from a source that
+// does not say which pod it changed: every pod is looked at.
+func BenchmarkCorrelatorOneEventUntold(b *testing.B) { benchOneEvent(b, false) }
+
+func benchOneEvent(b *testing.B, told bool) {
 	in := benchNode(250)
 	in.PodsGeneration, in.RuntimeGeneration = 1, 1
+	if told {
+		in.PodsChanges.Lose(1)
+		in.RuntimeChanges.Lose(1)
+	}
 	slices.SortFunc(in.Containers, func(a, b *Container) int { // cri.State's order
 		return cmp.Or(cmp.Compare(a.PodUID, b.PodUID), byNameAttempt(a, b))
 	})
@@ -101,6 +111,11 @@ func BenchmarkCorrelatorOneEvent(b *testing.B) {
 		in.Containers = slices.Clone(in.Containers)
 		in.Containers[k] = &ct
 		in.RuntimeGeneration++
+		if told {
+			in.RuntimeChanges.Note(in.RuntimeGeneration, ct.PodUID)
+		}
+		in.Runtime.LastSuccess = in.Now // the sources answer as the clock moves on
+		in.Kubelet.LastSuccess = in.Now
 		in.Now = t0.Add(time.Duration(i) * time.Millisecond)
 		cur := c.Correlate(in)
 		Diff(&prev, &cur)

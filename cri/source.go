@@ -409,8 +409,8 @@ func (s *Source) commitListing(sandboxes map[string]*lifecycle.Sandbox, containe
 		s.missed = 0
 		return
 	}
-	pods := changedPods(s.sandboxes, sandboxes, sameSandbox, func(sb *lifecycle.Sandbox) string { return sb.PodUID }, nil)
-	pods = changedPods(s.containers, containers, sameContainer, func(c *lifecycle.Container) string { return c.PodUID }, pods)
+	pods := changedPods(s.sandboxes, sandboxes, func(sb *lifecycle.Sandbox) string { return sb.PodUID }, nil)
+	pods = changedPods(s.containers, containers, func(c *lifecycle.Container) string { return c.PodUID }, pods)
 	s.sandboxes, s.containers, s.order = sandboxes, containers, nil
 	s.sbDirty = s.sbDirty || !sameSandboxes // the same sandboxes: the same slice
 	s.changed(true, slices.Sorted(maps.Keys(pods))...)
@@ -673,13 +673,15 @@ func sameRecords[T any](a, b map[string]*T, same func(x, y *T) bool) bool {
 }
 
 // changedPods adds to pods (made when nil) the UIDs of the pods whose
-// records differ between a and b.
-func changedPods[T any](a, b map[string]*T, same func(x, y *T) bool, podOf func(*T) string, pods map[string]bool) map[string]bool {
+// records differ between a and b: a record not the same one (a listing
+// decodes afresh what it cannot tell unchanged, and a new record is what
+// the Correlator's index sees).
+func changedPods[T any](a, b map[string]*T, podOf func(*T) string, pods map[string]bool) map[string]bool {
 	if pods == nil {
 		pods = map[string]bool{}
 	}
 	for id, x := range a {
-		if y := b[id]; y == nil || !same(x, y) {
+		if y := b[id]; y != x {
 			pods[podOf(x)] = true
 		}
 	}

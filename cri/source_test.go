@@ -8,6 +8,7 @@ import (
 	"net"
 	"path/filepath"
 	"reflect"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -586,9 +587,20 @@ func TestChangesNameThePods(t *testing.T) {
 	ctr := func(uid string, state lifecycle.RuntimeState) *lifecycle.Container {
 		return &lifecycle.Container{ID: uid + "-0", SandboxID: "sb-" + uid, PodUID: uid, Name: "app", State: state}
 	}
+	// A listing keeps the records it finds unchanged (reuseUnchanged) and
+	// makes new ones for the others.
 	listing := func(b lifecycle.SandboxState, bState lifecycle.RuntimeState) (map[string]*lifecycle.Sandbox, map[string]*lifecycle.Container) {
-		return map[string]*lifecycle.Sandbox{"sb-a": sandbox("a", lifecycle.SandboxReady), "sb-b": sandbox("b", b)},
-			map[string]*lifecycle.Container{"a-0": ctr("a", lifecycle.RuntimeRunning), "b-0": ctr("b", bState)}
+		sbs, cs := maps.Clone(s.sandboxes), maps.Clone(s.containers)
+		if len(sbs) == 0 { // the first
+			sbs, cs = map[string]*lifecycle.Sandbox{"sb-a": sandbox("a", lifecycle.SandboxReady)}, map[string]*lifecycle.Container{"a-0": ctr("a", lifecycle.RuntimeRunning)}
+		}
+		if old := sbs["sb-b"]; old == nil || old.State != b {
+			sbs["sb-b"] = sandbox("b", b)
+		}
+		if old := cs["b-0"]; old == nil || old.State != bState {
+			cs["b-0"] = ctr("b", bState)
+		}
+		return sbs, cs
 	}
 	last := s.State()
 	check := func(name string, wantPods []string, wantNewSandboxes bool) {
@@ -629,6 +641,20 @@ func TestChangesNameThePods(t *testing.T) {
 	cs["a-1"], cs["b-1"] = s.containers["a-1"], s.containers["b-1"]
 	s.commitListing(sbs, cs, s.streamSeq)
 	check("a listing where b's container exited", []string{"b"}, false)
+	// A record decoded afresh (a listing cannot tell it unchanged) that
+	// differs only where the listing does not look is a new record all the
+	// same: its pod is named with the other change.
+	sbs, cs = listing(lifecycle.SandboxReady, lifecycle.RuntimeRunning)
+	cs["b-1"] = s.containers["b-1"]
+	fresh := *s.containers["a-1"]
+	fresh.Message = "decoded again"
+	cs["a-1"] = &fresh
+	s.commitListing(sbs, cs, s.streamSeq)
+	check("a listing where b's container runs again and a's record is decoded afresh", []string{"a", "b"}, false)
+	sbs, cs = listing(lifecycle.SandboxReady, lifecycle.RuntimeExited)
+	cs["a-1"], cs["b-1"] = s.containers["a-1"], s.containers["b-1"]
+	s.commitListing(sbs, cs, s.streamSeq)
+	check("b's container exited again", []string{"b"}, false)
 	sbs, cs = listing(lifecycle.SandboxNotReady, lifecycle.RuntimeExited)
 	cs["a-1"], cs["b-1"] = s.containers["a-1"], s.containers["b-1"]
 	s.commitListing(sbs, cs, s.streamSeq)

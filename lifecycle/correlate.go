@@ -134,6 +134,7 @@ func (c *Correlator) sortPods() {
 		return podOrder(pa.Namespace, pa.Name, pa.UID, pb.Namespace, pb.Name, pb.UID)
 	})
 	clear(c.pos)
+	clear(c.podAt) // of pods gone, too
 	if c.pos == nil {
 		c.pos = make(map[string]int, len(c.order))
 	}

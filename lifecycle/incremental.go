@@ -198,14 +198,16 @@ func (c *Correlator) finish(e *env, m *podMemo) *PodView {
 // time, and entries made stale by a pod's later changes, dropped when due.
 type timers []timer
 
-// timer is when (Unix nanoseconds) a pod's view may change by itself.
+// timer is when a pod's view may change by itself. A time.Time, compared
+// as the views' own deadlines are (by the monotonic clock where both have
+// it): a wall clock stepped back does not move it.
 type timer struct {
-	at  int64
+	at  time.Time
 	uid string
 }
 
 func (h timers) Len() int           { return len(h) }
-func (h timers) Less(i, j int) bool { return h[i].at < h[j].at }
+func (h timers) Less(i, j int) bool { return h[i].at.Before(h[j].at) }
 func (h timers) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
 func (h *timers) Push(x any)        { *h = append(*h, x.(timer)) }
 func (h *timers) Pop() any {
@@ -218,14 +220,14 @@ func (h *timers) Pop() any {
 // set notes when the pod's memoised view next changes by itself, if it does.
 func (h *timers) set(uid string, m *podMemo) {
 	if t := m.changesAt(); !t.IsZero() {
-		heap.Push(h, timer{t.UnixNano(), uid})
+		heap.Push(h, timer{t, uid})
 	}
 }
 
 // due takes out the entries due by now.
 func (h *timers) due(now time.Time) []Change {
 	var out []Change
-	for len(*h) > 0 && (*h)[0].at <= now.UnixNano() {
+	for len(*h) > 0 && !(*h)[0].at.After(now) {
 		out = append(out, Change{UID: heap.Pop(h).(timer).uid})
 	}
 	return out
@@ -236,7 +238,7 @@ func (h *timers) reset(pods map[string]*podMemo) {
 	*h = (*h)[:0]
 	for uid, m := range pods {
 		if t := m.changesAt(); !t.IsZero() {
-			*h = append(*h, timer{t.UnixNano(), uid})
+			*h = append(*h, timer{t, uid})
 		}
 	}
 	heap.Init(h)

@@ -292,7 +292,9 @@ type Input struct {
 	RuntimeName string
 	// APIServer is the health of the API server connection, when configured;
 	// APIPods and APINode are its last known copies of this node's pods and
-	// of the Node itself (nil when unknown).
+	// of the Node itself (nil when unknown). An APIPods slice is never
+	// modified once handed in: the same slice is the same copies (the
+	// Correlator's one-change path knows them by it).
 	APIServer SourceHealth
 	APIPods   []APIPod
 	APINode   *APINode

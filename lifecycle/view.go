@@ -172,7 +172,9 @@ type Snapshot struct {
 	Sources map[string]SourceHealth `json:"sources"`
 	// Pods are sorted by namespace, then name, then UID. A view is never
 	// modified once in a snapshot: a Correlator hands the same view (the
-	// same pointer) to the next snapshot while its pod did not change.
+	// same pointer) to the next snapshot while its pod did not change. The
+	// slice is the Correlator's too (its next snapshot starts from it):
+	// read it, never write it.
 	Pods []*PodView `json:"pods"`
 }
 

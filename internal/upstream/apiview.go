@@ -78,16 +78,17 @@ func NewAPIView(watch, probe *Client, node string, probeEvery time.Duration, log
 		listWatch(watch.coordination, corev1.NamespaceNodeLease, "leases", "metadata.name="+node,
 			func() runtime.Object { return &coordinationv1.LeaseList{} }),
 		&coordinationv1.Lease{}, 0, cache.Indexers{})
-	_, _ = v.pods.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(any) { v.podChanged() },
-		UpdateFunc: func(any, any) { v.podChanged() },
-		DeleteFunc: func(any) { v.podChanged() },
-	})
 	for _, inf := range []cache.SharedIndexInformer{v.pods, v.nodes, v.leases} {
+		heard := v.heardNow
+		if inf == v.pods {
+			// One handler: the pods are counted changed before the agent
+			// is told to look (Pods builds its answer again).
+			heard = func() { v.podChanged(); v.heardNow() }
+		}
 		_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-			AddFunc:    func(any) { v.heardNow() },
-			UpdateFunc: func(any, any) { v.heardNow() },
-			DeleteFunc: func(any) { v.heardNow() },
+			AddFunc:    func(any) { heard() },
+			UpdateFunc: func(any, any) { heard() },
+			DeleteFunc: func(any) { heard() },
 		})
 		_ = inf.SetWatchErrorHandler(func(_ *cache.Reflector, err error) {
 			v.log.Debug("apiserver watch error", "err", oneLine(err))
@@ -131,11 +132,6 @@ func (v *APIView) Updates() <-chan struct{} { return v.updates }
 
 // Run watches, and probes when due, until ctx is done.
 func (v *APIView) Run(ctx context.Context) {
-	_, _ = v.pods.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(any) { v.podChanged() },
-		UpdateFunc: func(any, any) { v.podChanged() },
-		DeleteFunc: func(any) { v.podChanged() },
-	})
 	for _, inf := range []cache.SharedIndexInformer{v.pods, v.nodes, v.leases} {
 		go inf.Run(ctx.Done())
 	}

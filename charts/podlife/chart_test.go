@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"sigs.k8s.io/yaml"
 
@@ -688,10 +689,17 @@ func installCRDs(t *testing.T, kubeconfig string) {
 			t.Fatalf("%v\n%s", err, out)
 		}
 	}
-	if out, err := kubectl(t, "", "--kubeconfig", kubeconfig, "wait", "--for=condition=Established", "--timeout=60s",
-		"crd/servicemonitors.monitoring.coreos.com", "crd/podmonitors.monitoring.coreos.com",
-		"crd/prometheusrules.monitoring.coreos.com"); err != nil {
-		t.Fatalf("%v\n%s", err, out)
+	// Not kubectl wait --for=condition=Established: it fails at once, not
+	// waits, on a CRD whose status has no conditions yet (".status.conditions
+	// accessor error: <nil> is of the type <nil>", kubernetes/kubernetes
+	// #66439; seen in CI under load).
+	for _, crd := range []string{"servicemonitors", "podmonitors", "prometheusrules"} {
+		name := "crd/" + crd + ".monitoring.coreos.com"
+		testenv.EventuallyState(t, name+" Established", 60*time.Second, func() (bool, any) {
+			out, err := kubectl(t, "", "--kubeconfig", kubeconfig, "get", name,
+				"-o", `jsonpath={.status.conditions[?(@.type=="Established")].status}`)
+			return err == nil && strings.TrimSpace(out) == "True", fmt.Sprintf("%s %v", out, err)
+		})
 	}
 }
 

@@ -3,6 +3,7 @@ package agent
 import (
 	"errors"
 	"path/filepath"
+	"runtime/debug"
 	"testing"
 	"time"
 
@@ -171,5 +172,18 @@ func TestKubeletTLSFlags(t *testing.T) {
 		if !errors.As(kubeletConfigError(errors.New(tc.err)), &ce) || ce.Key != tc.key || ce.Problem != tc.problem {
 			t.Errorf("kubeletConfigError(%q) = %+v, want %s: %s", tc.err, ce, tc.key, tc.problem)
 		}
+	}
+}
+
+// The agent runs with DefaultGCPercent unless GOGC says otherwise.
+func TestGCPercent(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(100))
+	setGCPercent("")
+	if got := debug.SetGCPercent(100); got != DefaultGCPercent {
+		t.Fatalf("GOGC unset: GC percent %d, want %d", got, DefaultGCPercent)
+	}
+	setGCPercent("200") // the runtime read it already: left as it is
+	if got := debug.SetGCPercent(100); got != 100 {
+		t.Fatalf("GOGC set: GC percent %d, want it left at 100", got)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -24,6 +25,7 @@ import (
 // set, is called with the base URL of each listener once the HTTP API is up:
 // the plain HTTP one (http://ADDR) first, then the secure one (https://ADDR).
 func Run(ctx context.Context, cfg Config, log *slog.Logger, listening func(url string)) error {
+	setGCPercent(os.Getenv("GOGC"))
 	rt, err := cri.New(cri.Config{Endpoint: cfg.CRIEndpoint, RelistInterval: cfg.PollInterval, Stream: cfg.CRIStream}, log)
 	if err != nil {
 		return &ConfigError{"cri-endpoint", err.Error()}
@@ -95,6 +97,21 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, listening func(url s
 		return err
 	}
 	return nil
+}
+
+// DefaultGCPercent is the agent's GOGC where its environment sets none. Its
+// heap is small (about 8 MiB live at 250 pods) and, a correlation touching
+// only the pods that changed, slow to grow: half of Go's default headroom
+// costs a few more short GC cycles a minute and saves about 5 MiB of RSS
+// (BENCHMARKS.md, "GOGC").
+const DefaultGCPercent = 50
+
+// setGCPercent applies DefaultGCPercent unless gogc (the GOGC environment
+// variable, which the Go runtime has read) says otherwise.
+func setGCPercent(gogc string) {
+	if gogc == "" {
+		debug.SetGCPercent(DefaultGCPercent)
+	}
 }
 
 // The defaults of the agent's traffic to the API server, chosen for a fleet:

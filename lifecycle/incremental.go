@@ -129,9 +129,8 @@ func (c *Correlator) podOf(in *Input, uid string) *Pod {
 }
 
 // groupOf is the pod's group of containers in a listing grouped by pod in
-// UID order (what indexRuntime makes of it): the old group when the same
-// records, sorted by name and attempt. False when the listing is not
-// ordered around the group.
+// UID order, as indexRuntime makes it (nil: none). False when the listing
+// is not ordered around the group.
 func groupOf(cs []*Container, uid string, old []*Container) ([]*Container, bool) {
 	i := sort.Search(len(cs), func(i int) bool { return cs[i].PodUID >= uid })
 	j := i
@@ -141,18 +140,10 @@ func groupOf(cs []*Container, uid string, old []*Container) ([]*Container, bool)
 	if (i > 0 && cs[i-1].PodUID > uid) || (j < len(cs) && cs[j].PodUID < uid) {
 		return nil, false
 	}
-	g := cs[i:j:j]
-	if slices.Equal(g, old) {
-		return old, true
-	}
 	if i == j {
 		return nil, true
 	}
-	g = slices.Clone(g) // the caller's slice is not the index's
-	if !slices.IsSortedFunc(g, byNameAttempt) {
-		slices.SortFunc(g, byNameAttempt)
-	}
-	return g, true
+	return ownGroup(cs[i:j:j], old), true
 }
 
 // sameSandboxes reports whether ix indexes this Sandboxes slice.

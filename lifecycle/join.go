@@ -46,17 +46,8 @@ func indexRuntime(prev runtimeIndex, spare map[string][]*Container, sandboxes []
 			start = 0
 			continue
 		}
-		cs, uid := containers[start:end:end], containers[start].PodUID
-		if !slices.IsSortedFunc(cs, byNameAttempt) {
-			cs = slices.Clone(cs)
-			slices.SortFunc(cs, byNameAttempt)
-		}
-		if old := prev.byPod[uid]; slices.Equal(old, cs) {
-			cs = old
-		} else if &cs[0] == &containers[start] {
-			cs = slices.Clone(cs) // the caller's slice is not the index's
-		}
-		ix.byPod[uid] = cs
+		uid := containers[start].PodUID
+		ix.byPod[uid] = ownGroup(containers[start:end:end], prev.byPod[uid])
 		start = end
 	}
 	ix.sandboxes, ix.sbFirst, ix.sbLen = prev.sandboxes, prev.sbFirst, prev.sbLen
@@ -67,6 +58,24 @@ func indexRuntime(prev runtimeIndex, spare map[string][]*Container, sandboxes []
 		}
 	}
 	return ix
+}
+
+// ownGroup is a pod's group made of cs, a piece of a caller's listing: old
+// when it holds the same records, else a copy (the caller's slice is not
+// the index's) sorted by name, attempt and creation.
+func ownGroup(cs, old []*Container) []*Container {
+	g := cs
+	if !slices.IsSortedFunc(g, byNameAttempt) {
+		g = slices.Clone(g)
+		slices.SortFunc(g, byNameAttempt)
+	}
+	if slices.Equal(g, old) {
+		return old
+	}
+	if &g[0] == &cs[0] {
+		g = slices.Clone(g)
+	}
+	return g
 }
 
 // indexSandboxes maps each pod UID to its latest sandbox.

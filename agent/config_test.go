@@ -3,6 +3,7 @@ package agent
 import (
 	"errors"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"testing"
 	"time"
@@ -172,6 +173,21 @@ func TestKubeletTLSFlags(t *testing.T) {
 		if !errors.As(kubeletConfigError(errors.New(tc.err)), &ce) || ce.Key != tc.key || ce.Problem != tc.problem {
 			t.Errorf("kubeletConfigError(%q) = %+v, want %s: %s", tc.err, ce, tc.key, tc.problem)
 		}
+	}
+}
+
+// The agent runs with DefaultMaxProcs unless GOMAXPROCS says otherwise.
+func TestMaxProcs(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
+	runtime.GOMAXPROCS(2)
+	setMaxProcs("")
+	if got := runtime.GOMAXPROCS(0); got != DefaultMaxProcs {
+		t.Fatalf("GOMAXPROCS unset: %d, want %d", got, DefaultMaxProcs)
+	}
+	runtime.GOMAXPROCS(2)
+	setMaxProcs("2") // the runtime read it already: left as it is
+	if got := runtime.GOMAXPROCS(0); got != 2 {
+		t.Fatalf("GOMAXPROCS set: %d, want it left at 2", got)
 	}
 }
 

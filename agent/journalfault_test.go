@@ -14,6 +14,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -122,6 +124,11 @@ func startRunningAgent(t *testing.T, path string, o simnode.Options, simLog *slo
 	}
 	urls := make(chan string, 2)
 	done := make(chan error, 1)
+	// Run sets the runtime's defaults for a whole process (setGCPercent,
+	// setMaxProcs): the package's other tests keep theirs.
+	procs, gc := runtime.GOMAXPROCS(0), debug.SetGCPercent(-1)
+	debug.SetGCPercent(gc)
+	t.Cleanup(func() { runtime.GOMAXPROCS(procs); debug.SetGCPercent(gc) })
 	go func() {
 		done <- Run(ctx, cfg, slog.New(slog.NewJSONHandler(r.log, nil)), func(u string) { urls <- u })
 	}()

@@ -5,31 +5,12 @@ import (
 	"fmt"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/encoding"
-	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/podlife/podlife/internal/localgrpc"
 )
-
-// rawCodec marshals requests as protobuf and hands a response over as its
-// undecoded bytes (into a *[]byte), so that a relist can skip what it knows.
-type rawCodec struct{}
-
-func (rawCodec) Marshal(v any) (mem.BufferSlice, error) {
-	return encoding.GetCodecV2("proto").Marshal(v)
-}
-
-func (rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
-	out, ok := v.(*[]byte)
-	if !ok {
-		return fmt.Errorf("raw codec: cannot decode into %T", v)
-	}
-	*out = data.Materialize()
-	return nil
-}
-
-func (rawCodec) Name() string { return "proto" }
 
 // Field numbers on the wire: both list answers hold their items in field 1,
 // and each item has its ID in field 1; the state is field 6 of a Container
@@ -53,8 +34,8 @@ type listed struct {
 // state: most of a relist's items are known and unchanged, and decoding their
 // labels and annotations again each time was most of a relist's cost.
 func listRaw(ctx context.Context, conn grpc.ClientConnInterface, method string, req any, stateField protowire.Number) ([]listed, error) {
-	var raw []byte
-	if err := conn.Invoke(ctx, method, req, &raw, grpc.ForceCodecV2(rawCodec{})); err != nil {
+	var raw []byte // kept: the listed items are slices of it
+	if err := localgrpc.InvokeRaw(ctx, conn, method, req, &raw); err != nil {
 		return nil, err
 	}
 	return splitList(raw, stateField)
@@ -81,33 +62,21 @@ func (l listed) decode(m proto.Message) error {
 // splitList reads a list answer's items.
 func splitList(b []byte, stateField protowire.Number) ([]listed, error) {
 	var out []listed
-	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			return nil, fmt.Errorf("list answer: %w", protowire.ParseError(n))
+	var bad error // an item's, said as scanItem says it
+	err := localgrpc.Items(b, fieldItems, func(msg []byte) error {
+		item, err := scanItem(msg, stateField)
+		if err != nil {
+			bad = err
+			return err
 		}
-		if num > protowire.MaxValidNumber { // protowire takes MessageSet's larger numbers; protobuf messages do not
-			return nil, fmt.Errorf("list answer: field number %d out of range", num)
-		}
-		b = b[n:]
-		if num == fieldItems && typ == protowire.BytesType {
-			msg, m := protowire.ConsumeBytes(b)
-			if m < 0 {
-				return nil, fmt.Errorf("list answer: %w", protowire.ParseError(m))
-			}
-			item, err := scanItem(msg, stateField)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, item)
-			b = b[m:]
-			continue
-		}
-		m := protowire.ConsumeFieldValue(num, typ, b)
-		if m < 0 {
-			return nil, fmt.Errorf("list answer: %w", protowire.ParseError(m))
-		}
-		b = b[m:]
+		out = append(out, item)
+		return nil
+	})
+	switch {
+	case bad != nil:
+		return nil, bad
+	case err != nil:
+		return nil, fmt.Errorf("list answer: %w", err)
 	}
 	return out, nil
 }

@@ -62,6 +62,8 @@ const (
 	// podsAPIPlaceholderMessage is the Ready condition's message of a pod the
 	// kubelet has not synced since it started (server.go getEffectivePodStatus).
 	podsAPIPlaceholderMessage = "Kubelet is initializing pod containers"
+	// fieldListedPods is ListPodsResponse's repeated pods field (api.proto).
+	fieldListedPods = 1
 	// podsAPIMaxMessage bounds one watch event (a pod); the kubelet's
 	// objects are at most ~1.5 MiB (etcd's limit) and usually a few KiB.
 	podsAPIMaxMessage = 16 << 20
@@ -97,7 +99,9 @@ func (s *Source) podsAPIWatch(ctx context.Context) (synced bool, err error) {
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	f := &podsAPIFeed{s: s, client: podsv1alpha1.NewPodsClient(conn), pods: map[string]*lifecycle.Pod{},
-		touched: map[string]bool{}}
+		touched: map[string]bool{}, listPods: func(ctx context.Context, answer *[]byte) error {
+			return localgrpc.InvokeRaw(ctx, conn, podsv1alpha1.Pods_ListPods_FullMethodName, &podsv1alpha1.ListPodsRequest{}, answer)
+		}}
 	stream, err := f.client.WatchPods(wctx, &podsv1alpha1.WatchPodsRequest{})
 	if err != nil {
 		return false, f.failed(ctx, err)
@@ -198,11 +202,17 @@ type recvResult struct {
 // answers nothing is hung. One call per period, where the kubelet allows 100
 // per second for all its clients and logs each at its default verbosity.
 type podsAPIFeed struct {
-	s       *Source
-	client  podsv1alpha1.PodsClient
-	pods    map[string]*lifecycle.Pod    // records never modified once listed
-	listed  map[[sha256.Size]byte]string // the digest of each pod's bytes as last listed -> its UID
-	touched map[string]bool              // pods an event changed since the last list
+	s      *Source
+	client podsv1alpha1.PodsClient // its watch
+	// listPods lists the kubelet's pods into *answer, an undecoded
+	// ListPodsResponse (localgrpc.InvokeRaw): the list is mostly pods whose
+	// bytes did not change, which need no decoding, and a 500 kB answer
+	// every period is received into the same array (answer).
+	listPods func(ctx context.Context, answer *[]byte) error
+	answer   []byte
+	pods     map[string]*lifecycle.Pod    // records never modified once listed
+	listed   map[[sha256.Size]byte]string // the digest of each pod's bytes as last listed -> its UID
+	touched  map[string]bool              // pods an event changed since the last list
 	// uids are the pods' UIDs in order: nil once a pod is gone, sorted
 	// again when a pod came or went.
 	uids []string
@@ -239,36 +249,33 @@ func (f *podsAPIFeed) list() []*lifecycle.Pod {
 func (f *podsAPIFeed) reconcile(ctx context.Context, changedPods *[]string) (bool, error) {
 	lctx, cancel := context.WithTimeout(ctx, f.s.cfg.Timeout)
 	defer cancel()
-	resp, err := f.client.ListPods(lctx, &podsv1alpha1.ListPodsRequest{})
-	if err != nil {
+	if err := f.listPods(lctx, &f.answer); err != nil {
 		if status.Code(err) == codes.DeadlineExceeded && ctx.Err() == nil {
 			return false, fmt.Errorf("kubelet Pods API %s: no answer within %s (a hung kubelet?)", f.s.cfg.PodsAPISocket, f.s.cfg.Timeout)
 		}
 		return false, nil
 	}
-	listed := make(map[[sha256.Size]byte]string, len(resp.GetPods()))
+	listed := make(map[[sha256.Size]byte]string, len(f.listed))
 	changed := false
-	for _, b := range resp.GetPods() {
+	err := localgrpc.Items(f.answer, fieldListedPods, func(b []byte) error {
 		key := sha256.Sum256(b) // not the bytes: a list is 2 kB a pod
 		uid, same := f.listed[key]
 		if !same || f.touched[uid] {
-			var p corev1.Pod
-			if err := p.Unmarshal(b); err != nil || p.UID == "" {
-				return false, fmt.Errorf("kubelet Pods API %s: ListPods: a pod that does not decode (%v)", f.s.cfg.PodsAPISocket, err)
+			var took bool
+			var err error
+			if uid, took, err = f.take(b); err != nil {
+				return err
 			}
-			uid = string(p.UID)
-			pod := PodOf(&p, podsAPIStatusFrom(&p))
-			old, ok := f.pods[uid]
-			if ok {
-				pod.Revision = old.Revision
-			}
-			if !ok || !reflect.DeepEqual(*old, pod) {
-				f.pods[uid], changed = &pod, true
-				f.revise(uid)
+			if took {
+				changed = true
 				*changedPods = append(*changedPods, uid)
 			}
 		}
 		listed[key] = uid
+		return nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("kubelet Pods API %s: ListPods: %w", f.s.cfg.PodsAPISocket, err)
 	}
 	kept := make(map[string]bool, len(listed))
 	for _, uid := range listed {
@@ -283,6 +290,27 @@ func (f *podsAPIFeed) reconcile(ctx context.Context, changedPods *[]string) (boo
 	}
 	f.listed, f.touched = listed, map[string]bool{}
 	return changed, nil
+}
+
+// take decodes a listed pod and makes it the feed's record unless the one
+// held says the same, reporting its UID and whether it took it.
+func (f *podsAPIFeed) take(b []byte) (uid string, took bool, err error) {
+	var p corev1.Pod
+	if err := p.Unmarshal(b); err != nil || p.UID == "" {
+		return "", false, fmt.Errorf("a pod that does not decode (%v)", err)
+	}
+	uid = string(p.UID)
+	pod := PodOf(&p, podsAPIStatusFrom(&p))
+	old, ok := f.pods[uid]
+	if ok {
+		pod.Revision = old.Revision
+		if reflect.DeepEqual(*old, pod) {
+			return uid, false, nil
+		}
+	}
+	f.pods[uid] = &pod
+	f.revise(uid)
+	return uid, true, nil
 }
 
 // failed says why the watch ended: nothing when podlife is stopping, else

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	podsv1alpha1 "k8s.io/kubelet/pkg/apis/pods/v1alpha1"
@@ -471,14 +472,20 @@ func FuzzPodsAPIEvent(f *testing.F) {
 	})
 }
 
-// listOnly is a Pods API client that only lists, what the kubelet's list holds.
+// listOnly is a kubelet that only lists, what its list holds.
 type listOnly struct {
-	podsv1alpha1.PodsClient
 	pods []*corev1.Pod
 }
 
-func (l *listOnly) ListPods(context.Context, *podsv1alpha1.ListPodsRequest, ...grpc.CallOption) (*podsv1alpha1.ListPodsResponse, error) {
-	return listResponse(l.pods)
+// list answers as podsAPIFeed.listPods does: the answer's bytes, in the
+// array of the last answer while it is large enough (localgrpc.InvokeRaw).
+func (l *listOnly) list(_ context.Context, answer *[]byte) error {
+	resp, err := listResponse(l.pods)
+	if err != nil {
+		return err
+	}
+	*answer, err = proto.MarshalOptions{}.MarshalAppend((*answer)[:0], resp)
+	return err
 }
 
 // A list gives a new record (lifecycle.Pod.Revision) to the pods it changed
@@ -493,7 +500,7 @@ func TestPodsAPIListRevisesWhatChanged(t *testing.T) {
 	items := fixtures.Build().Pods.Items
 	a, b := items[0].DeepCopy(), items[1].DeepCopy()
 	kubelet := &listOnly{pods: []*corev1.Pod{a, b}}
-	f := &podsAPIFeed{s: s, client: kubelet, pods: map[string]*lifecycle.Pod{}, touched: map[string]bool{}}
+	f := &podsAPIFeed{s: s, listPods: kubelet.list, pods: map[string]*lifecycle.Pod{}, touched: map[string]bool{}}
 	for _, p := range kubelet.pods { // the watch's first events
 		uid, _, err := applyPodEvent(f.pods, event(t, podsv1alpha1.EventType_ADDED, p))
 		if err != nil {
@@ -549,7 +556,7 @@ func TestPodsAPIListRevisesWhatChanged(t *testing.T) {
 	// A new watch (after the kubelet dropped this one) numbers on: its pods
 	// are new records, never an old revision for different content.
 	old := revisions(State{Pods: f.list()})
-	again := &podsAPIFeed{s: s, client: kubelet, pods: map[string]*lifecycle.Pod{}, touched: map[string]bool{}}
+	again := &podsAPIFeed{s: s, listPods: kubelet.list, pods: map[string]*lifecycle.Pod{}, touched: map[string]bool{}}
 	if changed, err := again.reconcile(ctx, new([]string)); err != nil || !changed {
 		t.Fatalf("a new watch's first list: changed %t, %v", changed, err)
 	}
@@ -586,6 +593,35 @@ func TestChangedPods(t *testing.T) {
 		got := changedPods(tc.old, tc.pods)
 		if slices.Sort(got); !slices.Equal(got, tc.want) {
 			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+// BenchmarkPodsAPIListUnchanged is a heartbeat list of the demo node's pods
+// (fixtures: about 250) that changed nothing: podlife's cost of the Pods
+// API's list every period, the gRPC call aside.
+func BenchmarkPodsAPIListUnchanged(b *testing.B) {
+	s, err := New(Config{URL: "http://127.0.0.1:1", PodsAPISocket: "/nowhere", LinkInterval: -1}, quiet())
+	if err != nil {
+		b.Fatal(err)
+	}
+	var pods []*corev1.Pod
+	for i := range fixtures.Build().Pods.Items {
+		pods = append(pods, &fixtures.Build().Pods.Items[i])
+	}
+	kubelet := &listOnly{pods: pods}
+	f := &podsAPIFeed{s: s, listPods: kubelet.list, pods: map[string]*lifecycle.Pod{}, touched: map[string]bool{}}
+	ctx := context.Background()
+	if _, err := f.reconcile(ctx, new([]string)); err != nil {
+		b.Fatal(err)
+	}
+	answer := f.answer
+	f.listPods = func(_ context.Context, a *[]byte) error { *a = answer; return nil }
+	b.ReportAllocs()
+	b.SetBytes(int64(len(answer)))
+	for b.Loop() {
+		if changed, err := f.reconcile(ctx, new([]string)); err != nil || changed {
+			b.Fatal(changed, err)
 		}
 	}
 }

@@ -55,12 +55,9 @@ func (r *recorder) pings(t *testing.T) int {
 	}
 }
 
-// calls makes n+1 unary calls to a local server on a unix socket through a
-// client dialled with opts and returns what the client wrote. A PING the
-// client queues on reading a response's DATA frame is queued before that
-// call ends, so it is written before the next call's HEADERS: after the
-// last call, every PING of the first n has been written.
-func calls(t *testing.T, n int, opts ...grpc.DialOption) *recorder {
+// serve starts a gRPC server with what register registers on a unix socket
+// until the test ends, and returns the socket's path.
+func serve(t *testing.T, register func(*grpc.Server)) string {
 	t.Helper()
 	sock := filepath.Join(t.TempDir(), "s.sock")
 	lis, err := net.Listen("unix", sock)
@@ -68,9 +65,20 @@ func calls(t *testing.T, n int, opts ...grpc.DialOption) *recorder {
 		t.Fatal(err)
 	}
 	srv := grpc.NewServer()
-	healthpb.RegisterHealthServer(srv, health.NewServer())
+	register(srv)
 	go func() { _ = srv.Serve(lis) }()
 	t.Cleanup(srv.Stop)
+	return sock
+}
+
+// calls makes n+1 unary calls to a local server on a unix socket through a
+// client dialled with opts and returns what the client wrote. A PING the
+// client queues on reading a response's DATA frame is queued before that
+// call ends, so it is written before the next call's HEADERS: after the
+// last call, every PING of the first n has been written.
+func calls(t *testing.T, n int, opts ...grpc.DialOption) *recorder {
+	t.Helper()
+	sock := serve(t, func(srv *grpc.Server) { healthpb.RegisterHealthServer(srv, health.NewServer()) })
 	rec := &recorder{}
 	dial := func(ctx context.Context, addr string) (net.Conn, error) {
 		c, err := (&net.Dialer{}).DialContext(ctx, "unix", sock)

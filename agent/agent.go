@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"sync"
 	"time"
 
@@ -295,18 +296,39 @@ func linkFromLease(link lifecycle.KubeletLink, l upstream.NodeLease, api lifecyc
 		Evidence: fmt.Sprintf("the node's Lease has not been renewed since %s (duration %s)", l.RenewTime.UTC().Format(time.RFC3339), l.Duration)}
 }
 
-// coalesceWindow lets changes that arrive together (a restart is a stop and
-// a start event) become one correlation.
+// coalesceWindow bounds how long a correlation waits for a burst of changes
+// to settle (coalesce): detection is never later by more.
 const coalesceWindow = 3 * time.Millisecond
 
+// coalesce lets changes on their way become one correlation (a restart is a
+// stop and a start event, read together): it yields the thread to the
+// goroutines ready to run, a source applying the next event it received,
+// until two yields in a row bring no change, for at most coalesceWindow. It
+// used to sleep the whole window: every correlation was then one more
+// wake-up of the agent's thread, which cost more than the correlations it
+// saved (BENCHMARKS.md, "Coalescing").
 func (a *Agent) coalesce(api <-chan struct{}) {
-	time.Sleep(coalesceWindow)
-	for _, ch := range []<-chan struct{}{a.opts.Runtime.Updates(), a.opts.Kubelet.Updates(), api} {
-		select {
-		case <-ch:
-		default:
+	settle([]<-chan struct{}{a.opts.Runtime.Updates(), a.opts.Kubelet.Updates(), api}, runtime.Gosched,
+		time.Now().Add(coalesceWindow), time.Now)
+}
+
+// settle calls yield until two calls in a row bring no signal on chans, or
+// until now reaches the deadline, consuming the signals; it returns how many
+// times it yielded.
+func settle(chans []<-chan struct{}, yield func(), deadline time.Time, now func() time.Time) int {
+	n := 0
+	for quiet := 0; quiet < 2 && now().Before(deadline); n++ {
+		yield()
+		quiet++
+		for _, ch := range chans {
+			select {
+			case <-ch:
+				quiet = 0
+			default:
+			}
 		}
 	}
+	return n
 }
 
 // journalAndRecord journals transitions, then records them. A journal that

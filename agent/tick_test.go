@@ -72,3 +72,42 @@ func running(a *Agent) (stop func()) {
 	go func() { a.Run(ctx); close(done) }()
 	return func() { cancel(); <-done }
 }
+
+// A correlation waits while each yield brings a change (a source applying
+// the next event of a burst), until two yields in a row bring none or the
+// window ends, and takes the signals it saw.
+func TestSettle(t *testing.T) {
+	start := time.Unix(0, 0)
+	for _, tc := range []struct {
+		name    string
+		changes []bool // whether yield i brings a change; past the end, every yield does
+		endless bool
+		want    int
+	}{
+		{"nothing on its way", []bool{false, false}, false, 2},
+		{"a burst of three", []bool{true, true, true, false, false}, false, 5},
+		{"a lull of one yield", []bool{true, false, true, false, false}, false, 5},
+		{"changes never stop: the window ends", nil, true, 30},
+	} {
+		rt, kl := make(chan struct{}, 1), make(chan struct{}, 1)
+		clock := start
+		yields := 0
+		yield := func() {
+			if yields < len(tc.changes) && tc.changes[yields] || yields >= len(tc.changes) && tc.endless {
+				rt <- struct{}{}
+				if yields%2 == 0 {
+					kl <- struct{}{}
+				}
+			}
+			yields++
+			clock = clock.Add(100 * time.Microsecond)
+		}
+		got := settle([]<-chan struct{}{rt, kl, nil}, yield, start.Add(coalesceWindow), func() time.Time { return clock })
+		if got != tc.want || yields != got {
+			t.Errorf("%s: settled after %d yields (%d made), want %d", tc.name, got, yields, tc.want)
+		}
+		if len(rt) != 0 || len(kl) != 0 {
+			t.Errorf("%s: signals left behind: runtime %d, kubelet %d", tc.name, len(rt), len(kl))
+		}
+	}
+}

@@ -113,7 +113,9 @@ type Agent struct {
 	clock    lifecycle.StageClock
 	reported lifecycle.Reported // container transitions already recorded
 	started  map[string]startup // pods whose start-up this agent follows
-	lastOK   map[string]time.Time
+	// startupsSeen are the pods of the last snapshot observeStartups saw.
+	startupsSeen []*lifecycle.PodView
+	lastOK       map[string]time.Time
 }
 
 // New builds an agent.
@@ -444,9 +446,14 @@ func (a *Agent) observeSources(s *lifecycle.Snapshot) {
 	}
 }
 
-// observeStartups measures, once per pod, creation to first Ready and its steps.
+// observeStartups measures, once per pod, creation to first Ready and its
+// steps. It looks only at the views the last snapshot it saw did not hold.
 func (a *Agent) observeStartups(s *lifecycle.Snapshot) {
+	defer func() { a.startupsSeen = s.Pods }()
 	for i := range s.Pods {
+		if lifecycle.Unchanged(a.startupsSeen, s, i) {
+			continue
+		}
 		p := s.Pods[i]
 		st := a.started[p.UID]
 		if p.Stage != lifecycle.StageServing {

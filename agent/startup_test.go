@@ -40,3 +40,21 @@ func TestStartupMeasuredOnlyWhenWatched(t *testing.T) {
 		t.Fatalf("gone pods kept: %v", a.started)
 	}
 }
+
+// Views handed on unchanged are not looked at again, and a view that changed
+// in place of another (the one-change path) is: its start-up is measured.
+func TestStartupSeesChangedViewsOnly(t *testing.T) {
+	a := New(Options{Node: "n", Log: slog.New(slog.DiscardHandler)})
+	t0 := time.Date(2026, 12, 8, 1, 0, 0, 0, time.UTC)
+	x := &lifecycle.PodView{UID: "x", Name: "x", Stage: lifecycle.StageStarting, Created: t0}
+	y := &lifecycle.PodView{UID: "y", Name: "y", Stage: lifecycle.StageStarting, Created: t0}
+	a.observeStartups(&lifecycle.Snapshot{Pods: []*lifecycle.PodView{x, y}})
+	y2 := &lifecycle.PodView{UID: "y", Name: "y", Stage: lifecycle.StageServing, Created: t0,
+		Conditions: []lifecycle.Condition{{Type: lifecycle.CondReady, Status: "True", LastTransitionTime: t0.Add(3 * time.Second)}}}
+	for range 2 {
+		a.observeStartups(&lifecycle.Snapshot{Pods: []*lifecycle.PodView{x, y2}})
+	}
+	if n := gathered(t, a)["podlife_pod_startup_duration_seconds"].GetMetric()[0].GetHistogram().GetSampleCount(); n != 1 {
+		t.Fatalf("y's start-up gave %d samples, want 1", n)
+	}
+}

@@ -123,3 +123,34 @@ func benchOneEvent(b *testing.B, told bool) {
 		i++
 	}
 }
+
+// BenchmarkStageClockOneChange is the stage clock after a correlation that
+// changed one pod of 250 (the one-change path hands the others on): one pod
+// restarting (Starting) after another served again.
+func BenchmarkStageClockOneChange(b *testing.B) {
+	t0 := time.Date(2026, 12, 8, 1, 0, 0, 0, time.UTC)
+	pods := make([]*PodView, 250)
+	for i := range pods {
+		pods[i] = &PodView{Namespace: "ns", Name: fmt.Sprint("p", i), UID: fmt.Sprint("uid-", i), Stage: StageServing}
+	}
+	var c StageClock
+	c.Stuck(&Snapshot{At: t0, Pods: pods}, 5*time.Minute)
+	set := func(pods []*PodView, i int, stage Stage) {
+		v := *pods[i]
+		v.Stage = stage
+		pods[i] = &v
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		i++
+		next := slices.Clone(pods)
+		if i%2 == 0 {
+			set(next, i/2%len(next), StageStarting)
+		} else {
+			set(next, i/2%len(next), StageServing)
+		}
+		c.Stuck(&Snapshot{At: t0.Add(time.Duration(i) * time.Millisecond), Pods: next}, 5*time.Minute)
+		pods = next
+	}
+}

@@ -109,3 +109,39 @@ func TestForgetOthers(t *testing.T) {
 		}
 	}
 }
+
+// Snapshots that hand a pod's view on unchanged (the one-change path) still
+// have it reported stuck when its time comes, once, in the snapshot's order;
+// a pod gone and back starts again.
+func TestStageClockSharedViews(t *testing.T) {
+	t0 := time.Date(2026, 12, 8, 1, 0, 0, 0, time.UTC)
+	a := &PodView{Namespace: "ns", UID: "a", Name: "a", Stage: StageStarting}
+	b := &PodView{Namespace: "ns", UID: "b", Name: "b", Stage: StageFailing}
+	z := &PodView{Namespace: "ns", UID: "z", Name: "z", Stage: StageServing}
+	pods := []*PodView{a, b, z}
+	var c StageClock
+	stuck := func(d time.Duration, pods []*PodView) []string {
+		var uids []string
+		for _, tr := range c.Stuck(&Snapshot{At: t0.Add(d), Pods: pods}, 5*time.Minute) {
+			uids = append(uids, tr.UID)
+		}
+		return uids
+	}
+	for _, step := range []struct {
+		d    time.Duration
+		pods []*PodView
+		want string
+	}{
+		{0, pods, ""},
+		{4 * time.Minute, pods, ""},
+		{5 * time.Minute, pods, "a,b"}, // the same views throughout
+		{6 * time.Minute, pods, ""},    // once per stay
+		{7 * time.Minute, []*PodView{b, z}, ""},
+		{8 * time.Minute, pods, ""}, // a is back: a new stay
+		{13 * time.Minute, pods, "a"},
+	} {
+		if got := strings.Join(stuck(step.d, step.pods), ","); got != step.want {
+			t.Fatalf("at %s: stuck %q, want %q", step.d, got, step.want)
+		}
+	}
+}

@@ -299,7 +299,8 @@ func linkFromLease(link lifecycle.KubeletLink, l upstream.NodeLease, api lifecyc
 }
 
 // coalesceWindow bounds how long a correlation waits for a burst of changes
-// to settle (coalesce): detection is never later by more.
+// to settle (coalesce). At one P a yield may give the thread to another
+// goroutine for its whole turn, so the bound is checked between yields.
 const coalesceWindow = 3 * time.Millisecond
 
 // coalesce lets changes on their way become one correlation (a restart is a

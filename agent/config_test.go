@@ -189,6 +189,13 @@ func TestMaxProcs(t *testing.T) {
 	if got := runtime.GOMAXPROCS(0); got != 2 {
 		t.Fatalf("GOMAXPROCS set: %d, want it left at 2", got)
 	}
+	for _, bad := range []string{"0", "-1", "two"} { // the runtime ignored them
+		runtime.GOMAXPROCS(2)
+		setMaxProcs(bad)
+		if got := runtime.GOMAXPROCS(0); got != DefaultMaxProcs {
+			t.Errorf("GOMAXPROCS=%s: %d, want %d", bad, got, DefaultMaxProcs)
+		}
+	}
 }
 
 // The agent runs with DefaultGCPercent unless GOGC says otherwise.
@@ -198,8 +205,14 @@ func TestGCPercent(t *testing.T) {
 	if got := debug.SetGCPercent(100); got != DefaultGCPercent {
 		t.Fatalf("GOGC unset: GC percent %d, want %d", got, DefaultGCPercent)
 	}
-	setGCPercent("200") // the runtime read it already: left as it is
-	if got := debug.SetGCPercent(100); got != 100 {
-		t.Fatalf("GOGC set: GC percent %d, want it left at 100", got)
+	for _, set := range []string{"200", "off"} { // the runtime read it already: left as it is
+		setGCPercent(set)
+		if got := debug.SetGCPercent(100); got != 100 {
+			t.Fatalf("GOGC=%s: GC percent %d, want it left at 100", set, got)
+		}
+	}
+	setGCPercent("lots") // the runtime ignored it
+	if got := debug.SetGCPercent(100); got != DefaultGCPercent {
+		t.Fatalf("GOGC=lots: GC percent %d, want %d", got, DefaultGCPercent)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"time"
 
@@ -109,9 +110,11 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, listening func(url s
 const DefaultGCPercent = 50
 
 // setGCPercent applies DefaultGCPercent unless gogc (the GOGC environment
-// variable, which the Go runtime has read) says otherwise.
+// variable, which the Go runtime has read) says otherwise: "off" or a
+// number. The runtime takes anything else as 100 (readGOGC), so does not
+// this agent.
 func setGCPercent(gogc string) {
-	if gogc == "" {
+	if _, err := strconv.Atoi(gogc); err != nil && gogc != "off" {
 		debug.SetGCPercent(DefaultGCPercent)
 	}
 }
@@ -127,9 +130,11 @@ func setGCPercent(gogc string) {
 const DefaultMaxProcs = 1
 
 // setMaxProcs applies DefaultMaxProcs unless gomaxprocs (the GOMAXPROCS
-// environment variable, which the Go runtime has read) says otherwise.
+// environment variable, which the Go runtime has read) says otherwise: a
+// number of at least 1. The runtime takes anything else as its own default
+// (every CPU), so does not this agent.
 func setMaxProcs(gomaxprocs string) {
-	if gomaxprocs == "" {
+	if n, err := strconv.Atoi(gomaxprocs); err != nil || n < 1 {
 		runtime.GOMAXPROCS(DefaultMaxProcs)
 	}
 }

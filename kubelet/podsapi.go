@@ -158,14 +158,16 @@ func (s *Source) podsAPIWatch(ctx context.Context) (synced bool, err error) {
 			changed = true
 		case <-soon:
 			soon = nil
-			if changed, err = f.reconcile(wctx, &pending); err != nil {
+			if changed, err = f.reconcile(wctx, &pending); err != nil && !errors.Is(err, errListUnanswered) {
 				return synced, err
 			}
 		case <-list.C:
-			if changed, err = f.reconcile(wctx, &pending); err != nil {
+			changed, err = f.reconcile(wctx, &pending)
+			switch {
+			case errors.Is(err, errListUnanswered): // no heartbeat: the next period tries again
+			case err != nil:
 				return synced, err
-			}
-			if synced && !changed {
+			case synced && !changed:
 				// The kubelet answered, nothing changed: still its
 				// answer. A quiet node's pods must not go stale.
 				s.alive()
@@ -242,10 +244,11 @@ func (f *podsAPIFeed) list() []*lifecycle.Pod {
 // reconcile makes the kubelet's list the feed's pods, decoding only the pods
 // whose bytes changed since the last list or that an event touched since. It
 // reports whether the pods changed, adding the UIDs of those that did to
-// changed; its error ends the watch, and only a
-// kubelet that gives no answer within the timeout makes one: rate-limited
-// (ResourceExhausted), initializing (FailedPrecondition) or a closing
-// connection (which the stream reports) waits for the next period.
+// changed. Its error ends the watch, except errListUnanswered: a list
+// rate-limited (ResourceExhausted), refused while the kubelet initializes
+// (FailedPrecondition) or cut by a closing connection (which the stream
+// reports) waits for the next period, and is no heartbeat; a kubelet that
+// gives no answer within the timeout is hung.
 func (f *podsAPIFeed) reconcile(ctx context.Context, changedPods *[]string) (bool, error) {
 	lctx, cancel := context.WithTimeout(ctx, f.s.cfg.Timeout)
 	defer cancel()
@@ -253,7 +256,7 @@ func (f *podsAPIFeed) reconcile(ctx context.Context, changedPods *[]string) (boo
 		if status.Code(err) == codes.DeadlineExceeded && ctx.Err() == nil {
 			return false, fmt.Errorf("kubelet Pods API %s: no answer within %s (a hung kubelet?)", f.s.cfg.PodsAPISocket, f.s.cfg.Timeout)
 		}
-		return false, nil
+		return false, fmt.Errorf("%w: %w", errListUnanswered, err)
 	}
 	listed := make(map[[sha256.Size]byte]string, len(f.listed))
 	changed := false
@@ -312,6 +315,11 @@ func (f *podsAPIFeed) take(b []byte) (uid string, took bool, err error) {
 	f.revise(uid)
 	return uid, true, nil
 }
+
+// errListUnanswered is a list the kubelet refused or did not finish
+// (rate-limited, initializing, a closing connection): the watch goes on, and
+// the list is no heartbeat.
+var errListUnanswered = errors.New("the kubelet did not answer the list")
 
 // failed says why the watch ended: nothing when podlife is stopping, else
 // the stream's error in one line.

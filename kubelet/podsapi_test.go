@@ -374,19 +374,29 @@ func TestPodsAPIReconcile(t *testing.T) {
 // quiet node's pods must not go stale (they did: every pod Unknown, "kubelet
 // unreachable", 10 s into a quiet spell, seen by the fleet harness).
 func TestPodsAPIQuietKubelet(t *testing.T) {
+	first, st := heartbeats(t, false)
+	if !st.Health.LastSuccess.After(first.Health.LastSuccess) {
+		t.Fatalf("last success %s after a heartbeat list, still the first answer's %s", st.Health.LastSuccess, first.Health.LastSuccess)
+	}
+}
+
+// heartbeats follows a quiet kubelet of one pod, its lists refused
+// (rate-limited) or not, until two heartbeat lists were made after the first
+// answer, and returns the state at the first answer and then.
+func heartbeats(t *testing.T, refused bool) (first, then State) {
+	t.Helper()
 	f := newFakePodsAPI()
 	p := &fixtures.Build().Pods.Items[0]
 	f.initial = []*podsv1alpha1.WatchPodsEvent{event(t, podsv1alpha1.EventType_ADDED, p), {Type: podsv1alpha1.EventType_INITIAL_SYNC_COMPLETE}}
-	f.list = []*corev1.Pod{p}
+	f.list, f.limited = []*corev1.Pod{p}, refused
 	path := serveGRPC(t, func(s *grpc.Server) { podsv1alpha1.RegisterPodsServer(s, f) })
 	s := startSource(t, Config{URL: "http://127.0.0.1:1", PodsAPISocket: path, LinkInterval: -1})
-	first := waitFor(t, s, "up", func(st State) bool { return st.Health.Up && len(st.Pods) == 1 })
+	first = waitFor(t, s, "up", func(st State) bool { return st.Health.Up && len(st.Pods) == 1 })
 	lists := func() int { f.mu.Lock(); defer f.mu.Unlock(); return f.lists }
 	n := lists()
-	waitFor(t, s, "a heartbeat list that changed nothing", func(State) bool { return lists() > n+1 })
-	if st := s.State(); !st.Health.LastSuccess.After(first.Health.LastSuccess) {
-		t.Fatalf("last success %s after a heartbeat list, still the first answer's %s", st.Health.LastSuccess, first.Health.LastSuccess)
-	}
+	// The list after the next is made a period after the next was handled.
+	waitFor(t, s, "two heartbeat lists", func(State) bool { return lists() > n+1 })
+	return first, s.State()
 }
 
 // TestPodsAPIHungKubelet: a kubelet whose socket accepts but which answers
@@ -623,5 +633,15 @@ func BenchmarkPodsAPIListUnchanged(b *testing.B) {
 		if changed, err := f.reconcile(ctx, new([]string)); err != nil || changed {
 			b.Fatal(changed, err)
 		}
+	}
+}
+
+// TestPodsAPIRefusedListIsNoHeartbeat: a list the kubelet refuses
+// (rate-limited) says nothing of its health: the watch goes on, and the last
+// success stays the last answer's (a refused list once counted as one).
+func TestPodsAPIRefusedListIsNoHeartbeat(t *testing.T) {
+	first, st := heartbeats(t, true)
+	if !st.Health.LastSuccess.Equal(first.Health.LastSuccess) || st.Health.Mode != ModePodsAPI {
+		t.Fatalf("after refused lists: last success %s (the first answer's %s), mode %s", st.Health.LastSuccess, first.Health.LastSuccess, st.Health.Mode)
 	}
 }
